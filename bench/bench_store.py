@@ -1,0 +1,344 @@
+"""Benchmark the late-interaction page store: edge vs qdrant-client local mode vs numpy.
+
+Not a test. Run::
+
+    .venv/bin/python bench/bench_store.py --pages 10000
+    .venv/bin/python bench/bench_store.py --pages 100000 --local-cap 10000
+
+Data: synthetic ColPali-shaped pages. A page is a 32x32 patch grid (+6 special tokens,
+1,030 x 128 before pooling) cut into 64 blocks of 4x4 patches; each block shows either
+background (8 shared directions) or a concept of the page's topic (topics draw concepts
+Zipf-like from a shared vocabulary), perturbed per page. Pooling is the group mean of
+each block (64 vectors per page). By default the pooled vectors are generated directly
+(the mean of 16 patches = block + noise/4); ``--full-tokens`` generates all 1,030 tokens
+per page and pools them, which is slower and statistically the same. Queries take some
+content blocks of a random page plus a few generic query tokens.
+
+Ground truth: exact MaxSim (numpy, float32) over all pages. The store runs
+mean-vector prefetch (``--prefetch`` candidates) -> MaxSim rescoring on float16 multivectors.
+Build and peak RSS are measured in a subprocess that streams the pages in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from retrievers.base import CollectionSpec, Point, VectorQuery, VectorSpec  # noqa: E402
+
+logger = logging.getLogger("bench_store")
+
+CHUNK = 1000
+COLLECTION = "bench_pages"
+
+
+@dataclass(frozen=True)
+class Synth:
+    pages: int
+    tokens: int = 64
+    dim: int = 128
+    topics: int = 0  # 0: one topic per 50 pages
+    concepts: int = 4096
+    seed: int = 7
+    full_tokens: bool = False
+
+    @property
+    def n_topics(self) -> int:
+        return self.topics or max(20, self.pages // 50)
+
+    def spec(self) -> CollectionSpec:
+        return CollectionSpec(
+            COLLECTION,
+            (
+                VectorSpec("mean", "dense", self.dim, quantize=True),
+                VectorSpec("colpali", "multi", self.dim, datatype="float16"),
+            ),
+        )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _world(cfg: Synth) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(cfg.seed)
+    concepts = _unit(rng.normal(size=(cfg.concepts, cfg.dim))).astype(np.float32)
+    background = _unit(rng.normal(size=(8, cfg.dim))).astype(np.float32)
+    topic_concepts = rng.integers(0, cfg.concepts, size=(cfg.n_topics, 48))
+    generic = _unit(rng.normal(size=(4, cfg.dim))).astype(np.float32)
+    return concepts, background, topic_concepts, generic
+
+
+def gen_chunk(cfg: Synth, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pages ``index*CHUNK ...``: pooled multivectors (n, tokens, dim) float16 and a content mask."""
+    concepts, background, topic_concepts, _ = _world(cfg)
+    n = min(CHUNK, cfg.pages - index * CHUNK)
+    rng = np.random.default_rng([cfg.seed, index])
+    topics = rng.integers(0, cfg.n_topics, size=n)
+    zipf = 1.0 / np.arange(1, 49)
+    which = rng.choice(48, size=(n, cfg.tokens), p=zipf / zipf.sum())
+    content = rng.random(size=(n, cfg.tokens)) > 0.35
+    base = np.where(
+        content[..., None],
+        concepts[topic_concepts[topics[:, None], which]],
+        background[rng.integers(0, 8, size=(n, cfg.tokens))],
+    )
+    blocks = _unit(base + 0.7 * rng.normal(size=base.shape).astype(np.float32) / np.sqrt(cfg.dim))
+    if cfg.full_tokens:  # 1,024 patches (16 per block) + 6 special tokens, then group-mean pooling
+        patches = blocks[:, :, None, :] + rng.normal(size=(n, cfg.tokens, 16, cfg.dim)).astype(np.float32) / np.sqrt(cfg.dim)
+        patches = _unit(patches)
+        _special = rng.normal(size=(n, 6, cfg.dim))  # generated like the model's, dropped by pooling
+        pooled = _unit(patches.mean(axis=2))
+    else:
+        pooled = _unit(blocks + rng.normal(size=blocks.shape).astype(np.float32) / (4 * np.sqrt(cfg.dim)))
+    return pooled.astype(np.float16), content
+
+
+def make_queries(cfg: Synth, count: int) -> list[np.ndarray]:
+    _, _, _, generic = _world(cfg)
+    rng = np.random.default_rng([cfg.seed, 999_999])
+    pages = rng.integers(0, cfg.pages, size=count)
+    noise = rng.normal(size=(count, 10, cfg.dim)).astype(np.float32) / np.sqrt(cfg.dim)
+    queries: list[np.ndarray] = [np.empty(0)] * count
+    for index in sorted({int(p) // CHUNK for p in pages}):
+        multi, content = gen_chunk(cfg, index)
+        for k in np.flatnonzero(pages // CHUNK == index):
+            j = int(pages[k]) % CHUNK
+            toks = multi[j].astype(np.float32)[content[j]]
+            pick = toks[rng.choice(len(toks), size=min(10, len(toks)), replace=False)]
+            q = _unit(pick + 0.6 * noise[k, : len(pick)])
+            queries[k] = np.concatenate([q, generic]).astype(np.float32)
+    return queries
+
+
+def point_id(i: int) -> str:
+    return str(uuid.UUID(int=i + 1))
+
+
+def points_of_chunk(cfg: Synth, index: int) -> list[Point]:
+    multi, _ = gen_chunk(cfg, index)
+    start = index * CHUNK
+    return [
+        Point(point_id(start + j), {"mean": _unit(m.astype(np.float32).mean(0)), "colpali": m},
+              {"doc_id": f"doc{(start + j) // 300}", "page": (start + j) % 300 + 1, "kind": "page"})
+        for j, m in enumerate(multi)
+    ]  # fmt: skip
+
+
+def _chunks(cfg: Synth) -> range:
+    return range((cfg.pages + CHUNK - 1) // CHUNK)
+
+
+# -- build (runs in a child process so its peak RSS is its own) ---------------------------
+
+
+def build(backend: str, cfg: Synth, folder: str, optimize: bool) -> dict:
+    from retrievers.store import EdgeStore, QdrantServerStore
+
+    t0 = time.perf_counter()
+    store = EdgeStore(folder) if backend == "edge" else QdrantServerStore(location=":memory:")
+    store.ensure_collection(cfg.spec())
+    gen_s = 0.0
+    for index in _chunks(cfg):
+        g = time.perf_counter()
+        points = points_of_chunk(cfg, index)
+        gen_s += time.perf_counter() - g
+        store.upsert(COLLECTION, points)
+    upsert_s = time.perf_counter() - t0 - gen_s
+    opt_s = 0.0
+    if optimize and backend == "edge":
+        o = time.perf_counter()
+        store.optimize(COLLECTION)
+        opt_s = time.perf_counter() - o
+    store.close()
+    total = time.perf_counter() - t0 - gen_s
+    return {"build_s": total, "upsert_s": upsert_s, "optimize_s": opt_s, "gen_s": gen_s,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+
+
+def query_store(backend: str, cfg: Synth, folder: str, queries: list, prefetch: int, truth: list) -> dict:
+    """Open the store (in this process), time rescored queries, compute recall@10."""
+    from retrievers.store import EdgeStore, QdrantServerStore
+
+    if backend == "edge":
+        store = EdgeStore(folder)
+    else:  # local mode lives in memory: rebuild it here (its build is measured separately)
+        store = QdrantServerStore(location=":memory:")
+        store.ensure_collection(cfg.spec())
+        for index in _chunks(cfg):
+            store.upsert(COLLECTION, points_of_chunk(cfg, index))
+    t = time.perf_counter()
+    store.count(COLLECTION)
+    open_s = time.perf_counter() - t
+    times, recalls = [], []
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        hits = store.rescored(COLLECTION, VectorQuery("mean", _unit(q.mean(0)), prefetch), VectorQuery("colpali", q), 10)
+        dt = time.perf_counter() - t
+        if i >= 3:  # warm-up
+            times.append(dt)
+        recalls.append(len({h.id for h in hits} & set(truth[i])) / 10)
+    store.close()
+    return {"p50_ms": 1000 * float(np.median(times)), "p95_ms": 1000 * float(np.percentile(times, 95)),
+            "recall10": float(np.mean(recalls)), "open_s": open_s}  # fmt: skip
+
+
+def exact_maxsim(cfg: Synth, queries: list) -> tuple[list[list[str]], float]:
+    """Exact top-10 by MaxSim over every page, and the p50 of one exact query (numpy peer).
+
+    The peer holds all pooled vectors in RAM as float32 (the stored float16 values, upcast once).
+    """
+    docs = np.concatenate([gen_chunk(cfg, i)[0] for i in _chunks(cfg)]).astype(np.float32)
+    flat = docs.reshape(-1, cfg.dim)
+
+    def scores_of(q: np.ndarray) -> np.ndarray:
+        out = np.empty(cfg.pages, dtype=np.float32)
+        step = 4096  # pages per matmul, bounds the temporary
+        for s in range(0, cfg.pages, step):
+            e = min(cfg.pages, s + step)
+            sim = flat[s * cfg.tokens : e * cfg.tokens] @ q.T  # (pages*tokens, qt)
+            out[s:e] = sim.reshape(e - s, cfg.tokens, -1).max(axis=1).sum(axis=1)
+        return out
+
+    truth, times = [], []
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        row = scores_of(q)
+        if i < 8:
+            times.append(time.perf_counter() - t)
+        truth.append([point_id(int(j)) for j in np.argsort(-row)[:10]])
+    return truth, 1000 * float(np.median(times))
+
+
+def _child(args: argparse.Namespace) -> None:
+    cfg = Synth(**json.loads(args.child_cfg))
+    if args.child == "build":
+        out = build(args.backend, cfg, args.folder, args.optimize)
+    else:
+        data = json.loads(Path(args.child_queries).read_text())
+        queries = [np.asarray(q, dtype=np.float32) for q in data["queries"]]
+        out = query_store(args.backend, cfg, args.folder, queries, args.prefetch, data["truth"])
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def _spawn(mode: str, backend: str, cfg: Synth, folder: str, args: argparse.Namespace, extra: list[str]) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--backend", backend, "--child-cfg", json.dumps(asdict(cfg)),
+           "--folder", folder, "--prefetch", str(args.prefetch), *extra]  # fmt: skip
+    if args.optimize:
+        cmd.append("--optimize")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{mode} {backend} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=10_000)
+    ap.add_argument("--tokens", type=int, default=64, help="pooled vectors per page")
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--prefetch", type=int, default=300, help="mean-vector candidates rescored by MaxSim")
+    ap.add_argument("--local-cap", type=int, default=10_000, help="largest size run through qdrant-client local mode")
+    ap.add_argument("--optimize", action="store_true", help="run the edge optimizer after the upserts")
+    ap.add_argument("--full-tokens", action="store_true", help="generate 1,030 tokens per page, then pool")
+    ap.add_argument("--keep", type=Path, default=None, help="build the edge store here and keep it")
+    ap.add_argument("--child", choices=["build", "query"], help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default="edge", help=argparse.SUPPRESS)
+    ap.add_argument("--child-cfg", help=argparse.SUPPRESS)
+    ap.add_argument("--child-queries", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return _child(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = Synth(pages=args.pages, tokens=args.tokens, full_tokens=args.full_tokens)
+    work = Path(tempfile.mkdtemp(prefix="bench_store_"))
+    folder = args.keep or work / "edge"
+    if folder.exists():
+        shutil.rmtree(folder)
+
+    t = time.perf_counter()
+    queries = make_queries(cfg, args.queries)
+    truth, numpy_ms = exact_maxsim(cfg, queries)
+    logger.info("exact MaxSim truth for %d queries over %d pages: %.0f ms/query (gen+truth %.1f s)",
+                len(queries), cfg.pages, numpy_ms, time.perf_counter() - t)  # fmt: skip
+    qfile = work / "queries.json"
+    qfile.write_text(json.dumps({"queries": [q.tolist() for q in queries], "truth": truth}))
+
+    edge_build = _spawn("build", "edge", cfg, str(folder), args, [])
+    disk = du(folder)
+    logger.info("edge build: %s, %.1f KiB/page", edge_build, disk / cfg.pages / 1024)
+    edge_q = _spawn("query", "edge", cfg, str(folder), args, ["--child-queries", str(qfile)])
+    logger.info("edge query: %s", edge_q)
+
+    local_pages = min(cfg.pages, args.local_cap)
+    local_cfg = Synth(**{**asdict(cfg), "pages": local_pages})
+    if local_pages < cfg.pages:  # its own queries and truth at its size
+        lq = make_queries(local_cfg, min(args.queries, 20))
+        ltruth, _ = exact_maxsim(local_cfg, lq)
+        lfile = work / "queries_local.json"
+        lfile.write_text(json.dumps({"queries": [q.tolist() for q in lq], "truth": ltruth}))
+    else:
+        lfile = qfile
+    local_build = _spawn("build", "qdrant-local", local_cfg, "", args, [])
+    local_q = _spawn("query", "qdrant-local", local_cfg, "", args, ["--child-queries", str(lfile)])
+    logger.info("qdrant-client local mode (%d pages): build %s query %s", local_pages, local_build, local_q)
+
+    _report(cfg, args, edge_build, edge_q, disk, local_pages, local_build, local_q, numpy_ms)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _report(cfg, args, eb, eq, disk, local_pages, lb, lq, numpy_ms) -> None:
+    kib = disk / cfg.pages / 1024
+    note = "" if local_pages == cfg.pages else f" (capped at {local_pages:,} pages)"
+    rows = [
+        ("pages", f"{cfg.pages:,}", f"{local_pages:,}{note}", f"{cfg.pages:,}"),
+        ("query p50 ms", f"{eq['p50_ms']:.2f}", f"{lq['p50_ms']:.1f}", f"{numpy_ms:.1f}"),
+        ("query p95 ms", f"{eq['p95_ms']:.2f}", f"{lq['p95_ms']:.1f}", "-"),
+        ("recall@10 vs exact", f"{eq['recall10']:.3f}", f"{lq['recall10']:.3f}", "1.000"),
+        ("build s", f"{eb['build_s']:.1f}", f"{lb['build_s']:.1f}", "-"),
+        ("peak RSS MB (build)", f"{eb['peak_rss_mb']:.0f}", f"{lb['peak_rss_mb']:.0f}", "-"),
+        ("KiB/page on disk", f"{kib:.1f}", "(memory)", f"{cfg.tokens * cfg.dim * 2 / 1024:.1f} (f16 raw)"),
+        ("open s", f"{eq['open_s']:.2f}", "-", "-"),
+    ]
+    print()
+    print(f"store benchmark: {cfg.pages:,} pages x {cfg.tokens} pooled x {cfg.dim}-d, prefetch {args.prefetch}, "
+          f"optimize={args.optimize}, full_tokens={cfg.full_tokens}")  # fmt: skip
+    print(f"{'':24}{'edge (mmrag)':>16}{'qdrant-client local':>34}{'numpy exact MaxSim':>22}")
+    for name, *cols in rows:
+        print(f"{name:24}{cols[0]:>16}{cols[1]:>34}{cols[2]:>22}")
+    print()
+    print(f"edge p50 speed-up vs numpy exact: {numpy_ms / eq['p50_ms']:.0f}x; "
+          f"vs qdrant-client local mode: {lq['p50_ms'] / eq['p50_ms']:.0f}x{note}")  # fmt: skip
+    targets = [("p50 <= 10 ms", eq["p50_ms"] <= 10), ("recall@10 >= 0.99", eq["recall10"] >= 0.99),
+               ("<= 16 KiB/page", kib <= 16), ("build <= 120 s", eb["build_s"] <= 120),
+               ("peak RSS <= 4 GB", eb["peak_rss_mb"] <= 4096)]  # fmt: skip
+    print("targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in targets))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""mmrag beside the tools a user would pick instead, scored by the same code in the same run.
+
+    .venv/bin/python bench/peers.py [--questions Q.jsonl] [--docs DIR] [--systems mmrag,bm25,llamaindex]
+
+Each system runs in its own subprocess (so peak RSS is its own): it ingests the
+documents, answers every question with a ranked page list, and the parent scores all
+of them with ``rag.eval`` (recall@1, recall@5, MRR@10, nDCG@5). Printed: one table with
+quality, ingest pages/s, query p50 and peak RSS, plus ratios against mmrag.
+
+Peers:
+- ``bm25``: BM25 (rank_bm25's BM25Okapi) over each page's text layer, as extracted by PyMuPDF;
+- ``llamaindex``: llama-index's default pipeline (SimpleDirectoryReader -> VectorStoreIndex,
+  default splitter) with the same bundled all-MiniLM-L6-v2, nodes mapped to physical pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pdfs(docs: Path) -> list[Path]:
+    return sorted(p for p in docs.iterdir() if p.suffix.lower() == ".pdf")
+
+
+def run_bm25(docs: Path, questions: list[str], workdir: Path) -> dict:
+    import pymupdf
+    from rank_bm25 import BM25Okapi
+
+    t0 = time.perf_counter()
+    keys, corpus = [], []
+    for pdf in _pdfs(docs):
+        with pymupdf.open(pdf) as doc:
+            for i, page in enumerate(doc, 1):
+                keys.append((pdf.name, i))
+                corpus.append(re.findall(r"\w+", page.get_text().lower()))
+    index = BM25Okapi(corpus)
+    ingest_s = time.perf_counter() - t0
+    ranked, lat = [], []
+    for q in questions:
+        t = time.perf_counter()
+        scores = index.get_scores(re.findall(r"\w+", q.lower()))
+        top = sorted(range(len(scores)), key=lambda i: -scores[i])[:10]
+        lat.append(time.perf_counter() - t)
+        ranked.append([keys[i] for i in top])
+    return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "pages": len(keys)}
+
+
+def run_llamaindex(docs: Path, questions: list[str], workdir: Path) -> dict:
+    import logging
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    from retrievers.embedders.text import resolve_source
+
+    embed = HuggingFaceEmbedding(model_name=resolve_source("all-MiniLM-L6-v2"), device="cpu")
+    t0 = time.perf_counter()
+    documents = SimpleDirectoryReader(str(docs), required_exts=[".pdf"]).load_data()
+    counters: dict[str, int] = {}
+    for d in documents:  # the reader yields one document per page, in order: physical page = position
+        name = d.metadata["file_name"]
+        counters[name] = counters.get(name, 0) + 1
+        d.metadata["physical_page"] = counters[name]
+        d.excluded_embed_metadata_keys.append("physical_page")
+        d.excluded_llm_metadata_keys.append("physical_page")
+    index = VectorStoreIndex.from_documents(documents, embed_model=embed)
+    ingest_s = time.perf_counter() - t0
+    retriever = index.as_retriever(similarity_top_k=30)
+    ranked, lat = [], []
+    for q in questions:
+        t = time.perf_counter()
+        nodes = retriever.retrieve(q)
+        lat.append(time.perf_counter() - t)
+        pages: list[tuple[str, int]] = []
+        for n in nodes:
+            key = (n.node.metadata["file_name"], int(n.node.metadata["physical_page"]))
+            if key not in pages:
+                pages.append(key)
+        ranked.append(pages[:10])
+    return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "pages": sum(counters.values())}
+
+
+def run_mmrag(docs: Path, questions: list[str], workdir: Path) -> dict:
+    from rag.kb import KnowledgeBase
+
+    t0 = time.perf_counter()
+    with KnowledgeBase.open(workdir / "kb", create=True) as kb:
+        reports = kb.ingest([docs], progress=False)
+        ingest_s = time.perf_counter() - t0
+        kb.search(questions[0], top_k=10)  # warm-up
+        ranked, lat = [], []
+        for q in questions:
+            t = time.perf_counter()
+            result = kb.search(q, top_k=10)
+            lat.append(time.perf_counter() - t)
+            ranked.append([(h.source, h.page) for h in result.hits])
+    return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "pages": sum(r.pages for r in reports)}
+
+
+SYSTEMS = {"mmrag": run_mmrag, "bm25": run_bm25, "llamaindex": run_llamaindex}
+
+
+def child(system: str, docs: Path, questions_path: Path, out: Path) -> None:
+    from rag.eval import load_questions
+
+    questions = [q.question for q in load_questions(questions_path)]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = SYSTEMS[system](docs, questions, Path(tmp))
+    result["peak_rss_mb"] = _rss_mb()
+    out.write_text(json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=Path, default=EVAL / "questions.jsonl")
+    ap.add_argument("--docs", type=Path, default=EVAL / "docs")
+    ap.add_argument("--systems", default="mmrag,bm25,llamaindex")
+    ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.docs, args.questions, Path(args.child[1]))
+        return
+
+    from rag.eval import evaluate, load_questions, summarize
+
+    questions = load_questions(args.questions)
+    rows = {}
+    for system in args.systems.split(","):
+        with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
+            subprocess.run(cmd, check=True, env=env)
+            raw = json.loads(Path(fh.name).read_text())
+        answers = iter(zip(raw["ranked"], raw["latency_s"]))
+
+        def search(_q: str, answers=answers) -> tuple[list, None]:
+            ranked, _ = next(answers)
+            return [tuple(r) for r in ranked], None
+
+        results = evaluate(questions, search)
+        summary = summarize(results)
+        lat = sorted(raw["latency_s"])
+        rows[system] = {
+            **summary["overall"],
+            "ingest_pages_s": round(raw["pages"] / raw["ingest_s"], 2),
+            "query_p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+            "peak_rss_mb": round(raw["peak_rss_mb"], 1),
+        }
+    cols = ["recall@1", "recall@5", "mrr@10", "ndcg@5", "ingest_pages_s", "query_p50_ms", "peak_rss_mb"]
+    print(f"{'system':12s}" + "".join(f"{c:>16s}" for c in cols))
+    for system, row in rows.items():
+        print(f"{system:12s}" + "".join(f"{row[c]:>16}" for c in cols))
+    if "mmrag" in rows:
+        for system, row in rows.items():
+            if system == "mmrag":
+                continue
+            ratios = [f"{(rows['mmrag'][c] / row[c]) if row[c] else float('inf'):.2f}x" for c in cols]
+            print(f"{'mmrag/' + system:12s}" + "".join(f"{r:>16s}" for r in ratios))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

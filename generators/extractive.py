@@ -1,0 +1,230 @@
+"""The default generator: picks the evidence sentences that answer the question. No model.
+
+The evidence given (see :func:`generators.base.build_context`) is split into units: sentences
+of running text, and rows of markdown tables (a row is rendered with its header,
+``Month: March | Output: 420``). Each unit is scored against the question with BM25 whose
+IDF comes from the units themselves, so words that appear everywhere in the evidence count
+little. With an ``embedder`` (any object with ``embed_query(str)`` and
+``embed_documents(list[str])`` returning vectors, e.g. a sentence-transformers text embedder)
+the cosine similarity is blended in with weight ``semantic_weight``.
+
+The answer is the best unit plus up to ``max_sentences - 1`` more that score at least
+``min_ratio`` of the best, each followed by the ``[n]`` marker of the item it came from, and
+citations to those items (page and box). Deterministic: ties break by marker and position.
+When no unit shares a content word with the question (and no embedder says otherwise) the
+answer is :data:`generators.base.NO_ANSWER` without citations.
+
+:meth:`ExtractiveGenerator.complete` raises :class:`rag.errors.GeneratorError`: an extractive
+generator cannot complete free-form prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.errors import GeneratorError
+from rag.types import Answer, Hit
+
+from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
+from generators.citations import resolve_citations
+
+__all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize"]
+
+logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
+_STOPWORDS = frozenset(
+    "a an the of to in on at for and or but is are was were be been being by with from as it its this that these "
+    "those what which who whom whose how many much where when why does do did done has have had can could should "
+    "would will shall may might must i you he she we they me my your our their there here than then so such not no "
+    "yes if into onto about over under between per all any each some most more less very also only just show shows "
+    "tell give list describe explain please according document page".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased content words (letters or digits) without stopwords."""
+    return [w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A sentence or a table row of one context item."""
+
+    item: ContextItem
+    position: int
+    text: str
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_units(lines: list[str]) -> list[str]:
+    rows = [ln for ln in lines if not _TABLE_SEPARATOR.match(ln.strip())]
+    if not rows:
+        return []
+    header = _cells(rows[0])
+    units = []
+    for row in rows[1:]:
+        cells = _cells(row)
+        if len(cells) == len(header) and any(header):
+            units.append(" | ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells)))
+        else:
+            units.append(" | ".join(cells))
+    return units or [" | ".join(header)]
+
+
+def split_units(text: str) -> list[str]:
+    """Split evidence text into sentences and table rows (markdown ``| a | b |`` lines)."""
+    units: list[str] = []
+    prose: list[str] = []
+    table: list[str] = []
+
+    def flush_prose() -> None:
+        joined = re.sub(r"-\s*\n\s*(?=[a-z])", "", "\n".join(prose))
+        joined = " ".join(joined.split())
+        units.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
+        prose.clear()
+
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            if prose:
+                flush_prose()
+            table.append(line)
+            continue
+        if table:
+            units.extend(_table_units(table))
+            table.clear()
+        if not line.strip():
+            flush_prose()
+        else:
+            prose.append(line)
+    if table:
+        units.extend(_table_units(table))
+    flush_prose()
+    return units
+
+
+def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    n = len(docs)
+    avg = sum(len(d) for d in docs) / n if n else 0.0
+    df = Counter(t for d in docs for t in set(d))
+    scores = []
+    for doc in docs:
+        tf = Counter(doc)
+        s = 0.0
+        for t in set(query):
+            if tf[t]:
+                idf = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                s += idf * tf[t] * (k1 + 1) / (tf[t] + k1 * (1 - b + b * len(doc) / (avg or 1.0)))
+        scores.append(s)
+    return scores
+
+
+def _cosines(embedder: Any, question: str, texts: list[str]) -> list[float]:
+    import numpy as np
+
+    q = np.asarray(embedder.embed_query(question), dtype=np.float32).reshape(-1)
+    d = np.asarray(embedder.embed_documents(texts), dtype=np.float32).reshape(len(texts), -1)
+    q = q / (np.linalg.norm(q) or 1.0)
+    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    return [float(x) for x in d @ q]
+
+
+class ExtractiveGenerator:
+    """Answers with the best-matching evidence sentences and their citations. No model needed."""
+
+    name = "extractive"
+
+    def __init__(
+        self,
+        *,
+        embedder: Any | None = None,
+        semantic_weight: float = 0.5,
+        max_sentences: int = 3,
+        min_ratio: float = 0.5,
+        max_items: int = 8,
+    ) -> None:
+        if embedder is not None and not (hasattr(embedder, "embed_query") and hasattr(embedder, "embed_documents")):
+            raise TypeError("embedder must have embed_query(str) and embed_documents(list[str])")
+        if not 0.0 <= semantic_weight <= 1.0:
+            raise ValueError(f"semantic_weight must be within 0..1, got {semantic_weight}")
+        if max_sentences < 1:
+            raise ValueError(f"max_sentences must be >= 1, got {max_sentences}")
+        self.embedder = embedder
+        self.semantic_weight = semantic_weight if embedder is not None else 0.0
+        self.max_sentences = max_sentences
+        self.min_ratio = min_ratio
+        self.max_items = max_items
+
+    def load(self) -> ExtractiveGenerator:
+        """Nothing to load; present for symmetry with model-based generators."""
+        return self
+
+    def select(self, question: str, items: Sequence[ContextItem]) -> list[tuple[Unit, float]]:
+        """The chosen units with their scores, best first."""
+        units = [Unit(item, i, text) for item in items for i, text in enumerate(split_units(item.text))]
+        if not units:
+            return []
+        query = tokenize(question)
+        lexical = _bm25(query, [tokenize(u.text) for u in units])
+        top = max(lexical)
+        scores = [s / top if top > 0 else 0.0 for s in lexical]
+        if self.embedder is not None and self.semantic_weight > 0:
+            cos = _cosines(self.embedder, question, [u.text for u in units])
+            w = self.semantic_weight
+            scores = [(1 - w) * s + w * max(c, 0.0) for s, c in zip(scores, cos)]
+        ranked = sorted(range(len(units)), key=lambda i: (-scores[i], units[i].item.marker, units[i].position))
+        best = scores[ranked[0]]
+        if best <= 0 or (top <= 0 and self.embedder is None):
+            return []
+        chosen = [i for i in ranked[: self.max_sentences] if scores[i] >= self.min_ratio * best and scores[i] > 0]
+        return [(units[i], scores[i]) for i in chosen]
+
+    def _chunks(self, question: str, items: Sequence[ContextItem]) -> Iterator[str]:
+        chosen = self.select(question, items)
+        if not chosen:
+            yield NO_ANSWER
+            return
+        for i, (unit, _) in enumerate(chosen):
+            text, end = (unit.text[:-1], unit.text[-1]) if unit.text[-1] in ".!?" else (unit.text, ".")
+            yield ("" if i == 0 else " ") + f"{text} [{unit.item.marker}]{end}"
+
+    def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str]:
+        """The answer text in pieces (one per sentence)."""
+        yield from self._chunks(question, build_context(hits, max_items=self.max_items))
+
+    def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer:
+        watch = Stopwatch()
+        items = build_context(hits, max_items=self.max_items)
+        raw = "".join(watch.iterate(self._chunks(question, items), on_token))
+        result = resolve_citations(raw, items)
+        watch.lap("generate")
+        logger.info(
+            "extractive answer: %d evidence item(s), %d citation(s), %.3fs",
+            len(items), len(result.citations), watch.timings["generate"],
+        )
+        return Answer(
+            question=question,
+            text=result.text,
+            citations=result.citations,
+            hits=tuple(hits),
+            timings=watch.timings,
+            generator=self.name,
+        )
+
+    def complete(self, prompt: str) -> str:
+        """Always raises :class:`rag.errors.GeneratorError`: there is no model to complete prompts."""
+        raise GeneratorError(
+            "the extractive generator cannot complete free-form prompts (it has no language model); "
+            "use the 'local' or 'openai' generator for an LLM router"
+        )

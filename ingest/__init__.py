@@ -1,0 +1,35 @@
+"""Ingestion: PDFs and images -> pages, text blocks, chunks, figures, tables, captions.
+
+``open_document`` streams one document page by page; ``inspect_batch`` reads many files
+and reports each outcome; ``make_samples`` writes the demo documents. Heavy libraries
+(PyMuPDF, Pillow, rapidocr) are imported only when a document is opened.
+"""
+
+from ingest._quality import TextQuality, assess_text
+from ingest.batch import (
+    iter_files,
+    inspect_batch,
+    inspect_file,
+    inspect_json,
+    inspect_summary,
+    summarize_reports,
+)
+from ingest.reader import DocumentReader, open_document
+from ingest.samples import make_samples
+
+__all__ = [
+    "DocumentReader",
+    "open_document",
+    "iter_files",
+    "inspect_file",
+    "inspect_batch",
+    "inspect_json",
+    "inspect_summary",
+    "summarize_reports",
+    "make_samples",
+    "assess_text",
+    "TextQuality",
+    "SUPPORTED_SUFFIXES",
+]
+
+from ingest._files import SUPPORTED_SUFFIXES  # noqa: E402

@@ -1,0 +1,77 @@
+"""Checks on an input path before any engine touches it: readable, size, format by magic bytes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from rag.config import IngestConfig
+from rag.errors import (
+    EmptyDocumentError,
+    ResourceLimitError,
+    UnreadableFileError,
+    UnsupportedFormatError,
+)
+
+__all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "sniff_format", "check_file"]
+
+FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp"]
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
+_HEAD_BYTES = 1024
+
+
+def sniff_format(head: bytes) -> FileFormat | None:
+    """The format named by a file's first bytes, or None. PDFs may have junk before ``%PDF-``."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if b"%PDF-" in head[:_HEAD_BYTES]:
+        return "pdf"
+    return None
+
+
+def check_file(path: Path, config: IngestConfig) -> tuple[FileFormat, int]:
+    """Return (format, size in bytes) or raise the typed error that says why the file cannot be read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise UnreadableFileError(path, "no such file") from exc
+    except OSError as exc:  # permission on a parent, symlink loop, name too long
+        raise UnreadableFileError(path, f"cannot stat: {exc.strerror or exc}") from exc
+    if path.is_dir():
+        raise UnreadableFileError(path, "is a directory, expected a PDF or image file (folders go to iter_files)")
+    if st.st_size > config.max_file_bytes:
+        raise ResourceLimitError(
+            path, f"file is {st.st_size:,} bytes, above ingest.max_file_bytes={config.max_file_bytes:,}"
+        )
+    if st.st_size == 0:
+        raise EmptyDocumentError(path, "file is empty (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except PermissionError as exc:
+        raise UnreadableFileError(path, "permission denied") from exc
+    except OSError as exc:
+        raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    fmt = sniff_format(head)
+    if fmt is None:
+        suffix = path.suffix.lower() or "no extension"
+        raise UnsupportedFormatError(
+            path,
+            f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {head[:8]!r})",
+        )
+    return fmt, st.st_size
+
+
+def is_hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def readable(path: Path) -> bool:
+    return os.access(path, os.R_OK)

@@ -1,0 +1,99 @@
+"""An image file (PNG, JPEG, TIFF, WebP) read as a one-page document.
+
+Coordinates are pixels (one point = one pixel). The page image written to ``image_dir``
+is the image itself in the configured format, scaled down to at most ``MAX_SIDE`` pixels
+on its longer side; OCR runs on the full-resolution image.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from rag.config import IngestConfig
+from rag.errors import CorruptDocumentError, ResourceLimitError
+from rag.types import BBox, Figure, Page, PageContent, TextBlock
+
+from ingest._layout import make_chunks, reading_order
+from ingest._render import save_pil, suffix_for
+
+__all__ = ["open_image", "extract_image_page", "MAX_SIDE"]
+
+logger = logging.getLogger("ingest")
+MAX_SIDE = 4096
+
+
+def open_image(path: Path, config: IngestConfig) -> Any:
+    """Open an image lazily (header only) and check its size against ``max_page_pixels``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ResourceLimitError(path, f"image is a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptDocumentError(path, "image header cannot be decoded") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptDocumentError(path, f"image cannot be opened: {exc}") from exc
+    w, h = image.size
+    if w <= 0 or h <= 0:
+        image.close()
+        raise CorruptDocumentError(path, f"image has size {w}x{h}")
+    if w * h > config.max_page_pixels:
+        image.close()
+        raise ResourceLimitError(
+            path, f"image is {w}x{h} = {w * h:,} pixels, above ingest.max_page_pixels={config.max_page_pixels:,}"
+        )
+    return image
+
+
+def _load_rgb(image: Any, path: Path) -> Any:
+    try:
+        image.seek(0)
+        image.load()
+        return image.convert("RGB")
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error... on broken data
+        raise CorruptDocumentError(path, f"image data cannot be decoded: {exc}") from exc
+
+
+def extract_image_page(
+    image: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None
+) -> PageContent:
+    """The single page of an image document: OCR text, blocks, chunks, one whole-image figure."""
+    from ingest._pdf import group_ocr_lines
+
+    rgb = _load_rgb(image, path)
+    w, h = rgb.size
+    blocks = []
+    ocr = False
+    if config.ocr != "never":
+        from ingest._ocr import ocr_array
+
+        import numpy as np
+
+        lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in ocr_array(np.asarray(rgb))]
+        blocks = reading_order(group_ocr_lines(lines), float(w))
+        ocr = True
+    text_blocks = tuple(
+        TextBlock(doc_id, 1, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(blocks)
+    )
+    chunks = tuple(make_chunks(list(text_blocks), config.chunk_chars, config.chunk_overlap_chars))
+    text = "\n\n".join(b.text for b in text_blocks)
+    image_path = None
+    if out_dir is not None:
+        image_path = out_dir / f"page-0001{suffix_for(config)}"
+        small = rgb
+        if max(w, h) > MAX_SIDE:
+            small = rgb.copy()
+            small.thumbnail((MAX_SIDE, MAX_SIDE))
+        save_pil(small, image_path, config)
+    figure = Figure(
+        doc_id, 1, 0, "figure", BBox(0.0, 0.0, float(w), float(h)),
+        text=text, image_path=image_path, source="image",
+    )
+    page = Page(doc_id, 1, float(w), float(h), text, ocr, image_path=image_path, dpi=None, label=None)
+    return PageContent(page, text_blocks, chunks, (figure,))

@@ -1,0 +1,178 @@
+"""Pure layout functions: reading order of text blocks, chunking, caption detection.
+
+Boxes here are plain ``(x0, y0, x1, y1)`` tuples in points; no PDF engine is needed,
+so everything is testable with hand-made blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.types import BBox, TextBlock, TextChunk
+
+__all__ = ["RawBlock", "reading_order", "is_two_column", "make_chunks", "is_caption", "join_lines"]
+
+Box = tuple[float, float, float, float]
+
+# "Figure 3:", "Fig. 2.", "Table 1", "FIGURE 7-26.", "Table IV -", "Figure 13." ...
+# The keyword is case-insensitive; after the number we need punctuation, the end, or a
+# capitalised word, so that prose like "Figure 10 shows ..." is not a caption.
+_CAPTION = re.compile(
+    r"^\s*(?i:fig(?:ure)?s?\.?|tab(?:le)?\.?|chart|exhibit|plate|diagram|photo|image)\s*"
+    r"(?:\d+(?:[.\-–]\d+)*[a-z]?|[IVXLC]+)\s*(?:[:.\-–—|]|$|(?=[A-Z(\[\"“]))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """A block of text as the engine (or OCR) gave it: box, text, and its lines."""
+
+    bbox: Box
+    text: str
+    lines: tuple[tuple[Box, str], ...] = ()
+
+
+def is_caption(text: str) -> bool:
+    """True for text that starts like a figure or table caption."""
+    return bool(_CAPTION.match(text))
+
+
+def join_lines(lines: list[str]) -> str:
+    """Join wrapped lines into a paragraph, undoing end-of-line hyphenation of lowercase words."""
+    out = ""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if not out:
+            out = line
+        elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and line[:1].islower():
+            out = out[:-1] + line
+        else:
+            out = f"{out} {line}"
+    return out
+
+
+def is_two_column(blocks: list[RawBlock], page_width: float) -> bool:
+    """Both halves of the page hold a real share of the text in blocks confined to one half."""
+    mid, tol = page_width / 2, page_width * 0.02
+    total = sum(len(b.text) for b in blocks) or 1
+    left = [b for b in blocks if b.bbox[2] <= mid + tol]
+    right = [b for b in blocks if b.bbox[0] >= mid - tol]
+    share_l = sum(len(b.text) for b in left) / total
+    share_r = sum(len(b.text) for b in right) / total
+    return len(left) >= 2 and len(right) >= 2 and share_l >= 0.15 and share_r >= 0.15
+
+
+def reading_order(blocks: list[RawBlock], page_width: float) -> list[RawBlock]:
+    """Blocks in reading order: top to bottom; on two-column pages, left column then right
+    column between full-width blocks (headings, wide figures and captions)."""
+    if not blocks:
+        return []
+    by_y = sorted(blocks, key=lambda b: (round(b.bbox[1], 1), b.bbox[0]))
+    if not is_two_column(blocks, page_width):
+        return by_y
+    mid, tol = page_width / 2, page_width * 0.02
+    ordered: list[RawBlock] = []
+    left: list[RawBlock] = []
+    right: list[RawBlock] = []
+
+    def flush() -> None:
+        ordered.extend(left)
+        ordered.extend(right)
+        left.clear()
+        right.clear()
+
+    for b in by_y:
+        if b.bbox[2] <= mid + tol:
+            left.append(b)
+        elif b.bbox[0] >= mid - tol:
+            right.append(b)
+        else:
+            flush()
+            ordered.append(b)
+    flush()
+    return ordered
+
+
+def _split_long(text: str, limit: int) -> list[str]:
+    """Cut text into pieces of at most ``limit`` chars, preferring sentence then word ends."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "))
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut < limit // 4:
+            cut = limit - 1
+        pieces.append(rest[: cut + 1].strip())
+        rest = rest[cut + 1 :].strip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _tail(text: str, n: int) -> str:
+    """The last ~n characters of text, starting at a word boundary."""
+    if len(text) <= n:
+        return text
+    cut = text.find(" ", len(text) - n)
+    return text[cut + 1 :] if cut != -1 else text[-n:]
+
+
+def make_chunks(blocks: list[TextBlock], chunk_chars: int, overlap_chars: int) -> list[TextChunk]:
+    """Pack one page's blocks (in reading order) into chunks of about ``chunk_chars`` characters.
+
+    Consecutive chunks share about ``overlap_chars`` characters. Each chunk keeps the union
+    box of the blocks it came from and their boxes. Chunks never cross pages: call once
+    per page.
+    """
+    if not blocks:
+        return []
+    doc_id, page = blocks[0].doc_id, blocks[0].page
+    segments: list[tuple[str, BBox]] = []
+    for block in blocks:
+        for piece in _split_long(block.text, chunk_chars):
+            segments.append((piece, block.bbox))
+
+    chunks: list[TextChunk] = []
+    current: list[tuple[str, BBox]] = []
+
+    def size(items: list[tuple[str, BBox]]) -> int:
+        return sum(len(t) for t, _ in items) + max(len(items) - 1, 0)
+
+    def emit() -> None:
+        text = "\n".join(t for t, _ in current)
+        boxes: list[BBox] = []
+        for _, b in current:
+            if b not in boxes:
+                boxes.append(b)
+        union = boxes[0]
+        for b in boxes[1:]:
+            union = union.union(b)
+        chunks.append(TextChunk(doc_id, page, len(chunks), text, union, tuple(boxes)))
+
+    fresh = 0  # segments in ``current`` that no earlier chunk holds
+    for seg in segments:
+        if current and fresh and size(current) + 1 + len(seg[0]) > chunk_chars:
+            emit()
+            carried: list[tuple[str, BBox]] = []
+            budget = overlap_chars
+            for text, box in reversed(current):
+                if budget <= 0:
+                    break
+                part = _tail(text, budget)
+                carried.insert(0, (part, box))
+                budget -= len(part) + 1
+            # the overlap must leave room for the new segment
+            while carried and size(carried) + 1 + len(seg[0]) > chunk_chars:
+                carried.pop(0)
+            current = carried
+            fresh = 0
+        current.append(seg)
+        fresh += 1
+    if fresh:
+        emit()
+    return chunks

@@ -1,0 +1,71 @@
+"""OCR with rapidocr: one engine per process, created on first use, quiet and offline.
+
+rapidocr ships its ONNX models inside the wheel (``rapidocr/models``), so nothing is
+downloaded. Its own logger prints at INFO level by default; we create the engine at
+``error`` level.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import MissingDependencyError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["OcrLine", "get_engine", "ocr_array"]
+
+logger = logging.getLogger(__name__)
+_ENGINE: Any = None
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class OcrLine:
+    """One recognised line: box in the input image's pixels, text, confidence."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+    score: float
+
+
+def get_engine() -> Any:
+    """The process-wide RapidOCR engine (created once; later calls return the same object)."""
+    global _ENGINE
+    if _ENGINE is None:
+        with _LOCK:
+            if _ENGINE is None:
+                try:
+                    from rapidocr import RapidOCR
+                except ImportError as exc:
+                    raise MissingDependencyError("rapidocr", extra="ocr", purpose="OCR of scanned pages") from exc
+                _ENGINE = RapidOCR(params={"Global.log_level": "error"})
+                logger.debug("rapidocr engine created")
+    return _ENGINE
+
+
+def ocr_array(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
+    """OCR an RGB uint8 array (H, W, 3); lines in pixel coordinates of ``image``."""
+    engine = get_engine()
+    result = engine(image)
+    boxes = getattr(result, "boxes", None)
+    txts = getattr(result, "txts", None)
+    if boxes is None or txts is None or len(txts) == 0:
+        return []
+    scores = getattr(result, "scores", None) or [1.0] * len(txts)
+    lines: list[OcrLine] = []
+    for box, text, score in zip(boxes, txts, scores):
+        text = str(text).strip()
+        if not text or float(score) < min_score:
+            continue
+        xs = [float(p[0]) for p in box]
+        ys = [float(p[1]) for p in box]
+        lines.append(OcrLine(max(min(xs), 0.0), max(min(ys), 0.0), max(xs), max(ys), text, float(score)))
+    return lines

@@ -1,0 +1,305 @@
+"""Everything extracted from one PDF page: text blocks, chunks, OCR, figures, tables, captions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from rag.config import IngestConfig
+from rag.errors import MissingDependencyError, ResourceLimitError
+from rag.types import BBox, Figure, Page, PageContent, TextBlock
+
+from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, match_captions
+from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
+from ingest._quality import assess_text
+from ingest._render import fit_dpi, pixmap_to_array, pixmap_to_pil, save_pil, suffix_for
+
+__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables"]
+
+logger = logging.getLogger("ingest")
+Box = tuple[float, float, float, float]
+_DRAWN = {"fill-path", "stroke-path", "fill-shade"}
+_IMAGES = {"fill-image", "fill-imgmask"}
+_MAX_ELEMENTS = 20_000  # beyond this, a page is a vector drawing too busy to cluster element by element
+_MIN_OCR_FIGURE = (100.0, 50.0)  # points: smaller raster figures are not worth OCR
+_warned_missing_ocr = False
+
+
+def _box(b: Any) -> Box:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def _bbox(b: Box) -> BBox:
+    return BBox(b[0], b[1], max(b[2], b[0]), max(b[3], b[1]))
+
+
+def _text_blocks(page: Any) -> list[RawBlock]:
+    import pymupdf
+
+    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    blocks: list[RawBlock] = []
+    for b in page.get_text("dict", flags=flags)["blocks"]:
+        if b.get("type", 0) != 0:
+            continue
+        lines: list[tuple[Box, str]] = []
+        for line in b.get("lines", ()):
+            text = "".join(span["text"] for span in line.get("spans", ())).strip()
+            if text:
+                lines.append((_box(line["bbox"]), text))
+        text = join_lines([t for _, t in lines])
+        if text:
+            blocks.append(RawBlock(_box(b["bbox"]), text, tuple(lines)))
+    return blocks
+
+
+def group_ocr_lines(lines: list[tuple[Box, str]]) -> list[RawBlock]:
+    """Group OCR lines into paragraph blocks: a line joins the block above it when it
+    overlaps it horizontally and starts within ~0.8 line heights below its last line."""
+    groups: list[list[tuple[Box, str]]] = []
+    for box, text in sorted(lines, key=lambda lt: (lt[0][1], lt[0][0])):
+        height = box[3] - box[1]
+        for g in reversed(groups):
+            last = g[-1][0]
+            gap = box[1] - last[3]
+            overlap = min(box[2], last[2]) - max(box[0], last[0])
+            if -0.5 * height <= gap <= 0.8 * height and overlap > 0 and abs(box[0] - last[0]) < 4 * height:
+                g.append((box, text))
+                break
+        else:
+            groups.append([(box, text)])
+    blocks = []
+    for g in groups:
+        x0 = min(b[0] for b, _ in g)
+        y0 = min(b[1] for b, _ in g)
+        x1 = max(b[2] for b, _ in g)
+        y1 = max(b[3] for b, _ in g)
+        blocks.append(RawBlock((x0, y0, x1, y1), join_lines([t for _, t in g]), tuple(g)))
+    return blocks
+
+
+def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> list[tuple[Box, str]]:
+    """OCR the page (or a clip of it) rendered at ``ocr_dpi``; lines in page points.
+
+    The render is scaled down to stay within ``max_page_pixels`` (OCR of a huge page at a
+    lower resolution rather than a failure)."""
+    from ingest._ocr import ocr_array
+
+    import pymupdf
+
+    rect = pymupdf.Rect(clip) if clip else page.rect
+    dpi = fit_dpi(rect.width, rect.height, config.ocr_dpi, config.max_page_pixels)
+    pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
+    array = pixmap_to_array(pix)
+    del pix
+    scale = 72.0 / dpi
+    return [
+        ((rect.x0 + ln.x0 * scale, rect.y0 + ln.y0 * scale, rect.x0 + ln.x1 * scale, rect.y0 + ln.y1 * scale), ln.text)
+        for ln in ocr_array(array)
+    ]
+
+
+def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:
+    return "\n".join(t for _, t in _ocr_clip(page, clip, config))
+
+
+def _ocr_available(config: IngestConfig) -> bool:
+    global _warned_missing_ocr
+    try:
+        import rapidocr  # noqa: F401
+    except ImportError as exc:
+        if config.ocr == "always":
+            raise MissingDependencyError("rapidocr", extra="ocr", purpose="ingest.ocr='always'") from exc
+        if not _warned_missing_ocr:
+            logger.warning("rapidocr is not installed: pages without a usable text layer stay without text")
+            _warned_missing_ocr = True
+        return False
+    return True
+
+
+def _find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
+    """Tables as (box, markdown); a failure of the table finder costs the tables, not the page."""
+    try:
+        found = page.find_tables()
+    except Exception as exc:  # the finder is heuristic code; never let it sink the document
+        logger.warning("%s page %d: table detection failed (%s); tables skipped", path.name, n, exc)
+        return []
+    if found is None:
+        return []
+    out = []
+    for tab in found.tables:
+        try:
+            if tab.row_count < 2 or tab.col_count < 2:
+                continue
+            out.append((_box(tab.bbox), tab.to_markdown(clean=False).strip()))
+        except Exception as exc:  # noqa: BLE001 - same reason as above
+            logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
+    return out
+
+
+def may_have_tables(blocks: list[RawBlock], elements: list[Element]) -> bool:
+    """Cheap test before the (slow) table finder: ruling lines, a caption, or rows of cells.
+
+    Rows of cells: at least 3 y-positions where 3 or more separate text lines sit side by side.
+    Two-column prose has 2 per row and does not qualify.
+    """
+    rules = sum(
+        1 for e in elements if not e.is_image and min(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) < THIN
+        and max(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) >= 30
+    )
+    if rules >= 3 or any(is_caption(b.text) for b in blocks):
+        return True
+    rows: dict[int, int] = {}
+    for b in blocks:
+        for lb, _ in b.lines or ((b.bbox, b.text),):
+            key = round((lb[1] + lb[3]) / 4)  # 2-pt bins of the line centre
+            rows[key] = rows.get(key, 0) + 1
+    return sum(1 for c in rows.values() if c >= 3) >= 3
+
+
+def _elements(page: Any, config: IngestConfig, path: Path, n: int) -> list[Element]:
+    elements: list[Element] = []
+    images = 0
+    for kind, rect in page.get_bboxlog():
+        if kind in _IMAGES:
+            images += 1
+            if images > config.max_images_per_page:
+                continue
+            elements.append(Element(_box(rect), True))
+        elif kind in _DRAWN:
+            elements.append(Element(_box(rect), False))
+    if images > config.max_images_per_page:
+        logger.warning(
+            "%s page %d: %d images, above ingest.max_images_per_page=%d; the rest are ignored",
+            path.name, n, images, config.max_images_per_page,
+        )
+    if len(elements) > _MAX_ELEMENTS:
+        logger.warning("%s page %d: %d drawn elements; figure detection uses the first %d", path.name, n, len(elements), _MAX_ELEMENTS)
+        elements = elements[:_MAX_ELEMENTS]
+    return elements
+
+
+def _lines_in(box: Box, blocks: list[RawBlock]) -> list[str]:
+    """Text of the lines whose centre lies inside ``box``."""
+    out = []
+    for b in blocks:
+        for lb, text in b.lines or ((b.bbox, b.text),):
+            cx, cy = (lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2
+            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3]:
+                out.append(text)
+    return out
+
+
+def extract_pdf_page(
+    doc: Any, index: int, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None
+) -> PageContent:
+    """Extract one page (0-based ``index``) of an open PyMuPDF document."""
+    started = time.perf_counter()
+    n = index + 1
+    page = doc.load_page(index)
+    rect = page.rect
+    width, height = float(rect.width), float(rect.height)
+    pixels = (width * config.dpi / 72.0) * (height * config.dpi / 72.0)
+    if pixels > config.max_page_pixels:
+        raise ResourceLimitError(
+            path,
+            f"page {n} is {width:.0f}x{height:.0f} pt; at dpi={config.dpi} that is {pixels:,.0f} pixels, "
+            f"above ingest.max_page_pixels={config.max_page_pixels:,} (lower ingest.dpi or raise the limit)",
+        )
+    label = page.get_label() or None
+    page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
+
+    blocks = _text_blocks(page)
+    quality = assess_text("\n".join(b.text for b in blocks))
+    want_ocr = config.ocr == "always" or (config.ocr == "auto" and not quality.usable)
+    ocr = False
+    if want_ocr and _ocr_available(config):
+        if not quality.usable:
+            logger.debug("%s page %d: text layer %s (%s); running OCR", path.name, n, quality.verdict, quality.reason)
+        blocks = group_ocr_lines(_ocr_clip(page, None, config))
+        ocr = True
+    ordered = reading_order(blocks, width)
+    text_blocks = tuple(
+        TextBlock(doc_id, n, i, _bbox(b.bbox), b.text, ocr) for i, b in enumerate(ordered)
+    )
+    chunks = tuple(make_chunks(list(text_blocks), config.chunk_chars, config.chunk_overlap_chars))
+
+    # -- tables and figures ------------------------------------------------------------
+    elements = _elements(page, config, path, n)
+    tables: list[tuple[Box, str]] = []
+    if ordered and may_have_tables(ordered, elements):
+        tables = _find_tables(page, path, n)
+    body = [b for b in ordered if not is_caption(b.text)]  # captions are never part of a figure
+    all_lines = [ln for b in body for ln in (b.lines or ((b.bbox, b.text),))]
+    page_area = width * height
+    found: list[dict[str, Any]] = []
+    for box, markdown in tables:
+        found.append({"kind": "table", "source": "table", "box": box, "text": markdown})
+    for region in cluster_regions(elements, page_box, exclude=[t[0] for t in tables]):
+        core = region.bbox
+        if (core[2] - core[0]) * (core[3] - core[1]) >= 0.85 * page_area:
+            continue  # the page itself (a scan or a background), not a figure on it
+        box = grow_over_labels(core, all_lines)
+        w, h = box[2] - box[0], box[3] - box[1]
+        if w * h < config.min_figure_area or w < 20 or h < 20:
+            continue
+        if any(inside_share(box, t[0]) >= 0.5 for t in tables):
+            continue
+        inner = _lines_in(box, body)
+        source = region.source
+        if source == "vector" and region.n_drawings <= 4 and sum(len(t) for t in inner) >= 100:
+            continue  # a framed or shaded box of text, not a figure
+        found.append({"kind": "figure", "source": source, "box": box, "text": "\n".join(inner)})
+
+    captions = match_captions([f["box"] for f in found], ordered)
+    found_sorted = sorted(range(len(found)), key=lambda i: (round(found[i]["box"][1]), found[i]["box"][0]))
+    figures: list[Figure] = []
+    counters = {"figure": 0, "table": 0}
+    for i in found_sorted:
+        f = found[i]
+        box, kind, text = f["box"], f["kind"], f["text"]
+        if (
+            kind == "figure"
+            and f["source"] == "raster"
+            and config.ocr_figures
+            and config.ocr != "never"
+            and not ocr
+            and box[2] - box[0] >= _MIN_OCR_FIGURE[0]
+            and box[3] - box[1] >= _MIN_OCR_FIGURE[1]
+            and not assess_text(text).usable
+        ):
+            if time.perf_counter() - started > config.page_timeout_s:
+                logger.warning("%s page %d: over ingest.page_timeout_s, figure OCR skipped", path.name, n)
+            elif _ocr_available(config):
+                text = ocr_region(page, box, config)
+        counters[kind] += 1
+        image_path = None
+        if out_dir is not None:
+            tag = "fig" if kind == "figure" else "tab"
+            image_path = out_dir / f"p{n:04d}-{tag}{counters[kind]:02d}{suffix_for(config)}"
+            pix = page.get_pixmap(dpi=config.dpi, clip=box, alpha=False)
+            save_pil(pixmap_to_pil(pix), image_path, config)
+            del pix
+        cap = captions.get(i)
+        figures.append(
+            Figure(
+                doc_id, n, len(figures), kind, _bbox(box),
+                caption=cap.text if cap else None,
+                caption_bbox=_bbox(cap.bbox) if cap else None,
+                text=text, image_path=image_path, source=f["source"],
+            )
+        )
+
+    image_path = None
+    if out_dir is not None:
+        image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
+        pix = page.get_pixmap(dpi=config.dpi, alpha=False)
+        save_pil(pixmap_to_pil(pix), image_path, config)
+        del pix
+    page_text = "\n\n".join(b.text for b in text_blocks)
+    record = Page(
+        doc_id, n, width, height, page_text, ocr,
+        image_path=image_path, dpi=config.dpi if image_path else None, label=label,
+    )
+    return PageContent(record, text_blocks, chunks, tuple(figures))

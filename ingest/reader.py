@@ -1,0 +1,210 @@
+"""Open a PDF or an image and stream its pages one by one.
+
+::
+
+    with open_document("manual.pdf", IngestConfig(), image_dir=Path("kb/images")) as reader:
+        print(reader.info.page_count)
+        for content in reader.pages():
+            ...
+
+Only one page is alive at a time: no page object, pixmap or image is kept after its
+``PageContent`` is yielded. Every failure caused by the file itself is raised as a
+:class:`rag.errors.DocumentError` subclass naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag.config import IngestConfig
+from rag.errors import (
+    CorruptDocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    MmragError,
+    ResourceLimitError,
+    UnreadableFileError,
+)
+from rag.ids import sha256_file
+from rag.types import DocumentInfo, PageContent
+
+from ingest._files import check_file
+
+__all__ = ["DocumentReader", "open_document"]
+
+logger = logging.getLogger("ingest")
+_SHRINK_EVERY = 32  # pages between flushes of MuPDF's resource store
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    return logger.isEnabledFor(logging.INFO) if progress is None else progress
+
+
+class DocumentReader:
+    """A document opened for reading. Cheap to construct; :meth:`open` does the work.
+
+    Use as a context manager, or call :meth:`close`. ``info`` is available after ``open``.
+    """
+
+    def __init__(self, path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None) -> None:
+        self.path = Path(path)
+        self.config = IngestConfig() if config is None else config
+        self.image_dir = None if image_dir is None else Path(image_dir)
+        self._doc: Any = None
+        self._image: Any = None
+        self._info: DocumentInfo | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def open(self) -> DocumentReader:
+        """Check and open the file; idempotent. Raises a DocumentError subclass on a bad file."""
+        if self._info is not None:
+            return self
+        fmt, size = check_file(self.path, self.config)
+        try:
+            doc_id = sha256_file(self.path)
+        except OSError as exc:
+            raise UnreadableFileError(self.path, f"cannot read: {exc.strerror or exc}") from exc
+        if fmt == "pdf":
+            self._doc, title, count = self._open_pdf()
+            kind = "pdf"
+        else:
+            from ingest._image import open_image
+
+            self._image = open_image(self.path, self.config)
+            title, count, kind = None, 1, "image"
+        self._info = DocumentInfo(doc_id, self.path, self.path.name, kind, count, size, title)  # type: ignore[arg-type]
+        return self
+
+    def _open_pdf(self) -> tuple[Any, str | None, int]:
+        import pymupdf
+
+        path = self.path
+        try:
+            doc = pymupdf.open(path, filetype="pdf")
+        except Exception as exc:  # MuPDF raises FileDataError / RuntimeError subclasses
+            raise CorruptDocumentError(path, f"PDF cannot be opened: {exc}") from exc
+        try:
+            if doc.needs_pass:
+                password = self.config.password
+                if password is None:
+                    raise EncryptedDocumentError(path, "PDF is encrypted; set ingest.password to open it")
+                if not doc.authenticate(password):
+                    raise EncryptedDocumentError(path, "PDF is encrypted and ingest.password is wrong")
+            count = doc.page_count
+            if count == 0:
+                if doc.is_repaired:
+                    raise CorruptDocumentError(path, "PDF is broken: MuPDF repaired it and found no pages")
+                raise EmptyDocumentError(path, "PDF has no pages")
+            if count > self.config.max_pages:
+                raise ResourceLimitError(
+                    path, f"PDF has {count:,} pages, above ingest.max_pages={self.config.max_pages:,}"
+                )
+            title = (doc.metadata or {}).get("title") or None
+        except BaseException:
+            doc.close()
+            raise
+        return doc, title, count
+
+    def close(self) -> None:
+        if self._doc is not None:
+            self._doc.close()
+            self._doc = None
+        if self._image is not None:
+            self._image.close()
+            self._image = None
+
+    def __enter__(self) -> DocumentReader:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def info(self) -> DocumentInfo:
+        if self._info is None:
+            self.open()
+        assert self._info is not None
+        return self._info
+
+    def pages(self, progress: bool | None = None) -> Iterator[PageContent]:
+        """Yield one :class:`PageContent` per page, in order (physical page 1, 2, ...).
+
+        ``progress`` shows a tqdm bar; ``None`` shows it when the ``ingest`` logger is at
+        INFO or below.
+        """
+        info = self.info
+        if self._doc is None and self._image is None:
+            raise UnreadableFileError(self.path, "document is closed")
+        out_dir = None if self.image_dir is None else self.image_dir / info.doc_id
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=info.page_count, desc=info.name, unit="page", disable=not _progress_enabled(progress), leave=False)
+        started = time.perf_counter()
+        stats = {"ocr": 0, "figure": 0, "table": 0}
+        try:
+            for index in range(info.page_count):
+                content = self._extract(index, info, out_dir)
+                stats["ocr"] += int(content.page.ocr)
+                for f in content.figures:
+                    stats[f.kind] += 1
+                bar.update(1)
+                yield content
+        finally:
+            bar.close()
+        logger.info(
+            "ingested %s: %d pages (%d OCR), %d figures, %d tables in %.1f s",
+            info.name, info.page_count, stats["ocr"], stats["figure"], stats["table"], time.perf_counter() - started,
+        )
+
+    def page(self, number: int) -> PageContent:
+        """Extract one page by its physical 1-based number (for previews and spot checks)."""
+        info = self.info
+        if not 1 <= number <= info.page_count:
+            raise IndexError(f"{self.path}: page {number} out of range 1..{info.page_count}")
+        if self._doc is None and self._image is None:
+            raise UnreadableFileError(self.path, "document is closed")
+        out_dir = None if self.image_dir is None else self.image_dir / info.doc_id
+        return self._extract(number - 1, info, out_dir)
+
+    def _extract(self, index: int, info: DocumentInfo, out_dir: Path | None) -> PageContent:
+        try:
+            if self._image is not None:
+                from ingest._image import extract_image_page
+
+                return extract_image_page(self._image, info.doc_id, self.path, self.config, out_dir)
+            from ingest._pdf import extract_pdf_page
+
+            content = extract_pdf_page(self._doc, index, info.doc_id, self.path, self.config, out_dir)
+            if (index + 1) % _SHRINK_EVERY == 0:
+                import pymupdf
+
+                pymupdf.TOOLS.store_shrink(100)
+            return content
+        except MmragError:
+            raise
+        except MemoryError as exc:
+            raise ResourceLimitError(self.path, f"page {index + 1}: out of memory") from exc
+        except OSError as exc:
+            if out_dir is not None and exc.filename and str(exc.filename).startswith(str(out_dir)):
+                raise  # cannot write the image folder: not the document's fault
+            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {exc}") from exc
+        except Exception as exc:  # engine errors on a broken page
+            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {exc}") from exc
+
+
+def open_document(
+    path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None
+) -> DocumentReader:
+    """Open a PDF or an image file for streaming extraction (also a context manager).
+
+    ``image_dir`` given: page images (at ``config.dpi``, format ``config.image_format``) go
+    to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to
+    ``image_dir/<doc_id>/p0001-fig01.webp`` / ``p0001-tab01.webp``. ``None``: nothing is
+    written (inspect mode); everything else is still extracted.
+    """
+    return DocumentReader(path, config, image_dir).open()

@@ -1,0 +1,168 @@
+"""The knowledge base's provenance manifest and its document registry.
+
+``manifest.json`` records what built the vectors (embedder names, revisions and
+dimensions, vector specs, DPI, pooling, library versions). Opening a knowledge base
+with other models fails with a message that names the difference.
+
+``documents.json`` records every document and its state. A document becomes
+visible only when its record says ``complete``; a crash mid-way leaves it
+``pending`` and the next ingest redoes it (point ids are deterministic, so redoing
+never duplicates). Both files are written atomically (temp file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from rag.errors import EmbedderMismatchError, StoreError
+
+__all__ = ["Manifest", "DocumentRecord", "DocumentRegistry", "write_json_atomic", "library_versions"]
+
+MANIFEST_VERSION = 1
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader (or a crash) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{path}: corrupt knowledge-base file ({exc}); restore it or rebuild the knowledge base") from exc
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("mmrag", "pymupdf", "qdrant-edge-py", "qdrant-client", "sentence-transformers", "transformers", "colpali-engine", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+#: Provenance keys that must match for vectors to be comparable.
+_IDENTITY_KEYS = ("name", "source", "family", "dimension", "fingerprint", "pool_factor", "pooling", "k1", "b", "avg_len", "language")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What built a knowledge base."""
+
+    models: dict[str, dict[str, Any]]
+    collections: dict[str, list[dict[str, Any]]]
+    ingest: dict[str, Any]
+    store: dict[str, Any]
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+    created: float = field(default_factory=time.time)
+    version: int = MANIFEST_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = _read_json(path)
+        known = {k: data[k] for k in ("models", "collections", "ingest", "store", "model_settings", "versions", "created", "version") if k in data}
+        return cls(**known)
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, asdict(self))
+
+    def check_models(self, wanted: dict[str, dict[str, Any]], where: Path) -> None:
+        """Raise :class:`EmbedderMismatchError` when ``wanted`` differs from what built the index."""
+        problems = []
+        for role in sorted(set(self.models) | set(wanted)):
+            have, want = self.models.get(role), wanted.get(role)
+            if (have is None) != (want is None):
+                problems.append(f"{role}: built with {_describe(have)}, asked for {_describe(want)}")
+                continue
+            if have is None or want is None:
+                continue
+            for key in _IDENTITY_KEYS:
+                if key in have and key in want and have[key] != want[key]:
+                    problems.append(f"{role}: {key} was {have[key]!r}, now {want[key]!r}")
+        if problems:
+            raise EmbedderMismatchError(
+                f"{where}: this knowledge base was built with other models ({'; '.join(problems)}). "
+                "Open it with the models it was built with, or build a new knowledge base in another folder."
+            )
+
+
+def _describe(prov: dict[str, Any] | None) -> str:
+    return "nothing" if prov is None else str(prov.get("name") or prov.get("source"))
+
+
+@dataclass
+class DocumentRecord:
+    doc_id: str
+    name: str
+    path: str
+    pages: int
+    kind: str
+    status: Literal["pending", "complete"]
+    size_bytes: int = 0
+    title: str | None = None
+    points: dict[str, int] = field(default_factory=dict)
+    ingested_at: float = 0.0
+    seconds: float = 0.0
+
+
+class DocumentRegistry:
+    """The documents of a knowledge base, persisted in ``documents.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        raw = _read_json(path) if path.exists() else {"documents": {}}
+        self._docs: dict[str, DocumentRecord] = {k: DocumentRecord(**v) for k, v in raw.get("documents", {}).items()}
+
+    def _save(self) -> None:
+        write_json_atomic(self.path, {"documents": {k: asdict(v) for k, v in self._docs.items()}})
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        return self._docs.get(doc_id)
+
+    def all(self) -> list[DocumentRecord]:
+        return sorted(self._docs.values(), key=lambda r: (r.name, r.doc_id))
+
+    def complete(self) -> list[DocumentRecord]:
+        return [r for r in self.all() if r.status == "complete"]
+
+    def by_path(self, path: str) -> DocumentRecord | None:
+        return next((r for r in self._docs.values() if r.path == path), None)
+
+    def put(self, record: DocumentRecord) -> None:
+        self._docs[record.doc_id] = record
+        self._save()
+
+    def remove(self, doc_id: str) -> None:
+        if self._docs.pop(doc_id, None) is not None:
+            self._save()
+
+    def find(self, key: str) -> list[DocumentRecord]:
+        """Documents matching a doc id (or unique prefix of 8+ chars), a file name or a path."""
+        if key in self._docs:
+            return [self._docs[key]]
+        name_hits = [r for r in self._docs.values() if key in (r.name, r.path) or Path(r.path).name == key]
+        if name_hits:
+            return name_hits
+        if len(key) >= 8:
+            return [r for k, r in self._docs.items() if k.startswith(key)]
+        return []

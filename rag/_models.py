@@ -1,0 +1,83 @@
+"""Build the configured models, routers, rerankers and generators (the composition root)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rag.config import Config, ModelsConfig
+
+__all__ = ["build_embedders", "build_router_for", "build_reranker_for", "build_generator_for"]
+
+log = logging.getLogger("mmrag.models")
+
+
+def build_embedders(models: ModelsConfig) -> Any:
+    """Construct and load every configured embedder (an idempotent, explicit load)."""
+    from retrievers import registry
+    from retrievers.corpora import Embedders
+
+    started = time.perf_counter()
+    common = {"device": models.device, "batch_size": models.batch_size}
+    text = registry.build(models.text, "text", **common)
+    sparse = registry.build(models.sparse, "sparse") if models.sparse else None
+    image = registry.build(models.image, "image", **common) if models.image else None
+    late = (
+        registry.build(models.late_interaction, "late_interaction", pool_factor=models.pool_factor, **common)
+        if models.late_interaction
+        else None
+    )
+    for model in (text, image, late):
+        if model is not None:
+            model.load()
+    log.info("models loaded in %.1f s", time.perf_counter() - started)
+    return Embedders(text=text, sparse=sparse, image=image, late=late)
+
+
+def build_router_for(kind: str, embedders: Any, config: Config) -> Any:
+    from retrievers.router import build_router
+
+    completer = None
+    if kind == "llm":
+        completer = build_generator_for(config.ask.generator, embedders, config)
+    return build_router(kind, embedder=embedders.text, completer=completer, top_k=max(config.ask.top_k * 4, 20))
+
+
+def build_reranker_for(kind: str, embedders: Any, config: Config) -> Any:
+    from retrievers.rerank import build_reranker
+
+    options: dict[str, Any] = {}
+    if kind == "late-interaction":
+        if embedders.late is None:
+            from rag.errors import ConfigError
+
+            raise ConfigError(
+                "reranker 'late-interaction' needs a late-interaction model: set models.late_interaction "
+                "(e.g. colqwen2 or a local folder) when building the knowledge base"
+            )
+        options["embedder"] = embedders.late
+    elif kind in ("cross-encoder", "vlm"):
+        if not config.ask.reranker_model:
+            from rag.errors import ConfigError
+
+            raise ConfigError(f"reranker {kind!r} needs a model: set ask.reranker_model (hub id or folder)")
+        options["model"] = config.ask.reranker_model
+        options["device"] = config.models.device
+    return build_reranker(kind, **options)
+
+
+def build_generator_for(kind: str, embedders: Any, config: Config) -> Any:
+    from generators import build_generator
+
+    ask = config.ask
+    options: dict[str, Any] = {}
+    if kind == "extractive":
+        options["embedder"] = embedders.text
+    elif kind == "local":
+        options["model"] = ask.generator_model
+        options["device"] = config.models.device
+    elif kind == "openai":
+        options["model"] = ask.api_model
+        options["base_url"] = ask.api_base
+    return build_generator(kind, **options)

@@ -1,0 +1,118 @@
+"""Asking: route -> hybrid search per corpus -> page fusion -> rerank -> (generate)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.errors import QueryError
+from rag.types import Hit, Route
+from retrievers.base import CollectionSpec, Filter, VectorStore
+from retrievers.corpora import Embedders
+from retrievers.search import encode_query, fuse_pages, search_corpus
+
+__all__ = ["SearchResult", "Searcher", "check_question"]
+
+log = logging.getLogger("mmrag.search")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    question: str
+    route: Route
+    hits: tuple[Hit, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "route": route_json(self.route),
+            "hits": [hit_json(h) for h in self.hits],
+            "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
+        }
+
+
+def route_json(route: Route) -> dict[str, Any]:
+    return {
+        "corpora": list(route.corpora),
+        "weights": {c: round(w, 4) for c, w in zip(route.corpora, route.weights)},
+        "top_k": route.top_k,
+        "reason": route.reason,
+        "router": route.router,
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "source": hit.source,
+        "doc_id": hit.doc_id,
+        "page": hit.page,
+        "label": hit.label,
+        "score": hit.score,
+        "corpus": hit.corpus,
+        "bbox": hit.bbox.as_list() if hit.bbox else None,
+        "image_path": str(hit.image_path) if hit.image_path else None,
+        "evidence": [
+            {
+                "corpus": e.corpus,
+                "kind": e.kind,
+                "score": round(e.score, 6),
+                "bbox": e.bbox.as_list() if e.bbox else None,
+                "text": e.text[:300],
+            }
+            for e in hit.evidence[:5]
+        ],
+    }
+
+
+def check_question(question: str, max_chars: int) -> str:
+    q = (question or "").strip()
+    if not q:
+        raise QueryError("the question is empty: ask something, e.g. mmrag ask \"what does figure 2 show?\"")
+    if len(q) > max_chars:
+        raise QueryError(f"the question is {len(q)} characters long; the limit is {max_chars} (ask.max_question_chars)")
+    return q
+
+
+class Searcher:
+    """Runs one question through router, corpora, fusion and reranker."""
+
+    def __init__(self, store: VectorStore, specs: dict[str, CollectionSpec], embedders: Embedders, router: Any, reranker: Any) -> None:
+        self.store = store
+        self.specs = specs
+        self.embedders = embedders
+        self.router = router
+        self.reranker = reranker
+
+    def search(self, question: str, top_k: int, flt: Filter | None = None, visible: Sequence[str] | None = None) -> SearchResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        route: Route = self.router.route(question)
+        timings["route"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        qv = encode_query(question, self.embedders)
+        timings["encode"] = time.perf_counter() - t1
+        if visible is not None:
+            flt = _restrict(flt, visible)
+        t2 = time.perf_counter()
+        depth = max(top_k * 4, route.top_k)
+        results = {c: search_corpus(self.store, self.specs[c], qv, depth, flt) for c in route.corpora if route.weight(c) > 0}
+        hits = fuse_pages(results, route, limit=max(top_k * 3, 20))
+        timings["retrieve"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        hits = list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k]
+        timings["rerank"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
+        return SearchResult(question, route, tuple(hits), timings)
+
+
+def _restrict(flt: Filter | None, visible: Sequence[str]) -> Filter:
+    """Only complete documents are searchable; intersect with the caller's document filter."""
+    if flt is None:
+        return Filter(doc_ids=tuple(visible))
+    wanted = tuple(d for d in (flt.doc_ids or visible) if d in set(visible))
+    return Filter(doc_ids=wanted, page_range=flt.page_range, equals=flt.equals)

@@ -1,0 +1,372 @@
+"""The ``mmrag`` command line.
+
+Exit codes: 0 success; 1 an expected failure (message on stderr, no traceback);
+2 a batch where some files failed (each failure reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rag.config import Config, load_config
+from rag.errors import MmragError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("mmrag.cli")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    if getattr(args, "no_progress", False) or getattr(args, "json", False) and not sys.stderr.isatty():
+        return False
+    return sys.stderr.isatty()
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _config(args: argparse.Namespace) -> Config | None:
+    """The user's config file (if any) with command-line overrides applied."""
+    overrides: dict[str, Any] = {}
+    for flag, key in (
+        ("router", "ask__router"),
+        ("reranker", "ask__reranker"),
+        ("reranker_model", "ask__reranker_model"),
+        ("generator", "ask__generator"),
+        ("generator_model", "ask__generator_model"),
+        ("api_base", "ask__api_base"),
+        ("api_model", "ask__api_model"),
+        ("text_model", "models__text"),
+        ("image_model", "models__image"),
+        ("late_model", "models__late_interaction"),
+        ("dpi", "ingest__dpi"),
+        ("ocr", "ingest__ocr"),
+        ("password", "ingest__password"),
+        ("backend", "store__backend"),
+        ("url", "store__url"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    if getattr(args, "config", None) is None and not overrides:
+        return None
+    return load_config(getattr(args, "config", None), **overrides)
+
+
+def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
+    from rag.kb import KnowledgeBase
+
+    config = _config(args)
+    kb_path = Path(args.kb)
+    if config is not None and (kb_path / "manifest.json").exists():
+        # An existing knowledge base keeps its models, store and ingest settings;
+        # the command line and config file choose how to ask.
+        base = KnowledgeBase.open(kb_path).config
+        config = replace(base, ask=config.ask)
+    return KnowledgeBase.open(kb_path, config, create=create)
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ingest import inspect_json, inspect_summary, open_document
+
+    config = _config(args) or Config()
+    status = 0
+    outputs = []
+    for path in args.files:
+        try:
+            with open_document(Path(path), config.ingest, image_dir=Path(args.images) if args.images else None) as reader:
+                contents = list(reader.pages(progress=_progress(args)))
+                info = reader.info
+        except MmragError as exc:
+            status = 2
+            outputs.append({"path": str(path), "error": str(exc), "error_type": type(exc).__name__})
+            if not args.json:
+                sys.stderr.write(f"error: {exc}\n")
+            continue
+        if args.json:
+            outputs.append(inspect_json(info, contents))
+        else:
+            sys.stdout.write(inspect_summary(info, contents) + "\n")
+    if args.json:
+        _emit(outputs[0] if len(outputs) == 1 else outputs)
+    return status
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    def report(r: Any) -> None:
+        if not args.json:
+            mark = {"indexed": "indexed  ", "unchanged": "unchanged", "failed": "FAILED   "}[r.status]
+            tail = f"  {r.error}" if r.error else f"  {r.pages} pages"
+            sys.stderr.write(f"{mark} {r.path}{tail}\n")
+
+    with _open_kb(args, create=True) as kb:
+        reports = kb.ingest(args.paths, progress=_progress(args), on_report=report)
+    failed = [r for r in reports if not r.ok]
+    if args.json:
+        _emit(
+            {
+                "documents": [
+                    {"path": str(r.path), "doc_id": r.doc_id, "status": r.status, "pages": r.pages, "error": r.error, "error_type": r.error_type}
+                    for r in reports
+                ]
+            }
+        )
+    else:
+        n = {s: sum(1 for r in reports if r.status == s) for s in ("indexed", "unchanged", "failed")}
+        sys.stderr.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['failed']} failed\n")
+    if not reports:
+        sys.stderr.write("error: no PDF or image files found in the given paths\n")
+        return 1
+    return 2 if failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        info = kb.info()
+        docs = kb.documents()
+    if args.json:
+        info["document_list"] = [{"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages} for d in docs]
+        _emit(info)
+    else:
+        sys.stdout.write(f"{info['path']}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
+        for corpus, c in info["corpora"].items():
+            sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
+        for d in docs:
+            sys.stdout.write(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {d.name}\n")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        removed = kb.delete(args.doc)
+    for r in removed:
+        sys.stderr.write(f"deleted {r.doc_id[:12]} {r.name}\n")
+    return 0
+
+
+def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    pages = None
+    if args.pages:
+        lo, _, hi = args.pages.partition("-")
+        pages = (int(lo), int(hi or lo))
+    return {"top_k": args.top_k, "documents": args.doc or None, "pages": pages}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        result = kb.search(args.question, **_search_kwargs(args))
+    if args.json:
+        _emit(result.to_json())
+        return 0
+    route = result.route
+    sys.stdout.write(f"route: {', '.join(f'{c}={w:.2f}' for c, w in zip(route.corpora, route.weights))} ({route.reason})\n")
+    for i, hit in enumerate(result.hits, 1):
+        label = f" (printed {hit.label})" if hit.label and hit.label != str(hit.page) else ""
+        snippet = (hit.evidence[0].text if hit.evidence else "").replace("\n", " ")[:100]
+        sys.stdout.write(f"{i:2d}. {hit.source} p.{hit.page}{label}  score {hit.score:.4f}  [{hit.corpus}]  {snippet}\n")
+    return 0
+
+
+def _citations_json(answer: Any) -> list[dict[str, Any]]:
+    return [
+        {"marker": c.marker, "source": c.source, "doc_id": c.doc_id, "page": c.page, "label": c.label, "bbox": c.bbox.as_list() if c.bbox else None, "text": c.text}
+        for c in answer.citations
+    ]
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag._searcher import hit_json, route_json
+
+    stream = None if args.json else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
+    with _open_kb(args) as kb:
+        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream)
+    if args.json:
+        _emit(
+            {
+                "question": answer.question,
+                "answer": answer.text,
+                "citations": _citations_json(answer),
+                "route": route_json(answer.route) if answer.route else None,
+                "hits": [hit_json(h) for h in answer.hits],
+                "generator": answer.generator,
+                "timings_ms": {k: round(v * 1000, 2) for k, v in answer.timings.items()},
+            }
+        )
+        return 0
+    if not answer.text.endswith("\n"):
+        sys.stdout.write("\n")
+    if answer.citations:
+        sys.stdout.write("\nSources:\n")
+        for c in answer.citations:
+            box = ", ".join(f"{v:.0f}" for v in c.bbox.as_list()) if c.bbox else "whole page"
+            label = f", printed page {c.label}" if c.label and c.label != str(c.page) else ""
+            sys.stdout.write(f"  [{c.marker}] {c.source}, page {c.page}{label}, box [{box}]\n")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from retrievers.registry import list_models
+
+    rows = list_models()
+    if args.json:
+        _emit(rows)
+        return 0
+    sys.stdout.write(f"{'name':18s} {'family':22s} {'role':17s} {'dim':>5s}  {'offline':7s} hub id\n")
+    for r in rows:
+        sys.stdout.write(
+            f"{r['name']:18s} {r['family']:22s} {r['role']:17s} {str(r['dimension'] or '-'):>5s}  "
+            f"{'bundled' if r['bundled'] else 'hub':7s} {r['hub_id'] or '-'}\n"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.eval import misses_report, run_eval
+
+    summary, results, reports = run_eval(
+        args.questions, args.docs, args.kb, config=_config(args), top_k=args.top_k, progress=_progress(args)
+    )
+    failed = [r for r in reports if not r.ok]
+    for r in failed:
+        sys.stderr.write(f"FAILED {r.path}: {r.error}\n")
+    if args.report:
+        Path(args.report).write_text(json.dumps({"summary": summary, "misses": misses_report(results)}, indent=2), encoding="utf-8")
+    if args.json:
+        _emit(summary)
+        return 0
+    o = summary["overall"]
+    sys.stdout.write(f"{summary['questions']} questions   recall@1 {o['recall@1']:.3f}  recall@5 {o['recall@5']:.3f}  "
+                     f"mrr@10 {o['mrr@10']:.3f}  ndcg@5 {o['ndcg@5']:.3f}\n")
+    for t, m in summary["by_type"].items():
+        sys.stdout.write(f"  {t:8s} ({m['questions']:3d})  recall@1 {m['recall@1']:.3f}  recall@5 {m['recall@5']:.3f}  "
+                         f"mrr@10 {m['mrr@10']:.3f}  ndcg@5 {m['ndcg@5']:.3f}\n")
+    sys.stdout.write(f"route accuracy {summary['route_accuracy']}   latency p50 {summary['latency_ms']['p50']} ms, "
+                     f"p95 {summary['latency_ms']['p95']} ms\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rag._demo import run_demo
+
+    return run_demo(Path(args.dir), question=args.question, progress=_progress(args))
+
+
+# -- parser -------------------------------------------------------------------------------
+def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
+    if kb:
+        p.add_argument("--kb", required=True, help="knowledge-base folder")
+    p.add_argument("--config", help="TOML config file ([ingest], [models], [store], [ask])")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_ask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="number of page hits (default 5)")
+    p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
+    p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
+    p.add_argument("--reranker-model", help="hub id or folder of the reranker model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over PDFs and images, cited to the page and the box.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show what ingestion extracts from files, without indexing")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--images", help="also write page images and crops to this folder")
+    p.add_argument("--dpi", type=int)
+    p.add_argument("--ocr", choices=["auto", "never", "always"])
+    p.add_argument("--password")
+    _add_common(p, kb=False)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("ingest", help="add files and folders to a knowledge base")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--dpi", type=int)
+    p.add_argument("--ocr", choices=["auto", "never", "always"])
+    p.add_argument("--password")
+    p.add_argument("--text-model", help="text embedder (name or folder); default all-MiniLM-L6-v2")
+    p.add_argument("--image-model", help="image embedder for figures (e.g. clip-vit-b-32 or a folder)")
+    p.add_argument("--late-model", help="late-interaction model for pages (e.g. colqwen2 or a folder)")
+    p.add_argument("--backend", choices=["edge", "qdrant"])
+    p.add_argument("--url", help="Qdrant server URL (with --backend qdrant)")
+    _add_common(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("info", help="documents, pages and points of a knowledge base")
+    _add_common(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("delete", help="remove a document (doc id, file name or path)")
+    p.add_argument("doc")
+    _add_common(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("search", help="page-level hits for a question")
+    _add_ask_options(p)
+    p.add_argument("--doc", action="append", help="restrict to a document (repeatable)")
+    p.add_argument("--pages", help="restrict to a physical page range, e.g. 3-7")
+    _add_common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    _add_ask_options(p)
+    p.add_argument("--generator", choices=["extractive", "local", "openai"])
+    p.add_argument("--generator-model", help="local VLM (hub id or folder) for --generator local")
+    p.add_argument("--api-base", help="OpenAI-compatible base URL for --generator openai")
+    p.add_argument("--api-model", help="model name at the API")
+    _add_common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="score page retrieval on questions with gold pages")
+    p.add_argument("--questions", required=True, help="JSON lines: {id, doc_id, question, gold_pages, type}")
+    p.add_argument("--docs", required=True, help="folder of the documents the questions are about")
+    p.add_argument("--kb", default=".mmrag-eval-kb", help="knowledge base to build or reuse (default .mmrag-eval-kb)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--report", help="write per-question misses (what was retrieved instead) to this JSON file")
+    p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
+    p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
+    p.add_argument("--config", help="TOML config file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("models", help="list the model registry")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="generate sample documents, build a knowledge base, ask a question")
+    p.add_argument("--dir", default=".mmrag-demo", help="where the samples and the knowledge base go")
+    p.add_argument("--question", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except MmragError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Configuration records. Cheap to build, validated on construction, frozen."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from rag.errors import ConfigError
+
+__all__ = ["IngestConfig", "ModelsConfig", "StoreConfig", "AskConfig", "Config", "load_config"]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How documents are read.
+
+    ``ocr``: ``"auto"`` runs OCR on pages whose text layer is empty or garbled and on
+    raster figures; ``"never"`` turns it off; ``"always"`` OCRs every page.
+    """
+
+    dpi: int = 110
+    image_format: Literal["webp", "png", "jpeg"] = "webp"
+    image_quality: int = 80
+    ocr: Literal["auto", "never", "always"] = "auto"
+    ocr_dpi: int = 144
+    ocr_figures: bool = True
+    chunk_chars: int = 900
+    chunk_overlap_chars: int = 150
+    min_figure_area: float = 2500.0
+    max_file_bytes: int = 2 * 1024**3
+    max_pages: int = 20_000
+    max_page_pixels: int = 60_000_000
+    max_images_per_page: int = 500
+    page_timeout_s: float = 60.0
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 18 <= self.dpi <= 600:
+            raise ConfigError(f"ingest.dpi must be within 18..600, got {self.dpi}")
+        if not 18 <= self.ocr_dpi <= 600:
+            raise ConfigError(f"ingest.ocr_dpi must be within 18..600, got {self.ocr_dpi}")
+        if self.ocr not in ("auto", "never", "always"):
+            raise ConfigError(f"ingest.ocr must be auto, never or always, got {self.ocr!r}")
+        if self.image_format not in ("webp", "png", "jpeg"):
+            raise ConfigError(f"ingest.image_format must be webp, png or jpeg, got {self.image_format!r}")
+        if self.chunk_chars < 100 or not 0 <= self.chunk_overlap_chars < self.chunk_chars:
+            raise ConfigError(
+                "ingest.chunk_chars must be >= 100 and 0 <= chunk_overlap_chars < chunk_chars, "
+                f"got {self.chunk_chars}/{self.chunk_overlap_chars}"
+            )
+        for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_images_per_page"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """Which models embed each corpus. ``None`` turns that vector off.
+
+    Names resolve through the model registry (``mmrag models``) or are local folders.
+    """
+
+    text: str = "all-MiniLM-L6-v2"
+    sparse: str | None = "bm25"
+    image: str | None = None
+    late_interaction: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+    pool_factor: int = 3
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where vectors live: ``edge`` (embedded, in the knowledge-base folder) or ``qdrant``.
+
+    With ``qdrant``, ``url`` points at a server or cluster; ``location=":memory:"`` or a
+    ``path`` uses qdrant-client's local mode (same API, for tests and small setups).
+    """
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    url: str | None = None
+    api_key: str | None = None
+    location: str | None = None
+    path: str | None = None
+    collection_prefix: str = "mmrag"
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("edge", "qdrant"):
+            raise ConfigError(f"store.backend must be edge or qdrant, got {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class AskConfig:
+    """How questions are answered."""
+
+    router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "hybrid"
+    reranker: str = "none"
+    reranker_model: str | None = None
+    generator: str = "extractive"
+    generator_model: str | None = None
+    api_base: str | None = None
+    api_model: str | None = None
+    top_k: int = 5
+    max_question_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class Config:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    ask: AskConfig = field(default_factory=AskConfig)
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read a TOML file with ``[ingest]``, ``[models]``, ``[store]``, ``[ask]`` tables."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{p}: config file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    sections = {"ingest": IngestConfig, "models": ModelsConfig, "store": StoreConfig, "ask": AskConfig}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {unknown}; known: {sorted(sections)}")
+    built = {name: _section(cls, data.get(name, {}), f"{path or 'config'} [{name}]") for name, cls in sections.items()}
+    config = Config(**built)
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if section not in sections or not name:
+            raise ConfigError(f"override {key!r} must look like section__name")
+        config = replace(config, **{section: replace(getattr(config, section), **{name: value})})
+    return config

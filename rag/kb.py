@@ -1,0 +1,284 @@
+"""The knowledge-base facade: open a folder, ingest files, search, ask, delete.
+
+::
+
+    from rag import KnowledgeBase
+    with KnowledgeBase.open("kb", create=True) as kb:
+        kb.ingest(["docs/"])
+        answer = kb.ask("What does figure 2 show?")
+        for c in answer.citations:
+            print(c.source, c.page, c.bbox)
+
+Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.json``
+(documents and their state), ``images/<doc_id>/`` (page images and crops), ``store/``
+(the embedded Qdrant engine; absent with a server backend).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from rag._manifest import DocumentRecord, DocumentRegistry, Manifest
+from rag._searcher import SearchResult, Searcher, check_question
+from rag.config import Config
+from rag.errors import ConfigError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError
+from rag.types import CORPORA, Answer, FileReport
+
+__all__ = ["KnowledgeBase", "SearchResult"]
+
+log = logging.getLogger("mmrag")
+
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.json"
+
+
+class KnowledgeBase:
+    """One knowledge base in one folder. Cheap to construct; models load on first use."""
+
+    def __init__(self, path: Path, config: Config, manifest: Manifest | None) -> None:
+        self.path = path
+        self.config = config
+        self._manifest = manifest
+        self._registry = DocumentRegistry(path / DOCUMENTS)
+        self._store: Any = None
+        self._embedders: Any = None
+        self._specs: dict[str, Any] | None = None
+        self._lock_fh: Any = None
+        self._ask_parts: dict[str, Any] = {}
+
+    # -- opening --------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, config: Config | None = None, *, create: bool = False) -> KnowledgeBase:
+        """Open the knowledge base in ``path``; with ``create=True`` make it if missing.
+
+        An existing knowledge base keeps the models it was built with: asking for
+        others raises :class:`rag.errors.EmbedderMismatchError` when they load.
+        """
+        folder = Path(path).expanduser()
+        manifest_path = folder / MANIFEST
+        if manifest_path.exists():
+            manifest = Manifest.read(manifest_path)
+            if config is None:
+                config = _config_from_manifest(manifest)
+            return cls(folder, config, manifest)
+        if not create:
+            hint = "run `mmrag ingest FILES --kb DIR` first" if not folder.exists() else "this folder has no manifest.json"
+            raise KnowledgeBaseNotFoundError(f"{folder}: no knowledge base here ({hint})")
+        if folder.exists() and not folder.is_dir():
+            raise KnowledgeBaseNotFoundError(f"{folder}: exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(folder, config or Config(), None)
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._unlock()
+
+    # -- lazily built parts -----------------------------------------------------------
+    @property
+    def embedders(self) -> Any:
+        if self._embedders is None:
+            from rag._models import build_embedders
+
+            self._embedders = build_embedders(self.config.models)
+            wanted = self._embedders.provenance()
+            if self._manifest is not None:
+                self._manifest.check_models(wanted, self.path)
+        return self._embedders
+
+    def _open_store(self) -> tuple[Any, dict[str, Any]]:
+        if self._store is None:
+            from retrievers.corpora import collection_specs
+            from retrievers.store import open_store
+
+            specs = collection_specs(self.embedders, self.config.store.collection_prefix)
+            store = open_store(self.config.store, self.path)
+            for spec in specs.values():
+                store.ensure_collection(spec)
+            self._store, self._specs = store, specs
+            if self._manifest is None:
+                self._manifest = Manifest(
+                    models=self.embedders.provenance(),
+                    collections={c: [asdict(v) for v in s.vectors] for c, s in specs.items()},
+                    ingest=asdict(replace(self.config.ingest, password=None)),
+                    store={k: v for k, v in asdict(self.config.store).items() if k != "api_key"},
+                    model_settings=asdict(self.config.models),
+                )
+                self._manifest.write(self.path / MANIFEST)
+        assert self._specs is not None
+        return self._store, self._specs
+
+    def _lock(self) -> None:
+        if self._lock_fh is not None:
+            return
+        fh = open(self.path / ".write.lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.close()
+            raise KnowledgeBaseLockedError(
+                f"{self.path}: another process is writing to this knowledge base; wait for it to finish "
+                "(one writer at a time; searches from other threads of the writing process are fine)"
+            ) from exc
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
+    def _unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _indexer(self) -> Any:
+        from rag._indexer import Indexer
+
+        store, specs = self._open_store()
+        return Indexer(store, specs, self.embedders, self._registry, self.path / "images", self.config.ingest)
+
+    # -- writing ------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        progress: bool | None = None,
+        on_report: Callable[[FileReport], None] | None = None,
+    ) -> list[FileReport]:
+        """Index files and folders (folders recurse). Never raises for one bad file: each
+        file gets a :class:`FileReport` (indexed / unchanged / failed + reason)."""
+        from ingest import iter_files
+
+        self._lock()
+        try:
+            files = list(iter_files([Path(p) for p in paths]))
+            started = time.perf_counter()
+            reports = self._indexer().ingest(files, progress=progress, on_report=on_report)
+            failed = sum(1 for r in reports if not r.ok)
+            log.info("ingest: %d files, %d failed, %.1f s", len(reports), failed, time.perf_counter() - started)
+            return reports
+        finally:
+            self._unlock()
+
+    def delete(self, doc: str) -> list[DocumentRecord]:
+        """Remove documents by doc id (or an 8+ character prefix), file name or path."""
+        matches = self._registry.find(doc)
+        if not matches:
+            raise ConfigError(f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag info`)")
+        self._lock()
+        try:
+            indexer = self._indexer()
+            for record in matches:
+                indexer.delete(record.doc_id)
+            return matches
+        finally:
+            self._unlock()
+
+    # -- reading ------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRecord]:
+        return self._registry.complete()
+
+    def info(self) -> dict[str, Any]:
+        store, specs = self._open_store()
+        docs = self._registry.complete()
+        return {
+            "path": str(self.path),
+            "documents": len(docs),
+            "pages": sum(d.pages for d in docs),
+            "pending": [d.name for d in self._registry.all() if d.status != "complete"],
+            "corpora": {c: {"points": store.count(specs[c].name), "collection": specs[c].name} for c in CORPORA},
+            "models": {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()},
+            "store": self.config.store.backend,
+        }
+
+    def _searcher(self, router: str | None, reranker: str | None) -> Searcher:
+        from rag._models import build_reranker_for, build_router_for
+
+        store, specs = self._open_store()
+        router_kind = self.config.ask.router if router is None else router
+        reranker_kind = self.config.ask.reranker if reranker is None else reranker
+        key = f"{router_kind}|{reranker_kind}"
+        if key not in self._ask_parts:
+            self._ask_parts[key] = Searcher(
+                store,
+                specs,
+                self.embedders,
+                build_router_for(router_kind, self.embedders, self.config),
+                build_reranker_for(reranker_kind, self.embedders, self.config),
+            )
+        return self._ask_parts[key]
+
+    def search(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        router: str | None = None,
+        reranker: str | None = None,
+        documents: Sequence[str] | None = None,
+        pages: tuple[int, int] | None = None,
+    ) -> SearchResult:
+        """Page-level hits for a question, best first, with the route taken and why."""
+        from retrievers.base import Filter
+
+        q = check_question(question, self.config.ask.max_question_chars)
+        k = self.config.ask.top_k if top_k is None else top_k
+        complete = [d.doc_id for d in self._registry.complete()]
+        all_docs = self._registry.all()
+        visible = complete if len(complete) != len(all_docs) else None
+        flt = None
+        if documents is not None or pages is not None:
+            ids = None
+            if documents is not None:
+                ids = tuple(r.doc_id for d in documents for r in self._registry.find(d))
+            flt = Filter(doc_ids=ids, page_range=pages)
+        return self._searcher(router, reranker).search(q, k, flt, visible)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        router: str | None = None,
+        reranker: str | None = None,
+        generator: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer a question from the knowledge base, with citations to page and box."""
+        from rag._models import build_generator_for
+
+        result = self.search(question, top_k=top_k, router=router, reranker=reranker)
+        kind = self.config.ask.generator if generator is None else generator
+        key = f"generator|{kind}"
+        if key not in self._ask_parts:
+            self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
+        t0 = time.perf_counter()
+        answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
+        timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
+        return replace(answer, route=result.route, hits=result.hits, timings=timings)
+
+
+def _config_from_manifest(manifest: Manifest) -> Config:
+    """Rebuild the models/ingest/store settings a knowledge base was built with."""
+    from rag.config import IngestConfig, ModelsConfig, StoreConfig
+
+    fields = ModelsConfig.__dataclass_fields__
+    mc = ModelsConfig(**{k: v for k, v in manifest.model_settings.items() if k in fields})
+    ingest = IngestConfig(**{k: v for k, v in manifest.ingest.items() if k in IngestConfig.__dataclass_fields__})
+    store = StoreConfig(**{k: v for k, v in manifest.store.items() if k in StoreConfig.__dataclass_fields__})
+    return Config(ingest=ingest, models=mc, store=store)

@@ -1,0 +1,260 @@
+"""The vocabulary passed between stages: small, typed, frozen records.
+
+Coordinates: a :class:`BBox` is in PDF points (1/72 inch) with the origin at the
+top-left corner of the page, x to the right and y down (PyMuPDF's convention).
+For an image document one point is one pixel.
+
+Pages: ``page`` is always the physical 1-based page of the file. The label printed
+on the page (roman numerals, chapter-relative numbers) is kept separately as
+``label``.
+
+Images travel as file paths, never as pixels or base64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "BBox",
+    "DocumentInfo",
+    "Page",
+    "TextBlock",
+    "TextChunk",
+    "Figure",
+    "PageContent",
+    "FileReport",
+    "Route",
+    "Evidence",
+    "Hit",
+    "Citation",
+    "Answer",
+    "FigureKind",
+    "CorpusName",
+    "CORPORA",
+]
+
+FigureKind = Literal["figure", "table"]
+CorpusName = Literal["text", "figures", "pages"]
+CORPORA: tuple[CorpusName, ...] = ("text", "figures", "pages")
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A rectangle on a page, in points, origin top-left."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        if self.x1 < self.x0 or self.y1 < self.y0:
+            raise ValueError(f"BBox corners out of order: {self.as_list()}")
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def as_list(self) -> list[float]:
+        return [round(self.x0, 2), round(self.y0, 2), round(self.x1, 2), round(self.y1, 2)]
+
+    def union(self, other: BBox) -> BBox:
+        return BBox(
+            min(self.x0, other.x0),
+            min(self.y0, other.y0),
+            max(self.x1, other.x1),
+            max(self.y1, other.y1),
+        )
+
+    def intersection_area(self, other: BBox) -> float:
+        w = min(self.x1, other.x1) - max(self.x0, other.x0)
+        h = min(self.y1, other.y1) - max(self.y0, other.y0)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    @classmethod
+    def from_sequence(cls, values: object) -> BBox:
+        x0, y0, x1, y1 = (float(v) for v in values)  # type: ignore[attr-defined]
+        return cls(x0, y0, x1, y1)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """One input file. ``doc_id`` is the sha256 of its bytes."""
+
+    doc_id: str
+    path: Path
+    name: str
+    kind: Literal["pdf", "image"]
+    page_count: int
+    size_bytes: int
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One rendered page and its full text (text layer, or OCR when ``ocr``)."""
+
+    doc_id: str
+    page: int
+    width: float
+    height: float
+    text: str
+    ocr: bool
+    image_path: Path | None = None
+    dpi: int | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    """A block of text in reading order with its box."""
+
+    doc_id: str
+    page: int
+    index: int
+    bbox: BBox
+    text: str
+    ocr: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TextChunk:
+    """A retrieval unit of text; keeps its page and the boxes it came from."""
+
+    doc_id: str
+    page: int
+    index: int
+    text: str
+    bbox: BBox
+    block_bboxes: tuple[BBox, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A figure or a table on a page: its box, crop, caption and the text inside it.
+
+    ``text`` is OCR text for raster figures, the labels drawn in a vector figure,
+    or the markdown of a table. ``source`` says how it was found.
+    """
+
+    doc_id: str
+    page: int
+    index: int
+    kind: FigureKind
+    bbox: BBox
+    caption: str | None = None
+    caption_bbox: BBox | None = None
+    text: str = ""
+    image_path: Path | None = None
+    source: Literal["raster", "vector", "table", "image"] = "raster"
+
+
+@dataclass(frozen=True, slots=True)
+class PageContent:
+    """Everything ingestion extracted from one page."""
+
+    page: Page
+    blocks: tuple[TextBlock, ...] = ()
+    chunks: tuple[TextChunk, ...] = ()
+    figures: tuple[Figure, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileReport:
+    """The outcome for one file of a batch: never lost, never silent."""
+
+    path: Path
+    status: Literal["ok", "indexed", "unchanged", "failed"]
+    doc_id: str | None = None
+    pages: int = 0
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which corpora a question goes to, with what weight and how many hits each, and why."""
+
+    corpora: tuple[CorpusName, ...]
+    weights: tuple[float, ...]
+    top_k: int
+    reason: str
+    router: str = "rules"
+
+    def weight(self, corpus: str) -> float:
+        for name, w in zip(self.corpora, self.weights):
+            if name == corpus:
+                return w
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One stored item that supports a hit: a chunk, a figure/table, or the page itself."""
+
+    corpus: CorpusName
+    kind: Literal["chunk", "figure", "table", "page"]
+    text: str
+    score: float
+    bbox: BBox | None = None
+    image_path: Path | None = None
+    point_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A page-level search result with the evidence that found it, best evidence first."""
+
+    doc_id: str
+    source: str
+    page: int
+    score: float
+    corpus: CorpusName
+    bbox: BBox | None = None
+    evidence: tuple[Evidence, ...] = ()
+    label: str | None = None
+    image_path: Path | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A marker in an answer mapped to file, page and box."""
+
+    marker: int
+    doc_id: str
+    source: str
+    page: int
+    bbox: BBox | None
+    text: str = ""
+    label: str | None = None
+    image_path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to a question, its citations, the evidence it was given, and timings."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    route: Route | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    generator: str = "extractive"

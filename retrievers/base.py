@@ -1,0 +1,203 @@
+"""Roles and records of the retrieval side: embedders and the vector store.
+
+Roles are small protocols; implementations inherit nothing. Vectors are numpy
+arrays: a dense vector is 1-D float32, a multivector is 2-D (tokens x dim), a
+sparse vector is a :class:`SparseVector`. numpy is the only import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "SparseVector",
+    "VectorSpec",
+    "CollectionSpec",
+    "Point",
+    "ScoredPoint",
+    "Filter",
+    "VectorQuery",
+    "VectorStore",
+    "TextEmbedder",
+    "SparseEncoder",
+    "ImageEmbedder",
+    "LateInteractionEmbedder",
+]
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term weights: parallel tuples of term ids and weights."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError("SparseVector indices and values differ in length")
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """One named vector of a collection.
+
+    ``kind``: ``dense`` (one vector), ``sparse`` (term weights; ``idf`` asks the store to
+    apply inverse document frequency at query time), ``multi`` (late interaction, MaxSim;
+    stored for rescoring only, no HNSW graph). ``datatype`` ``float16`` halves the disk of
+    multivectors; ``quantize`` adds int8 scalar quantization where the backend supports it.
+    """
+
+    name: str
+    kind: Literal["dense", "sparse", "multi"]
+    size: int = 0
+    distance: Literal["cosine", "dot"] = "cosine"
+    idf: bool = False
+    datatype: Literal["float32", "float16"] = "float32"
+    quantize: bool = False
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    vectors: tuple[VectorSpec, ...]
+
+    def vector(self, name: str) -> VectorSpec:
+        for spec in self.vectors:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"collection {self.name!r} has no vector {name!r}; it has {[v.name for v in self.vectors]}")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point to upsert. ``id`` is a UUID string (deterministic, see ``point_id``)."""
+
+    id: str
+    vectors: Mapping[str, Any]
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: str
+    score: float
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    #: Filled by ``VectorStore.scroll(with_vectors=True)``: name -> ndarray or SparseVector.
+    vectors: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Restrict a search: documents, a physical page range (inclusive), payload equality."""
+
+    doc_ids: tuple[str, ...] | None = None
+    page_range: tuple[int, int] | None = None
+    equals: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """Search one named vector with a query of the matching kind."""
+
+    using: str
+    vector: Any
+    limit: int = 10
+
+
+class VectorStore(Protocol):
+    """The seam between mmrag and Qdrant (embedded edge, or a server through qdrant-client)."""
+
+    def ensure_collection(self, spec: CollectionSpec) -> None: ...
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None: ...
+
+    def delete(self, collection: str, flt: Filter) -> None: ...
+
+    def count(self, collection: str, flt: Filter | None = None) -> int: ...
+
+    def search(self, collection: str, query: VectorQuery, flt: Filter | None = None) -> list[ScoredPoint]: ...
+
+    def fused(
+        self, collection: str, queries: Sequence[VectorQuery], limit: int, flt: Filter | None = None
+    ) -> list[ScoredPoint]: ...
+
+    def rescored(
+        self, collection: str, prefetch: VectorQuery, final: VectorQuery, limit: int, flt: Filter | None = None
+    ) -> list[ScoredPoint]: ...
+
+    def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]: ...
+
+    def collections(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """Dense text vectors, L2-normalised float32, shape (n, dimension)."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def load(self) -> None: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SparseEncoder(Protocol):
+    """Sparse term weights for Qdrant sparse vectors (IDF applied by the store)."""
+
+    name: str
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ImageEmbedder(Protocol):
+    """One vector per image and per text in a shared space (CLIP, SigLIP)."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def load(self) -> None: ...
+
+    def embed_images(self, paths: Sequence[Path]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LateInteractionEmbedder(Protocol):
+    """Multivectors for page images and queries (ColPali family), scored by MaxSim."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def load(self) -> None: ...
+
+    def embed_images(self, paths: Sequence[Path]) -> list[np.ndarray]: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> list[np.ndarray]: ...
+
+    def provenance(self) -> dict[str, Any]: ...

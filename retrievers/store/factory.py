@@ -1,0 +1,43 @@
+"""Build the configured store: ``edge`` in the knowledge-base folder, or ``qdrant`` by URL/local mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.config import StoreConfig
+from rag.errors import ConfigError
+from retrievers.store.edge import EdgeStore
+from retrievers.store.qdrant import QdrantServerStore
+
+__all__ = ["open_store"]
+
+
+def open_store(config: StoreConfig, kb_path: str | Path) -> EdgeStore | QdrantServerStore:
+    """The store a :class:`~rag.config.StoreConfig` asks for. Cheap: nothing opens until first use.
+
+    ``edge`` -> :class:`EdgeStore` at ``kb_path / "store"``; ``qdrant`` -> :class:`QdrantServerStore`
+    from ``url``/``api_key`` (server) or ``location``/``path`` (local mode; a relative ``path`` is
+    taken relative to ``kb_path``).
+    """
+    if config.backend == "edge":
+        return EdgeStore(Path(kb_path) / "store")
+    if config.backend == "qdrant":
+        if config.url is None and config.location is None and config.path is None:
+            raise ConfigError(
+                "store.backend = 'qdrant' needs store.url (a server), store.location = ':memory:' or store.path"
+            )
+        path = config.path
+        if path is not None and not Path(path).is_absolute():
+            path = str(Path(kb_path) / path)
+        return QdrantServerStore(
+            url=config.url,
+            api_key=config.api_key,
+            location=config.location,
+            path=path,
+            prefix=config.collection_prefix,
+            shard_number=config.shard_number,
+            replication_factor=config.replication_factor,
+            timeout=config.timeout_s,
+        )
+    raise ConfigError(f"store.backend must be edge or qdrant, got {config.backend!r}")
+

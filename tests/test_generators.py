@@ -1,0 +1,175 @@
+"""The extractive generator, the generator registry and the package surface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import generators
+from generators import NO_ANSWER, ExtractiveGenerator, Generator, build_generator
+from generators.extractive import split_units
+from rag.errors import ConfigError, GeneratorError
+from rag.types import Answer, BBox, Evidence, Hit
+
+MANUAL = (
+    "The inverter shows fault code E21 when the grid voltage is too high. "
+    "Inspect the solar panel every 6 months.\nClean the inverter fan filter\nonce a year."
+)
+TABLE = "| Month | Output kWh |\n|---|---|\n| March | 420 |\n| April | 515 |"
+
+
+def _hits() -> list[Hit]:
+    return [
+        Hit("d1", "manual.pdf", 3, 0.9, "text", evidence=(Evidence("text", "chunk", MANUAL, 0.9, BBox(50, 100, 500, 160)),)),
+        Hit("d2", "report.pdf", 7, 0.8, "figures", evidence=(Evidence("figures", "table", TABLE, 0.8, BBox(40, 300, 400, 420)),)),
+    ]
+
+
+def test_split_units_sentences_joined_lines_and_table_rows_with_header():
+    units = split_units(MANUAL + "\n\n" + TABLE)
+    assert units == [
+        "The inverter shows fault code E21 when the grid voltage is too high.",
+        "Inspect the solar panel every 6 months.",
+        "Clean the inverter fan filter once a year.",
+        "Month: March | Output kWh: 420",
+        "Month: April | Output kWh: 515",
+    ]
+    assert split_units("inter-\nnational trade grew.") == ["international trade grew."]
+
+
+def test_answers_with_the_matching_sentence_and_cites_its_page_and_box():
+    answer = ExtractiveGenerator().generate("How often should the solar panel be inspected?", _hits())
+    assert isinstance(answer, Answer)
+    assert answer.text.startswith("Inspect the solar panel every 6 months [1].")
+    assert answer.citations[0].source == "manual.pdf"
+    assert answer.citations[0].page == 3
+    assert answer.citations[0].bbox == BBox(50, 100, 500, 160)
+    assert answer.generator == "extractive"
+    assert answer.hits == tuple(_hits())
+    assert "generate" in answer.timings
+
+
+def test_table_question_picks_the_row_and_keeps_the_header():
+    answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
+    assert answer.text == "Month: April | Output kWh: 515 [2]."
+    assert [(c.marker, c.source, c.page) for c in answer.citations] == [(2, "report.pdf", 7)]
+
+
+def test_rare_words_outweigh_words_every_evidence_shares():
+    hits = [
+        Hit("d", "m.pdf", p, 1.0, "text", evidence=(Evidence("text", "chunk", t, 1.0, BBox(0, 0, 1, 1)),))
+        for p, t in enumerate(
+            [
+                "The inverter manual covers the inverter inverter installation.",
+                "The inverter stops when overheating is detected.",
+                "The inverter display shows the inverter status.",
+            ],
+            start=1,
+        )
+    ]
+    answer = ExtractiveGenerator(max_sentences=1).generate("What does the inverter do when overheating?", hits)
+    assert answer.text == "The inverter stops when overheating is detected [2]."
+    assert answer.citations[0].page == 2
+
+
+def test_no_matching_evidence_gives_no_answer_and_no_citations():
+    gen = ExtractiveGenerator()
+    for hits in (_hits(), []):
+        answer = gen.generate("Who won the football world cup?", hits)
+        assert (answer.text, answer.citations) == (NO_ANSWER, ())
+
+
+def test_streamed_pieces_equal_the_text_and_runs_are_deterministic():
+    gen = ExtractiveGenerator(max_sentences=3, min_ratio=0.0)
+    pieces: list[str] = []
+    first = gen.generate("inverter fault code voltage and output in March", _hits(), on_token=pieces.append)
+    second = gen.generate("inverter fault code voltage and output in March", _hits())
+    assert len(pieces) == 3
+    assert "".join(pieces) == first.text == second.text
+    assert "".join(gen.stream("inverter fault code voltage and output in March", _hits())) == first.text
+    assert first.citations == second.citations
+    assert {c.marker for c in first.citations} == {1, 2}
+
+
+def test_max_sentences_bounds_the_answer():
+    answer = ExtractiveGenerator(max_sentences=1, min_ratio=0.0).generate("inverter fault code and output March", _hits())
+    assert answer.text.count("[") == 1
+
+
+class ConceptEmbedder:
+    """A duck-typed embedder that knows cost/price/euros are about money."""
+
+    CONCEPTS = {"cost": 0, "price": 0, "euros": 0, "much": 0, "tables": 1, "appendix": 1, "shipping": 2}
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(3, dtype=np.float32)
+        for word in text.lower().replace(".", " ").split():
+            if word in self.CONCEPTS:
+                v[self.CONCEPTS[word]] += 1
+        return v
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vec(text)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts])
+
+
+def test_semantic_similarity_from_an_embedder_changes_the_pick():
+    text = "Shipping cost tables are in the appendix. The unit price is 40 euros."
+    hits = [Hit("d", "p.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0),))]
+    question = "How much does it cost?"
+    lexical = ExtractiveGenerator(max_sentences=1).generate(question, hits)
+    semantic = ExtractiveGenerator(embedder=ConceptEmbedder(), semantic_weight=0.8, max_sentences=1).generate(question, hits)
+    assert lexical.text.startswith("Shipping cost tables")
+    assert semantic.text == "The unit price is 40 euros [1]."
+    with pytest.raises(TypeError):
+        ExtractiveGenerator(embedder=object())
+
+
+def test_extractive_cannot_complete_prompts():
+    with pytest.raises(GeneratorError, match="cannot complete"):
+        ExtractiveGenerator().complete("Route this question: ...")
+
+
+def test_registry_builds_by_name_and_rejects_unknown_names_and_missing_options():
+    assert isinstance(build_generator("extractive"), ExtractiveGenerator)
+    assert isinstance(build_generator("extractive", max_sentences=1), Generator)
+    with pytest.raises(ConfigError, match="extractive, local, openai"):
+        build_generator("gpt-magic")
+    with pytest.raises(ConfigError, match="model="):
+        build_generator("local")
+    with pytest.raises(ConfigError, match="base_url="):
+        build_generator("openai", model="m")
+    with pytest.raises(ConfigError, match="bad options"):
+        build_generator("extractive", temperature=3)
+    api = build_generator("openai", model="qwen", base_url="http://127.0.0.1:9/v1")
+    assert (api.name, api.base_url) == ("openai:qwen", "http://127.0.0.1:9/v1")
+    local = build_generator("local", model="/nonexistent/Qwen2-VL-2B", family="qwen2-vl")
+    assert local.name == "local:Qwen2-VL-2B" and local.model is None  # nothing loaded yet
+    with pytest.raises(ConfigError, match="qwen2-vl"):
+        build_generator("local", model="x", family="llava")
+
+
+def test_importing_generators_does_not_import_torch_httpx_or_other_stages():
+    code = (
+        "import sys, generators, generators.local_vlm, generators.openai_api, generators.registry;"
+        "print(sorted(m for m in ('torch', 'httpx', 'transformers', 'ingest', 'retrievers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_exported_members():
+    assert sorted(generators.__all__) == sorted(
+        [
+            "Generator", "ContextItem", "SYSTEM_PROMPT", "NO_ANSWER", "build_context", "build_prompt",
+            "CitationResult", "parse_markers", "resolve_citations", "write_highlights", "ExtractiveGenerator",
+            "LocalVLMGenerator", "OpenAIChatGenerator", "GENERATORS", "GeneratorSpec", "build_generator",
+        ]
+    )
+    for name in generators.__all__:
+        assert getattr(generators, name) is not None

@@ -1,0 +1,347 @@
+"""Routers: which corpora a question goes to, with what weight, and why.
+
+The embedding router runs on the real bundled all-MiniLM-L6-v2 (offline).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.errors import ConfigError, GeneratorError, MmragError
+from rag.types import CORPORA, Route
+from retrievers.router import (
+    CUES,
+    ROUTERS,
+    AllRouter,
+    Completer,
+    Cue,
+    EmbeddingRouter,
+    HybridRouter,
+    LLMRouter,
+    Router,
+    RulesRouter,
+    build_router,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CHART_Q = "What does the bar chart of monthly energy output show?"
+PLOT_Q = "Which curve in the plot rises fastest?"
+TABLE_Q = "How many fault codes are listed in the table?"
+PROSE_Q = "Why does the tracing interpreter record a loop before compiling it?"
+SCREEN_Q = "What does the screenshot of the settings page show?"
+
+
+def _assert_valid(route: Route, *, every_corpus: bool = True) -> None:
+    assert isinstance(route, Route)
+    assert len(route.corpora) == len(route.weights) == len(set(route.corpora))
+    assert set(route.corpora) <= set(CORPORA)
+    assert sum(route.weights) == pytest.approx(1.0, abs=1e-5)
+    assert list(route.weights) == sorted(route.weights, reverse=True), "corpora must be listed best first"
+    assert route.reason
+    if every_corpus:
+        assert set(route.corpora) == set(CORPORA)
+        assert min(route.weights) > 0
+
+
+# ----------------------------------------------------------------------------- rules
+@pytest.mark.parametrize("question", [CHART_Q, PLOT_Q, "Describe the diagram in Fig. 3", SCREEN_Q])
+def test_rules_figure_questions_go_to_figures_and_pages(question: str) -> None:
+    route = RulesRouter(top_k=7).route(question)
+    _assert_valid(route)
+    assert route.corpora[:2] == ("figures", "pages")
+    assert route.top_k == 7 and route.router == "rules"
+    assert "figure cues" in route.reason
+
+
+def test_rules_reason_names_the_matched_cues() -> None:
+    reason = RulesRouter().route(CHART_Q).reason
+    assert "'chart'" in reason and "'bar'" in reason
+    assert "'table'" not in reason
+
+
+@pytest.mark.parametrize(
+    "question",
+    [TABLE_Q, "Which month had the most output?", "What was the efficiency in 2019, in %?", "Values in row 3?"],
+)
+def test_rules_table_questions_go_to_figures_and_text(question: str) -> None:
+    route = RulesRouter().route(question)
+    _assert_valid(route)
+    assert set(route.corpora[:2]) == {"figures", "text"}
+    assert route.weight("pages") < route.weight("text")
+    assert "table cues" in route.reason
+
+
+def test_rules_plain_question_goes_to_text_then_pages() -> None:
+    route = RulesRouter().route(PROSE_Q)
+    _assert_valid(route)
+    assert route.corpora == ("text", "pages", "figures")
+    assert "no figure or table cues" in route.reason
+
+
+def test_rules_mixed_cues_blend_the_profiles() -> None:
+    rules = RulesRouter()
+    mixed = rules.route("Which column of the table is drawn as the red curve in the chart?")
+    figure_only, table_only = rules.route(CHART_Q), rules.route(TABLE_Q)
+    _assert_valid(mixed)
+    assert "figure cues" in mixed.reason and "table cues" in mixed.reason
+    lo, hi = sorted([figure_only.weight("pages"), table_only.weight("pages")])
+    assert lo < mixed.weight("pages") < hi
+
+
+def test_rules_cue_matching_is_word_based_and_case_insensitive() -> None:
+    rules = RulesRouter()
+    assert "figure" in rules.matches("SHOW THE GRAPH")
+    assert rules.matches("the embargo was lifted") == {}  # 'bar' inside a word is no cue
+    assert rules.matches("3 apples a day") == {}
+    assert rules.matches("it takes 12 ms per page") == {"table": ["number with unit"]}
+
+
+def test_rules_exclusive_drops_corpora_outside_the_intent() -> None:
+    figure = RulesRouter(exclusive=True).route(PLOT_Q)
+    _assert_valid(figure, every_corpus=False)
+    assert figure.corpora == ("figures", "pages")
+    text = RulesRouter(exclusive=True).route(PROSE_Q)
+    assert text.corpora == ("text", "pages")
+
+
+def test_rules_router_takes_its_cue_table_as_data() -> None:
+    router = RulesRouter(cues=(*CUES, Cue("figure", "slide", r"\bslides?\b")))
+    route = router.route("What is on the third slide?")
+    assert route.corpora[0] == "figures" and "'slide'" in route.reason
+    with pytest.raises(ConfigError, match="intents without a profile"):
+        RulesRouter(cues=[Cue("video", "clip", r"\bclip\b")])
+
+
+@pytest.mark.parametrize("top_k", [0, -3, 2.5])
+def test_rules_rejects_bad_top_k(top_k) -> None:
+    with pytest.raises(ConfigError, match="top_k"):
+        RulesRouter(top_k=top_k)
+
+
+def test_all_router_spreads_evenly() -> None:
+    route = AllRouter(top_k=4).route("anything")
+    _assert_valid(route)
+    assert route.weights == pytest.approx((1 / 3, 1 / 3, 1 / 3), abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- embedding (real MiniLM)
+@pytest.fixture(scope="session")
+def minilm():
+    from retrievers.registry import build
+
+    embedder = build("all-MiniLM-L6-v2", "text")
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def embedding_router(minilm) -> EmbeddingRouter:
+    router = EmbeddingRouter(minilm, top_k=6)
+    router.load()
+    return router
+
+
+def test_embedding_router_weights_figures_higher_for_a_chart_question(embedding_router) -> None:
+    chart, prose = embedding_router.route(CHART_Q), embedding_router.route(PROSE_Q)
+    _assert_valid(chart)
+    _assert_valid(prose)
+    assert chart.weight("figures") > prose.weight("figures")
+    assert chart.corpora[0] == "figures"
+    assert prose.weight("text") > chart.weight("text")
+    assert chart.router == "embedding" and chart.top_k == 6
+
+
+def test_embedding_router_sends_a_screenshot_question_to_pages(embedding_router) -> None:
+    route = embedding_router.route(SCREEN_Q)
+    assert route.corpora[0] == "pages"
+    assert "closest example" in route.reason and "screenshot" in route.reason
+
+
+def test_embedding_router_temperature_and_floor_shape_the_weights(minilm) -> None:
+    sharp = EmbeddingRouter(minilm, temperature=0.02, floor=0.0).route(CHART_Q)
+    soft = EmbeddingRouter(minilm, temperature=1.0, floor=0.0).route(CHART_Q)
+    floored = EmbeddingRouter(minilm, temperature=0.02, floor=0.1).route(CHART_Q)
+    assert sharp.weight("figures") > soft.weight("figures") > 1 / 3
+    assert min(floored.weights) >= 0.1 - 1e-6
+
+
+def test_embedding_router_with_custom_descriptions(minilm) -> None:
+    router = EmbeddingRouter(minilm, {"text": ["a question about the weather"], "pages": ["a photo of a cat"]})
+    route = router.route("Is it going to rain tomorrow?")
+    assert set(route.corpora) == {"text", "pages"}
+    assert route.corpora[0] == "text"
+
+
+def test_embedding_router_from_knowledge_base_centroids(minilm) -> None:
+    text_docs = ["The interpreter records a trace of the hot loop.", "Compilation happens after tracing."]
+    figure_docs = ["Figure 2: bar chart of monthly energy in kWh.", "Plot of speedup against time."]
+    centroids = {
+        "text": minilm.embed_documents(text_docs).mean(axis=0),
+        "figures": minilm.embed_documents(figure_docs),  # (k, dim): several centroids per corpus
+    }
+    router = EmbeddingRouter.from_centroids(minilm, centroids)
+    chart = router.route("Show me the chart of energy per month")
+    prose = router.route("When does the interpreter compile a trace?")
+    assert chart.corpora[0] == "figures" and prose.corpora[0] == "text"
+    assert "centroid" in chart.reason
+
+
+def test_embedding_router_rejects_bad_inputs(minilm) -> None:
+    with pytest.raises(ConfigError, match="corpora among"):
+        EmbeddingRouter(minilm, {"tables": ["x"]})
+    with pytest.raises(ConfigError, match="non-empty"):
+        EmbeddingRouter(minilm, {"text": []})
+    with pytest.raises(ConfigError, match="temperature"):
+        EmbeddingRouter(minilm, temperature=0)
+    wrong_dim = EmbeddingRouter.from_centroids(minilm, {"text": np.ones(10), "figures": np.ones(10)})
+    with pytest.raises(ConfigError, match="dimension 10"):
+        wrong_dim.route("anything")
+
+
+# ----------------------------------------------------------------------------- LLM
+class ScriptedCompleter:
+    """A stand-in language model: returns a fixed reply and records the prompts it saw."""
+
+    def __init__(self, reply: str | Exception) -> None:
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def complete(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+
+def test_llm_router_follows_a_valid_answer() -> None:
+    llm = ScriptedCompleter('```json\n{"corpora": ["pages", "figures"], "reason": "asks about a screenshot"}\n```')
+    router = LLMRouter(llm, fallback=RulesRouter(), top_k=3)
+    assert isinstance(llm, Completer) and isinstance(router, Router)
+    route = router.route(SCREEN_Q)
+    _assert_valid(route)
+    assert set(route.corpora[:2]) == {"pages", "figures"}
+    assert route.weight("text") == pytest.approx(0.05, abs=1e-6)
+    assert route.router == "llm" and route.top_k == 3
+    assert "asks about a screenshot" in route.reason
+    assert SCREEN_Q in llm.prompts[0] and '"corpora"' in llm.prompts[0]
+
+
+def test_llm_router_exclusive_keeps_only_the_chosen_corpora() -> None:
+    llm = ScriptedCompleter('{"corpora": ["text"], "reason": "prose"}')
+    route = LLMRouter(llm, RulesRouter(), exclusive=True).route(PROSE_Q)
+    assert route.corpora == ("text",) and route.weights == (1.0,)
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        ('{"corpora": ["tables"], "reason": "x"}', "unknown corpora"),
+        ("I think you should look at the figures.", "no JSON object"),
+        ('{"corpora": "text"}', "non-empty list"),
+        ('{"corpora": [], "reason": "none"}', "non-empty list"),
+        ('{"corpora": ["text"', "no JSON object"),
+        ('{"corpora": ["text",]}', "unusable model reply"),
+        (GeneratorError("endpoint down"), "model call failed"),
+        (TimeoutError("timed out"), "model call failed"),
+    ],
+)
+def test_llm_router_falls_back_on_anything_unusable(reply, why: str) -> None:
+    fallback = RulesRouter(top_k=4)
+    route = LLMRouter(ScriptedCompleter(reply), fallback, top_k=9).route(CHART_Q)
+    expected = fallback.route(CHART_Q)
+    assert route.corpora == expected.corpora and route.weights == expected.weights
+    assert route.router == "rules"
+    assert "fell back" in route.reason and why in route.reason
+    assert expected.reason in route.reason
+
+
+def test_llm_router_does_not_swallow_programming_errors() -> None:
+    with pytest.raises(ZeroDivisionError):
+        LLMRouter(ScriptedCompleter(ZeroDivisionError()), RulesRouter()).route("q")
+
+
+def test_llm_router_validates_its_dependencies() -> None:
+    with pytest.raises(ConfigError, match="complete"):
+        LLMRouter(object(), RulesRouter())
+    with pytest.raises(ConfigError, match="placeholder"):
+        LLMRouter(ScriptedCompleter("{}"), RulesRouter(), prompt="no slot")
+
+
+# ----------------------------------------------------------------------------- hybrid + factory
+def test_hybrid_router_mixes_rules_and_embedding(embedding_router) -> None:
+    rules = RulesRouter()
+    hybrid = HybridRouter(rules, embedding_router, alpha=0.25)
+    route = hybrid.route(PLOT_Q)
+    _assert_valid(route)
+    a, b = rules.route(PLOT_Q), embedding_router.route(PLOT_Q)
+    for corpus in CORPORA:
+        assert route.weight(corpus) == pytest.approx(0.25 * a.weight(corpus) + 0.75 * b.weight(corpus), abs=1e-5)
+    assert a.reason in route.reason and b.reason in route.reason
+    assert HybridRouter(rules, embedding_router, alpha=1.0).route(PROSE_Q).weights == pytest.approx(
+        rules.route(PROSE_Q).weights, abs=1e-5
+    )
+    with pytest.raises(ConfigError, match="alpha"):
+        HybridRouter(rules, embedding_router, alpha=1.5)
+
+
+def test_build_router_builds_every_kind(minilm) -> None:
+    llm = ScriptedCompleter('{"corpora": ["figures"], "reason": "chart"}')
+    built = {
+        "rules": build_router("rules", top_k=3),
+        "embedding": build_router("embedding", embedder=minilm),
+        "hybrid": build_router("hybrid", embedder=minilm, alpha=0.5),
+        "llm": build_router("llm", completer=llm),
+        "all": build_router("all"),
+    }
+    assert set(built) == set(ROUTERS)
+    for kind, router in built.items():
+        route = router.route(CHART_Q)
+        _assert_valid(route)
+        assert route.router == kind
+    assert built["rules"].route(CHART_Q).top_k == 3
+    assert built["hybrid"].route(CHART_Q).corpora[0] == "figures"
+
+
+def test_build_router_hybrid_defaults_to_the_bundled_minilm() -> None:
+    router = build_router("hybrid")
+    assert router.route(CHART_Q).corpora[0] == "figures"
+    assert router.embedding.embedder.dimension == 384
+
+
+def test_build_router_fails_loudly() -> None:
+    with pytest.raises(ConfigError, match="unknown router 'smart'.*rules, embedding, hybrid, llm, all"):
+        build_router("smart")
+    with pytest.raises(ConfigError, match="completer"):
+        build_router("llm")
+    with pytest.raises(ConfigError, match=r"does not take \['alpha'\]"):
+        build_router("rules", alpha=0.3)
+    with pytest.raises(MmragError):
+        build_router("rules", top_k=0)
+
+
+def test_importing_the_router_and_rerankers_does_not_import_torch() -> None:
+    code = (
+        "import sys, retrievers.router, retrievers.rerank;"
+        "bad = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_public_exports_are_pinned() -> None:
+    import retrievers.router as router
+
+    assert set(router.__all__) >= {"Router", "Completer", "RulesRouter", "EmbeddingRouter", "LLMRouter",
+                                   "HybridRouter", "build_router"}
+    for name in router.__all__:
+        assert hasattr(router, name), name

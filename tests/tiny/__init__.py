@@ -1,0 +1,1 @@
+"""Tiny checkpoints of real architectures, built offline from configs for tests."""
