@@ -6,13 +6,13 @@ Not a test. Run::
     .venv/bin/python bench/bench_store.py --pages 100000 --local-cap 10000
 
 Data: synthetic ColPali-shaped pages. A page is a 32x32 patch grid (+6 special tokens,
-1,030 x 128 before pooling) cut into 64 blocks of 4x4 patches; each block shows either
-background (8 shared directions) or a concept of the page's topic (topics draw concepts
-Zipf-like from a shared vocabulary), perturbed per page. Pooling is the group mean of
-each block (64 vectors per page). By default the pooled vectors are generated directly
-(the mean of 16 patches = block + noise/4); ``--full-tokens`` generates all 1,030 tokens
-per page and pools them, which is slower and statistically the same. Queries take some
-content blocks of a random page plus a few generic query tokens.
+1,030 x 128 before pooling) cut into 64 blocks of 4x4 patches. Each page has a centroid
+(its topic, one topic per 50 pages, plus a page offset); a content block (65%) is the
+centroid plus a wide spread, a background block (35%) one of 8 shared directions. Pooling
+is the group mean of each block (64 vectors per page). By default the pooled vectors are
+generated directly (the mean of 16 unit-noise patches = block + noise/4); ``--full-tokens``
+generates all 1,030 tokens per page and pools them (slower, statistically the same).
+A query is 10 noisy content blocks of a random page plus 4 generic query tokens.
 
 Ground truth: exact MaxSim (numpy, float32) over all pages. The store runs
 mean-vector prefetch (``--prefetch`` candidates) -> MaxSim rescoring on float16 multivectors.
@@ -55,9 +55,11 @@ class Synth:
     tokens: int = 64
     dim: int = 128
     topics: int = 0  # 0: one topic per 50 pages
-    concepts: int = 4096
     seed: int = 7
     full_tokens: bool = False
+    page_spread: float = 0.4
+    block_spread: float = 3.0
+    background_share: float = 0.35
 
     @property
     def n_topics(self) -> int:
@@ -78,45 +80,50 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
-def _world(cfg: Synth) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _world(cfg: Synth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
-    concepts = _unit(rng.normal(size=(cfg.concepts, cfg.dim))).astype(np.float32)
+    topics = _unit(rng.normal(size=(cfg.n_topics, cfg.dim))).astype(np.float32)
     background = _unit(rng.normal(size=(8, cfg.dim))).astype(np.float32)
-    topic_concepts = rng.integers(0, cfg.concepts, size=(cfg.n_topics, 48))
     generic = _unit(rng.normal(size=(4, cfg.dim))).astype(np.float32)
-    return concepts, background, topic_concepts, generic
+    return topics, background, generic
 
 
 def gen_chunk(cfg: Synth, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pages ``index*CHUNK ...``: pooled multivectors (n, tokens, dim) float16 and a content mask."""
-    concepts, background, topic_concepts, _ = _world(cfg)
+    """Pages ``index*CHUNK ...``: pooled multivectors (n, tokens, dim) float16 and a content mask.
+
+    page centroid = topic + page offset; a content block = centroid + block spread;
+    a background block = one of 8 shared directions; a pooled vector = block + patch noise / 4.
+    """
+    topics, background, _ = _world(cfg)
     n = min(CHUNK, cfg.pages - index * CHUNK)
+    d = cfg.dim
     rng = np.random.default_rng([cfg.seed, index])
-    topics = rng.integers(0, cfg.n_topics, size=n)
-    zipf = 1.0 / np.arange(1, 49)
-    which = rng.choice(48, size=(n, cfg.tokens), p=zipf / zipf.sum())
-    content = rng.random(size=(n, cfg.tokens)) > 0.35
-    base = np.where(
+    centroid = _unit(topics[rng.integers(0, cfg.n_topics, size=n)] + cfg.page_spread * _noise(rng, (n, d)))
+    content = rng.random(size=(n, cfg.tokens)) > cfg.background_share
+    blocks = np.where(
         content[..., None],
-        concepts[topic_concepts[topics[:, None], which]],
+        _unit(centroid[:, None, :] + cfg.block_spread * _noise(rng, (n, cfg.tokens, d))),
         background[rng.integers(0, 8, size=(n, cfg.tokens))],
     )
-    blocks = _unit(base + 0.7 * rng.normal(size=base.shape).astype(np.float32) / np.sqrt(cfg.dim))
     if cfg.full_tokens:  # 1,024 patches (16 per block) + 6 special tokens, then group-mean pooling
-        patches = blocks[:, :, None, :] + rng.normal(size=(n, cfg.tokens, 16, cfg.dim)).astype(np.float32) / np.sqrt(cfg.dim)
-        patches = _unit(patches)
-        _special = rng.normal(size=(n, 6, cfg.dim))  # generated like the model's, dropped by pooling
+        patches = _unit(blocks[:, :, None, :] + _noise(rng, (n, cfg.tokens, 16, d)))
+        _special = rng.normal(size=(n, 6, d))  # generated like the model's, dropped by pooling
         pooled = _unit(patches.mean(axis=2))
     else:
-        pooled = _unit(blocks + rng.normal(size=blocks.shape).astype(np.float32) / (4 * np.sqrt(cfg.dim)))
+        pooled = _unit(blocks + _noise(rng, blocks.shape) / 4)
     return pooled.astype(np.float16), content
 
 
+def _noise(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Gaussian noise with unit expected norm per vector."""
+    return rng.normal(size=shape).astype(np.float32) / np.sqrt(shape[-1])
+
+
 def make_queries(cfg: Synth, count: int) -> list[np.ndarray]:
-    _, _, _, generic = _world(cfg)
+    _, _, generic = _world(cfg)
     rng = np.random.default_rng([cfg.seed, 999_999])
     pages = rng.integers(0, cfg.pages, size=count)
-    noise = rng.normal(size=(count, 10, cfg.dim)).astype(np.float32) / np.sqrt(cfg.dim)
+    noise = _noise(rng, (count, 10, cfg.dim))
     queries: list[np.ndarray] = [np.empty(0)] * count
     for index in sorted({int(p) // CHUNK for p in pages}):
         multi, content = gen_chunk(cfg, index)

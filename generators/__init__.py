@@ -13,7 +13,7 @@ from typing import Any
 from generators.base import NO_ANSWER, SYSTEM_PROMPT, ContextItem, Generator, build_context, build_prompt
 from generators.citations import CitationResult, parse_markers, resolve_citations, write_highlights
 from generators.extractive import ExtractiveGenerator
-from generators.registry import GENERATORS, GeneratorSpec, build_generator
+from generators.registry import GENERATORS, GeneratorSpec, build_generator, generator_from_config
 
 __all__ = [
     "Generator",
@@ -32,6 +32,7 @@ __all__ = [
     "GENERATORS",
     "GeneratorSpec",
     "build_generator",
+    "generator_from_config",
 ]
 
 _LAZY = {

@@ -13,6 +13,7 @@ Every generator answers a question from page-level hits:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from rag.types import Answer, BBox, Evidence, Hit
 
 __all__ = [
     "Generator",
+    "StreamingGenerator",
     "ContextItem",
     "TokenCallback",
     "SYSTEM_PROMPT",
@@ -33,7 +35,11 @@ __all__ = [
     "select_images",
     "image_caption",
     "Stopwatch",
+    "MARKER_RE",
 ]
+
+#: One bracket group of comma-separated numbers: ``[1]``, ``[2, 3]``, ``[ 4 ]``.
+MARKER_RE = re.compile(r"\[\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)\s*\]")
 
 TokenCallback = Callable[[str], None]
 
@@ -66,6 +72,13 @@ class Generator(Protocol):
     def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer: ...
 
     def complete(self, prompt: str) -> str: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """A generator that can also hand out the raw answer text as an iterator of pieces."""
+
+    def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +114,10 @@ def _page_evidence(hit: Hit) -> Evidence:
 
 
 def _item(hit: Hit, rank: int, ev: Evidence, max_chars: int) -> ContextItem:
-    text = " ".join(ev.text.split()) if "|" not in ev.text else ev.text.strip()
+    lines = (" ".join(line.split()) for line in ev.text.splitlines())
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    # footnote numbers in the source ("Firefox[4]") would read as citation markers: "(4)"
+    text = MARKER_RE.sub(r"(\1)", text)
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"
     page_image = hit.image_path if hit.image_path is not None else (ev.image_path if ev.kind == "page" else None)
@@ -129,7 +145,12 @@ def build_context(hits: Sequence[Hit], *, max_items: int = 8, max_chars: int = 1
     in hit order, up to ``max_items``; then, while the budget lasts, further evidence of the
     top hits in order. Items are numbered grouped by hit (hit rank, then evidence rank), so
     evidence from one page sits together. Duplicate evidence (same ``point_id``, or same page
-    and text) is given once. Each text is cut to ``max_chars`` characters.
+    and text) is given once.
+
+    Texts keep their line breaks (table rows, hyphenated line ends) with runs of spaces
+    collapsed, and are cut to ``max_chars`` characters. Bracketed numbers inside evidence text
+    (footnotes such as ``Firefox[4]``) become ``(4)`` so they cannot be mistaken for
+    citation markers.
     """
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")

@@ -22,14 +22,12 @@ from pathlib import Path
 
 from rag.types import Answer, Citation, Page
 
-from generators.base import ContextItem
+from generators.base import MARKER_RE, ContextItem
 
 __all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "write_highlights"]
 
 logger = logging.getLogger(__name__)
 
-#: One bracket group of comma-separated numbers: ``[1]``, ``[2, 3]``, ``[ 4 ]``.
-MARKER_RE = re.compile(r"\[\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)\s*\]")
 
 
 @dataclass(frozen=True, slots=True)

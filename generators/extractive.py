@@ -2,9 +2,10 @@
 
 The evidence given (see :func:`generators.base.build_context`) is split into units: sentences
 of running text, and rows of markdown tables (a row is rendered with its header,
-``Month: March | Output: 420``). Each unit is scored against the question with BM25 whose
+``Month: March | Output: 420``); garbled text-layer debris is dropped. Each unit is scored against the question with BM25 whose
 IDF comes from the units themselves, so words that appear everywhere in the evidence count
-little. With an ``embedder`` (any object with ``embed_query(str)`` and
+little; units shorter than four content words (headings, page furniture) are damped in
+proportion. With an ``embedder`` (any object with ``embed_query(str)`` and
 ``embed_documents(list[str])`` returning vectors, e.g. a sentence-transformers text embedder)
 the cosine similarity is blended in with weight ``semantic_weight``.
 
@@ -34,10 +35,11 @@ from rag.types import Answer, Hit
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
 from generators.citations import resolve_citations
 
-__all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize"]
+__all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
 
 logger = logging.getLogger(__name__)
 
+_SHORT = 4
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
@@ -50,9 +52,20 @@ _STOPWORDS = frozenset(
 )
 
 
+_SUFFIXES = ("ings", "ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude suffix stripper so ``connects``/``connected`` and ``section``/``sections`` meet."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased content words (letters or digits) without stopwords."""
-    return [w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+    """Lower-cased, crudely stemmed content words (letters or digits) without stopwords."""
+    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +127,13 @@ def split_units(text: str) -> list[str]:
     return units
 
 
+def looks_like_text(unit: str) -> bool:
+    """False for garbled text-layer debris (``.  @!3  @  6 "(@6")``): too few letters and digits."""
+    chars = [c for c in unit if not c.isspace() and c != "|"]
+    alnum = sum(c.isalnum() for c in chars)
+    return alnum >= 2 and alnum >= 0.6 * len(chars)
+
+
 def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> list[float]:
     n = len(docs)
     avg = sum(len(d) for d in docs) / n if n else 0.0
@@ -172,11 +192,15 @@ class ExtractiveGenerator:
 
     def select(self, question: str, items: Sequence[ContextItem]) -> list[tuple[Unit, float]]:
         """The chosen units with their scores, best first."""
-        units = [Unit(item, i, text) for item in items for i, text in enumerate(split_units(item.text))]
+        units = [
+            Unit(item, i, text) for item in items for i, text in enumerate(split_units(item.text)) if looks_like_text(text)
+        ]
         if not units:
             return []
         query = tokenize(question)
-        lexical = _bm25(query, [tokenize(u.text) for u in units])
+        docs = [tokenize(u.text) for u in units]
+        # headings and page furniture ("162 FREE CULTURE") are short: damp units under _SHORT words
+        lexical = [s * min(1.0, len(d) / _SHORT) for s, d in zip(_bm25(query, docs), docs)]
         top = max(lexical)
         scores = [s / top if top > 0 else 0.0 for s in lexical]
         if self.embedder is not None and self.semantic_weight > 0:

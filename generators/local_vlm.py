@@ -81,6 +81,9 @@ MODEL_TYPES: dict[str, str] = {
 }
 
 
+_DTYPES = (None, "auto", "float32", "float16", "bfloat16")
+
+
 def resolve_family(config: dict[str, Any], where: str) -> VLMFamily:
     """The family of a model from its config dict; :class:`ModelError` when unsupported."""
     for arch in config.get("architectures") or []:
@@ -137,6 +140,8 @@ class LocalVLMGenerator:
             raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if max_images < 0:
             raise ConfigError(f"max_images must be >= 0, got {max_images}")
+        if dtype not in _DTYPES:
+            raise ConfigError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         self.model_id = str(model)
         self.family = VLM_FAMILIES[family] if family is not None else None
         self.device = device
@@ -145,7 +150,7 @@ class LocalVLMGenerator:
         self.max_items = max_items
         self.max_image_side = max_image_side
         self.dtype = dtype
-        self.generation_kwargs = dict(generation_kwargs or {})
+        self.generation_kwargs = {} if generation_kwargs is None else dict(generation_kwargs)
         self.name = f"local:{Path(self.model_id).name or self.model_id}"
         self.model: Any = None
         self.processor: Any = None
@@ -184,6 +189,8 @@ class LocalVLMGenerator:
             if self.dtype is not None:
                 options["dtype"] = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
             model = model_cls.from_pretrained(self.model_id, **options)
+        except ImportError as exc:  # e.g. SmolVLM's processor needs num2words
+            raise MissingDependencyError(exc.name or str(exc), extra="vision", purpose=f"{family.family} models") from exc
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load {family.family} model {self.model_id!r}: {exc}") from exc
         self.model = model.to(self.device).eval()
@@ -194,9 +201,14 @@ class LocalVLMGenerator:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def build_messages(self, question: str, items: Sequence[ContextItem]) -> tuple[list[dict], list[ContextItem]]:
-        """Chat messages (system + user with images and evidence) and the items whose image is shown."""
-        shown = select_images(items, self.max_images)
+    def build_messages(
+        self, question: str, items: Sequence[ContextItem], shown: Sequence[ContextItem] | None = None
+    ) -> tuple[list[dict], list[ContextItem]]:
+        """Chat messages (system + user with images and evidence) and the items whose image is shown.
+
+        ``shown`` defaults to :func:`generators.base.select_images` with ``max_images``.
+        """
+        shown = select_images(items, self.max_images) if shown is None else list(shown)
         content: list[dict[str, Any]] = []
         for item in shown:
             content.append({"type": "text", "text": image_caption(item) + "\n"})
@@ -206,7 +218,7 @@ class LocalVLMGenerator:
             {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
             {"role": "user", "content": content},
         ]
-        return messages, shown
+        return messages, list(shown)
 
     def _encode(self, messages: list[dict], images: list[Any]) -> Any:
         self.load()
@@ -222,20 +234,42 @@ class LocalVLMGenerator:
         return inputs.to(self.device)
 
     def prepare_inputs(self, question: str, items: Sequence[ContextItem]) -> Any:
-        """The processor output (``input_ids``, ``pixel_values``...) the model is given."""
-        messages, shown = self.build_messages(question, items)
-        images = [_load_image(Path(i.visual), self.max_image_side) for i in shown if i.visual is not None]
+        """The processor output (``input_ids``, ``pixel_values``...) the model is given.
+
+        An image that cannot be read is left out with a warning (its text still goes in).
+        """
+        shown, images = [], []
+        for item in select_images(items, self.max_images):
+            try:
+                images.append(_load_image(Path(item.visual), self.max_image_side))  # type: ignore[arg-type]
+            except OSError as exc:
+                logger.warning("cannot read image %s for [%d]: %s; left out", item.visual, item.marker, exc)
+                continue
+            shown.append(item)
+        messages, _ = self.build_messages(question, items, shown)
         return self._encode(messages, images)
 
     # -- generation ------------------------------------------------------------------------
 
     def _run(self, inputs: Any) -> Iterator[str]:
+        """Generate in a worker thread, yielding text as the streamer releases it.
+
+        Closing the iterator early (a consumer that stops reading) stops generation at the
+        next token instead of running to ``max_new_tokens``.
+        """
         torch, transformers = _imports()
         streamer = transformers.TextIteratorStreamer(
             self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
         )
-        failure: list[BaseException] = []
+        stop = threading.Event()
+
+        class _Stop(transformers.StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": False, **self.generation_kwargs}
+        kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([*kwargs.get("stopping_criteria", []), _Stop()])
+        failure: list[BaseException] = []
 
         def work() -> None:
             try:
@@ -248,8 +282,11 @@ class LocalVLMGenerator:
         thread = threading.Thread(target=work, name="mmrag-vlm-generate", daemon=True)
         thread.start()
         try:
-            yield from streamer
+            for text in streamer:
+                if text:
+                    yield text
         finally:
+            stop.set()
             thread.join()
         if failure:
             exc = failure[0]
@@ -269,9 +306,8 @@ class LocalVLMGenerator:
         watch.lap("generate")
         result = resolve_citations(raw.strip(), items)
         logger.info(
-            "%s answer: %d evidence item(s), %d image(s), %d citation(s), %.2fs",
-            self.name, len(items), len(select_images(items, self.max_images)), len(result.citations),
-            watch.timings["generate"],
+            "%s answer: %d evidence item(s), %d citation(s), %.2fs",
+            self.name, len(items), len(result.citations), watch.timings["generate"],
         )
         return Answer(
             question=question,

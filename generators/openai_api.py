@@ -4,7 +4,7 @@ Page images and figure crops are sent as ``data:image/...;base64,`` URLs, encode
 files at request time and never stored. With streaming (``on_token`` given, or :meth:`stream`)
 the server-sent events are parsed strictly (:mod:`generators._sse`).
 
-Retries: connection failures, HTTP 429 and 5xx are retried up to ``max_retries`` times with
+Retries: connection failures (refused, dropped before a response), HTTP 429 and 5xx are retried up to ``max_retries`` times with
 exponential backoff (``backoff * 2**attempt`` seconds), or the server's ``Retry-After`` when it
 sends one (capped at 60 s). Read timeouts and other HTTP errors are not retried. Every failure
 raises :class:`rag.errors.GeneratorError` naming the endpoint, the model and the cause.
@@ -207,6 +207,8 @@ class OpenAIChatGenerator:
                 response = self._client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 cause = f"cannot connect ({type(exc).__name__}: {exc})"
+            except httpx.RemoteProtocolError as exc:  # dropped before any response: safe to retry
+                cause = f"connection dropped ({exc})"
             except httpx.TimeoutException as exc:
                 raise GeneratorError(f"{self._where}: no response within {self.timeout}s ({type(exc).__name__})") from exc
             except httpx.HTTPError as exc:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import ConfigError
 
-__all__ = ["GeneratorSpec", "GENERATORS", "build_generator"]
+if TYPE_CHECKING:
+    from rag.config import AskConfig
+
+__all__ = ["GeneratorSpec", "GENERATORS", "build_generator", "generator_from_config"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,18 @@ def build_generator(name: str, **options: Any) -> Any:
         return cls(*positional, **options)
     except TypeError as exc:
         raise ConfigError(f"generator {name!r}: bad options {sorted(options)}: {exc}") from exc
+
+
+def generator_from_config(ask: AskConfig, **options: Any) -> Any:
+    """Build the generator an :class:`rag.config.AskConfig` names.
+
+    ``local`` takes its model from ``generator_model``; ``openai`` takes ``api_model`` and
+    ``api_base``. ``options`` are passed on (and win over the config).
+    """
+    from_config: dict[str, Any] = {}
+    if ask.generator == "local":
+        from_config["model"] = ask.generator_model
+    elif ask.generator == "openai":
+        from_config["model"] = ask.api_model
+        from_config["base_url"] = ask.api_base
+    return build_generator(ask.generator, **{**from_config, **options})

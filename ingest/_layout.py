@@ -70,7 +70,7 @@ def reading_order(blocks: list[RawBlock], page_width: float) -> list[RawBlock]:
     column between full-width blocks (headings, wide figures and captions)."""
     if not blocks:
         return []
-    by_y = sorted(blocks, key=lambda b: (round(b.bbox[1], 1), b.bbox[0]))
+    by_y = _by_rows(blocks)
     if not is_two_column(blocks, page_width):
         return by_y
     mid, tol = page_width / 2, page_width * 0.02
@@ -94,6 +94,22 @@ def reading_order(blocks: list[RawBlock], page_width: float) -> list[RawBlock]:
             ordered.append(b)
     flush()
     return ordered
+
+
+def _by_rows(blocks: list[RawBlock]) -> list[RawBlock]:
+    """Sort top to bottom, then left to right among blocks whose tops are within half a
+    line of each other (OCR boxes of one row differ by a pixel or two)."""
+    ordered = sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0]))
+    keyed: list[tuple[int, float, RawBlock]] = []
+    band, band_top = -1, float("-inf")
+    for b in ordered:
+        line_h = b.bbox[3] - b.bbox[1]
+        if b.lines:
+            line_h = min(lb[3] - lb[1] for lb, _ in b.lines)
+        if b.bbox[1] > band_top + max(line_h, 1.0) * 0.5:
+            band, band_top = band + 1, b.bbox[1]
+        keyed.append((band, b.bbox[0], b))
+    return [b for _, _, b in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
 def _split_long(text: str, limit: int) -> list[str]:

@@ -104,9 +104,12 @@ class DocumentReader:
                     path, f"PDF has {count:,} pages, above ingest.max_pages={self.config.max_pages:,}"
                 )
             title = (doc.metadata or {}).get("title") or None
-        except BaseException:
+        except MmragError:
             doc.close()
             raise
+        except Exception as exc:  # e.g. "Invalid number of pages" on a truncated file
+            doc.close()
+            raise CorruptDocumentError(path, f"PDF is broken: {exc}") from exc
         return doc, title, count
 
     def close(self) -> None:

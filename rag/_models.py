@@ -38,10 +38,10 @@ def build_embedders(models: ModelsConfig) -> Any:
 def build_router_for(kind: str, embedders: Any, config: Config) -> Any:
     from retrievers.router import build_router
 
-    completer = None
-    if kind == "llm":
-        completer = build_generator_for(config.ask.generator, embedders, config)
-    return build_router(kind, embedder=embedders.text, completer=completer, top_k=max(config.ask.top_k * 4, 20))
+    deps: dict[str, Any] = {"embedder": embedders.text, "top_k": max(config.ask.top_k * 4, 20)}
+    if kind in ("llm", "all"):
+        deps["completer"] = build_generator_for(config.ask.generator, embedders, config)
+    return build_router(kind, **deps)
 
 
 def build_reranker_for(kind: str, embedders: Any, config: Config) -> Any:

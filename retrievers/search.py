@@ -23,6 +23,9 @@ from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "RRF_K"]
 
 RRF_K = 60
+#: Page fusion: rank constant and the share of non-best corpora in a page score.
+PAGE_RRF_K = 10
+AGREEMENT = 0.2
 
 
 @dataclass(frozen=True)
@@ -106,28 +109,42 @@ def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
     )
 
 
-def fuse_pages(results: Mapping[str, Sequence[ScoredPoint]], route: Route, limit: int, k: int = RRF_K) -> list[Hit]:
-    """Weighted reciprocal-rank fusion of per-corpus results into page-level hits."""
-    scores: dict[tuple[str, int], float] = {}
-    best: dict[tuple[str, int], tuple[float, str]] = {}
+def fuse_pages(
+    results: Mapping[str, Sequence[ScoredPoint]],
+    route: Route,
+    limit: int,
+    k: int = PAGE_RRF_K,
+    agreement: float = AGREEMENT,
+) -> list[Hit]:
+    """Fuse per-corpus results into page-level hits.
+
+    Each corpus ranks pages by their best point; a corpus contributes
+    ``weight / (k + rank)`` to a page. A page's score is its best contribution plus
+    ``agreement`` times the others: corpora that agree lift a page, but a page is not
+    outranked merely because it also has a (weakly matching) figure.
+    """
+    contributions: dict[tuple[str, int], list[tuple[float, str]]] = {}
     evidence: dict[tuple[str, int], list[Evidence]] = {}
     payloads: dict[tuple[str, int], Mapping[str, Any]] = {}
     for corpus, points in results.items():
         weight = route.weight(corpus)
         if weight <= 0:
             continue
-        seen: set[tuple[str, int]] = set()
-        for rank, point in enumerate(points):
+        page_rank: dict[tuple[str, int], int] = {}
+        for point in points:
             key = (str(point.payload["doc_id"]), int(point.payload["page"]))
+            rank = page_rank.setdefault(key, len(page_rank))
             contribution = weight / (k + rank + 1)
             evidence.setdefault(key, []).append(_evidence(corpus, point, contribution))
             payloads.setdefault(key, point.payload)
-            if key in seen:
-                continue
-            seen.add(key)
-            scores[key] = scores.get(key, 0.0) + contribution
-            if contribution > best.get(key, (0.0, ""))[0]:
-                best[key] = (contribution, corpus)
+        for key, rank in page_rank.items():
+            contributions.setdefault(key, []).append((weight / (k + rank + 1), corpus))
+    scores: dict[tuple[str, int], float] = {}
+    best: dict[tuple[str, int], tuple[float, str]] = {}
+    for key, parts in contributions.items():
+        parts.sort(reverse=True)
+        best[key] = parts[0]
+        scores[key] = parts[0][0] + agreement * sum(c for c, _ in parts[1:])
     order = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
     hits = []
     for key in order:

@@ -124,3 +124,37 @@ def test_write_highlights_skips_citations_without_scale_image_or_box(tmp_path, i
     # items from the fixture have boxes but no page images
     no_image = Answer("q", "t", resolve_citations("t [1]", items).citations)
     assert write_highlights(no_image, tmp_path / "hl", dpi=72) == []
+
+
+EVAL_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "docs"
+
+
+@pytest.mark.skipif(not (EVAL_DOCS / "pdfjs_wikipedia.pdf").is_file(), reason=f"shared eval PDFs not found in {EVAL_DOCS}")
+def test_real_pdf_page_answer_cites_the_block_and_highlights_it(tmp_path):
+    import pymupdf
+
+    from generators.extractive import ExtractiveGenerator
+
+    hits, pages = [], []
+    for name in ("amt_handbook_sample.pdf", "pdfjs_wikipedia.pdf"):  # a distractor first
+        with pymupdf.open(EVAL_DOCS / name) as doc:
+            page = doc[0]
+            image = tmp_path / f"{name}.png"
+            page.get_pixmap(dpi=100).save(image)
+            blocks = [b for b in page.get_text("blocks") if b[6] == 0 and b[4].strip()]
+            evidence = tuple(Evidence("text", "chunk", b[4], 1.0, BBox(*b[:4])) for b in blocks)
+            hits.append(Hit(name, name, 1, 1.0, "text", evidence=evidence, image_path=image))
+            pages.append(Page(name, 1, page.rect.width, page.rect.height, "", False, image_path=image, dpi=100))
+    answer = ExtractiveGenerator(max_items=100, max_sentences=1).generate(
+        "Since which Firefox version has PDF.js been enabled by default?", hits
+    )
+    assert "enabled by default since 2013 (version 19)" in answer.text
+    (citation,) = answer.citations
+    assert (citation.source, citation.page) == ("pdfjs_wikipedia.pdf", 1)
+    assert "version 19" in citation.text
+    (crop_path,) = write_highlights(answer, tmp_path / "hl", pages=pages, margin=0)
+    crop = Image.open(crop_path).convert("RGB")
+    scale = 100 / 72
+    assert abs(crop.width - citation.bbox.width * scale) <= 3 and abs(crop.height - citation.bbox.height * scale) <= 3
+    red = sum(1 for x in range(crop.width) if crop.getpixel((x, 1))[0] > 200 and crop.getpixel((x, 1))[1] < 80)
+    assert red > 0.9 * crop.width  # the box's top edge is drawn along the crop

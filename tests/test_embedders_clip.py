@@ -181,6 +181,10 @@ def test_registered_dimension_is_known_before_load_and_nothing_loads():
 
 
 def test_unavailable_hub_model_raises_model_error_naming_it():
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        pytest.skip("huggingface_hub was imported before HF_HUB_OFFLINE=1 was set; would try the network")
     emb = registry.build("siglip2-base", "image")
     with pytest.raises(ModelError, match="google/siglip2-base-patch16-224"):
         emb.load()
@@ -198,3 +202,19 @@ def test_bad_options_raise_config_error():
     with pytest.raises(ConfigError, match="batch_size"):
         ClipEmbedder("x", family="clip", batch_size=0)
     assert set(DUAL_ENCODERS) == {f for f, spec in registry.FAMILIES.items() if spec.role == "image"}
+
+
+def test_half_precision_checkpoint_runs_in_float32_on_cpu(tiny_models, images, tmp_path):
+    import copy
+
+    folder, model, processor = tiny_models["clip"]
+    half = tmp_path / "clip_fp16"
+    copy.deepcopy(model).half().save_pretrained(str(half))
+    processor.save_pretrained(str(half))
+    emb = registry.build(str(half), "image", show_progress=False)
+    vec = emb.embed_images([images["noise_a"]])
+    assert next(emb._model.parameters()).dtype.is_floating_point and str(next(emb._model.parameters()).dtype) == "torch.float32"
+    assert vec.dtype == np.float32 and emb.provenance()["dtype"] == "float32"
+    # the same weights, rounded to fp16: close to the float32 model's vector
+    ref = registry.build(str(folder), "image", show_progress=False).embed_images([images["noise_a"]])
+    assert float(vec[0] @ ref[0]) > 0.999

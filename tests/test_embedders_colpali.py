@@ -105,13 +105,15 @@ def test_shapes_dimension_and_unit_rows(checkpoints, pages, family):
 
 @params
 def test_padding_is_removed_from_queries_and_pages(checkpoints, pages, family):
+    from PIL import Image
+
     e = embedder(checkpoints, family, pool_factor=1)
-    proc = e._processor
+    proc = checkpoints[family].processor
     short, long = e.embed_queries([SHORT, LONG])  # one batch: the short query is padded inside it
     assert len(short) < len(long)
     assert len(short) == int(proc.process_queries([SHORT])["attention_mask"].sum())
     np.testing.assert_allclose(short, e.embed_queries([SHORT])[0], atol=1e-5)  # batch-mates do not leak in
-    page_tokens = int(proc.process_images([__import__("PIL.Image").Image.open(pages[0])])["attention_mask"].sum())
+    page_tokens = int(proc.process_images([Image.open(pages[0])])["attention_mask"].sum())
     assert len(e.embed_images(pages[:1])[0]) == page_tokens
 
 
@@ -197,6 +199,14 @@ def test_fingerprints_differ_between_checkpoints(checkpoints):
     assert len(prints) == len(FAMILIES)
 
 
+def test_weights_fingerprint_for_hub_models_reads_loaded_tensors(checkpoints):
+    """Hub ids have no folder to hash: the fingerprint comes from the loaded weights (ColPali's lm_head is meta)."""
+    a = embedder(checkpoints, "colpali")._weights_fingerprint()
+    b = embedder(checkpoints, "colpali", pool_factor=1)._weights_fingerprint()  # another load of the same folder
+    c = embedder(checkpoints, "colqwen2")._weights_fingerprint()
+    assert a == b and a != c
+
+
 def test_load_is_idempotent(checkpoints):
     e = embedder(checkpoints, "colqwen2")
     model = e._model
@@ -228,3 +238,62 @@ def test_module_import_does_not_import_torch():
         "assert 'torch' not in sys.modules and 'colpali_engine' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_unreachable_hub_id_raises_model_error_naming_it():
+    e = registry.build("colqwen2", "late_interaction")  # registered name -> vidore/colqwen2-v1.0-merged
+    with pytest.raises(ModelError, match="vidore/colqwen2-v1.0-merged"):
+        e.load()
+    assert not e.loaded
+
+
+def test_cpu_needs_no_accelerate_and_other_devices_name_it(checkpoints, pages):
+    """The vision extra does not install accelerate: CPU loading must not need it."""
+    code = f"""
+import sys
+sys.modules["accelerate"] = None  # as if not installed
+from rag.errors import MissingDependencyError
+from retrievers import registry
+e = registry.build({str(checkpoints["colpali"].folder)!r}, "late_interaction", show_progress=False)
+assert e.embed_images([{str(pages[0])!r}])[0].shape[1] == 128
+try:
+    registry.build({str(checkpoints["colpali"].folder)!r}, "late_interaction", device="cuda").load()
+except MissingDependencyError as exc:
+    assert "accelerate" in str(exc), exc
+else:
+    raise AssertionError("no MissingDependencyError")
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1], env=env)
+
+
+def test_protocol_public_api_progress_bar_and_summary_log(checkpoints, pages, capsys, caplog):
+    import retrievers.embedders.colpali as mod
+    from retrievers.base import LateInteractionEmbedder
+
+    assert set(mod.__all__) == {"ColFamily", "COL_FAMILIES", "POOLERS", "ColVisionEmbedder"}
+    assert set(mod.COL_FAMILIES) == set(FAMILIES) == {f for f, s in registry.FAMILIES.items()
+                                                      if s.loader.endswith(":ColVisionEmbedder")}
+    e = registry.build(str(checkpoints["colqwen2"].folder), "late_interaction", show_progress=True)
+    assert isinstance(e, LateInteractionEmbedder)
+    with caplog.at_level("INFO", logger=mod.__name__):
+        e.embed_images(pages[:2])
+    assert "colqwen2 pages" in capsys.readouterr().err  # the tqdm bar
+    assert any("embedded 2 pages" in r.getMessage() for r in caplog.records)
+    quiet = registry.build(str(checkpoints["colqwen2"].folder), "late_interaction", show_progress=False)
+    quiet.embed_queries([SHORT])
+    assert "colqwen2 queries" not in capsys.readouterr().err
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("family", FAMILIES)
+def test_real_checkpoint_folder(family, pages):
+    """Run with MMRAG_REAL_<FAMILY>=/path/to/checkpoint (e.g. MMRAG_REAL_COLIDEFICS3) and -m real_model."""
+    folder = os.environ.get("MMRAG_REAL_" + family.upper().replace(".", "_"))
+    if not folder:
+        pytest.skip(f"set MMRAG_REAL_{family.upper().replace('.', '_')} to a {family} checkpoint folder")
+    e = registry.build(folder, "late_interaction", show_progress=False)
+    (page,) = e.embed_images(pages[:1])
+    (query,) = e.embed_queries([LONG])
+    assert page.shape[1] == query.shape[1] == e.dimension == 128
+    np.testing.assert_allclose(np.linalg.norm(page, axis=1), 1.0, atol=1e-3)

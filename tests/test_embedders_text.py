@@ -185,6 +185,15 @@ def test_unloadable_folder_raises_model_error_naming_it(tmp_path):
         emb.load()
 
 
+def test_unavailable_hub_model_raises_model_error_naming_it():
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        pytest.skip("huggingface_hub was imported before HF_HUB_OFFLINE=1 was set; would try the network")
+    with pytest.raises(ModelError, match="BAAI/bge-small-en-v1.5"):
+        SentenceTransformerEmbedder("BAAI/bge-small-en-v1.5").load()
+
+
 def test_missing_bundle_package_names_the_pip_line(monkeypatch):
     monkeypatch.setitem(text_mod.BUNDLED, "ghost-model", BundledModel("mmrag_no_such_pkg", "ghost-model-pkg"))
     with pytest.raises(MissingDependencyError, match="ghost-model-pkg"):
@@ -205,3 +214,50 @@ def test_importing_the_module_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ shared helpers (_common)
+def test_require_names_the_pip_line_and_purpose():
+    from retrievers.embedders._common import require
+
+    assert require("json").dumps([1]) == "[1]"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mmrag\[vision\]'.*") as info:
+        require("mmrag_no_such_module", "vision", "testing")
+    assert "testing" in str(info.value) and info.value.extra == "vision"
+
+
+def test_batched_and_l2_normalize():
+    from retrievers.embedders._common import batched, l2_normalize
+
+    assert [len(b) for b in batched(range(7), 3)] == [3, 3, 1]
+    assert list(batched([], 3)) == []
+    with pytest.raises(ValueError):
+        list(batched([1], 0))
+    out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float64))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_progress_default_follows_log_level():
+    import logging
+
+    from retrievers.embedders._common import wants_progress
+
+    log = logging.getLogger("mmrag.test.progress")
+    log.setLevel(logging.WARNING)
+    assert wants_progress(None, log) is False
+    assert wants_progress(True, log) is True
+    log.setLevel(logging.INFO)
+    assert wants_progress(None, log) is True
+    assert wants_progress(False, log) is False
+
+
+def test_folder_fingerprint_is_none_for_non_folders(tmp_path):
+    from retrievers.embedders._common import folder_fingerprint
+
+    assert folder_fingerprint("org/some-hub-id") is None
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    first = folder_fingerprint(tmp_path)
+    assert first == folder_fingerprint(tmp_path)
+    (tmp_path / "config.json").write_text('{"a": 2}')
+    assert folder_fingerprint(tmp_path) != first

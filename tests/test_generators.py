@@ -10,6 +10,7 @@ import pytest
 
 import generators
 from generators import NO_ANSWER, ExtractiveGenerator, Generator, build_generator
+from generators.base import StreamingGenerator
 from generators.extractive import split_units
 from rag.errors import ConfigError, GeneratorError
 from rag.types import Answer, BBox, Evidence, Hit
@@ -75,6 +76,21 @@ def test_rare_words_outweigh_words_every_evidence_shares():
     assert answer.citations[0].page == 2
 
 
+def test_footnote_numbers_in_evidence_are_not_taken_for_citations():
+    text = "PDF.js is included in Firefox since 2012 (version 15),[5][6] and enabled by default since Firefox 19.[7]"
+    hits = [Hit("w", "wiki.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0, BBox(0, 0, 9, 9)),))]
+    hits += [Hit(f"x{i}", f"x{i}.pdf", i, 0.5, "text", evidence=(Evidence("text", "chunk", f"other {i}", 0.5),)) for i in range(2, 8)]
+    answer = ExtractiveGenerator().generate("Since which Firefox version is PDF.js enabled by default?", hits)
+    assert [(c.marker, c.source) for c in answer.citations] == [(1, "wiki.pdf")]
+    assert answer.text.endswith("(5)(6) and enabled by default since Firefox 19.(7) [1].")
+
+
+def test_garbled_text_layer_debris_is_never_the_answer():
+    garbage = '.     @!3   @   6 "   (@6")        \'   TAM   @%  7'
+    hits = [Hit("t", "tam.pdf", 14, 1.0, "text", evidence=(Evidence("text", "chunk", garbage, 1.0),))]
+    assert ExtractiveGenerator().generate("How many TAM articles?", hits).text == NO_ANSWER
+
+
 def test_no_matching_evidence_gives_no_answer_and_no_citations():
     gen = ExtractiveGenerator()
     for hits in (_hits(), []):
@@ -138,6 +154,7 @@ def test_extractive_cannot_complete_prompts():
 def test_registry_builds_by_name_and_rejects_unknown_names_and_missing_options():
     assert isinstance(build_generator("extractive"), ExtractiveGenerator)
     assert isinstance(build_generator("extractive", max_sentences=1), Generator)
+    assert isinstance(build_generator("extractive"), StreamingGenerator)
     with pytest.raises(ConfigError, match="extractive, local, openai"):
         build_generator("gpt-magic")
     with pytest.raises(ConfigError, match="model="):
@@ -152,6 +169,20 @@ def test_registry_builds_by_name_and_rejects_unknown_names_and_missing_options()
     assert local.name == "local:Qwen2-VL-2B" and local.model is None  # nothing loaded yet
     with pytest.raises(ConfigError, match="qwen2-vl"):
         build_generator("local", model="x", family="llava")
+
+
+def test_generator_from_ask_config():
+    from rag.config import AskConfig
+
+    from generators import generator_from_config
+
+    assert isinstance(generator_from_config(AskConfig()), ExtractiveGenerator)
+    api = generator_from_config(AskConfig(generator="openai", api_base="http://localhost:11434/v1", api_model="qwen2.5vl"))
+    assert (api.name, api.base_url) == ("openai:qwen2.5vl", "http://localhost:11434/v1")
+    with pytest.raises(ConfigError, match="model="):
+        generator_from_config(AskConfig(generator="local"))
+    local = generator_from_config(AskConfig(generator="local", generator_model="/models/SmolVLM-256M"), family="idefics3")
+    assert local.name == "local:SmolVLM-256M"
 
 
 def test_importing_generators_does_not_import_torch_httpx_or_other_stages():
@@ -169,6 +200,7 @@ def test_exported_members():
             "Generator", "ContextItem", "SYSTEM_PROMPT", "NO_ANSWER", "build_context", "build_prompt",
             "CitationResult", "parse_markers", "resolve_citations", "write_highlights", "ExtractiveGenerator",
             "LocalVLMGenerator", "OpenAIChatGenerator", "GENERATORS", "GeneratorSpec", "build_generator",
+            "generator_from_config",
         ]
     )
     for name in generators.__all__:

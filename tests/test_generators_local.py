@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from PIL import Image  # noqa: E402
-from tiny.qwen2vl import build_idefics3, build_qwen2_5_vl, build_qwen2vl  # noqa: E402
+from tiny.qwen2vl import build_idefics3, build_qwen2_5_vl, build_qwen2vl, build_smolvlm  # noqa: E402
 from transformers import LogitsProcessor, LogitsProcessorList  # noqa: E402
 
 from generators import build_generator  # noqa: E402
@@ -43,6 +43,12 @@ def qwen25vl_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def idefics3_dir(tmp_path_factory):
     return build_idefics3(tmp_path_factory.mktemp("idefics3"))
+
+
+@pytest.fixture(scope="session")
+def smolvlm_dir(tmp_path_factory):
+    pytest.importorskip("num2words", reason="the SmolVLM(2) processor needs num2words")
+    return build_smolvlm(tmp_path_factory.mktemp("smolvlm"))
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +147,21 @@ def test_max_new_tokens_bounds_the_answer(qwen2vl_dir, hits):
     assert "".join(gen.stream("q", hits)) == "one two three solar"
 
 
+def test_closing_the_stream_early_stops_generation(qwen2vl_dir, hits):
+    gen = LocalVLMGenerator(str(qwen2vl_dir), max_new_tokens=400).load()
+    gen.generation_kwargs = script(gen, " ".join(["solar"] * 400))  # never ends by itself
+    steps = []
+    handle = gen.model.register_forward_hook(lambda m, a, o: steps.append(1))
+    try:
+        chunks = gen.stream("q", hits)
+        first = next(chunks)
+        chunks.close()
+    finally:
+        handle.remove()
+    assert first.strip() == "solar"
+    assert len(steps) < 50  # far fewer forward passes than the 400 allowed
+
+
 def test_complete_is_text_only(qwen):
     inputs = qwen._encode([{"role": "user", "content": [{"type": "text", "text": "route this"}]}], [])
     assert "pixel_values" not in inputs and _image_tokens(qwen, inputs) == 0
@@ -154,11 +175,11 @@ def test_generation_failure_is_a_generator_error_naming_the_model(qwen2vl_dir, h
         gen.generate("q", hits, on_token=lambda t: None)
 
 
-@pytest.mark.parametrize("builder", ["qwen25vl_dir", "idefics3_dir"])
+@pytest.mark.parametrize("builder", ["qwen25vl_dir", "idefics3_dir", "smolvlm_dir"])
 def test_other_families_load_stream_and_see_images(builder, request, hits):
     folder = request.getfixturevalue(builder)
     gen = build_generator("local", model=str(folder), max_new_tokens=6, max_images=2).load()
-    expected = {"qwen25vl_dir": "qwen2.5-vl", "idefics3_dir": "idefics3"}[builder]
+    expected = {"qwen25vl_dir": "qwen2.5-vl", "idefics3_dir": "idefics3", "smolvlm_dir": "smolvlm"}[builder]
     assert gen.family.family == expected
     from generators.base import build_context
 
@@ -168,6 +189,18 @@ def test_other_families_load_stream_and_see_images(builder, request, hits):
     answer = gen.generate("What is the solar output?", hits, on_token=tokens.append)
     assert "".join(tokens).strip() == answer.text
     assert 0 < len(answer.text.split()) <= 6
+
+
+def test_unreadable_image_is_left_out_but_its_text_is_kept(qwen, hits, tmp_path):
+    from generators.base import build_context
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    items = build_context([Hit("x", "x.pdf", 9, 2.0, "pages", image_path=broken,
+                               evidence=(Evidence("text", "chunk", "solar energy", 1.0),)), *hits[:1]])
+    inputs = qwen.prepare_inputs("q", items)
+    assert inputs["image_grid_thw"].shape[0] == 1  # only the readable page image
+    assert "solar energy" in qwen.processor.tokenizer.decode(inputs["input_ids"][0])
 
 
 def test_unsupported_or_missing_folders_raise_model_error(tmp_path):

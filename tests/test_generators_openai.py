@@ -14,6 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from generators.base import StreamingGenerator
 from generators.openai_api import OpenAIChatGenerator
 from rag.errors import GeneratorError
 from rag.types import BBox, Evidence, Hit
@@ -160,6 +161,15 @@ def test_429_is_retried_after_the_servers_retry_after(hits):
     assert answer.text.startswith("The panel is inspected")
 
 
+def test_connection_dropped_before_a_response_is_retried(hits):
+    rec = Recorder(httpx.RemoteProtocolError("Server disconnected without sending a response."), event_stream(STREAM))
+    gen = generator(rec)
+    assert isinstance(gen, StreamingGenerator)
+    answer = gen.generate("q", hits, on_token=lambda t: None)
+    assert len(rec.requests) == 2 and rec.waits == [0.5]
+    assert [c.page for c in answer.citations] == [3, 5]
+
+
 def test_5xx_and_connect_errors_back_off_exponentially_then_give_up(hits):
     rec = Recorder(
         httpx.ConnectError("connection reset"),
@@ -205,6 +215,13 @@ def test_malformed_responses_raise_generator_error(hits, response, stream, cause
     with pytest.raises(GeneratorError, match=cause) as info:
         generator(rec).generate("q", hits, on_token=on_token)
     assert BASE in str(info.value)
+
+
+def test_base_url_without_scheme_is_a_config_error():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="http://localhost:8000/v1"):
+        OpenAIChatGenerator("m", base_url="localhost:8000/v1")
 
 
 def test_read_timeout_is_reported_not_retried(hits):

@@ -190,7 +190,8 @@ def test_embedding_router_from_knowledge_base_centroids(minilm) -> None:
     chart = router.route("Show me the chart of energy per month")
     prose = router.route("When does the interpreter compile a trace?")
     assert chart.corpora[0] == "figures" and prose.corpora[0] == "text"
-    assert "centroid" in chart.reason
+    assert "via its centroid" in chart.reason and "/2" in chart.reason
+    assert "via its centroid 1/1" in prose.reason
 
 
 def test_embedding_router_rejects_bad_inputs(minilm) -> None:
@@ -246,7 +247,10 @@ def test_llm_router_exclusive_keeps_only_the_chosen_corpora() -> None:
         ("I think you should look at the figures.", "no JSON object"),
         ('{"corpora": "text"}', "non-empty list"),
         ('{"corpora": [], "reason": "none"}', "non-empty list"),
-        ('{"corpora": ["text"', "no JSON object"),
+        ('{"corpora": ["text"', "unusable model reply"),
+        ('{"corpora": ["text"], "reason": 3}', "'reason' must be a string"),
+        ("[1, 2]", "no JSON object"),
+        (None, "returned NoneType, not text"),
         ('{"corpora": ["text",]}', "unusable model reply"),
         (GeneratorError("endpoint down"), "model call failed"),
         (TimeoutError("timed out"), "model call failed"),
@@ -272,6 +276,14 @@ def test_llm_router_validates_its_dependencies() -> None:
         LLMRouter(object(), RulesRouter())
     with pytest.raises(ConfigError, match="placeholder"):
         LLMRouter(ScriptedCompleter("{}"), RulesRouter(), prompt="no slot")
+    with pytest.raises(ConfigError, match="literal braces"):
+        LLMRouter(ScriptedCompleter("{}"), RulesRouter(), prompt='{question} reply {"corpora": []}')
+
+
+def test_llm_router_reads_the_first_json_object_amid_chatter() -> None:
+    reply = 'Sure! {"corpora": ["Figures"], "reason": "a plot"} Hope that helps {"corpora": ["text"]}'
+    route = LLMRouter(ScriptedCompleter(reply), RulesRouter()).route(PLOT_Q)
+    assert route.corpora[0] == "figures" and route.router == "llm" and "a plot" in route.reason
 
 
 # ----------------------------------------------------------------------------- hybrid + factory
@@ -324,6 +336,7 @@ def test_build_router_fails_loudly() -> None:
         build_router("rules", alpha=0.3)
     with pytest.raises(MmragError):
         build_router("rules", top_k=0)
+    assert build_router("rules", embedder=None, top_k=3).top_k == 3  # None means "not set"
 
 
 def test_importing_the_router_and_rerankers_does_not_import_torch() -> None:

@@ -52,7 +52,8 @@ def test_maxsim_batch_matches_padded_scorer_on_long_docs(colpali_scorer):
     rng = np.random.default_rng(1)
     queries = [_unit_rows(rng, n, 128) for n in (4, 20)]
     docs = [_unit_rows(rng, n, 128) for n in (60, 90, 75)]
-    theirs = score_multi_vector([torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in docs], device="cpu")
+    qs, ps = [torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in docs]
+    theirs = score_multi_vector(qs, ps, device="cpu")
     ours = np.stack([maxsim_batch(q, docs) for q in queries])
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
 
@@ -135,3 +136,9 @@ def test_rrf_weights_k_duplicates_and_ties():
 def test_scoring_does_not_import_torch():
     code = "import sys, retrievers.scoring; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_public_api_is_pinned():
+    import retrievers.scoring as mod
+
+    assert sorted(mod.__all__) == ["maxsim", "maxsim_batch", "mean_vector", "rrf"]

@@ -24,6 +24,7 @@ __all__ = [
     "library_versions",
     "folder_fingerprint",
     "open_rgb",
+    "registered_dimension",
 ]
 
 T = TypeVar("T")
@@ -166,3 +167,13 @@ def open_rgb(path: str | Path):
         raise UnsupportedFormatError(p, f"not an image Pillow can read: {exc}") from exc
     except OSError as exc:
         raise UnreadableFileError(p, f"cannot read image: {exc}") from exc
+
+
+def registered_dimension(model: str) -> int | None:
+    """The vector size the model registry records for a short name or hub id (no loading)."""
+    from retrievers.registry import MODELS
+
+    for spec in MODELS.values():
+        if model in (spec.name, spec.hub_id):
+            return spec.dimension
+    return None

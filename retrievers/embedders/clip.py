@@ -28,6 +28,7 @@ from retrievers.embedders._common import (
     library_versions,
     open_rgb,
     progress,
+    registered_dimension,
     require,
     wants_progress,
 )
@@ -63,20 +64,12 @@ DUAL_ENCODERS: dict[str, DualEncoderFamily] = {
 }
 
 
-def _registered_dimension(model: str) -> int | None:
-    from retrievers.registry import MODELS
-
-    for spec in MODELS.values():
-        if model in (spec.name, spec.hub_id):
-            return spec.dimension
-    return None
-
-
 class ClipEmbedder:
     """Images and texts into one shared space (implements ``retrievers.base.ImageEmbedder``).
 
     Construction is cheap; :meth:`load` reads the weights (idempotent, and called by the
     first ``embed_*``). ``show_progress=None`` shows a bar when the module logger is at INFO.
+    ``dtype``: ``None`` means float32 on CPU and the checkpoint's dtype on other devices.
     """
 
     def __init__(
@@ -87,6 +80,7 @@ class ClipEmbedder:
         device: str = "cpu",
         batch_size: int = 16,
         show_progress: bool | None = None,
+        dtype: str | None = None,
     ) -> None:
         if family not in DUAL_ENCODERS:
             raise ConfigError(f"ClipEmbedder: unknown family {family!r}; known: {sorted(DUAL_ENCODERS)}")
@@ -97,10 +91,12 @@ class ClipEmbedder:
         self.device = device
         self.batch_size = batch_size
         self.show_progress = show_progress
+        # float32 on CPU (half precision is slow or unsupported there); the checkpoint's own elsewhere
+        self.dtype = dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
         self._spec = DUAL_ENCODERS[family]
         self._model: Any = None
         self._processor: Any = None
-        self._dimension: int | None = _registered_dimension(self.name)
+        self._dimension: int | None = registered_dimension(self.name)
         self._max_text_tokens = self._spec.max_text_tokens
         self._revision: str | None = None
 
@@ -125,7 +121,7 @@ class ClipEmbedder:
         model_cls = getattr(transformers, self._spec.model_class)
         processor_cls = getattr(transformers, self._spec.processor_class)
         try:
-            model = model_cls.from_pretrained(self.name)
+            model = model_cls.from_pretrained(self.name, dtype=self.dtype)
             processor = processor_cls.from_pretrained(self.name)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(
@@ -138,7 +134,7 @@ class ClipEmbedder:
         for attr in self._spec.dimension_path:
             dim = getattr(dim, attr)
         if self._dimension is not None and self._dimension != int(dim):
-            logger.warning("%s: registry says dimension %d, checkpoint has %d", self.name, self._dimension, dim)
+            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
         self._dimension = int(dim)
         tokenizer_cap = getattr(processor.tokenizer, "model_max_length", None) or self._spec.max_text_tokens
         positions = getattr(config.text_config, "max_position_embeddings", None) or self._spec.max_text_tokens
@@ -212,6 +208,7 @@ class ClipEmbedder:
             "model_class": self._spec.model_class,
             "revision": self._revision,
             "dimension": self._dimension,
+            "dtype": self.dtype,
             "normalized": True,
             "max_text_tokens": self._max_text_tokens,
             "versions": library_versions("transformers", "torch"),

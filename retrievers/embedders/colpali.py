@@ -139,17 +139,26 @@ class ColVisionEmbedder:
             return
         torch = require("torch", "vision", f"{self.family} embeddings")
         models = require("colpali_engine.models", "vision", f"{self.family} embeddings", package="colpali-engine")
-        pooling = require("colpali_engine.compression.token_pooling", "vision", "token pooling",
-                          package="colpali-engine")
+        pooler = None
+        if self.pool_factor > 1:
+            require("scipy", "vision", "hierarchical token pooling")  # the pooler's clustering
+            pooling = require("colpali_engine.compression.token_pooling", "vision", "token pooling",
+                              package="colpali-engine")
+            pooler = getattr(pooling, POOLERS[self.pooling])()
         model_cls = getattr(models, self.spec.model_class)
         processor_cls = getattr(models, self.spec.processor_class)
         local = Path(self.source).is_dir()
         dtype = torch.float32 if self.dtype is None else getattr(torch, self.dtype)
+        # ColPali checkpoints have no lm_head (retrieval never uses it): it stays on the meta device,
+        # so ``model.to(device)`` fails. Weights load on the CPU by default; any other device is placed
+        # at load time with ``device_map``, which needs accelerate.
+        placement: dict[str, Any] = {}
+        if self.device != "cpu":
+            require("accelerate", None, f"loading {self.family} onto {self.device}")
+            placement["device_map"] = self.device
         started = time.perf_counter()
         try:
-            # device_map places weights at load time: ColPali checkpoints have no lm_head (unused by
-            # retrieval), which stays on the meta device and makes a later ``model.to(device)`` fail.
-            model = model_cls.from_pretrained(self.source, dtype=dtype, device_map=self.device, local_files_only=local)
+            model = model_cls.from_pretrained(self.source, dtype=dtype, local_files_only=local, **placement)
             processor = processor_cls.from_pretrained(self.source, local_files_only=local)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             where = "local folder" if local else "hub id (is it downloaded? the hub may be unreachable)"
@@ -159,7 +168,7 @@ class ColVisionEmbedder:
         model.eval()
         self._torch = torch
         self._processor = processor
-        self._pooler = getattr(pooling, POOLERS[self.pooling])()
+        self._pooler = pooler
         self._model = model
         logger.info(
             "loaded %s from %s (dim %d, %s, %s) in %.2fs",
@@ -248,10 +257,12 @@ class ColVisionEmbedder:
         }
 
     def _weights_fingerprint(self) -> str:
-        """sha256 over every parameter's name, shape and first 64 values (cheap, content-sensitive)."""
+        """sha256 over every loaded tensor's name, shape and first 64 values (cheap, content-sensitive)."""
         self.load()
         digest = hashlib.sha256()
         for name, param in self._model.state_dict().items():
+            if param.is_meta:  # e.g. ColPali's unused lm_head: never loaded, no values
+                continue
             digest.update(name.encode())
             digest.update(str(tuple(param.shape)).encode())
             digest.update(param.detach().flatten()[:64].to(self._torch.float32).cpu().numpy().tobytes())

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
-from retrievers.embedders._common import folder_fingerprint, l2_normalize, library_versions, require, wants_progress
+from retrievers.embedders._common import (
+    folder_fingerprint,
+    l2_normalize,
+    library_versions,
+    registered_dimension,
+    require,
+    wants_progress,
+)
 
 __all__ = ["BundledModel", "BUNDLED", "resolve_source", "SentenceTransformerEmbedder"]
 
@@ -64,15 +71,6 @@ def resolve_source(model: str) -> str:
     return str(folder)
 
 
-def _registered_dimension(model: str) -> int | None:
-    from retrievers.registry import MODELS
-
-    for spec in MODELS.values():
-        if model in (spec.name, spec.hub_id):
-            return spec.dimension
-    return None
-
-
 class SentenceTransformerEmbedder:
     """Dense text vectors (implements ``retrievers.base.TextEmbedder``).
 
@@ -103,7 +101,7 @@ class SentenceTransformerEmbedder:
         self.normalize = normalize
         self._model: Any = None
         self._source: str | None = None
-        self._dimension: int | None = _registered_dimension(self.name)
+        self._dimension: int | None = registered_dimension(self.name)
 
     @property
     def dimension(self) -> int:
@@ -175,7 +173,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def provenance(self) -> dict[str, Any]:
-        """Enough to refuse a knowledge base built with another model or setting."""
+        """Enough to refuse a knowledge base built with another model or setting (loads the model)."""
         self.load()
         cfg = self._model[0].auto_model.config if hasattr(self._model[0], "auto_model") else None
         snapshot = getattr(cfg, "_name_or_path", None) if cfg is not None else None

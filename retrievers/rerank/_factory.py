@@ -59,7 +59,11 @@ RERANKERS: dict[str, tuple[Callable[[dict[str, Any]], Reranker], frozenset[str]]
 
 
 def build_reranker(kind: str, **options: Any) -> Reranker:
-    """Build the reranker called ``kind`` (see :data:`RERANKERS`); weights load on first use."""
+    """Build the reranker called ``kind`` (see :data:`RERANKERS`); weights load on first use.
+
+    Options set to ``None`` count as not given (so a config can pass ``model=None`` to ``"none"``).
+    """
+    options = {k: v for k, v in options.items() if v is not None}
     if kind not in RERANKERS:
         raise ConfigError(f"unknown reranker {kind!r}; known: {', '.join(RERANKERS)}")
     factory, accepted = RERANKERS[kind]

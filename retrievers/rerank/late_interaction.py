@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ConfigError, QueryError
+from rag.errors import ConfigError, EmbedderMismatchError, QueryError
 from rag.types import Hit
 from retrievers.base import LateInteractionEmbedder
 from retrievers.rerank._base import check_top_k, page_image, ranked
@@ -73,7 +73,15 @@ class LateInteractionReranker:
         if not hits:
             return np.zeros(0, dtype=np.float32)
         query = np.asarray(self.embedder.embed_queries([question])[0], dtype=np.float32)
-        return maxsim_batch(query, self.page_vectors(hits))
+        pages = self.page_vectors(hits)
+        for hit, vec in zip(hits, pages):
+            if vec.ndim != 2 or vec.shape[1] != query.shape[1]:
+                raise EmbedderMismatchError(
+                    f"page multivector of {hit.source!r} page {hit.page} has shape {vec.shape} but "
+                    f"{getattr(self.embedder, 'name', 'the embedder')} makes {query.shape[1]}-d query vectors; "
+                    "rerank with the embedder the knowledge base was indexed with"
+                )
+        return maxsim_batch(query, pages)
 
     def rerank(self, question: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         check_top_k(top_k)

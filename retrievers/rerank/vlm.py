@@ -113,6 +113,8 @@ class VLMReranker:
             raise ModelError(
                 f"cannot load an image-text-to-text model from {self.source!r} ({where}): {type(exc).__name__}: {exc}"
             ) from exc
+        if not getattr(processor, "chat_template", None):
+            raise ModelError(f"{self.source!r} has no chat template; a VLM reranker needs the model's chat format")
         tokenizer = processor.tokenizer
         tokenizer.padding_side = "left"  # the last position is the answer position for every row
         self._ids = (self._token_id(tokenizer, self.yes_token), self._token_id(tokenizer, self.no_token))

@@ -62,5 +62,8 @@ class AllRouter:
     def __init__(self, top_k: int = 10) -> None:
         self.top_k = check_top_k(top_k)
 
+    def load(self) -> None:
+        """Nothing to load."""
+
     def route(self, question: str) -> Route:
         return make_route({c: 1.0 for c in CORPORA}, self.top_k, "all corpora, equal weights", self.name)

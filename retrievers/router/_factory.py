@@ -39,7 +39,8 @@ class HybridRouter:
         a, b = self.rules.route(question), self.embedding.route(question)
         weights = {c: self.alpha * a.weight(c) + (1 - self.alpha) * b.weight(c) for c in CORPORA}
         top_k = self.top_k if self.top_k is not None else max(a.top_k, b.top_k)
-        reason = f"{describe_weights({c: w for c, w in weights.items() if w > 0})} = {self.alpha:g} x [{a.reason}] + {1 - self.alpha:g} x [{b.reason}]"
+        mix = describe_weights({c: w for c, w in weights.items() if w > 0})
+        reason = f"{mix} = {self.alpha:g} x [{a.reason}] + {1 - self.alpha:g} x [{b.reason}]"
         return make_route(weights, top_k, reason, self.name)
 
 
@@ -79,7 +80,9 @@ def _build_llm(deps: dict[str, Any]) -> Router:
     if completer is None:
         raise ConfigError("build_router('llm') needs completer=<object with complete(prompt) -> str>")
     top_k = deps.pop("top_k", 10)
-    fallback = deps.pop("fallback", None) or RulesRouter(top_k)
+    fallback = deps.pop("fallback", None)
+    if fallback is None:
+        fallback = RulesRouter(top_k)
     kwargs = {k: deps.pop(k) for k in ("exclusive", "floor", "prompt") if k in deps}
     return LLMRouter(completer, fallback, top_k, **kwargs)
 
@@ -101,7 +104,11 @@ ROUTERS: dict[str, tuple[Callable[[dict[str, Any]], Router], frozenset[str]]] = 
 
 
 def build_router(kind: str, **deps: Any) -> Router:
-    """Build the router called ``kind`` (see :data:`ROUTERS`); models load on first use."""
+    """Build the router called ``kind`` (see :data:`ROUTERS`); models load on first use.
+
+    Dependencies set to ``None`` count as not given.
+    """
+    deps = {k: v for k, v in deps.items() if v is not None}
     if kind not in ROUTERS:
         raise ConfigError(f"unknown router {kind!r}; known: {', '.join(ROUTERS)}")
     factory, accepted = ROUTERS[kind]

@@ -75,6 +75,8 @@ class EmbeddingRouter:
         self.temperature = float(temperature)
         self.floor = float(floor)
         self.descriptions = descs
+        #: corpus -> what each anchor row is, for the reason
+        self._labels = {c: tuple(f"closest example {d!r}" for d in v) for c, v in descs.items()}
         self._anchors: dict[str, np.ndarray] | None = None
         self._loaded = False
 
@@ -95,12 +97,15 @@ class EmbeddingRouter:
         for corpus, vec in centroids.items():
             arr = np.atleast_2d(np.asarray(vec, dtype=np.float32))
             if arr.ndim != 2 or arr.shape[0] == 0 or not np.all(np.isfinite(arr)):
-                raise ConfigError(f"centroid of {corpus!r} must be a finite (dim,) or (k, dim) array, got shape {arr.shape}")
+                raise ConfigError(
+                    f"centroid of {corpus!r} must be a finite (dim,) or (k, dim) array, got shape {arr.shape}"
+                )
             anchors[corpus] = _unit_rows(arr)
         dims = {a.shape[1] for a in anchors.values()}
         if len(dims) != 1:
             raise ConfigError(f"centroids have different dimensions: { {c: a.shape[1] for c, a in anchors.items()} }")
         router._anchors = anchors
+        router._labels = {c: tuple(f"its centroid {i + 1}/{len(a)}" for i in range(len(a))) for c, a in anchors.items()}
         return router
 
     def load(self) -> None:
@@ -109,7 +114,9 @@ class EmbeddingRouter:
             return
         self.embedder.load()
         if self._anchors is None:
-            self._anchors = {c: _unit_rows(self.embedder.embed_documents(list(v))) for c, v in self.descriptions.items()}
+            self._anchors = {
+                c: _unit_rows(self.embedder.embed_documents(list(v))) for c, v in self.descriptions.items()
+            }
         dim = next(iter(self._anchors.values())).shape[1]
         if dim != self.embedder.dimension:
             raise ConfigError(
@@ -138,8 +145,7 @@ class EmbeddingRouter:
         probs = self.floor + (1 - self.floor * len(names)) * np.exp(z) / np.exp(z).sum()
         weights = dict(zip(names, probs.tolist()))
         top = max(names, key=lambda c: weights[c])
-        closest = self.descriptions[top][scored[top][1]]
-        near = "its centroid" if closest == "<centroid>" else f"closest example {closest!r}"
+        near = self._labels[top][scored[top][1]]
         cos = ", ".join(f"{c} {scored[c][0]:.2f}" for c in names)
         reason = f"embedding similarity (cosine {cos}); nearest corpus {top} via {near} -> {describe_weights(weights)}"
         return make_route(weights, self.top_k, reason, self.name)

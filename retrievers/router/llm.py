@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import replace
 
 from rag.errors import ConfigError, MmragError
@@ -26,15 +25,18 @@ Choose the indexes that can answer the question. Reply with JSON only, exactly l
 Question: {question}
 JSON:"""
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_DECODER = json.JSONDecoder()
 
 
 class LLMRouter:
     """Ask a language model which corpora to search; validate; fall back on anything odd.
 
     The answer must be a JSON object with ``corpora`` (a non-empty list of known corpus
-    names) and ``reason`` (a string). The chosen corpora share ``1 - floor * unchosen``;
-    the others keep ``floor`` each (``exclusive=True`` drops them).
+    names) and ``reason`` (a string); text around the first JSON object is ignored. The
+    chosen corpora share ``1 - floor * unchosen``; the others keep ``floor`` each
+    (``exclusive=True`` drops them). ``prompt`` is a ``str.format`` template with the
+    single field ``{question}``. A failed call (an mmrag error such as ``GeneratorError``,
+    or an ``OSError`` such as a timeout) also falls back; other exceptions propagate.
     """
 
     name = "llm"
@@ -57,6 +59,13 @@ class LLMRouter:
             raise ConfigError(f"LLMRouter floor must be within [0, {1 / len(CORPORA):.3f}), got {floor}")
         if "{question}" not in prompt:
             raise ConfigError("LLMRouter prompt must contain the {question} placeholder")
+        try:
+            prompt.format(question="?")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"LLMRouter prompt is a str.format template with one field, {{question}}; write literal braces "
+                f"as {{{{ and }}}} ({type(exc).__name__}: {exc})"
+            ) from exc
         self.completer = completer
         self.fallback = fallback
         self.top_k = check_top_k(top_k)
@@ -64,12 +73,18 @@ class LLMRouter:
         self.floor = float(floor)
         self.prompt = prompt
 
+    def load(self) -> None:
+        """Load the fallback router (the completer manages its own model)."""
+        load = getattr(self.fallback, "load", None)
+        if callable(load):
+            load()
+
     def parse(self, reply: str) -> tuple[list[str], str]:
         """Validate a reply; raise ``ValueError`` saying what is wrong with it."""
-        match = _JSON_OBJECT.search(reply or "")
-        if match is None:
+        start = reply.find("{")
+        if start < 0:
             raise ValueError("no JSON object in the reply")
-        data = json.loads(match.group(0))
+        data, _end = _DECODER.raw_decode(reply, start)  # the first object; fences and chatter around it are fine
         if not isinstance(data, dict):
             raise ValueError("the JSON is not an object")
         corpora = data.get("corpora")
@@ -89,6 +104,8 @@ class LLMRouter:
             reply = self.completer.complete(self.prompt.format(question=question))
         except (MmragError, OSError) as exc:
             return self._fall_back(question, f"the model call failed ({type(exc).__name__}: {exc})")
+        if not isinstance(reply, str):
+            return self._fall_back(question, f"the model returned {type(reply).__name__}, not text")
         try:
             chosen, why = self.parse(reply)
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
@@ -97,7 +114,8 @@ class LLMRouter:
         floor = 0.0 if self.exclusive else self.floor
         share = (1.0 - floor * len(others)) / len(chosen)
         weights = {**{c: share for c in chosen}, **{c: floor for c in others}}
-        reason = f"model chose {', '.join(chosen)}: {why or 'no reason given'} -> {describe_weights({c: w for c, w in weights.items() if w > 0})}"
+        mix = describe_weights({c: w for c, w in weights.items() if w > 0})
+        reason = f"model chose {', '.join(chosen)}: {why or 'no reason given'} -> {mix}"
         return make_route(weights, self.top_k, reason, self.name)
 
     def _fall_back(self, question: str, what: str) -> Route:

@@ -82,12 +82,17 @@ class RulesRouter:
             raise ConfigError("RulesRouter profiles need a 'text' entry (the no-cue default)")
         unknown = sorted({c.intent for c in cues} - set(self.profiles))
         if unknown:
-            raise ConfigError(f"RulesRouter cues name intents without a profile: {unknown}; profiles: {sorted(self.profiles)}")
+            raise ConfigError(
+                f"RulesRouter cues name intents without a profile: {unknown}; profiles: {sorted(self.profiles)}"
+            )
         for intent, (weights, _core) in self.profiles.items():
             bad = sorted(set(weights) - set(CORPORA))
             if bad:
                 raise ConfigError(f"RulesRouter profile {intent!r} names unknown corpora {bad}; known: {list(CORPORA)}")
         self._cues = [(c, re.compile(c.pattern, re.IGNORECASE)) for c in cues]
+
+    def load(self) -> None:
+        """Nothing to load (the patterns compile in the constructor)."""
 
     def matches(self, question: str) -> dict[str, list[str]]:
         """Intent -> labels of the cues found in ``question`` (table order)."""

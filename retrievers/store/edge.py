@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from retrievers.store._common import (
     spec_from_dict,
     spec_to_dict,
 )
+from retrievers.store._lock import FolderLock
 
 __all__ = ["EdgeStore"]
 
@@ -52,37 +55,6 @@ def _import_edge() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("qdrant-edge-py", extra="store", purpose="the embedded vector store") from exc
     return qdrant_edge
-
-
-class _FolderLock:
-    """An exclusive, non-blocking flock on ``<folder>/.lock`` (no-op where fcntl is missing)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / ".lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # Windows: rely on the shard's own WAL lock
-            return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise KnowledgeBaseLockedError(
-                f"{self.path.parent} is open in another store (pid {holder}); close it or wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock
-            self._fd = None
 
 
 class EdgeStore:
@@ -110,7 +82,7 @@ class EdgeStore:
         self.flush_each_batch = flush_each_batch
         self.max_search_threads = max_search_threads
         self._engine: Any = None
-        self._lock: _FolderLock | None = None
+        self._lock: FolderLock | None = None
         self._shards: dict[str, Any] = {}
         self._specs: dict[str, CollectionSpec] = {}
 
@@ -130,7 +102,7 @@ class EdgeStore:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store folder {self.path}: {exc}") from exc
-        lock = _FolderLock(self.path)
+        lock = FolderLock(self.path)
         lock.acquire()
         self._lock = lock
         logger.debug("edge store %s opened", self.path)
@@ -180,6 +152,8 @@ class EdgeStore:
         folder.mkdir(parents=True, exist_ok=True)
         qe = self._qe
         shard_dir = folder / _SHARD_DIR
+        if shard_dir.exists():  # left by a crash before the collection record landed: never used
+            shutil.rmtree(shard_dir)
         with self._mapped(name, "create"):
             shard = qe.EdgeShard.create(str(shard_dir), self._edge_config(spec))
             for field_name, kind in INDEXED_FIELDS:
@@ -200,8 +174,6 @@ class EdgeStore:
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection and its files (no error when it does not exist)."""
-        import shutil
-
         self.load()
         shard = self._shards.pop(name, None)
         self._specs.pop(name, None)
@@ -232,6 +204,7 @@ class EdgeStore:
         spec = self._specs[collection]
         vectors = check_points(collection, spec, points)
         qe = self._qe
+        started = time.perf_counter()
         with self._mapped(collection, "upsert"):
             for start in range(0, len(points), _UPSERT_CHUNK):
                 batch = [
@@ -241,6 +214,7 @@ class EdgeStore:
                 shard.update(qe.UpdateOperation.upsert_points(batch))
             if self.flush_each_batch and points:
                 shard.flush()
+        logger.debug("edge store: upserted %d points into %s in %.3f s", len(points), collection, time.perf_counter() - started)
 
     def delete(self, collection: str, flt: Filter) -> None:
         edge_filter = self._edge_filter(check_filter(flt))

@@ -118,6 +118,7 @@ def build_tiny_siglip(folder: str | Path) -> tuple[Any, Any]:
             max_position_embeddings=max_len,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
+            bos_token_id=None,  # the config's default (49406) lies outside the tiny vocabulary
         ),
         vision_config=dict(_VISION, image_size=IMAGE),
     )
@@ -147,6 +148,7 @@ def build_tiny_siglip2(folder: str | Path) -> tuple[Any, Any]:
             max_position_embeddings=max_len,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
+            bos_token_id=None,  # the config's default (49406) lies outside the tiny vocabulary
         ),
         vision_config=dict(_VISION, num_patches=num_patches),
     )

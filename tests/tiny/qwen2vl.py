@@ -13,6 +13,8 @@ Stable API (other test suites import it):
 - ``build_qwen2_5_vl(folder) -> Path``  Qwen2_5_VLForConditionalGeneration + Qwen2_5_VLProcessor
 - ``build_idefics3(folder) -> Path``    Idefics3ForConditionalGeneration + Idefics3Processor
   (the SmolVLM-256M/500M architecture)
+- ``build_smolvlm(folder) -> Path``     SmolVLMForConditionalGeneration + SmolVLMProcessor
+  (the SmolVLM2 architecture; its processor needs ``num2words``)
 
 The vocabulary adds ``[`` and ``]`` to the shared word list so a model can write citation
 markers (``[ 1 ]``). Images are kept small by the image processors' size limits (Qwen: 56x56..112x112 pixels,
@@ -32,6 +34,8 @@ __all__ = [
     "build_qwen2vl",
     "build_qwen2_5_vl",
     "build_idefics3",
+    "build_smolvlm",
+    "SMOLVLM_CHAT_TEMPLATE",
 ]
 
 #: The chat template shipped with Qwen/Qwen2-VL-*-Instruct (Qwen2.5-VL uses the same one).
@@ -248,4 +252,74 @@ def build_idefics3(folder: str | Path, *, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config).eval()
+    return _save(model, processor, tokenizer, folder)
+
+
+#: The chat template shipped with HuggingFaceTB/SmolVLM2-*-Instruct.
+SMOLVLM_CHAT_TEMPLATE = IDEFICS3_CHAT_TEMPLATE.replace(
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}",
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}",
+)
+
+
+def build_smolvlm(folder: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny ``SmolVLMForConditionalGeneration`` + ``SmolVLMProcessor`` (SmolVLM2) to ``folder``.
+
+    The SmolVLM processor needs the ``num2words`` package.
+    """
+    import torch
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    folder = Path(folder)
+    image_size, patch_size, scale_factor = 32, 8, 2
+    image_seq_len = (image_size // patch_size) ** 2 // scale_factor**2
+    row_col = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = build_tokenizer(
+        special_tokens={"unk_token": "[UNK]", "pad_token": "<|im_end|>", "eos_token": "<end_of_utterance>",
+                        "bos_token": "<|im_start|>"},
+        extra_tokens=("<fake_token_around_image>", "<image>", "<global-img>", "<video>", *row_col),
+        words=(*WORDS, "[", "]", "User", "Assistant", "System"),
+        padding_side="left",
+    )
+    limits = {"size": {"longest_edge": image_size}, "max_image_size": {"longest_edge": image_size}}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, **limits),
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(**limits),
+        image_seq_len=image_seq_len,
+        chat_template=SMOLVLM_CHAT_TEMPLATE,
+    )
+    config = SmolVLMConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": patch_size,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 2048,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        scale_factor=scale_factor,
+    )
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
     return _save(model, processor, tokenizer, folder)

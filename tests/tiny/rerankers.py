@@ -3,9 +3,10 @@
 - ``build_cross_encoder(folder, num_labels=1)``: ``BertForSequenceClassification`` with a
   BERT-style pair template ([CLS] q [SEP] text [SEP], token type ids), the shape of
   ms-marco cross-encoders and bge-reranker.
-- ``build_vlm_reranker(folder)``: the tiny Qwen2-VL of :mod:`tiny.qwen2vl` with ``yes`` and
-  ``no`` added to the vocabulary (embeddings resized, new rows seeded) - what a
-  MonoQwen2-VL-style fine-tune of Qwen2-VL looks like.
+- ``build_vlm_reranker(folder, arch="qwen2-vl")``: a tiny VLM of :mod:`tiny.qwen2vl`
+  (Qwen2-VL, Qwen2.5-VL or Idefics3/SmolVLM) with ``yes`` and ``no`` added to the
+  vocabulary (embeddings resized, new rows seeded) - what a MonoQwen2-VL-style fine-tune
+  looks like.
 - ``page_image(path, colour)``: one small page image.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tiny.tokenizer import WORDS, build_tokenizer
 
-__all__ = ["build_cross_encoder", "build_vlm_reranker", "page_image", "BERT_SPECIALS"]
+__all__ = ["build_cross_encoder", "build_vlm_reranker", "page_image", "BERT_SPECIALS", "VLM_BUILDERS"]
 
 BERT_SPECIALS = {
     "unk_token": "[UNK]",
@@ -40,6 +41,9 @@ def build_cross_encoder(folder: str | Path, *, num_labels: int = 1, seed: int = 
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
+    # BERT reads segment ids; saved in tokenizer_config.json so the reloaded tokenizer returns them
+    tokenizer.model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    tokenizer.init_kwargs["model_input_names"] = tokenizer.model_input_names
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -58,16 +62,20 @@ def build_cross_encoder(folder: str | Path, *, num_labels: int = 1, seed: int = 
     return folder
 
 
-def build_vlm_reranker(folder: str | Path, *, seed: int = 0) -> Path:
-    """Save the tiny Qwen2-VL with ``yes``/``no`` tokens added (a yes/no reranker's vocabulary)."""
+#: architecture -> builder name in :mod:`tiny.qwen2vl`
+VLM_BUILDERS = {"qwen2-vl": "build_qwen2vl", "qwen2.5-vl": "build_qwen2_5_vl", "idefics3": "build_idefics3"}
+
+
+def build_vlm_reranker(folder: str | Path, *, arch: str = "qwen2-vl", seed: int = 0) -> Path:
+    """Save a tiny VLM of ``arch`` (see :data:`VLM_BUILDERS`) with ``yes``/``no`` added to its vocabulary."""
     import torch
-    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from tiny.qwen2vl import build_qwen2vl
+    import tiny.qwen2vl as builders
 
-    folder = Path(build_qwen2vl(folder, seed=seed))
+    folder = Path(getattr(builders, VLM_BUILDERS[arch])(folder, seed=seed))
     processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
-    model = Qwen2VLForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(str(folder), local_files_only=True)
     added = processor.tokenizer.add_tokens(["yes", "no"])
     assert added == 2, "the tiny vocabulary already had yes/no"
     model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)
@@ -80,7 +88,9 @@ def build_vlm_reranker(folder: str | Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def page_image(path: str | Path, colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 84)) -> Path:
+def page_image(
+    path: str | Path, colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 84)
+) -> Path:
     """A small white page with a coloured bar chart on it, saved as PNG."""
     from PIL import Image, ImageDraw
 

@@ -1,0 +1,327 @@
+"""The ingest stage on generated documents: what a user sees in the extracted pages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+import _pdfgen as g
+from ingest import inspect_batch, inspect_json, inspect_summary, iter_files, make_samples, open_document
+from rag.config import IngestConfig
+from rag.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    ResourceLimitError,
+    UnreadableFileError,
+    UnsupportedFormatError,
+)
+
+NO_OCR = IngestConfig(ocr="never")
+TABLE_ROWS = (("Branch", "Opens", "Closes"), ("Harbour", "08:30", "17:00"), ("Hillside", "10:15", "19:45"))
+
+
+@pytest.fixture(scope="module")
+def figure_pdf(tmp_path_factory) -> Path:
+    """Page 1: a vector chart with caption; page 2: a ruled table with caption and a raster picture."""
+    doc = pymupdf.open()
+    p1 = doc.new_page()
+    p1.insert_textbox(pymupdf.Rect(60, 50, 550, 120), g.LOREM, fontsize=10)
+    g.chart_page(p1, 150, 200)
+    p1.insert_textbox(pymupdf.Rect(60, 450, 550, 560), "Rainfall was highest in the fourth quarter. " + g.LOREM, fontsize=10)
+    p2 = doc.new_page()
+    g.table_page(p2, 80, 100, TABLE_ROWS)
+    g.raster_page(p2, pymupdf.Rect(80, 300, 280, 420))
+    p2.insert_textbox(pymupdf.Rect(60, 500, 550, 600), g.LOREM, fontsize=10)
+    return g.save(doc, tmp_path_factory.mktemp("fig") / "figures.pdf")
+
+
+def _read(path, config=NO_OCR, image_dir=None):
+    with open_document(path, config, image_dir) as reader:
+        return reader.info, list(reader.pages(progress=False))
+
+
+def test_vector_chart_found_with_caption_and_axis_labels(figure_pdf):
+    _, pages = _read(figure_pdf)
+    figs = [f for f in pages[0].figures if f.kind == "figure"]
+    assert len(figs) == 1
+    fig = figs[0]
+    assert fig.source == "vector"
+    assert fig.caption == "Figure 1: Rainfall per quarter in millimetres."
+    assert {"Q1", "Q4", "Quarter"} <= set(fig.text.split())
+    assert fig.bbox.x0 <= 150 and fig.bbox.y0 <= 200 and fig.bbox.x1 >= 390 and fig.bbox.y1 >= 340
+    assert fig.caption_bbox is not None and fig.caption_bbox.y0 >= fig.bbox.y1 - 1
+    # the caption stays searchable in the page text and in a chunk
+    assert "Figure 1: Rainfall per quarter" in pages[0].page.text
+    assert any("Figure 1: Rainfall" in c.text for c in pages[0].chunks)
+
+
+def test_table_found_as_markdown_with_caption_above(figure_pdf):
+    _, pages = _read(figure_pdf)
+    tables = [f for f in pages[1].figures if f.kind == "table"]
+    assert len(tables) == 1
+    tab = tables[0]
+    assert tab.source == "table" and tab.caption == "Table 1: Opening hours of the branches."
+    assert "|Hillside|10:15|19:45|" in tab.text.replace(" ", "")
+    assert tab.bbox.x0 == pytest.approx(80, abs=5) and tab.bbox.y1 == pytest.approx(160, abs=8)
+
+
+def test_raster_picture_found_with_fig_caption(figure_pdf):
+    _, pages = _read(figure_pdf)
+    rasters = [f for f in pages[1].figures if f.source == "raster"]
+    assert len(rasters) == 1
+    assert rasters[0].caption == "Fig. 2. A gradient photograph."
+    assert rasters[0].bbox.as_list() == [80, 300, 280, 420]
+
+
+def test_image_dir_gets_page_images_and_crops_inspect_mode_writes_nothing(figure_pdf, tmp_path):
+    out = tmp_path / "images"
+    info, pages = _read(figure_pdf, image_dir=out)
+    folder = out / info.doc_id
+    assert pages[0].page.image_path == folder / "page-0001.webp"
+    assert pages[0].page.dpi == 110
+    from PIL import Image
+
+    with Image.open(pages[0].page.image_path) as im:
+        assert im.format == "WEBP"
+        assert im.size[0] == pytest.approx(595 * 110 / 72, abs=1) and im.size[1] == pytest.approx(842 * 110 / 72, abs=1)
+    crops = [f.image_path for p in pages for f in p.figures]
+    assert len(crops) == 3 and all(p is not None and p.exists() and p.parent == folder for p in crops)
+    assert {p.name for p in crops} == {"p0001-fig01.webp", "p0002-tab01.webp", "p0002-fig01.webp"}
+
+    png_out = tmp_path / "png"
+    _, pages = _read(figure_pdf, IngestConfig(ocr="never", image_format="png"), image_dir=png_out)
+    assert pages[1].page.image_path.suffix == ".png"
+
+    before = set(os.listdir(tmp_path))
+    _, pages = _read(figure_pdf)
+    assert set(os.listdir(tmp_path)) == before
+    assert all(p.page.image_path is None and all(f.image_path is None for f in p.figures) for p in pages)
+    assert sum(len(p.figures) for p in pages) == 3
+
+
+def test_two_column_text_in_reading_order(tmp_path):
+    _, pages = _read(g.two_column_pdf(tmp_path / "cols.pdf"))
+    text = pages[0].page.text
+    positions = [text.index(m) for m in ("A Study of Two Columns", "L1 marker", "L2 marker", "L3 marker", "R1 marker", "R2 marker", "R3 marker")]
+    assert positions == sorted(positions)
+    assert [b.index for b in pages[0].blocks] == list(range(len(pages[0].blocks)))
+
+
+def test_chunks_stay_on_their_page_and_keep_boxes(tmp_path):
+    path = g.text_pdf(tmp_path / "t.pdf", [f"PAGE{i} " + g.LOREM * 4 for i in range(1, 4)])
+    _, pages = _read(path, IngestConfig(ocr="never", chunk_chars=400, chunk_overlap_chars=80))
+    assert [p.page.page for p in pages] == [1, 2, 3]
+    for p in pages:
+        assert len(p.chunks) >= 3
+        for c in p.chunks:
+            assert c.page == p.page.page and len(c.text) <= 400
+            assert f"PAGE{p.page.page % 3 + 1}" not in c.text
+            assert 60 <= c.bbox.x0 and c.bbox.x1 <= 552 and c.block_bboxes
+
+
+def test_page_labels_are_kept_beside_physical_pages(tmp_path):
+    doc = pymupdf.open()
+    for i in range(3):
+        doc.new_page().insert_text((72, 72), f"Preface page {i}: " + g.LOREM[:80])
+    doc.set_page_labels([{"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1}])
+    path = g.save(doc, tmp_path / "labels.pdf")
+    _, pages = _read(path)
+    assert [(p.page.page, p.page.label) for p in pages] == [(1, "i"), (2, "ii"), (3, "iii")]
+    _, plain = _read(g.text_pdf(tmp_path / "plain.pdf", ["hello world " * 10]))
+    assert plain[0].page.label is None
+
+
+def test_scanned_page_is_ocrd_in_auto_mode_and_left_empty_with_never(tmp_path):
+    path = g.scanned_pdf(tmp_path / "scan.pdf")
+    _, pages = _read(path, IngestConfig())
+    page = pages[0].page
+    assert page.ocr is True and "4471" in page.text and "INVOICE" in page.text.upper()
+    block = pages[0].blocks[0]
+    assert block.ocr and 0 <= block.bbox.x0 < block.bbox.x1 <= 320 and block.bbox.y1 <= 120  # points, not pixels
+    _, pages = _read(path, NO_OCR)
+    assert pages[0].page.ocr is False and pages[0].page.text == ""
+
+
+@pytest.mark.parametrize("fmt,suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("TIFF", ".tif")])
+def test_images_are_one_page_documents(tmp_path, fmt, suffix):
+    path = tmp_path / f"shot{suffix}"
+    path.write_bytes(g.png_bytes(300, 80, fmt=fmt))
+    info, pages = _read(path, NO_OCR)
+    assert info.kind == "image" and info.page_count == 1
+    assert (pages[0].page.width, pages[0].page.height) == (300, 80)
+    (fig,) = pages[0].figures
+    assert fig.source == "image" and fig.bbox.as_list() == [0, 0, 300, 80]
+
+
+def test_image_with_wrong_extension_is_detected_by_content_and_ocrd(tmp_path):
+    path = tmp_path / "scan.pdf"  # a PNG wearing a .pdf name
+    path.write_bytes(g.png_bytes(260, 60, text="GATE 42 OPEN"))
+    info, pages = _read(path, IngestConfig(), image_dir=tmp_path / "img")
+    assert info.kind == "image"
+    assert pages[0].page.ocr and "GATE" in pages[0].page.text and "42" in pages[0].page.text
+    assert pages[0].figures[0].text == pages[0].page.text
+    assert pages[0].page.image_path.exists()
+
+
+def test_raster_figure_text_is_ocrd(tmp_path):
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), g.LOREM[:90])
+    page.insert_image(pymupdf.Rect(100, 200, 400, 270), stream=g.png_bytes(260, 60, text="VALVE 7 CLOSED"))
+    _, pages = _read(g.save(doc, tmp_path / "rfig.pdf"), IngestConfig())
+    (fig,) = pages[0].figures
+    assert fig.source == "raster" and "VALVE" in fig.text
+    assert pages[0].page.ocr is False
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def _raises(exc_type, path, config=NO_OCR):
+    with pytest.raises(exc_type) as err:
+        _read(path, config)
+    assert str(path) in str(err.value) and err.value.path == Path(path)
+    return err.value
+
+
+def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path):
+    _raises(UnreadableFileError, tmp_path / "missing.pdf")
+    _raises(UnreadableFileError, tmp_path)
+    (tmp_path / "notes.txt").write_text("just some text, not a document")
+    e = _raises(UnsupportedFormatError, tmp_path / "notes.txt")
+    assert "not a PDF" in e.reason
+    (tmp_path / "fake.pdf").write_bytes(b"PK\x03\x04 this is a zip")
+    _raises(UnsupportedFormatError, tmp_path / "fake.pdf")
+    good = g.text_pdf(tmp_path / "good.pdf", [g.LOREM * 3] * 20)
+    data = good.read_bytes()
+    (tmp_path / "truncated.pdf").write_bytes(data[: len(data) // 3])
+    _raises(CorruptDocumentError, tmp_path / "truncated.pdf")
+    (tmp_path / "broken.png").write_bytes(g.png_bytes()[:60])
+    _raises(CorruptDocumentError, tmp_path / "broken.png")
+    (tmp_path / "zero.pdf").write_bytes(g.zero_page_pdf_bytes())
+    _raises(EmptyDocumentError, tmp_path / "zero.pdf")
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    _raises(EmptyDocumentError, tmp_path / "empty.pdf")
+
+
+def test_encrypted_pdf_needs_the_right_password(tmp_path):
+    path = g.encrypted_pdf(tmp_path / "locked.pdf", "s3cret")
+    assert "ingest.password" in _raises(EncryptedDocumentError, path).reason
+    assert "wrong" in _raises(EncryptedDocumentError, path, IngestConfig(ocr="never", password="nope")).reason
+    _, pages = _read(path, IngestConfig(ocr="never", password="s3cret"))
+    assert "board meeting" in pages[0].page.text
+
+
+def test_resource_limits(tmp_path):
+    path = g.text_pdf(tmp_path / "three.pdf", ["one " * 20, "two " * 20, "three " * 20])
+    assert "max_pages" in _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_pages=2)).reason
+    assert "max_file_bytes" in _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_file_bytes=100)).reason
+    # a page whose render would exceed max_page_pixels fails before rendering
+    e = _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_page_pixels=1_000_000))
+    assert "page 1" in e.reason and "max_page_pixels" in e.reason
+    img = tmp_path / "big.png"
+    img.write_bytes(g.png_bytes(400, 300))
+    _raises(ResourceLimitError, img, IngestConfig(ocr="never", max_page_pixels=100_000))
+
+
+def test_decompression_bomb_image_is_a_resource_limit_error(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # header claims 30000 x 30000 pixels (900 MP); Pillow refuses it while opening
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png)
+    _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_page_pixels=2_000_000_000))
+
+
+# -- batches and identity ----------------------------------------------------------------
+
+
+def test_same_bytes_under_two_names_have_one_doc_id(tmp_path, figure_pdf):
+    copy = tmp_path / "renamed copy.pdf"
+    shutil.copyfile(figure_pdf, copy)
+    with open_document(figure_pdf, NO_OCR) as a, open_document(copy, NO_OCR) as b:
+        assert a.info.doc_id == b.info.doc_id and a.info.name != b.info.name
+        assert len(a.info.doc_id) == 64
+
+
+def test_iter_files_expands_folders_and_keeps_explicit_files(tmp_path):
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    for name in ("b.pdf", "a.PNG", "sub/c.jpg", "notes.txt", ".secret.pdf", ".hidden/d.pdf"):
+        (root / name).write_bytes(b"x")
+    explicit = tmp_path / "odd.txt"
+    explicit.write_text("x")
+    got = list(iter_files([root, explicit]))
+    assert got == [root / "a.PNG", root / "b.pdf", root / "sub" / "c.jpg", explicit]
+
+
+def test_batch_goes_on_after_a_failure_and_reports_each_file(tmp_path, figure_pdf):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copyfile(figure_pdf, folder / "a_good.pdf")
+    (folder / "b_bad.pdf").write_bytes(b"%PDF-1.4 garbage garbage")
+    (folder / "c_img.png").write_bytes(g.png_bytes())
+    results = inspect_batch([folder, tmp_path / "gone.pdf"], NO_OCR)
+    summary = [(r.path.name, r.status, r.error_type) for r, _, _ in results]
+    assert summary == [
+        ("a_good.pdf", "ok", None),
+        ("b_bad.pdf", "failed", "CorruptDocumentError"),
+        ("c_img.png", "ok", None),
+        ("gone.pdf", "failed", "UnreadableFileError"),
+    ]
+    report, info, pages = results[0]
+    assert report.pages == 2 and info is not None and len(pages) == 2
+    assert "b_bad.pdf" in results[1][0].error and results[1][1] is None
+
+
+def test_inspect_json_and_summary(figure_pdf):
+    info, pages = _read(figure_pdf)
+    data = json.loads(json.dumps(inspect_json(info, pages)))
+    assert set(data) == {"doc_id", "path", "name", "kind", "pages"}
+    assert data["kind"] == "pdf" and [p["page"] for p in data["pages"]] == [1, 2]
+    p1 = data["pages"][0]
+    assert set(p1) == {"page", "label", "width", "height", "text_chars", "ocr", "figures"}
+    assert p1["figures"][0]["kind"] == "figure" and p1["figures"][0]["caption"].startswith("Figure 1:")
+    assert len(p1["figures"][0]["bbox"]) == 4 and p1["text_chars"] == len(pages[0].page.text)
+    text = inspect_summary(info, pages)
+    assert "figures.pdf" in text and "Table 1: Opening hours" in text and "page 2" in text
+
+
+def test_errors_share_the_document_error_root(tmp_path):
+    (tmp_path / "x.bin").write_bytes(b"\x00\x01\x02")
+    with pytest.raises(DocumentError):
+        open_document(tmp_path / "x.bin")
+
+
+def test_samples_are_deterministic_and_answerable(tmp_path):
+    first = make_samples(tmp_path / "a")
+    second = make_samples(tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    manual, shot = first
+    info, pages = _read(manual, IngestConfig(ocr_figures=False))  # page OCR only: keeps the test quick
+    assert info.page_count == 4 and info.title == "Solar Panel Maintenance Manual"
+    assert "Inspect the inverter every 6 months" in pages[0].page.text
+    kinds = {(f.kind, f.source, (f.caption or "")[:8]) for p in pages for f in p.figures}
+    assert {("figure", "vector", "Figure 1"), ("table", "table", "Table 1:"), ("figure", "raster", "Figure 2")} <= kinds
+    table = next(f for p in pages for f in p.figures if f.kind == "table")
+    assert "E07" in table.text and "Ground fault" in table.text
+    chart = next(f for f in pages[1].figures if f.source == "vector")
+    assert {"Jul", "kWh"} <= set(chart.text.split())
+    assert pages[3].page.ocr and "12 Nm" in pages[3].page.text
+    assert not any(p.page.ocr for p in pages[:3])
+    info, pages = _read(shot, IngestConfig())
+    assert info.kind == "image" and "18.4 kWh" in pages[0].page.text

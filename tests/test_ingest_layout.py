@@ -1,0 +1,166 @@
+"""Pure layout functions of the ingest stage: no PDF engine involved."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
+from ingest._files import sniff_format
+from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
+from ingest._quality import assess_text
+from rag.types import BBox, TextBlock
+
+ENGLISH = (
+    "The inspection of the inverter should be done every six months. It is important that the "
+    "cooling fan runs freely and that the display shows no alarms. If a fault code appears, the "
+    "owner should look it up in the table and take the first action that is listed there. "
+) * 3
+
+
+def test_clean_english_is_usable():
+    q = assess_text(ENGLISH)
+    assert q.verdict == "ok" and q.usable
+
+
+def test_empty_and_tiny_text_layers_need_ocr():
+    assert assess_text("").verdict == "empty"
+    assert assess_text("  12 \n").verdict == "empty"
+
+
+def test_control_character_garbage_is_garbled():
+    garbage = "".join(chr(c) for c in (3, 4, 5, 6, 7, 0x0E, 0x0F, 0x10)) * 60 + " @!3& $ 5 "
+    assert assess_text(garbage).verdict == "garbled"
+
+
+def test_private_use_glyphs_are_garbled():
+    assert assess_text("\ue000\ue001\ue002 \ue003\ue004" * 40).verdict == "garbled"
+
+
+def test_letter_shifted_text_is_garbled():
+    # a font with a shifted encoding: printable letters, but no word is a word
+    shifted = codecs.encode(ENGLISH, "rot13")
+    q = assess_text(shifted)
+    assert q.verdict == "garbled", q
+
+
+def test_german_and_dingbats_are_not_garbled():
+    german = "Die Wartung der Anlage ist nicht schwer und wird von dem Betreiber auch selbst gemacht. " * 8
+    assert assess_text(german).usable
+    assert assess_text("❚❘❙❚❘❙❚❘❙❚❙❚❘❙❚❘❙❚❘❙❚❘❙❚❘❘❙\nFREE CULTURE\n").usable
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Figure 3: The model", "Fig. 2. Speedup", "Table 1 Fault codes", "FIGURE 7-26. Self-locking nuts", "Figure 13. Detailed", "TABLE IV - Results"],
+)
+def test_caption_forms(text):
+    assert is_caption(text)
+
+
+@pytest.mark.parametrize("text", ["Figure 10 shows the relative speedups", "The figure 3 above", "Tables are useful", "Figures"])
+def test_not_captions(text):
+    assert not is_caption(text)
+
+
+def test_join_lines_undoes_hyphenation_only_for_lowercase_continuations():
+    assert join_lines(["some-", "thing else"]) == "something else"
+    assert join_lines(["Just-in-", "Time compilers"]) == "Just-in- Time compilers"
+
+
+def _b(x0, y0, x1, y1, text):
+    return RawBlock((x0, y0, x1, y1), text)
+
+
+def test_two_column_reading_order_reads_left_column_first():
+    blocks = [
+        _b(60, 50, 552, 70, "Title across"),
+        _b(320, 100, 552, 300, "R1 " + "x" * 300),
+        _b(60, 100, 292, 300, "L1 " + "x" * 300),
+        _b(60, 320, 292, 500, "L2 " + "x" * 300),
+        _b(320, 320, 552, 500, "R2 " + "x" * 300),
+        _b(60, 700, 552, 720, "Footer across"),
+    ]
+    order = [b.text.split()[0] for b in reading_order(blocks, 612)]
+    assert order == ["Title", "L1", "L2", "R1", "R2", "Footer"]
+
+
+def test_single_column_rows_read_left_to_right_despite_jitter():
+    blocks = [_b(300, 101, 380, 115, "value"), _b(40, 100, 120, 114, "label"), _b(40, 140, 120, 154, "next")]
+    assert [b.text for b in reading_order(blocks, 600)] == ["label", "value", "next"]
+
+
+def _blocks(texts):
+    return [TextBlock("d", 3, i, BBox(10, 10 + 30 * i, 200, 30 + 30 * i), t) for i, t in enumerate(texts)]
+
+
+def test_chunks_respect_size_overlap_page_and_boxes():
+    words = [f"word{i:03d}" for i in range(400)]
+    texts = [" ".join(words[i : i + 40]) for i in range(0, 400, 40)]  # 10 blocks of ~319 chars
+    chunks = make_chunks(_blocks(texts), chunk_chars=700, overlap_chars=120)
+    assert len(chunks) > 3
+    assert all(c.page == 3 and len(c.text) <= 700 for c in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    for a, b in zip(chunks, chunks[1:]):
+        tail = a.text.split()[-1]
+        assert tail in b.text.split(), "consecutive chunks overlap"
+    for c in chunks:
+        assert c.bbox == c.block_bboxes[0].union(c.block_bboxes[-1]) or all(
+            c.bbox.intersection_area(b) > 0 for b in c.block_bboxes
+        )
+    joined = " ".join(c.text for c in chunks).split()
+    assert set(words) <= set(joined), "no text is lost"
+
+
+def test_a_block_longer_than_a_chunk_is_split_at_words():
+    text = " ".join(["lighthouse"] * 300)
+    chunks = make_chunks(_blocks([text]), chunk_chars=500, overlap_chars=50)
+    assert len(chunks) >= 6
+    assert all(len(c.text) <= 500 and "lighthou\n" not in c.text for c in chunks)
+    assert all(set(c.text.split()) == {"lighthouse"} for c in chunks)
+
+
+def test_clustering_joins_bars_and_ignores_rules_and_page_borders():
+    page = (0.0, 0.0, 612.0, 792.0)
+    bars = [Element((100 + 30 * i, 200, 120 + 30 * i, 300), False) for i in range(5)]
+    axis = [Element((98, 150, 99, 301), False), Element((98, 300, 260, 301), False)]
+    rule = [Element((60, 600, 550, 600.5), False)]
+    border = [Element((5, 5, 607, 787), False)]
+    other = [Element((400, 500, 500, 560), True)]
+    regions = cluster_regions(bars + axis + rule + border + other, page)
+    boxes = sorted(r.bbox for r in regions)
+    assert boxes == [(98, 150, 260, 301), (400, 500, 500, 560)]
+    assert [r.source for r in sorted(regions, key=lambda r: r.bbox)] == ["vector", "raster"]
+
+
+def test_labels_grow_a_figure_but_captions_do_not():
+    fig = (100.0, 100.0, 300.0, 200.0)
+    lines = [((80, 150, 96, 158), "10"), ((180, 204, 200, 212), "Q1"), ((100, 212, 380, 224), "Figure 1: Rain")]
+    assert grow_over_labels(fig, lines) == (80, 100, 300, 212)
+
+
+def test_captions_pair_with_nearest_figure_above_or_below():
+    figs = [(317, 75, 556, 219), (349, 283, 523, 479)]
+    caps = [_b(317, 223, 556, 271, "Figure 5. A tree"), _b(317, 492, 556, 580, "Figure 6. Loops"), _b(60, 250, 290, 260, "Figure 9 body text")]
+    pairs = match_captions(figs, caps)
+    assert pairs[0].text == "Figure 5. A tree" and pairs[1].text == "Figure 6. Loops"
+    assert match_captions([(100, 100, 200, 200)], [_b(100, 400, 200, 420, "Figure 1: far away")]) == {}
+
+
+@pytest.mark.parametrize(
+    "head,fmt",
+    [
+        (b"%PDF-1.7\n", "pdf"),
+        (b"junk\r\n%PDF-1.4", "pdf"),
+        (b"\x89PNG\r\n\x1a\n....", "png"),
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"II*\x00", "tiff"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"PK\x03\x04", None),
+        (b"hello world", None),
+    ],
+)
+def test_format_sniffing_by_magic_bytes(head, fmt):
+    assert sniff_format(head) == fmt

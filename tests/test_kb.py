@@ -1,0 +1,155 @@
+"""The knowledge base end to end on generated sample documents, through the real stages:
+PyMuPDF ingestion + OCR, the bundled MiniLM, BM25, the embedded Qdrant engine."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ingest.samples import make_samples
+from rag import KnowledgeBase
+from rag.config import Config, ModelsConfig
+from rag.errors import EmbedderMismatchError, KnowledgeBaseNotFoundError, QueryError
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> list[Path]:
+    return make_samples(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture(scope="module")
+def kb_path(tmp_path_factory, samples) -> Path:
+    path = tmp_path_factory.mktemp("kb") / "kb"
+    with KnowledgeBase.open(path, create=True) as kb:
+        reports = kb.ingest(samples, progress=False)
+    assert [r.status for r in reports] == ["indexed"] * len(samples), reports
+    return path
+
+
+@pytest.fixture()
+def kb(kb_path):
+    with KnowledgeBase.open(kb_path) as kb:
+        yield kb
+
+
+def test_all_three_corpora_are_filled_and_counted(kb, samples):
+    info = kb.info()
+    assert info["documents"] == len(samples)
+    assert info["pages"] >= len(samples)
+    for corpus in ("text", "figures", "pages"):
+        assert info["corpora"][corpus]["points"] > 0, corpus
+    assert info["corpora"]["pages"]["points"] == info["pages"]
+
+
+def test_reingesting_unchanged_files_does_nothing(kb, samples):
+    before = kb.info()["corpora"]
+    reports = kb.ingest(samples, progress=False)
+    assert {r.status for r in reports} == {"unchanged"}
+    assert kb.info()["corpora"] == before
+
+
+def test_search_finds_the_page_that_states_the_fact(kb):
+    result = kb.search("How often should the inverter be inspected?", top_k=3)
+    top = result.hits[0]
+    assert top.source == "solar_maintenance_manual.pdf"
+    assert any("6 months" in e.text for e in top.evidence), top.evidence
+    assert result.route.reason
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+def test_search_finds_a_table_by_a_cell_value(kb):
+    from ingest.samples import FAULT_CODES
+
+    code = FAULT_CODES[1][0]
+    result = kb.search(f"What does fault code {code} mean?", top_k=5)
+    assert any(e.kind == "table" and code in e.text for h in result.hits for e in h.evidence)
+
+
+def test_scanned_page_is_searchable_through_ocr(kb):
+    result = kb.search("service record technician", top_k=3)
+    assert result.hits and result.hits[0].page == 4
+
+
+def test_ask_cites_page_and_box_of_evidence_it_was_given(kb):
+    answer = kb.ask("How often should the inverter be inspected?")
+    assert "6 months" in answer.text
+    assert answer.citations
+    given = {(h.doc_id, h.page) for h in answer.hits}
+    for c in answer.citations:
+        assert (c.doc_id, c.page) in given
+        assert c.bbox is not None and c.bbox.area > 0
+    assert answer.route is not None and answer.timings["total"] > 0
+
+
+def test_bad_questions_are_refused_clearly(kb):
+    with pytest.raises(QueryError, match="empty"):
+        kb.search("   ")
+    with pytest.raises(QueryError, match="limit is"):
+        kb.search("x" * 5000)
+
+
+def test_missing_knowledge_base_is_a_clear_error(tmp_path):
+    with pytest.raises(KnowledgeBaseNotFoundError, match="no knowledge base here"):
+        KnowledgeBase.open(tmp_path / "nowhere")
+
+
+def test_opening_with_other_models_names_the_difference(kb_path):
+    config = Config(models=ModelsConfig(sparse=None))
+    with KnowledgeBase.open(kb_path, config) as kb:
+        with pytest.raises(EmbedderMismatchError, match="sparse: built with bm25, asked for nothing"):
+            kb.search("anything")
+
+
+def test_changed_file_replaces_points_and_delete_removes_everything(tmp_path, samples):
+    doc = tmp_path / "doc.pdf"
+    shutil.copy(samples[0], doc)
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb:
+        (first,) = kb.ingest([doc], progress=False)
+        pages_before = kb.info()["corpora"]["pages"]["points"]
+        # a changed file: same path, other bytes -> old points replaced
+        import pymupdf
+
+        with pymupdf.open(samples[0]) as src:
+            src.select([0])
+            src.save(doc)
+        (second,) = kb.ingest([doc], progress=False)
+        assert second.status == "indexed" and second.doc_id != first.doc_id
+        info = kb.info()
+        assert info["documents"] == 1 and info["corpora"]["pages"]["points"] == 1 < pages_before
+        assert not (tmp_path / "kb" / "images" / first.doc_id).exists()
+        kb.delete("doc.pdf")
+        info = kb.info()
+        assert info["documents"] == 0
+        assert all(c["points"] == 0 for c in info["corpora"].values())
+        assert not (tmp_path / "kb" / "images" / second.doc_id).exists()
+
+
+def test_batch_goes_on_after_a_bad_file(tmp_path, samples):
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7\n this is not really a pdf")
+    good = tmp_path / "good.png"
+    shutil.copy(samples[-1], good)
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb:
+        reports = kb.ingest([bad, good], progress=False)
+        assert [r.status for r in reports] == ["failed", "indexed"]
+        assert "broken.pdf" in reports[0].error and reports[0].error_type
+        assert kb.info()["documents"] == 1
+
+
+def test_same_bytes_under_another_name_are_one_document(tmp_path, samples):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(samples[-1], a)
+    shutil.copy(samples[-1], b)
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb:
+        ra, rb = kb.ingest([a, b], progress=False)
+        assert (ra.status, rb.status) == ("indexed", "unchanged") and ra.doc_id == rb.doc_id
+        assert kb.info()["documents"] == 1
+
+
+def test_config_is_restored_from_the_manifest(kb_path):
+    with KnowledgeBase.open(kb_path) as kb:
+        assert kb.config.models == ModelsConfig()
+        assert replace(kb.config.ingest) == Config().ingest
