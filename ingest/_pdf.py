@@ -16,7 +16,7 @@ from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, readin
 from ingest._quality import assess_text
 from ingest._render import fit_dpi, pixmap_to_array, pixmap_to_pil, save_pil, suffix_for
 
-__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables"]
+__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -118,6 +118,25 @@ def _ocr_available(config: IngestConfig) -> bool:
     return True
 
 
+def split_merged_rows(markdown: str) -> str:
+    """Split table rows the finder merged back into one row per line.
+
+    Tables without ruling lines come back with several rows in one, every cell holding
+    the same number of ``<br>``-separated lines; such a row becomes that many rows.
+    """
+    out: list[str] = []
+    for line in markdown.strip().splitlines():
+        cells = line.strip().strip("|").split("|")
+        parts = [c.split("<br>") for c in cells]
+        counts = {len(p) for p, c in zip(parts, cells) if c.strip()}
+        if len(counts) == 1 and (k := counts.pop()) > 1:
+            for i in range(k):
+                out.append("|" + "|".join(p[i].strip() if len(p) == k else "" for p in parts) + "|")
+        else:
+            out.append("|" + "|".join(c.replace("<br>", " ").strip() for c in cells) + "|")
+    return "\n".join(out)
+
+
 def _find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
     """Tables as (box, markdown); a failure of the table finder costs the tables, not the page."""
     try:
@@ -132,7 +151,7 @@ def _find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
         try:
             if tab.row_count < 2 or tab.col_count < 2:
                 continue
-            out.append((_box(tab.bbox), tab.to_markdown(clean=False).strip()))
+            out.append((_box(tab.bbox), split_merged_rows(tab.to_markdown(clean=False))))
         except Exception as exc:  # noqa: BLE001 - same reason as above
             logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
     return out
@@ -189,6 +208,11 @@ def _lines_in(box: Box, blocks: list[RawBlock]) -> list[str]:
             if box[0] <= cx <= box[2] and box[1] <= cy <= box[3]:
                 out.append(text)
     return out
+
+
+def _in_margin(box: Box, width: float, height: float) -> bool:
+    """True when the box lies wholly in a page margin band (outer 10 % on any side)."""
+    return box[3] <= 0.1 * height or box[1] >= 0.9 * height or box[2] <= 0.1 * width or box[0] >= 0.9 * width
 
 
 def extract_pdf_page(
@@ -259,6 +283,8 @@ def extract_pdf_page(
     for i in found_sorted:
         f = found[i]
         box, kind, text = f["box"], f["kind"], f["text"]
+        if kind == "figure" and i not in captions and _in_margin(box, width, height):
+            continue  # an uncaptioned logo or running-header ornament, not content
         if (
             kind == "figure"
             and f["source"] == "raster"

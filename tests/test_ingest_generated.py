@@ -42,13 +42,19 @@ def figure_pdf(tmp_path_factory) -> Path:
     return g.save(doc, tmp_path_factory.mktemp("fig") / "figures.pdf")
 
 
+@pytest.fixture(scope="module")
+def figure_read(figure_pdf):
+    """figure_pdf read once in inspect mode without OCR: (info, pages)."""
+    return _read(figure_pdf)
+
+
 def _read(path, config=NO_OCR, image_dir=None):
     with open_document(path, config, image_dir) as reader:
         return reader.info, list(reader.pages(progress=False))
 
 
-def test_vector_chart_found_with_caption_and_axis_labels(figure_pdf):
-    _, pages = _read(figure_pdf)
+def test_vector_chart_found_with_caption_and_axis_labels(figure_read):
+    _, pages = figure_read
     figs = [f for f in pages[0].figures if f.kind == "figure"]
     assert len(figs) == 1
     fig = figs[0]
@@ -62,8 +68,8 @@ def test_vector_chart_found_with_caption_and_axis_labels(figure_pdf):
     assert any("Figure 1: Rainfall" in c.text for c in pages[0].chunks)
 
 
-def test_table_found_as_markdown_with_caption_above(figure_pdf):
-    _, pages = _read(figure_pdf)
+def test_table_found_as_markdown_with_caption_above(figure_read):
+    _, pages = figure_read
     tables = [f for f in pages[1].figures if f.kind == "table"]
     assert len(tables) == 1
     tab = tables[0]
@@ -72,8 +78,8 @@ def test_table_found_as_markdown_with_caption_above(figure_pdf):
     assert tab.bbox.x0 == pytest.approx(80, abs=5) and tab.bbox.y1 == pytest.approx(160, abs=8)
 
 
-def test_raster_picture_found_with_fig_caption(figure_pdf):
-    _, pages = _read(figure_pdf)
+def test_raster_picture_found_with_fig_caption(figure_read):
+    _, pages = figure_read
     rasters = [f for f in pages[1].figures if f.source == "raster"]
     assert len(rasters) == 1
     assert rasters[0].caption == "Fig. 2. A gradient photograph."
@@ -96,12 +102,12 @@ def test_image_dir_gets_page_images_and_crops_inspect_mode_writes_nothing(figure
     assert {p.name for p in crops} == {"p0001-fig01.webp", "p0002-tab01.webp", "p0002-fig01.webp"}
 
     png_out = tmp_path / "png"
-    _, pages = _read(figure_pdf, IngestConfig(ocr="never", image_format="png"), image_dir=png_out)
-    assert pages[1].page.image_path.suffix == ".png"
+    with open_document(figure_pdf, IngestConfig(ocr="never", image_format="png"), png_out) as reader:
+        assert reader.page(2).page.image_path.suffix == ".png"
 
     before = set(os.listdir(tmp_path))
     _, pages = _read(figure_pdf)
-    assert set(os.listdir(tmp_path)) == before
+    assert set(os.listdir(tmp_path)) == before  # inspect mode wrote nothing
     assert all(p.page.image_path is None and all(f.image_path is None for f in p.figures) for p in pages)
     assert sum(len(p.figures) for p in pages) == 3
 
@@ -288,8 +294,8 @@ def test_batch_goes_on_after_a_failure_and_reports_each_file(tmp_path, figure_pd
     assert "b_bad.pdf" in results[1][0].error and results[1][1] is None
 
 
-def test_inspect_json_and_summary(figure_pdf):
-    info, pages = _read(figure_pdf)
+def test_inspect_json_and_summary(figure_read):
+    info, pages = figure_read
     data = json.loads(json.dumps(inspect_json(info, pages)))
     assert set(data) == {"doc_id", "path", "name", "kind", "pages"}
     assert data["kind"] == "pdf" and [p["page"] for p in data["pages"]] == [1, 2]
@@ -312,7 +318,7 @@ def test_samples_are_deterministic_and_answerable(tmp_path):
     second = make_samples(tmp_path / "b")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     manual, shot = first
-    info, pages = _read(manual, IngestConfig(ocr_figures=False))  # page OCR only: keeps the test quick
+    info, pages = _read(manual, IngestConfig(ocr_figures=False, ocr_dpi=100))  # page OCR only, lower dpi: keeps the test quick
     assert info.page_count == 4 and info.title == "Solar Panel Maintenance Manual"
     assert "Inspect the inverter every 6 months" in pages[0].page.text
     kinds = {(f.kind, f.source, (f.caption or "")[:8]) for p in pages for f in p.figures}

@@ -9,6 +9,7 @@ import pytest
 
 from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
 from ingest._files import sniff_format
+from ingest._pdf import split_merged_rows
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
 from rag.types import BBox, TextBlock
@@ -164,3 +165,8 @@ def test_captions_pair_with_nearest_figure_above_or_below():
 )
 def test_format_sniffing_by_magic_bytes(head, fmt):
     assert sniff_format(head) == fmt
+
+
+def test_merged_table_rows_are_split_back_into_rows():
+    md = "|Name|Score|\n|---|---|\n|ann<br>bob|3<br>4|\n|carl|5 of<br>9 max|"
+    assert split_merged_rows(md).splitlines() == ["|Name|Score|", "|---|---|", "|ann|3|", "|bob|4|", "|carl|5 of 9 max|"]

@@ -9,24 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.samples import make_samples
 from rag import KnowledgeBase
 from rag.config import Config, ModelsConfig
 from rag.errors import EmbedderMismatchError, KnowledgeBaseNotFoundError, QueryError
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> list[Path]:
-    return make_samples(tmp_path_factory.mktemp("samples"))
-
-
-@pytest.fixture(scope="module")
-def kb_path(tmp_path_factory, samples) -> Path:
-    path = tmp_path_factory.mktemp("kb") / "kb"
-    with KnowledgeBase.open(path, create=True) as kb:
-        reports = kb.ingest(samples, progress=False)
-    assert [r.status for r in reports] == ["indexed"] * len(samples), reports
-    return path
 
 
 @pytest.fixture()

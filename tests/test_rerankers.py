@@ -257,6 +257,21 @@ def test_cross_encoder_batching_gives_the_same_scores(ce_folders) -> None:
     np.testing.assert_allclose(one, batch, atol=1e-5)
 
 
+def test_cross_encoder_reads_every_evidence_text_of_a_hit(ce_folders) -> None:
+    reranker = CrossEncoderReranker(str(ce_folders[1]))
+    chunk, caption = TEXTS[0], TEXTS[2]
+    hit = replace(
+        make_hits()[0],
+        evidence=(Evidence("text", "chunk", chunk, 0.9), Evidence("figures", "figure", caption, 0.5),
+                  Evidence("pages", "page", chunk, 0.1)),  # a repeated text is read once
+    )
+    bare = replace(hit, evidence=())
+    got = reranker.scores(QUESTION, [hit, bare])
+    want = reranker.score_texts(QUESTION, [f"{chunk}\n{caption}", ""])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert abs(got[0] - reranker.score_texts(QUESTION, [chunk])[0]) > 1e-4
+
+
 def test_cross_encoder_truncates_long_texts(ce_folders) -> None:
     reranker = CrossEncoderReranker(str(ce_folders[1]), max_length=16)
     inputs = reranker.prepare(QUESTION, [" ".join(TEXTS) * 5])

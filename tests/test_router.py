@@ -112,9 +112,11 @@ def test_rules_exclusive_drops_corpora_outside_the_intent() -> None:
 
 
 def test_rules_router_takes_its_cue_table_as_data() -> None:
-    router = RulesRouter(cues=(*CUES, Cue("figure", "slide", r"\bslides?\b")))
-    route = router.route("What is on the third slide?")
-    assert route.corpora[0] == "figures" and "'slide'" in route.reason
+    question = "What is on the third blueprint?"
+    assert RulesRouter().route(question).corpora[0] == "text"
+    router = RulesRouter(cues=(*CUES, Cue("figure", "blueprint", r"\bblueprints?\b")))
+    route = router.route(question)
+    assert route.corpora[0] == "figures" and "'blueprint'" in route.reason
     with pytest.raises(ConfigError, match="intents without a profile"):
         RulesRouter(cues=[Cue("video", "clip", r"\bclip\b")])
 

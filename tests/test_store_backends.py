@@ -153,3 +153,16 @@ def test_exported_names_are_pinned():
     assert sorted(store_pkg.__all__) == sorted(
         ["EdgeStore", "QdrantServerStore", "open_store", "collection_name", "DEFAULT_RRF_K", "INDEXED_FIELDS"]
     )
+
+
+def test_edge_recovers_a_collection_whose_creation_was_interrupted(tmp_path):
+    s = EdgeStore(tmp_path / "store")
+    s.ensure_collection(SPEC)
+    s.close()
+    (tmp_path / "store" / SPEC.name / "collection.json").unlink()  # as if killed before the record landed
+    s = EdgeStore(tmp_path / "store")
+    assert s.collections() == []
+    s.ensure_collection(SPEC)
+    s.upsert(SPEC.name, POINTS[:5])
+    assert s.count(SPEC.name) == 5
+    s.close()

@@ -108,10 +108,14 @@ class CrossEncoderReranker:
             out.append(logits[:, self._positive].float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
+    def scores(self, question: str, hits: Sequence[Hit]) -> np.ndarray:
+        """Relevance logits of ``question`` against each hit's evidence text."""
+        return self.score_texts(question, [hit_text(h) for h in hits])
+
     def rerank(self, question: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         check_top_k(top_k)
         started = time.perf_counter()
-        scores = self.score_texts(question, [hit_text(h) for h in hits])
+        scores = self.scores(question, hits)
         logger.info("cross-encoder rerank of %d hits in %.2fs", len(hits), time.perf_counter() - started)
         return ranked(hits, scores.tolist(), top_k)
 

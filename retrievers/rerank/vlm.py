@@ -79,7 +79,7 @@ class VLMReranker:
         self.yes_token = yes_token
         self.no_token = no_token
         self.prompt = prompt
-        self.score = score
+        self.score_mode = score
         self.batch_size = int(batch_size)
         self.max_text_chars = int(max_text_chars)
         self._model: Any = None
@@ -166,7 +166,7 @@ class VLMReranker:
             inputs = self.prepare(question, batch).to(self.device)
             with torch.inference_mode():
                 logits = self._model(**inputs, logits_to_keep=1).logits[:, -1, :].float().cpu().numpy()
-            out.append(SCORES[self.score](logits[:, yes_id], logits[:, no_id]))
+            out.append(SCORES[self.score_mode](logits[:, yes_id], logits[:, no_id]))
         return np.concatenate(out).astype(np.float32)
 
     def rerank(self, question: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
@@ -177,4 +177,4 @@ class VLMReranker:
         return ranked(hits, scores.tolist(), top_k)
 
     def __repr__(self) -> str:
-        return f"VLMReranker({self.source!r}, device={self.device!r}, score={self.score!r})"
+        return f"VLMReranker({self.source!r}, device={self.device!r}, score={self.score_mode!r})"

@@ -32,14 +32,15 @@ CUES: tuple[Cue, ...] = (
         "figure",
         "figure chart plot graph diagram screenshot image picture photo photograph illustration "
         "legend axis axes bar histogram curve drawing schematic map visual visualization sketch "
-        "pie scatter heatmap icon logo flowchart",
+        "pie scatter heatmap icon logo flowchart cartoon cross-section infographic slide",
     ),
     Cue("figure", "fig.", r"\bfigs?\.\s*\d*"),
     Cue("figure", "drawn", r"\bdrawn\b"),
     Cue("figure", "shown", r"\b(?:shown|depicted|illustrated|pictured)\b"),
+    Cue("figure", "labelled", r"\blabell?ed\b"),
     Cue("figure", "colour", r"\b(?:colou?r|red|blue|green|yellow|orange|purple|dashed|dotted)\b"),
     Cue("figure", "x-/y-axis", r"\b[xy]-?axis\b"),
-    *_words("table", "table row column cell spreadsheet tabular entry entries"),
+    *_words("table", "table row column cell spreadsheet tabular entry entries infobox"),
     Cue("table", "how many", r"\bhow (?:many|much)\b"),
     Cue("table", "which ... most", r"\bwhich\b.*\b(?:most|least|highest|lowest|largest|smallest|best|worst)\b"),
     Cue("table", "superlative", r"\b(?:maximum|minimum|average|mean|median|total|sum|percentage|rate)\b"),
