@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.base import NO_ANSWER, SYSTEM_PROMPT, ContextItem, Generator, build_context, build_prompt
+from generators.base import (
+    NO_ANSWER,
+    SYSTEM_PROMPT,
+    ContextItem,
+    Generator,
+    StreamingGenerator,
+    build_context,
+    build_prompt,
+)
 from generators.citations import CitationResult, parse_markers, resolve_citations, write_highlights
 from generators.extractive import ExtractiveGenerator
 from generators.registry import GENERATORS, GeneratorSpec, build_generator, generator_from_config
 
 __all__ = [
     "Generator",
+    "StreamingGenerator",
     "ContextItem",
     "SYSTEM_PROMPT",
     "NO_ANSWER",

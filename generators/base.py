@@ -8,7 +8,10 @@ Every generator answers a question from page-level hits:
   for citations like ``[1]`` or ``[2][3]``; :func:`select_images` picks which page images or
   figure crops a vision model sees.
 - A :class:`Generator` returns a :class:`rag.types.Answer`; tokens can be streamed to an
-  ``on_token`` callback as they are produced.
+  ``on_token`` callback as they are produced. ``Answer.timings`` holds seconds since the call
+  started: ``prepare`` (inputs built; model generators), ``first_token`` and ``generate``
+  (the whole call). ``Answer.generator`` is the generator's ``name`` (``extractive``,
+  ``local:<model folder name>``, ``openai:<model>``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ and reports each outcome; ``make_samples`` writes the demo documents. Heavy libr
 (PyMuPDF, Pillow, rapidocr) are imported only when a document is opened.
 """
 
+from ingest._files import SUPPORTED_SUFFIXES
 from ingest._quality import TextQuality, assess_text
 from ingest.batch import (
     iter_files,
@@ -31,5 +32,3 @@ __all__ = [
     "TextQuality",
     "SUPPORTED_SUFFIXES",
 ]
-
-from ingest._files import SUPPORTED_SUFFIXES  # noqa: E402

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -67,11 +66,3 @@ def check_file(path: Path, config: IngestConfig) -> tuple[FileFormat, int]:
             f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {head[:8]!r})",
         )
     return fmt, st.st_size
-
-
-def is_hidden(path: Path) -> bool:
-    return path.name.startswith(".")
-
-
-def readable(path: Path) -> bool:
-    return os.access(path, os.R_OK)

@@ -209,5 +209,11 @@ def open_document(
     to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to
     ``image_dir/<doc_id>/p0001-fig01.webp`` / ``p0001-tab01.webp``. ``None``: nothing is
     written (inspect mode); everything else is still extracted.
+
+    Limits: a page whose render at ``config.dpi`` would exceed ``max_page_pixels`` raises
+    :class:`ResourceLimitError` before anything is rendered (in both modes, so inspect and
+    ingest agree); OCR renders at ``ocr_dpi`` are instead scaled down to fit the limit.
+    ``max_images_per_page``: extra images on a page are ignored for figure detection (logged).
+    ``page_timeout_s``: checked before figure OCR, which is skipped (logged) on a slow page.
     """
     return DocumentReader(path, config, image_dir).open()

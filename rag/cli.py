@@ -189,6 +189,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     stream = None if args.json else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
     with _open_kb(args) as kb:
         answer = kb.ask(args.question, top_k=args.top_k, on_token=stream)
+    highlights: list[Path] = []
+    if args.highlights:
+        from rag.kb import write_highlights
+
+        highlights = write_highlights(answer, args.highlights)
     if args.json:
         _emit(
             {
@@ -199,6 +204,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 "hits": [hit_json(h) for h in answer.hits],
                 "generator": answer.generator,
                 "timings_ms": {k: round(v * 1000, 2) for k, v in answer.timings.items()},
+                "highlights": [str(p) for p in highlights],
             }
         )
         return 0
@@ -210,6 +216,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             box = ", ".join(f"{v:.0f}" for v in c.bbox.as_list()) if c.bbox else "whole page"
             label = f", printed page {c.label}" if c.label and c.label != str(c.page) else ""
             sys.stdout.write(f"  [{c.marker}] {c.source}, page {c.page}{label}, box [{box}]\n")
+    for path in highlights:
+        sys.stdout.write(f"  highlight: {path}\n")
     return 0
 
 
@@ -326,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator-model", help="local VLM (hub id or folder) for --generator local")
     p.add_argument("--api-base", help="OpenAI-compatible base URL for --generator openai")
     p.add_argument("--api-model", help="model name at the API")
+    p.add_argument("--highlights", help="write a PNG of each cited region, box drawn, into this folder")
     _add_common(p)
     p.set_defaults(func=cmd_ask)
 

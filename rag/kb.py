@@ -31,7 +31,7 @@ from rag.config import Config
 from rag.errors import ConfigError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError
 from rag.types import CORPORA, Answer, FileReport
 
-__all__ = ["KnowledgeBase", "SearchResult"]
+__all__ = ["KnowledgeBase", "SearchResult", "write_highlights"]
 
 log = logging.getLogger("mmrag")
 
@@ -271,6 +271,19 @@ class KnowledgeBase:
         answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
         return replace(answer, route=result.route, hits=result.hits, timings=timings)
+
+
+def write_highlights(answer: Answer, folder: str | Path) -> list[Path]:
+    """Write a PNG crop of each cited region with its box drawn; returns the paths."""
+    from generators.citations import write_highlights as _write
+    from rag.types import Page
+
+    pages = [
+        Page(h.doc_id, h.page, h.page_width, h.page_height or 0.0, "", False, h.image_path)
+        for h in answer.hits
+        if h.page_width and h.image_path is not None
+    ]
+    return _write(answer, folder, pages=pages)
 
 
 def _config_from_manifest(manifest: Manifest) -> Config:

@@ -231,6 +231,8 @@ class Hit:
     label: str | None = None
     image_path: Path | None = None
     path: Path | None = None
+    page_width: float | None = None
+    page_height: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

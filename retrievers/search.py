@@ -164,6 +164,8 @@ def fuse_pages(
                 label=p.get("label"),
                 image_path=Path(page_image) if page_image else None,
                 path=Path(p["path"]) if p.get("path") else None,
+                page_width=p.get("page_width"),
+                page_height=p.get("page_height"),
             )
         )
     return hits

@@ -56,6 +56,17 @@ def test_hit_without_evidence_becomes_a_page_item_with_its_image(tmp_path):
     assert select_images([item], max_images=0) == []
 
 
+def test_figure_evidence_shows_its_crop_but_cites_the_page_image(tmp_path):
+    page_png, crop_png = tmp_path / "page.png", tmp_path / "fig.png"
+    for p in (page_png, crop_png):
+        Image.new("RGB", (20, 20)).save(p)
+    fig = Evidence("figures", "figure", "Figure 3: output per month", 0.9, BBox(50, 50, 300, 200), image_path=crop_png)
+    (item,) = build_context([Hit("a", "a.pdf", 2, 0.9, "figures", evidence=(fig,), image_path=page_png)])
+    assert (item.kind, item.crop_path, item.image_path, item.visual) == ("figure", crop_png, page_png, crop_png)
+    (citation,) = resolve_citations("see [1]", [item]).citations
+    assert citation.image_path == page_png and citation.bbox == BBox(50, 50, 300, 200)
+
+
 def test_parse_markers_single_grouped_and_adjacent():
     assert parse_markers("A [1]. B [2, 3]. C [1][3] and [ 4 ].") == [1, 2, 3, 1, 3, 4]
     assert parse_markers("no markers (1) here, list[0 ] is code? [x]") == [0]

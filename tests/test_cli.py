@@ -100,3 +100,16 @@ def test_models_lists_the_registry(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["all-MiniLM-L6-v2"]["bundled"] is True and rows["all-MiniLM-L6-v2"]["dimension"] == 384
     assert rows["colqwen2"]["role"] == "late_interaction" and rows["colqwen2"]["hub_id"].startswith("vidore/")
+
+
+def test_ask_writes_highlighted_crops_of_cited_boxes(capsys, tmp_path, kb_path):
+    from PIL import Image
+
+    code, out, _ = run(capsys, "ask", "How often should the inverter be inspected?", "--kb", str(kb_path),
+                       "--json", "--highlights", str(tmp_path / "hl"))
+    data = json.loads(out)
+    assert code == 0 and data["highlights"]
+    for path in data["highlights"]:
+        with Image.open(path) as img:
+            colours = {c for _, c in img.convert("RGB").getcolors(maxcolors=1 << 20)}
+        assert (230, 30, 30) in colours, "the cited box is drawn"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -118,11 +119,14 @@ def test_max_sentences_bounds_the_answer():
 class ConceptEmbedder:
     """A duck-typed embedder that knows cost/price/euros are about money."""
 
-    CONCEPTS = {"cost": 0, "price": 0, "euros": 0, "much": 0, "tables": 1, "appendix": 1, "shipping": 2}
+    CONCEPTS = {"cost": 0, "price": 0, "euros": 0, "much": 0, "expensive": 0, "tables": 1, "appendix": 1, "shipping": 2}
+
+    def __init__(self) -> None:
+        self.embedded: list[int] = []
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(3, dtype=np.float32)
-        for word in text.lower().replace(".", " ").split():
+        for word in re.findall(r"\w+", text.lower()):
             if word in self.CONCEPTS:
                 v[self.CONCEPTS[word]] += 1
         return v
@@ -131,6 +135,7 @@ class ConceptEmbedder:
         return self._vec(text)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.embedded.append(len(texts))
         return np.stack([self._vec(t) for t in texts])
 
 
@@ -144,6 +149,22 @@ def test_semantic_similarity_from_an_embedder_changes_the_pick():
     assert semantic.text == "The unit price is 40 euros [1]."
     with pytest.raises(TypeError):
         ExtractiveGenerator(embedder=object())
+
+
+def test_embedder_answers_without_shared_words_but_abstains_when_nothing_is_close():
+    text = "Shipping tables are in the appendix. The unit price is 40 euros."
+    hits = [Hit("d", "p.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0),))]
+    gen = ExtractiveGenerator(embedder=ConceptEmbedder(), max_sentences=1)
+    assert gen.generate("Is it expensive?", hits).text == "The unit price is 40 euros [1]."
+    assert gen.generate("Who won the football world cup?", hits).text == NO_ANSWER
+
+
+def test_only_the_lexically_best_candidates_are_embedded():
+    text = " ".join(f"Sentence number {i} talks about solar output." for i in range(50))
+    hits = [Hit("d", "p.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0),))]
+    embedder = ConceptEmbedder()
+    ExtractiveGenerator(embedder=embedder, semantic_candidates=10).generate("solar output?", hits)
+    assert embedder.embedded == [10]
 
 
 def test_extractive_cannot_complete_prompts():
@@ -197,7 +218,7 @@ def test_importing_generators_does_not_import_torch_httpx_or_other_stages():
 def test_exported_members():
     assert sorted(generators.__all__) == sorted(
         [
-            "Generator", "ContextItem", "SYSTEM_PROMPT", "NO_ANSWER", "build_context", "build_prompt",
+            "Generator", "StreamingGenerator", "ContextItem", "SYSTEM_PROMPT", "NO_ANSWER", "build_context", "build_prompt",
             "CitationResult", "parse_markers", "resolve_citations", "write_highlights", "ExtractiveGenerator",
             "LocalVLMGenerator", "OpenAIChatGenerator", "GENERATORS", "GeneratorSpec", "build_generator",
             "generator_from_config",

@@ -109,6 +109,16 @@ def event_stream(body: bytes) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
 
+def test_sse_parser_joins_multiline_data_and_skips_comments_and_fields():
+    from generators._sse import SSEError, iter_sse_data
+
+    lines = [": ping", "event: message", "id: 7", "data: {\"a\":", "data: 1}", "", "retry: 10", "data: [DONE]", ""]
+    assert list(iter_sse_data(lines)) == ['{"a":\n1}']
+    assert list(iter_sse_data(["data: x\r\n", "\r\n", "data: [DONE]"])) == ["x"]  # CRLF, DONE at EOF
+    with pytest.raises(SSEError, match="truncated"):
+        list(iter_sse_data(["data: x", ""]))
+
+
 def test_streamed_answer_sends_images_and_key_and_cites_pages(hits, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     rec = Recorder(event_stream(STREAM))
@@ -142,6 +152,19 @@ def test_non_streaming_answer_strips_markers_for_evidence_not_given(hits, monkey
     assert "authorization" not in rec.requests[0].headers
     assert answer.text == "Every 6 months [1], see also."
     assert [c.marker for c in answer.citations] == [1]
+
+
+def test_at_most_max_images_are_sent(tmp_path):
+    many = []
+    for i in range(1, 6):
+        page = tmp_path / f"p{i}.webp"
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(page)
+        many.append(Hit("d", "d.pdf", i, 1 / i, "pages", image_path=page))
+    rec = Recorder(httpx.Response(200, json=completion("ok")))
+    generator(rec, max_images=2).generate("q", many)
+    urls = [p["image_url"]["url"] for p in rec.body()["messages"][1]["content"] if p["type"] == "image_url"]
+    assert len(urls) == 2 and all(u.startswith("data:image/webp;base64,") for u in urls)
+    assert base64.b64decode(urls[1].split(",", 1)[1]) == (tmp_path / "p2.webp").read_bytes()
 
 
 def test_complete_returns_the_message_text():

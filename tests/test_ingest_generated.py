@@ -200,6 +200,9 @@ def _raises(exc_type, path, config=NO_OCR):
 def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path):
     _raises(UnreadableFileError, tmp_path / "missing.pdf")
     _raises(UnreadableFileError, tmp_path)
+    loop = tmp_path / "loop.pdf"
+    loop.symlink_to(loop)
+    _raises(UnreadableFileError, loop)
     (tmp_path / "notes.txt").write_text("just some text, not a document")
     e = _raises(UnsupportedFormatError, tmp_path / "notes.txt")
     assert "not a PDF" in e.reason
@@ -331,3 +334,17 @@ def test_samples_are_deterministic_and_answerable(tmp_path):
     assert not any(p.page.ocr for p in pages[:3])
     info, pages = _read(shot, IngestConfig())
     assert info.kind == "image" and "18.4 kWh" in pages[0].page.text
+
+
+def test_progress_bar_is_a_parameter_and_one_summary_line_is_logged(tmp_path, capsys, caplog):
+    import logging
+
+    path = g.text_pdf(tmp_path / "p.pdf", ["alpha " * 30, "beta " * 30, "gamma " * 30])
+    with open_document(path, NO_OCR) as reader:
+        list(reader.pages(progress=False))
+    assert "page" not in capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="ingest"), open_document(path, NO_OCR) as reader:
+        list(reader.pages(progress=True))
+    assert "p.pdf:" in capsys.readouterr().err  # the tqdm bar, named after the file
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingested")]
+    assert "p.pdf: 3 pages (0 OCR)" in line

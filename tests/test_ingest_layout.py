@@ -170,3 +170,19 @@ def test_format_sniffing_by_magic_bytes(head, fmt):
 def test_merged_table_rows_are_split_back_into_rows():
     md = "|Name|Score|\n|---|---|\n|ann<br>bob|3<br>4|\n|carl|5 of<br>9 max|"
     assert split_merged_rows(md).splitlines() == ["|Name|Score|", "|---|---|", "|ann|3|", "|bob|4|", "|carl|5 of 9 max|"]
+
+
+def test_public_api_is_pinned_and_import_is_light():
+    import subprocess
+    import sys
+
+    import ingest
+
+    assert set(ingest.__all__) == {
+        "DocumentReader", "open_document", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
+        "inspect_summary", "summarize_reports", "make_samples", "assess_text", "TextQuality", "SUPPORTED_SUFFIXES",
+    }
+    assert all(hasattr(ingest, name) for name in ingest.__all__)
+    code = "import sys, ingest; print(sorted(m for m in ('torch', 'pymupdf', 'fitz', 'rapidocr', 'PIL') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True)
+    assert out.stdout.strip() == "[]"

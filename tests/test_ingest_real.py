@@ -65,8 +65,10 @@ def test_tracemonkey_statistics_table_has_its_cells(tracemonkey):
 def test_tracemonkey_two_columns_read_in_order(tracemonkey):
     _, pages = tracemonkey
     text = pages[0].page.text
-    assert text.index("Abstract") < text.index("1. Introduction") < text.index("Categories and Subject Descriptors") or \
-        text.index("Abstract") < text.index("Categories and Subject Descriptors") < text.index("1. Introduction")
+    marks = ["Trace-based Just-in-Time", "Abstract", "Categories and Subject", "1. Introduction",
+             "Permission to make digital", "and is used for the application logic", "Each compiled trace covers"]
+    positions = [text.index(m) for m in marks]  # title, whole left column, then the right column
+    assert positions == sorted(positions)
     assert all(c.page == p.page.page for p in pages for c in p.chunks)
     assert sum(len(p.chunks) for p in pages) > 100
 
@@ -98,11 +100,11 @@ def test_tamreview_page_4_is_ocrd_into_clean_english():
     assert "Attitude" in fig.text  # box labels of the diagram, read by OCR
 
 
-def test_freeculture_labels_and_a_table_on_wikipedia():
+def test_freeculture_single_page_and_a_table_on_wikipedia():
     with open_document(DOCS / "freeculture.pdf", NO_OCR) as reader:
         page = reader.page(41)
-        assert page.page.label is None or page.page.label != ""
-        assert len(page.page.text) > 1500 and not page.page.ocr
+    assert page.page.page == 41 and page.page.label is None  # this PDF defines no page labels
+    assert "learn to draw" in page.page.text and not page.page.ocr
     with open_document(DOCS / "pdfjs_wikipedia.pdf", NO_OCR) as reader:
         info = reader.info
         pages = list(reader.pages(progress=False))

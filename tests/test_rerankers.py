@@ -84,6 +84,10 @@ def test_build_reranker_table_and_errors(tmp_path: Path) -> None:
     assert isinstance(ce, CrossEncoderReranker) and not ce.loaded and ce.batch_size == 4
     vlm = build_reranker("vlm", model=str(tmp_path), yes_token="True", no_token="False")
     assert isinstance(vlm, VLMReranker) and not vlm.loaded
+    mono = build_reranker("vlm", model=str(tmp_path), preset="monoqwen2-vl")
+    assert (mono.yes_token, mono.no_token) == ("True", "False") and "answer True or False" in mono.prompt
+    with pytest.raises(ConfigError, match="unknown VLM reranker preset 'mono'; known: default, monoqwen2-vl"):
+        build_reranker("vlm", model="x", preset="mono")
     for reranker in (ce, vlm, NoReranker()):
         assert isinstance(reranker, Reranker)
     known = "known: none, late-interaction, cross-encoder, vlm"
@@ -103,7 +107,7 @@ def test_rerank_public_exports() -> None:
     import retrievers.rerank as rerank
 
     assert set(rerank.__all__) == {"Reranker", "NoReranker", "LateInteractionReranker", "CrossEncoderReranker",
-                                   "VLMReranker", "VLM_PROMPT", "SCORES", "RERANKERS", "build_reranker"}
+                                   "VLMReranker", "VLM_PROMPT", "VLM_PRESETS", "SCORES", "RERANKERS", "build_reranker"}
     for name in rerank.__all__:
         assert hasattr(rerank, name), name
 
@@ -393,6 +397,8 @@ def test_vlm_refuses_tokens_outside_the_vocabulary(vlm_folder) -> None:
         VLMReranker(str(vlm_folder), yes_token="no")
     with pytest.raises(ConfigError, match="placeholder"):
         VLMReranker(str(vlm_folder), prompt="Relevant?")
+    with pytest.raises(ConfigError, match="literal braces"):
+        VLMReranker(str(vlm_folder), prompt="{question} {answer}")
 
 
 def test_vlm_missing_image_file_is_a_typed_error(vlm, tmp_path: Path) -> None:

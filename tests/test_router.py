@@ -134,6 +134,17 @@ def test_all_router_spreads_evenly() -> None:
 
 
 # ----------------------------------------------------------------------------- embedding (real MiniLM)
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """MiniLM encodes tiny batches; on a shared 2-core machine one thread avoids oversubscription."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def minilm():
     from retrievers.registry import build
@@ -305,24 +316,6 @@ def test_hybrid_router_mixes_rules_and_embedding(embedding_router) -> None:
         HybridRouter(rules, embedding_router, alpha=1.5)
 
 
-def test_build_router_builds_every_kind(minilm) -> None:
-    llm = ScriptedCompleter('{"corpora": ["figures"], "reason": "chart"}')
-    built = {
-        "rules": build_router("rules", top_k=3),
-        "embedding": build_router("embedding", embedder=minilm),
-        "hybrid": build_router("hybrid", embedder=minilm, alpha=0.5),
-        "llm": build_router("llm", completer=llm),
-        "all": build_router("all"),
-    }
-    assert set(built) == set(ROUTERS)
-    for kind, router in built.items():
-        route = router.route(CHART_Q)
-        _assert_valid(route)
-        assert route.router == kind
-    assert built["rules"].route(CHART_Q).top_k == 3
-    assert built["hybrid"].route(CHART_Q).corpora[0] == "figures"
-
-
 def test_build_router_hybrid_defaults_to_the_bundled_minilm() -> None:
     router = build_router("hybrid")
     assert router.route(CHART_Q).corpora[0] == "figures"
@@ -339,6 +332,22 @@ def test_build_router_fails_loudly() -> None:
     with pytest.raises(MmragError):
         build_router("rules", top_k=0)
     assert build_router("rules", embedder=None, top_k=3).top_k == 3  # None means "not set"
+
+
+def test_build_router_takes_one_dependency_bag_for_every_kind(minilm) -> None:
+    bag = {"embedder": minilm, "completer": ScriptedCompleter('{"corpora": ["figures"], "reason": "chart"}'),
+           "top_k": 20}
+    assert set(ROUTERS) == {"rules", "embedding", "hybrid", "llm", "all"}
+    for kind in ROUTERS:
+        route = build_router(kind, **bag).route(CHART_Q)
+        _assert_valid(route)
+        assert route.router == kind and route.top_k == 20
+        if kind != "all":
+            assert route.corpora[0] == "figures"
+    # the LLM's fallback is the hybrid router when an embedder is given, the rules without one
+    garbage = ScriptedCompleter("no idea")
+    assert "fell back to hybrid" in build_router("llm", **{**bag, "completer": garbage}).route(CHART_Q).reason
+    assert "fell back to rules" in build_router("llm", completer=garbage).route(CHART_Q).reason
 
 
 def test_importing_the_router_and_rerankers_does_not_import_torch() -> None:

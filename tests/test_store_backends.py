@@ -166,3 +166,31 @@ def test_edge_recovers_a_collection_whose_creation_was_interrupted(tmp_path):
     s.upsert(SPEC.name, POINTS[:5])
     assert s.count(SPEC.name) == 5
     s.close()
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant-memory"])
+def test_quantized_vectors_still_find_the_nearest_page(backend, tmp_path):
+    from retrievers.base import CollectionSpec, Point, VectorSpec
+
+    spec = CollectionSpec(
+        "mmrag_q",
+        (VectorSpec("dense", "dense", 16, quantize=True), VectorSpec("colpali", "multi", 16, datatype="float16", quantize=True)),
+    )
+    s = EdgeStore(tmp_path / "e") if backend == "edge" else QdrantServerStore(location=":memory:")
+    s.ensure_collection(spec)
+    s.upsert(spec.name, [Point(p.id, {"dense": p.vectors["dense"], "colpali": p.vectors["colpali"]}, p.payload) for p in POINTS])
+    target = POINTS[11]
+    assert s.search(spec.name, VectorQuery("dense", target.vectors["dense"], 1))[0].id == target.id
+    hit = s.rescored(spec.name, VectorQuery("dense", target.vectors["dense"], 5), VectorQuery("colpali", target.vectors["colpali"]), 1)
+    assert hit[0].id == target.id
+    s.close()
+
+
+def test_edge_shard_lock_is_mapped_where_there_is_no_folder_lock(tmp_path, monkeypatch):
+    first = EdgeStore(tmp_path / "store")
+    first.ensure_collection(SPEC)
+    monkeypatch.setattr("retrievers.store._lock.FolderLock.acquire", lambda self: None)  # as on Windows
+    second = EdgeStore(tmp_path / "store")
+    with pytest.raises(KnowledgeBaseLockedError, match="open in another process"):
+        second.count(SPEC.name)
+    first.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,9 @@ from retrievers.embedders._common import (
 __all__ = ["BundledModel", "BUNDLED", "resolve_source", "SentenceTransformerEmbedder"]
 
 logger = logging.getLogger(__name__)
+
+#: How many recent query vectors an embedder remembers (router and retriever share them).
+QUERY_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._source: str | None = None
         self._dimension: int | None = registered_dimension(self.name)
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def dimension(self) -> int:
@@ -163,9 +168,17 @@ class SentenceTransformerEmbedder:
         """float32 ``(dimension,)``, with the model's query prompt when it has one."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            self._query_cache.move_to_end(text)
+            return cached.copy()
         self.load()
-        vector = self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True)
-        return self._finish(vector)[0]
+        vector = self._finish(self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True))[0]
+        # The router and the retriever embed the same question: remember the last few.
+        self._query_cache[text] = vector
+        if len(self._query_cache) > QUERY_CACHE_SIZE:
+            self._query_cache.popitem(last=False)
+        return vector.copy()
 
     def _finish(self, vectors: Any) -> np.ndarray:
         if self.normalize:

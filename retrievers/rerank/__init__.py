@@ -16,7 +16,7 @@ from retrievers.rerank._base import NoReranker, Reranker
 from retrievers.rerank._factory import RERANKERS, build_reranker
 from retrievers.rerank.cross_encoder import CrossEncoderReranker
 from retrievers.rerank.late_interaction import LateInteractionReranker
-from retrievers.rerank.vlm import SCORES, VLM_PROMPT, VLMReranker
+from retrievers.rerank.vlm import SCORES, VLM_PRESETS, VLM_PROMPT, VLMReranker
 
 __all__ = [
     "Reranker",
@@ -25,6 +25,7 @@ __all__ = [
     "CrossEncoderReranker",
     "VLMReranker",
     "VLM_PROMPT",
+    "VLM_PRESETS",
     "SCORES",
     "RERANKERS",
     "build_reranker",

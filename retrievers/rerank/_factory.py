@@ -44,7 +44,8 @@ def _cross_encoder(options: dict[str, Any]) -> Reranker:
 
 
 def _vlm(options: dict[str, Any]) -> Reranker:
-    return VLMReranker(_need_model("vlm", options), **options)
+    model = _need_model("vlm", options)
+    return VLMReranker.from_preset(options.pop("preset", "default"), model, **options)
 
 
 #: kind -> (factory, the options it accepts)
@@ -53,7 +54,7 @@ RERANKERS: dict[str, tuple[Callable[[dict[str, Any]], Reranker], frozenset[str]]
     "late-interaction": (_late_interaction, frozenset({"embedder", "model", "multivectors", "device", "batch_size",
                                                        "pool_factor"})),
     "cross-encoder": (_cross_encoder, frozenset({"model", "device", "batch_size", "max_length"})),
-    "vlm": (_vlm, frozenset({"model", "device", "yes_token", "no_token", "prompt", "score", "batch_size",
+    "vlm": (_vlm, frozenset({"model", "preset", "device", "yes_token", "no_token", "prompt", "score", "batch_size",
                              "max_text_chars"})),
 }
 

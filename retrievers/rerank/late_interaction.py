@@ -45,6 +45,7 @@ class LateInteractionReranker:
         self.multivectors = multivectors
 
     def load(self) -> None:
+        """Load the embedder (idempotent)."""
         self.embedder.load()
 
     def page_vectors(self, hits: Sequence[Hit]) -> list[np.ndarray]:
@@ -72,6 +73,7 @@ class LateInteractionReranker:
         """MaxSim of the question against each hit's page, float32 ``(len(hits),)``."""
         if not hits:
             return np.zeros(0, dtype=np.float32)
+        self.load()
         query = np.asarray(self.embedder.embed_queries([question])[0], dtype=np.float32)
         pages = self.page_vectors(hits)
         for hit, vec in zip(hits, pages):

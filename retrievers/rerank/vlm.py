@@ -21,11 +21,24 @@ from rag.types import Hit
 from retrievers.embedders._common import batched, open_rgb, require
 from retrievers.rerank._base import check_top_k, hit_text, page_image, ranked
 
-__all__ = ["VLMReranker", "VLM_PROMPT", "SCORES"]
+__all__ = ["VLMReranker", "VLM_PROMPT", "VLM_PRESETS", "SCORES"]
 
 logger = logging.getLogger(__name__)
 
 VLM_PROMPT = "Is this page relevant to the question? Answer yes or no.\nQuestion: {question}"
+
+
+#: Published yes/no rerankers: the prompt and answer tokens they were trained with.
+#: MonoQwen2-VL v0.1 is a LoRA adapter on Qwen2-VL-2B-Instruct: load it merged (or with peft installed).
+VLM_PRESETS: dict[str, dict[str, str]] = {
+    "default": {"yes_token": "yes", "no_token": "no", "prompt": VLM_PROMPT},
+    "monoqwen2-vl": {
+        "yes_token": "True",
+        "no_token": "False",
+        "prompt": "Assert the relevance of the previous image document to the following query, "
+        "answer True or False. The query is: {question}",
+    },
+}
 
 
 def _logit_diff(yes: np.ndarray, no: np.ndarray) -> np.ndarray:
@@ -68,6 +81,13 @@ class VLMReranker:
     ) -> None:
         if "{question}" not in prompt:
             raise ConfigError("VLMReranker prompt must contain the {question} placeholder")
+        try:
+            prompt.format(question="?")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                "VLMReranker prompt is a str.format template with one field, {question}; write literal braces "
+                f"as {{{{ and }}}} ({type(exc).__name__}: {exc})"
+            ) from exc
         if score not in SCORES:
             raise ConfigError(f"unknown VLM score {score!r}; known: {sorted(SCORES)}")
         if batch_size < 1:
@@ -86,6 +106,13 @@ class VLMReranker:
         self._processor: Any = None
         self._torch: Any = None
         self._ids: tuple[int, int] = (-1, -1)
+
+    @classmethod
+    def from_preset(cls, preset: str, model: str, **options: Any) -> VLMReranker:
+        """A reranker with the prompt and yes/no tokens of :data:`VLM_PRESETS` ``[preset]``."""
+        if preset not in VLM_PRESETS:
+            raise ConfigError(f"unknown VLM reranker preset {preset!r}; known: {', '.join(VLM_PRESETS)}")
+        return cls(model, **{**VLM_PRESETS[preset], **options})
 
     @property
     def loaded(self) -> bool:

@@ -16,7 +16,7 @@ corpus keeps some weight, so routing can lower recall but never make it impossib
 """
 
 from retrievers.router._base import AllRouter, Completer, Router
-from retrievers.router._factory import ROUTERS, HybridRouter, build_router
+from retrievers.router._factory import ROUTERS, SHARED_DEPS, HybridRouter, build_router
 from retrievers.router.embedding import DEFAULT_DESCRIPTIONS, EmbeddingRouter
 from retrievers.router.llm import LLM_PROMPT, LLMRouter
 from retrievers.router.rules import CUES, PROFILES, Cue, RulesRouter
@@ -35,5 +35,6 @@ __all__ = [
     "HybridRouter",
     "AllRouter",
     "ROUTERS",
+    "SHARED_DEPS",
     "build_router",
 ]

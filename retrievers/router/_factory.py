@@ -13,7 +13,7 @@ from retrievers.router.embedding import EmbeddingRouter
 from retrievers.router.llm import LLMRouter
 from retrievers.router.rules import RulesRouter
 
-__all__ = ["HybridRouter", "ROUTERS", "build_router"]
+__all__ = ["HybridRouter", "ROUTERS", "SHARED_DEPS", "build_router"]
 
 
 class HybridRouter:
@@ -81,8 +81,9 @@ def _build_llm(deps: dict[str, Any]) -> Router:
         raise ConfigError("build_router('llm') needs completer=<object with complete(prompt) -> str>")
     top_k = deps.pop("top_k", 10)
     fallback = deps.pop("fallback", None)
-    if fallback is None:
-        fallback = RulesRouter(top_k)
+    if fallback is None:  # the default router when an embedder is at hand, else the rules
+        embedder = deps.pop("embedder", None)
+        fallback = RulesRouter(top_k) if embedder is None else _build_hybrid({"embedder": embedder, "top_k": top_k})
     kwargs = {k: deps.pop(k) for k in ("exclusive", "floor", "prompt") if k in deps}
     return LLMRouter(completer, fallback, top_k, **kwargs)
 
@@ -98,21 +99,27 @@ ROUTERS: dict[str, tuple[Callable[[dict[str, Any]], Router], frozenset[str]]] = 
                                                "floor"})),
     "hybrid": (_build_hybrid, frozenset({"embedder", "descriptions", "centroids", "top_k", "temperature", "floor",
                                          "alpha", "exclusive"})),
-    "llm": (_build_llm, frozenset({"completer", "fallback", "top_k", "exclusive", "floor", "prompt"})),
+    "llm": (_build_llm, frozenset({"completer", "embedder", "fallback", "top_k", "exclusive", "floor", "prompt"})),
     "all": (_build_all, frozenset({"top_k"})),
 }
+
+
+#: Dependencies every kind accepts (and ignores when it has no use for them), so one bag of
+#: dependencies built from the configuration fits whichever kind is asked for.
+SHARED_DEPS = frozenset({"embedder", "completer", "top_k"})
 
 
 def build_router(kind: str, **deps: Any) -> Router:
     """Build the router called ``kind`` (see :data:`ROUTERS`); models load on first use.
 
-    Dependencies set to ``None`` count as not given.
+    Dependencies set to ``None`` count as not given; :data:`SHARED_DEPS` that a kind does
+    not use are ignored; any other unknown keyword is a :class:`ConfigError`.
     """
     deps = {k: v for k, v in deps.items() if v is not None}
     if kind not in ROUTERS:
         raise ConfigError(f"unknown router {kind!r}; known: {', '.join(ROUTERS)}")
     factory, accepted = ROUTERS[kind]
-    unknown = sorted(set(deps) - accepted)
+    unknown = sorted(set(deps) - accepted - SHARED_DEPS)
     if unknown:
         raise ConfigError(f"router {kind!r} does not take {unknown}; it takes {sorted(accepted)}")
-    return factory(dict(deps))
+    return factory({k: v for k, v in deps.items() if k in accepted})

@@ -165,9 +165,7 @@ class EdgeStore:
                 shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
             shard.flush()
         record = {"format": 1, "backend": "qdrant-edge", "engine_version": _edge_version(), "spec": spec_to_dict(spec)}
-        tmp = folder / (_SPEC_FILE + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        os.replace(tmp, folder / _SPEC_FILE)  # the collection exists once this lands
+        _atomic_write(folder / _SPEC_FILE, json.dumps(record, indent=2))  # the collection exists once this lands
         self._shards[name] = shard
         self._specs[name] = spec
         logger.info("edge store: created collection %s (%s)", name, ", ".join(f"{v.name}:{v.kind}" for v in spec.vectors))
@@ -401,9 +399,18 @@ class _EdgeErrors:
             return False
         message = str(exc)
         where = f"edge store {self.path}, collection {self.collection!r}, {self.op}"
-        if "WouldBlock" in message or "already in use" in message or "lock" in message.lower():
+        if "WouldBlock" in message or "already locked" in message.lower():
             raise KnowledgeBaseLockedError(f"{where}: the shard is open in another process or store ({message})") from exc
         raise StoreError(f"{where}: {message}") from exc
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _edge_version() -> str:

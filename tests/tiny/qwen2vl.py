@@ -17,8 +17,9 @@ Stable API (other test suites import it):
   (the SmolVLM2 architecture; its processor needs ``num2words``)
 
 The vocabulary adds ``[`` and ``]`` to the shared word list so a model can write citation
-markers (``[ 1 ]``). Images are kept small by the image processors' size limits (Qwen: 56x56..112x112 pixels,
-at most 16 image tokens per image; Idefics3: one 32x32 tile, 4 image tokens).
+markers (``[ 1 ]``). Images are kept small by the image processors' size limits (Qwen:
+56x56..112x112 pixels, at most 16 image tokens per image; Idefics3/SmolVLM: one 32x32 tile,
+4 image tokens).
 """
 
 from __future__ import annotations
