@@ -210,6 +210,27 @@ def _lines_in(box: Box, blocks: list[RawBlock]) -> list[str]:
     return out
 
 
+def caption_from_ocr_block(block: RawBlock, max_chars: int = 300) -> RawBlock:
+    """The caption part of an OCR block that starts with a caption.
+
+    OCR blocks are grouped by spacing alone, so a caption can swallow the table rows under
+    it. Keep lines up to the first one that ends a sentence (``.`` or ``)``), at most
+    ``max_chars`` characters.
+    """
+    if not block.lines:
+        return block
+    kept: list[tuple[Box, str]] = []
+    for lb, text in block.lines:
+        kept.append((lb, text))
+        if sum(len(t) for _, t in kept) >= max_chars or (len(kept) > 1 or len(text) > 20) and text.rstrip().endswith((".", ")")):
+            break
+    x0 = min(b[0] for b, _ in kept)
+    y0 = min(b[1] for b, _ in kept)
+    x1 = max(b[2] for b, _ in kept)
+    y1 = max(b[3] for b, _ in kept)
+    return RawBlock((x0, y0, x1, y1), join_lines([t for _, t in kept]), tuple(kept))
+
+
 def _in_margin(box: Box, width: float, height: float) -> bool:
     """True when the box lies wholly in a page margin band (outer 10 % on any side)."""
     return box[3] <= 0.1 * height or box[1] >= 0.9 * height or box[2] <= 0.1 * width or box[0] >= 0.9 * width
@@ -259,6 +280,8 @@ def extract_pdf_page(
     page_area = width * height
     found: list[dict[str, Any]] = []
     for box, markdown in tables:
+        if ocr and not quality.usable:  # the finder read the garbled text layer: use the OCR lines
+            markdown = "\n".join(_lines_in(box, ordered))
         found.append({"kind": "table", "source": "table", "box": box, "text": markdown})
     for region in cluster_regions(elements, page_box, exclude=[t[0] for t in tables]):
         core = region.bbox
@@ -308,6 +331,8 @@ def extract_pdf_page(
             save_pil(pixmap_to_pil(pix), image_path, config)
             del pix
         cap = captions.get(i)
+        if cap is not None and ocr:
+            cap = caption_from_ocr_block(cap)
         figures.append(
             Figure(
                 doc_id, n, len(figures), kind, _bbox(box),

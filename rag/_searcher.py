@@ -80,7 +80,16 @@ def check_question(question: str, max_chars: int) -> str:
 class Searcher:
     """Runs one question through router, corpora, fusion and reranker."""
 
-    def __init__(self, store: VectorStore, specs: dict[str, CollectionSpec], embedders: Embedders, router: Any, reranker: Any) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        specs: dict[str, CollectionSpec],
+        embedders: Embedders,
+        router: Any,
+        reranker: Any,
+        fusion: str = "score",
+    ) -> None:
+        self.fusion = fusion
         self.store = store
         self.specs = specs
         self.embedders = embedders
@@ -99,8 +108,12 @@ class Searcher:
             flt = _restrict(flt, visible)
         t2 = time.perf_counter()
         depth = max(top_k * 4, route.top_k)
-        results = {c: search_corpus(self.store, self.specs[c], qv, depth, flt) for c in route.corpora if route.weight(c) > 0}
-        hits = fuse_pages(results, route, limit=max(top_k * 3, 20))
+        results = {
+            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)  # type: ignore[arg-type]
+            for c in route.corpora
+            if route.weight(c) > 0
+        }
+        hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion)  # type: ignore[arg-type]
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         hits = list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k]

@@ -106,6 +106,7 @@ class AskConfig:
     api_base: str | None = None
     api_model: str | None = None
     top_k: int = 5
+    fusion: Literal["score", "rrf"] = "score"
     max_question_chars: int = 2000
 
 

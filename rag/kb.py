@@ -220,6 +220,7 @@ class KnowledgeBase:
                 self.embedders,
                 build_router_for(router_kind, self.embedders, self.config),
                 build_reranker_for(reranker_kind, self.embedders, self.config),
+                fusion=self.config.ask.fusion,
             )
         return self._ask_parts[key]
 
