@@ -31,7 +31,9 @@ from rag.config import IngestConfig
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 pages = chars = figures = ocr = 0
-with open_document({path!r}, IngestConfig(ocr={ocr!r})) as reader:
+from pathlib import Path
+image_dir = {image_dir!r}
+with open_document({path!r}, IngestConfig(ocr={ocr!r}), None if image_dir is None else Path(image_dir)) as reader:
     for content in reader.pages(progress=False):
         pages += 1
         chars += len(content.page.text)
@@ -43,8 +45,8 @@ print(json.dumps(dict(pages=pages, chars=chars, figures=figures, ocr=ocr, second
 """
 
 
-def run_child(path: Path, ocr: str) -> dict:
-    code = CHILD.format(root=str(ROOT), path=str(path), ocr=ocr)
+def run_child(path: Path, ocr: str, image_dir: Path | None = None) -> dict:
+    code = CHILD.format(root=str(ROOT), path=str(path), ocr=ocr, image_dir=None if image_dir is None else str(image_dir))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child failed on {path}:\n{proc.stderr[-2000:]}")
@@ -74,6 +76,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ocr", default="never", choices=["never", "auto"], help="OCR mode for the real PDFs")
     ap.add_argument("--pages", type=int, nargs="+", default=[100, 2000])
+    ap.add_argument("--render-pages", type=int, nargs="*", default=[50, 400],
+                    help="document lengths for part 3 (page images and crops written)")
     ap.add_argument("--skip-real", action="store_true")
     args = ap.parse_args()
 
@@ -106,6 +110,22 @@ def main() -> None:
                 f"{n:>6}{path.stat().st_size / 1e6:>9.1f}{r['figures']:>6}{r['seconds']:>8.1f}{r['pages'] / r['seconds']:>9.1f}"
                 f"{r['base_kb'] / 1024:>11.0f}{r['peak_kb'] / 1024:>9.0f}{r['peak_kb'] / first:>10.2f}x"
             )
+
+    if args.render_pages:
+        print("\n3. peak RSS with page images and crops written (webp at dpi 110, ocr=never)")
+        print(f"{'pages':>6}{'figs':>6}{'s':>8}{'pages/s':>9}{'images MB':>11}{'peak MB':>9}{'vs first':>10}")
+        first = None
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in args.render_pages:
+                path = make_long_pdf(Path(tmp) / f"render{n}.pdf", n)
+                out = Path(tmp) / f"images{n}"
+                r = run_child(path, "never", out)
+                size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+                first = first or r["peak_kb"]
+                print(
+                    f"{n:>6}{r['figures']:>6}{r['seconds']:>8.1f}{r['pages'] / r['seconds']:>9.1f}"
+                    f"{size:>11.1f}{r['peak_kb'] / 1024:>9.0f}{r['peak_kb'] / first:>10.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -157,10 +158,44 @@ def _chunks(cfg: Synth) -> range:
 # -- children: each measures its own peak RSS --------------------------------------------
 
 
+class RssSampler:
+    """Peak RSS of this process from /proc (VmHWM restarts at exec, unlike ru_maxrss which
+    inherits the parent's peak), plus the peak anonymous and file-backed (mmap) parts."""
+
+    def __init__(self, every_s: float = 0.1) -> None:
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _status() -> dict[str, int]:
+        out = {}
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "RssAnon", "RssFile"):
+                    out[key] = int(value.split()[0]) // 1024  # MB
+        return out
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            st = self._status()
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], st.get(key, 0))
+
+    def result(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_rss_mb": self._status()["VmHWM"], "peak_anon_mb": self.peak["RssAnon"],
+                "peak_file_mb": self.peak["RssFile"]}  # fmt: skip
+
+
 def build(backend: str, cfg: Synth, folder: str, optimize: bool):
     """Stream the pages into a store; return it (still open) and the build numbers."""
     from retrievers.store import EdgeStore, QdrantServerStore
 
+    rss = RssSampler()
     t0 = time.perf_counter()
     store = EdgeStore(folder) if backend == "edge" else QdrantServerStore(location=":memory:")
     store.ensure_collection(cfg.spec())
@@ -179,8 +214,7 @@ def build(backend: str, cfg: Synth, folder: str, optimize: bool):
     if backend == "edge":
         store.close()  # durable on disk: the build ends here
     total = time.perf_counter() - t0 - gen_s
-    numbers = {"build_s": total, "upsert_s": upsert_s, "optimize_s": opt_s, "gen_s": gen_s,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+    numbers = {"build_s": total, "upsert_s": upsert_s, "optimize_s": opt_s, "gen_s": gen_s, **rss.result()}
     return store, numbers
 
 
@@ -270,10 +304,19 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
 
 
-def _write_queries(cfg: Synth, count: int, target: Path) -> float:
+def _write_queries(cfg: Synth, count: int, target: Path, cache: Path | None) -> float:
+    """Queries and their exact top-10 (cached by data config: the truth is the slow part)."""
+    key = hashlib.sha1(json.dumps([asdict(cfg), count]).encode()).hexdigest()[:16]
+    cached = cache / f"truth_{key}.json" if cache else None
+    if cached is not None and cached.is_file():
+        shutil.copy(cached, target)
+        return float(json.loads(target.read_text())["numpy_ms"])
     queries = make_queries(cfg, count)
     truth, numpy_ms = exact_maxsim(cfg, queries)
-    target.write_text(json.dumps({"queries": [q.tolist() for q in queries], "truth": truth}))
+    target.write_text(json.dumps({"queries": [q.tolist() for q in queries], "truth": truth, "numpy_ms": numpy_ms}))
+    if cached is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, cached)
     return numpy_ms
 
 
@@ -289,6 +332,7 @@ def main() -> None:
     ap.add_argument("--full-tokens", action="store_true", help="generate 1,030 tokens per page, then pool")
     ap.add_argument("--page-spread", type=float, default=Synth.page_spread, help="page offset from its topic")
     ap.add_argument("--block-spread", type=float, default=Synth.block_spread, help="spread of blocks around a page")
+    ap.add_argument("--cache", type=Path, default=None, help="reuse queries + exact truth from this folder")
     ap.add_argument("--keep", type=Path, default=None, help="build the edge store here and keep it")
     ap.add_argument("--child", choices=["build", "query", "local"], help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="edge", help=argparse.SUPPRESS)
@@ -307,7 +351,7 @@ def main() -> None:
         shutil.rmtree(folder)
 
     t = time.perf_counter()
-    numpy_ms = _write_queries(cfg, args.queries, work / "queries.json")
+    numpy_ms = _write_queries(cfg, args.queries, work / "queries.json", args.cache)
     logger.info("queries + exact MaxSim truth: %.1f s; one exact query %.0f ms", time.perf_counter() - t, numpy_ms)
     edge_build = _spawn("build", "edge", cfg, str(folder), args, [])
     disk = {"total": disk_bytes(folder), "wal": sum(disk_bytes(w) for w in folder.glob("*/shard/wal"))}
@@ -316,7 +360,7 @@ def main() -> None:
     logger.info("edge queries: %s", edge_q)
 
     local_cfg = replace(cfg, pages=min(cfg.pages, args.local_cap))
-    local_numpy_ms = _write_queries(local_cfg, args.local_queries, work / "queries_local.json")
+    local_numpy_ms = _write_queries(local_cfg, args.local_queries, work / "queries_local.json", args.cache)
     local = _spawn("local", "qdrant-local", local_cfg, "", args, ["--child-queries", str(work / "queries_local.json")])
     logger.info("qdrant-client local mode (%d pages): %s", local_cfg.pages, local)
 
@@ -342,9 +386,11 @@ def _report(cfg, args, eb, eq, disk, local_pages, local, numpy_ms, local_numpy_m
               f"{lq['p50_ms'] / q['p50_ms']:>11.0f}x")  # fmt: skip
     print(f"{'numpy exact MaxSim (1 query)':34}{numpy_ms:>12.1f}{'':>9}{1.0:>11.3f}{local_numpy_ms:>14.1f}")
     print(f"qdrant-client local mode{note}: build {local['build_s']:.1f} s, peak RSS {local['peak_rss_mb']:.0f} MB, "
+          f"(anon {local['peak_anon_mb']:.0f}, mmap {local['peak_file_mb']:.0f}), "
           f"{local_pages / local['build_s']:.0f} pages/s (edge {cfg.pages / eb['build_s']:.0f} pages/s)")  # fmt: skip
     print(f"edge: build {eb['build_s']:.1f} s (upsert {eb['upsert_s']:.1f} s, optimize {eb['optimize_s']:.1f} s; "
-          f"data generation {eb['gen_s']:.1f} s not counted), peak RSS {eb['peak_rss_mb']:.0f} MB, "
+          f"data generation {eb['gen_s']:.1f} s not counted), peak RSS {eb['peak_rss_mb']:.0f} MB "
+          f"(anon {eb['peak_anon_mb']:.0f}, mmap {eb['peak_file_mb']:.0f}), "
           f"disk {kib:.1f} KiB/page ({seg_kib:.1f} without the WAL; raw float16 multivector "
           f"{cfg.tokens * cfg.dim * 2 / 1024:.1f}), open {eq['open_s']:.2f} s")  # fmt: skip
     best = next((pf for pf, q in eq["queries"].items() if q["recall10"] >= 0.99), list(eq["queries"])[-1])

@@ -16,7 +16,7 @@ from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, readin
 from ingest._quality import assess_text
 from ingest._render import fit_dpi, pixmap_to_array, pixmap_to_pil, save_pil, suffix_for
 
-__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows"]
+__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -222,7 +222,8 @@ def caption_from_ocr_block(block: RawBlock, max_chars: int = 300) -> RawBlock:
     kept: list[tuple[Box, str]] = []
     for lb, text in block.lines:
         kept.append((lb, text))
-        if sum(len(t) for _, t in kept) >= max_chars or (len(kept) > 1 or len(text) > 20) and text.rstrip().endswith((".", ")")):
+        ends_sentence = text.rstrip().endswith((".", ")")) and (len(kept) > 1 or len(text) > 20)
+        if ends_sentence or sum(len(t) for _, t in kept) >= max_chars:
             break
     x0 = min(b[0] for b, _ in kept)
     y0 = min(b[1] for b, _ in kept)

@@ -57,7 +57,7 @@ def inspect_file(
             info = reader.info
             contents.extend(reader.pages(progress=progress))
     except (DocumentError, MissingDependencyError) as exc:
-        logger.warning("failed %s: %s", path, exc)
+        logger.warning("failed: %s", exc)  # the message names the file
         report = FileReport(
             path, "failed", info.doc_id if info else None, len(contents),
             error=str(exc), error_type=type(exc).__name__, seconds=time.perf_counter() - started,
@@ -137,5 +137,5 @@ def summarize_reports(reports: Iterable[FileReport]) -> str:
     reports = list(reports)
     failed = [r for r in reports if not r.ok]
     lines = [f"{len(reports) - len(failed)} ok, {len(failed)} failed"]
-    lines += [f"  FAILED {r.path}: {r.error_type}: {r.error}" for r in failed]
+    lines += [f"  FAILED {r.error_type}: {r.error or r.path}" for r in failed]
     return "\n".join(lines)

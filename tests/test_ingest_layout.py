@@ -9,7 +9,7 @@ import pytest
 
 from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
 from ingest._files import sniff_format
-from ingest._pdf import split_merged_rows
+from ingest._pdf import caption_from_ocr_block, group_ocr_lines, split_merged_rows
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
 from rag.types import BBox, TextBlock
@@ -186,3 +186,18 @@ def test_public_api_is_pinned_and_import_is_light():
     code = "import sys, ingest; print(sorted(m for m in ('torch', 'pymupdf', 'fitz', 'rapidocr', 'PIL') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ocr_lines_group_into_paragraphs_and_captions_stop_before_table_rows():
+    lines = [
+        ((90, 100, 140, 112), "Table 2"),
+        ((90, 114, 400, 126), "Initial scale items (Davis, 1989, p. 324)"),
+        ((90, 128, 300, 140), "Item No. Candidate item"),
+        ((90, 142, 380, 154), "I often become confused."),
+        ((90, 300, 380, 312), "A paragraph far below."),
+    ]
+    blocks = group_ocr_lines(lines)
+    assert [b.text.split()[0] for b in blocks] == ["Table", "A"]
+    cap = caption_from_ocr_block(blocks[0])
+    assert cap.text == "Table 2 Initial scale items (Davis, 1989, p. 324)"
+    assert cap.bbox == (90, 100, 400, 126)

@@ -120,3 +120,20 @@ def test_amt_handbook_figures_have_their_caption():
     captions = [f.caption for f in content.figures if f.caption]
     assert any(c.startswith("Figure 7-26.") for c in captions)
     assert "Figure 7-26. Self-locking nuts." in content.page.text
+
+
+@pytest.mark.slow
+def test_tamreview_every_garbled_page_is_ocrd_into_usable_text():
+    with open_document(DOCS / "TAMReview.pdf", IngestConfig(ocr_figures=False)) as reader:
+        pages = list(reader.pages(progress=False))
+    assert [p.page.page for p in pages if p.page.ocr] == list(range(2, 23))
+    assert all(assess_text(p.page.text).usable for p in pages)
+    captions = [f.caption for p in pages for f in p.figures if f.caption]
+    assert any(c.startswith("Table 2") for c in captions) and any(c.startswith("Figure 3") for c in captions)
+
+
+@pytest.mark.slow
+def test_freeculture_streams_all_352_pages_without_ocr():
+    with open_document(DOCS / "freeculture.pdf", NO_OCR) as reader:
+        numbers = [c.page.page for c in reader.pages(progress=False)]
+    assert numbers == list(range(1, 353))

@@ -63,6 +63,10 @@ class EdgeStore:
     The constructor only records settings; :meth:`load` (called by the first operation)
     takes the folder lock. ``close`` flushes and releases everything; the store can be
     loaded again afterwards.
+
+    Fresh points sit in appendable segments that are searched exhaustively (exact). After a
+    bulk ingest call :meth:`optimize` once: it builds the HNSW graph and int8 codes of the
+    dense vectors (multivectors stay rescoring-only, ``m=0``); 10k pages take a few seconds.
     """
 
     backend = "edge"

@@ -188,6 +188,11 @@ class QdrantServerStore:
         with self._mapped(name, "drop"):
             client.delete_collection(check_name(name))
 
+    def optimize(self, collection: str) -> bool:
+        """Nothing to do: a server optimizes in the background, local mode has no indexes."""
+        self._spec(collection)
+        return False
+
     # -- writes ----------------------------------------------------------------------
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
