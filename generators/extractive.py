@@ -228,7 +228,17 @@ class ExtractiveGenerator:
         best = scores[ranked[0]]
         if best <= 0:
             return []
-        chosen = [i for i in ranked[: self.max_sentences] if scores[i] >= self.min_ratio * best and scores[i] > 0]
+        chosen: list[int] = []
+        seen: list[set[str]] = []
+        for i in ranked:
+            if len(chosen) == self.max_sentences or scores[i] < self.min_ratio * best or scores[i] <= 0:
+                break
+            words = set(docs[i])
+            # the same sentence reached through a chunk and through its page (perhaps with a heading glued on)
+            if any(len(words & other) >= 0.8 * min(len(words), len(other)) for other in seen if other and words):
+                continue
+            seen.append(words)
+            chosen.append(i)
         return [(units[i], scores[i]) for i in chosen]
 
     def _chunks(self, question: str, items: Sequence[ContextItem]) -> Iterator[str]:

@@ -19,10 +19,11 @@ def build_embedders(models: ModelsConfig) -> Any:
     from retrievers.corpora import Embedders
 
     started = time.perf_counter()
+    _quiet_weight_loading()
     common = {"device": models.device, "batch_size": models.batch_size}
-    text = registry.build(models.text, "text", **common)
+    text = registry.build(models.text, "text", dimension=models.text_dimension, **common)
     sparse = registry.build(models.sparse, "sparse") if models.sparse else None
-    image = registry.build(models.image, "image", **common) if models.image else None
+    image = registry.build(models.image, "image", dimension=models.image_dimension, **common) if models.image else None
     late = (
         registry.build(models.late_interaction, "late_interaction", pool_factor=models.pool_factor, **common)
         if models.late_interaction
@@ -33,6 +34,16 @@ def build_embedders(models: ModelsConfig) -> Any:
             model.load()
     log.info("models loaded in %.1f s", time.perf_counter() - started)
     return Embedders(text=text, sparse=sparse, image=image, late=late)
+
+
+def _quiet_weight_loading() -> None:
+    """transformers draws a "Loading weights" bar for every model; show it only when logging at INFO."""
+    if logging.getLogger("mmrag").getEffectiveLevel() > logging.INFO:
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:  # the text extra without transformers: nothing to silence
+            return
+        hf_logging.disable_progress_bar()
 
 
 def build_router_for(kind: str, embedders: Any, config: Config) -> Any:

@@ -226,3 +226,16 @@ def test_exported_members():
     )
     for name in generators.__all__:
         assert getattr(generators, name) is not None
+
+
+def test_a_sentence_found_through_its_chunk_and_its_page_is_said_once():
+    chunk = "Inspection schedule Inspect the solar panel every 6 months."
+    page = "Contents. Inspect the solar panel every 6 months. Wear gloves when you clean the panel surface."
+    hits = [
+        Hit("d1", "manual.pdf", 3, 0.9, "text", evidence=(
+            Evidence("text", "chunk", chunk, 0.9, BBox(50, 100, 500, 160)),
+            Evidence("pages", "page", page, 0.8, BBox(0, 0, 612, 792)),
+        )),
+    ]
+    answer = ExtractiveGenerator().generate("How often should the solar panel be inspected?", hits)
+    assert answer.text.count("every 6 months") == 1
