@@ -19,7 +19,8 @@ def build_embedders(models: ModelsConfig) -> Any:
     from retrievers.corpora import Embedders
 
     started = time.perf_counter()
-    _quiet_weight_loading()
+    if models.image or models.late_interaction:
+        _quiet_weight_loading()
     common = {"device": models.device, "batch_size": models.batch_size}
     text = registry.build(models.text, "text", dimension=models.text_dimension, **common)
     sparse = registry.build(models.sparse, "sparse") if models.sparse else None
@@ -29,11 +30,13 @@ def build_embedders(models: ModelsConfig) -> Any:
         if models.late_interaction
         else None
     )
-    for model in (text, image, late):
+    # The text model loads on first use: a plain folder (the bundled default) then answers
+    # questions through ONNX without importing torch at all.
+    for model in (image, late):
         if model is not None:
             model.load()
     log.info("models loaded in %.1f s", time.perf_counter() - started)
-    return Embedders(text=text, sparse=sparse, image=image, late=late)
+    return Embedders(text=text, sparse=sparse, image=image, late=late, page_images=models.page_image_vectors)
 
 
 def _quiet_weight_loading() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# ONNX exports of text models go to a per-run cache, not the user's ~/.cache/mmrag
+os.environ.setdefault("MMRAG_CACHE", tempfile.mkdtemp(prefix="mmrag-test-cache-"))
 
 #: ../shared/eval beside the repository: real PDFs and questions with gold pages.
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
+from retrievers.embedders.onnx_text import OnnxTextEncoder, plain_pipeline
 from retrievers.embedders._common import (
     folder_fingerprint,
     l2_normalize,
@@ -92,6 +93,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         show_progress: bool | None = None,
         normalize: bool = True,
+        fast: bool = True,
     ) -> None:
         if family != "sentence-transformers":
             raise ConfigError(f"SentenceTransformerEmbedder loads the sentence-transformers family, not {family!r}")
@@ -107,6 +109,8 @@ class SentenceTransformerEmbedder:
         self._source: str | None = None
         self._dimension: int | None = registered_dimension(self.name)
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.fast = fast
+        self._onnx: OnnxTextEncoder | None | bool = None  # None: not looked up yet; False: not eligible
 
     @property
     def dimension(self) -> int:
@@ -116,7 +120,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        encoder = self._onnx if isinstance(self._onnx, OnnxTextEncoder) else None
+        return self._model is not None or (encoder is not None and encoder.ready)
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -124,10 +129,25 @@ class SentenceTransformerEmbedder:
         return dict(getattr(self._model, "prompts", None) or {})
 
     def load(self) -> None:
-        """Load the model once. Raises :class:`ModelError` naming the model and the reason."""
+        """Load the model once: the ONNX encoder for a plain local folder (exported on first
+        use), else sentence-transformers. Raises :class:`ModelError` naming the model and the reason."""
+        encoder = self._fast_encoder()
+        if encoder is None:
+            self._load_torch()
+            return
+        if not encoder.exported:
+            self._load_torch()
+            encoder.export(self._model[0].auto_model)
+        encoder.load()
+
+    def _load_torch(self) -> None:
         if self._model is not None:
             return
         st = require("sentence_transformers", "text", "dense text embeddings")
+        if not wants_progress(self.show_progress, logger):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # its "Loading weights" bar
         source = resolve_source(self.name)
         start = time.perf_counter()
         try:
@@ -145,12 +165,32 @@ class SentenceTransformerEmbedder:
         self._model, self._source, self._dimension = model, source, int(dim)
         logger.info("loaded %s from %s (dim %d) on %s in %.2fs", self.name, source, dim, self.device, time.perf_counter() - start)
 
+    def _fast_encoder(self) -> OnnxTextEncoder | None:
+        """The torch-free ONNX path, for plain local folders without prompts (see onnx_text)."""
+        if self._onnx is None:
+            self._onnx = False
+            if self.fast and self.normalize and self.device == "cpu":
+                source = Path(resolve_source(self.name))
+                pipeline = plain_pipeline(source) if source.is_dir() else None
+                if pipeline is not None:
+                    self._onnx = OnnxTextEncoder(pipeline, batch_size=self.batch_size)
+                    if self._dimension is None:
+                        self._dimension = pipeline.dimension
+        return self._onnx or None
+
+    def _encode_fast(self, encoder: OnnxTextEncoder, texts: list[str]) -> np.ndarray:
+        self.load()
+        return encoder.encode(texts)
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``(len(texts), dimension)``, L2-normalised when ``normalize``."""
         if isinstance(texts, str):
             raise TypeError("embed_documents takes a sequence of strings, not one string")
-        self.load()
         texts = list(texts)
+        encoder = self._fast_encoder()
+        if encoder is not None:
+            return self._encode_fast(encoder, texts) if texts else np.zeros((0, self.dimension), dtype=np.float32)
+        self._load_torch()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         start = time.perf_counter()
@@ -172,8 +212,12 @@ class SentenceTransformerEmbedder:
         if cached is not None:
             self._query_cache.move_to_end(text)
             return cached.copy()
-        self.load()
-        vector = self._finish(self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True))[0]
+        encoder = self._fast_encoder()
+        if encoder is not None:
+            vector = self._encode_fast(encoder, [text])[0]
+        else:
+            self._load_torch()
+            vector = self._finish(self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True))[0]
         # The router and the retriever embed the same question: remember the last few.
         self._query_cache[text] = vector
         if len(self._query_cache) > QUERY_CACHE_SIZE:
@@ -186,8 +230,26 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def provenance(self) -> dict[str, Any]:
-        """Enough to refuse a knowledge base built with another model or setting (loads the model)."""
-        self.load()
+        """Enough to refuse a knowledge base built with another model or setting.
+
+        A plain local folder is described from its files (no torch); otherwise the model loads.
+        """
+        encoder = self._fast_encoder()
+        if encoder is not None:
+            pipeline = encoder.pipeline
+            return {
+                "name": self.name,
+                "family": self.family,
+                "kind": "text",
+                "source": str(pipeline.folder),
+                "revision": folder_fingerprint(pipeline.folder),
+                "dimension": pipeline.dimension,
+                "normalized": self.normalize,
+                "max_seq_length": pipeline.max_seq_length,
+                "prompts": {},
+                "versions": library_versions("sentence-transformers", "transformers", "torch"),
+            }
+        self._load_torch()
         cfg = self._model[0].auto_model.config if hasattr(self._model[0], "auto_model") else None
         snapshot = getattr(cfg, "_name_or_path", None) if cfg is not None else None
         revision = folder_fingerprint(self._source) or (folder_fingerprint(snapshot) if snapshot else None)

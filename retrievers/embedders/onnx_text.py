@@ -1,0 +1,166 @@
+"""A torch-free encoder for plain sentence-transformers folders, through onnxruntime.
+
+Importing torch and sentence-transformers costs seconds before the first question can
+be answered. A folder whose pipeline is ``Transformer -> mean Pooling [-> Normalize]``
+without prompts (all-MiniLM-L6-v2 among them) is exported once to ONNX with torch, into
+a cache folder keyed by the folder's fingerprint; afterwards texts are encoded with
+``tokenizers`` + ``onnxruntime`` alone. The vectors equal sentence-transformers' own to
+about 1e-7 (tested), so a knowledge base does not care which path embedded it.
+
+The cache folder is ``$MMRAG_CACHE`` or ``~/.cache/mmrag``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrievers.embedders._common import folder_fingerprint
+
+__all__ = ["OnnxTextEncoder", "cache_root", "plain_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+_TRANSFORMER = "sentence_transformers.models.Transformer"
+_POOLING = "sentence_transformers.models.Pooling"
+_NORMALIZE = "sentence_transformers.models.Normalize"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def cache_root() -> Path:
+    env = os.environ.get("MMRAG_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmrag"
+
+
+@dataclass(frozen=True)
+class PlainPipeline:
+    """What a plain sentence-transformers folder needs for encoding."""
+
+    folder: Path
+    dimension: int
+    max_seq_length: int
+    normalize: bool
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def plain_pipeline(folder: str | Path) -> PlainPipeline | None:
+    """The folder's pipeline when it is Transformer -> mean pooling [-> Normalize] without prompts."""
+    root = Path(folder)
+    try:
+        modules = _read(root / "modules.json")
+        types = [m["type"] for m in modules]
+        if types[:2] != [_TRANSFORMER, _POOLING] or any(t != _NORMALIZE for t in types[2:]):
+            return None
+        if modules[0].get("path", "") != "" or not (root / "tokenizer.json").is_file():
+            return None
+        pooling = _read(root / modules[1]["path"] / "config.json")
+        modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v]
+        if modes != ["pooling_mode_mean_tokens"]:
+            return None
+        st_config = root / "config_sentence_transformers.json"
+        if st_config.is_file() and _read(st_config).get("prompts"):
+            return None
+        bert = root / "sentence_bert_config.json"
+        max_len = int(_read(bert).get("max_seq_length", 256)) if bert.is_file() else 256
+        return PlainPipeline(root, int(pooling["word_embedding_dimension"]), max_len, _NORMALIZE in types)
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+class OnnxTextEncoder:
+    """Encode texts with an ONNX export of a plain sentence-transformers folder."""
+
+    def __init__(self, pipeline: PlainPipeline, cache: Path | None = None, batch_size: int = 32) -> None:
+        self.pipeline = pipeline
+        fingerprint = folder_fingerprint(pipeline.folder) or "unknown"
+        self.path = (cache or cache_root()) / "onnx" / fingerprint / "model.onnx"
+        self.batch_size = batch_size
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def exported(self) -> bool:
+        return self.path.is_file()
+
+    def export(self, transformer: Any) -> None:
+        """Write the ONNX file from a loaded Hugging Face model (atomic; torch needed here only)."""
+        import torch
+
+        class _Wrapped(torch.nn.Module):
+            def __init__(self, model: Any) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+
+        started = time.perf_counter()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        example = tuple(torch.ones((1, 8), dtype=torch.long) for _ in _INPUTS)
+        axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=self.path.parent)
+        os.close(fd)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer chatter about shape-dependent branches
+                torch.onnx.export(
+                    _Wrapped(transformer.eval()), example, tmp, input_names=list(_INPUTS),
+                    output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
+                )
+            os.replace(tmp, self.path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        logger.info("exported %s to ONNX at %s in %.1f s", self.pipeline.folder, self.path, time.perf_counter() - started)
+
+    @property
+    def ready(self) -> bool:
+        return self._session is not None
+
+    def load(self) -> None:
+        """Open the exported model (idempotent)."""
+        if self._session is not None:
+            return
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.pipeline.folder / "tokenizer.json"))
+        tokenizer.enable_truncation(self.pipeline.max_seq_length)
+        tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``(len(texts), dimension)``; mean pooling, normalised when the folder says so."""
+        self.load()
+        out = np.zeros((len(texts), self.pipeline.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            encoded = self._tokenizer.encode_batch([texts[i] for i in idx])
+            feeds = {
+                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+            }
+            hidden = self._session.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            if self.pipeline.normalize:
+                pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[idx] = pooled
+        return out

@@ -1,0 +1,79 @@
+"""The torch-free text path: the bundled MiniLM through ONNX equals sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrievers.embedders.onnx_text import plain_pipeline
+from retrievers.embedders.text import SentenceTransformerEmbedder, resolve_source
+
+TEXTS = [
+    "What machine were the TraceMonkey benchmark experiments run on?",
+    "short",
+    "Inspect the inverter every 6 months and record the total yield. " * 30,  # longer than 256 tokens
+]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return SentenceTransformerEmbedder(), SentenceTransformerEmbedder(fast=False)
+
+
+def test_onnx_vectors_equal_sentence_transformers(pair):
+    fast, slow = pair
+    a, b = fast.embed_documents(TEXTS), slow.embed_documents(TEXTS)
+    assert a.shape == b.shape == (3, 384)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(fast.embed_query(TEXTS[0]), slow.embed_query(TEXTS[0]), atol=1e-5)
+    assert fast._fast_encoder() is not None and fast._fast_encoder().exported
+
+
+def test_provenance_is_the_same_on_both_paths(pair):
+    fast, slow = pair
+    p, q = fast.provenance(), slow.provenance()
+    for key in ("name", "source", "revision", "dimension", "normalized", "max_seq_length"):
+        assert p[key] == q[key], key
+
+
+def test_a_question_needs_no_torch_once_exported(pair):
+    fast, _ = pair
+    fast.embed_query("warm the cache")
+    code = (
+        "import sys, json\n"
+        "from retrievers.embedders.text import SentenceTransformerEmbedder\n"
+        "v = SentenceTransformerEmbedder().embed_query(%r)\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'v': v.tolist()}))\n" % TEXTS[0]
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ}, cwd=Path(__file__).resolve().parents[1])
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["torch"] is False
+    np.testing.assert_allclose(np.array(data["v"]), fast.embed_query(TEXTS[0]), atol=1e-6)
+
+
+def test_only_plain_mean_pooled_folders_without_prompts_take_the_onnx_path(tmp_path):
+    bundled = Path(resolve_source("all-MiniLM-L6-v2"))
+    assert plain_pipeline(bundled) is not None
+    folder = tmp_path / "with-prompts"
+    folder.mkdir()
+    for item in bundled.iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "config_sentence_transformers.json").unlink()
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: "}}))
+    assert plain_pipeline(folder) is None
+    cls = tmp_path / "cls-pooling"
+    cls.mkdir()
+    for item in bundled.iterdir():
+        if item.name != "1_Pooling":
+            (cls / item.name).symlink_to(item)
+    (cls / "1_Pooling").mkdir()
+    (cls / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True}))
+    assert plain_pipeline(cls) is None
+    assert SentenceTransformerEmbedder(str(folder))._fast_encoder() is None
