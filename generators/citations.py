@@ -19,12 +19,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.types import Answer, Citation, Page
 
 from generators.base import MARKER_RE, ContextItem
 
-__all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "write_highlights"]
+__all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "cited_answer", "write_highlights"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,25 @@ def _scale(citation: Citation, image_width: int, pages: Mapping[tuple[str, int],
     if dpi is not None:
         return dpi / 72.0
     return None
+
+
+def cited_answer(
+    generator: str, question: str, raw: str, items: Sequence[ContextItem], hits: Sequence[Any], timings: dict[str, float]
+) -> Answer:
+    """The generated text with its markers resolved against the evidence given, as an Answer."""
+    result = resolve_citations(raw.strip(), items)
+    logger.info(
+        "%s answer: %d evidence item(s), %d citation(s), %.2fs",
+        generator, len(items), len(result.citations), timings.get("generate", 0.0),
+    )
+    return Answer(
+        question=question,
+        text=result.text,
+        citations=result.citations,
+        hits=tuple(hits),
+        timings=timings,
+        generator=generator,
+    )
 
 
 def write_highlights(

@@ -36,7 +36,7 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
-from generators.citations import resolve_citations
+from generators.citations import cited_answer
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
 
@@ -258,20 +258,8 @@ class ExtractiveGenerator:
         watch = Stopwatch()
         items = build_context(hits, max_items=self.max_items)
         raw = "".join(watch.iterate(self._chunks(question, items), on_token))
-        result = resolve_citations(raw, items)
         watch.lap("generate")
-        logger.info(
-            "extractive answer: %d evidence item(s), %d citation(s), %.3fs",
-            len(items), len(result.citations), watch.timings["generate"],
-        )
-        return Answer(
-            question=question,
-            text=result.text,
-            citations=result.citations,
-            hits=tuple(hits),
-            timings=watch.timings,
-            generator=self.name,
-        )
+        return cited_answer(self.name, question, raw, items, hits, watch.timings)
 
     def complete(self, prompt: str) -> str:
         """Always raises :class:`rag.errors.GeneratorError`: there is no model to complete prompts."""

@@ -34,7 +34,7 @@ from generators.base import (
     image_caption,
     select_images,
 )
-from generators.citations import resolve_citations
+from generators.citations import cited_answer
 
 __all__ = ["VLMFamily", "VLM_FAMILIES", "ARCHITECTURES", "MODEL_TYPES", "LocalVLMGenerator", "resolve_family"]
 
@@ -304,19 +304,7 @@ class LocalVLMGenerator:
         watch.lap("prepare")
         raw = "".join(watch.iterate(self._run(inputs), on_token))
         watch.lap("generate")
-        result = resolve_citations(raw.strip(), items)
-        logger.info(
-            "%s answer: %d evidence item(s), %d citation(s), %.2fs",
-            self.name, len(items), len(result.citations), watch.timings["generate"],
-        )
-        return Answer(
-            question=question,
-            text=result.text,
-            citations=result.citations,
-            hits=tuple(hits),
-            timings=watch.timings,
-            generator=self.name,
-        )
+        return cited_answer(self.name, question, raw, items, hits, watch.timings)
 
     def complete(self, prompt: str) -> str:
         """Plain completion of a text prompt (no images, no citation parsing)."""

@@ -40,7 +40,7 @@ from generators.base import (
     image_caption,
     select_images,
 )
-from generators.citations import resolve_citations
+from generators.citations import cited_answer
 
 if TYPE_CHECKING:
     import httpx
@@ -296,19 +296,7 @@ class OpenAIChatGenerator:
         watch.lap("prepare")
         raw = "".join(watch.iterate(self._chat(messages, stream=on_token is not None), on_token))
         watch.lap("generate")
-        result = resolve_citations(raw.strip(), items)
-        logger.info(
-            "%s answer: %d evidence item(s), %d citation(s), %.2fs",
-            self.name, len(items), len(result.citations), watch.timings["generate"],
-        )
-        return Answer(
-            question=question,
-            text=result.text,
-            citations=result.citations,
-            hits=tuple(hits),
-            timings=watch.timings,
-            generator=self.name,
-        )
+        return cited_answer(self.name, question, raw, items, hits, watch.timings)
 
     def complete(self, prompt: str) -> str:
         """Plain completion of a text prompt (one user message, no streaming)."""
