@@ -30,7 +30,10 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    # a file name that is not UTF-8 holds lone surrogates: write them as JSON escapes
+    # (json.loads gives the same name back) instead of invalid bytes or a UnicodeEncodeError
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
 
 
 def _config(args: argparse.Namespace) -> Config | None:
@@ -47,6 +50,9 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("text_model", "models__text"),
         ("image_model", "models__image"),
         ("late_model", "models__late_interaction"),
+        ("text_dimension", "models__text_dimension"),
+        ("image_dimension", "models__image_dimension"),
+        ("page_image_vectors", "models__page_image_vectors"),
         ("dpi", "ingest__dpi"),
         ("ocr", "ingest__ocr"),
         ("password", "ingest__password"),
@@ -162,8 +168,11 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    if args.question is None and args.image is None:
+        sys.stderr.write("error: give a question, or --image FILE to search by an example image\n")
+        return 1
     with _open_kb(args) as kb:
-        result = kb.search(args.question, **_search_kwargs(args))
+        result = kb.search(args.question, image=args.image, **_search_kwargs(args))
     if args.json:
         _emit(result.to_json())
         return 0
@@ -228,11 +237,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _emit(rows)
         return 0
-    sys.stdout.write(f"{'name':18s} {'family':22s} {'role':17s} {'dim':>5s}  {'offline':7s} hub id\n")
+    sys.stdout.write(f"{'name':26s} {'family':22s} {'role':17s} {'dim':>5s}  {'offline':7s} {'hub id':42s} status\n")
     for r in rows:
+        where = "bundled" if r["bundled"] else ("folder" if r["hub_id"] is None and r["name"].startswith("<") else "hub")
+        status = "supported" if r["supported"] else f"UNSUPPORTED: {r['reason']}"
         sys.stdout.write(
-            f"{r['name']:18s} {r['family']:22s} {r['role']:17s} {str(r['dimension'] or '-'):>5s}  "
-            f"{'bundled' if r['bundled'] else 'hub':7s} {r['hub_id'] or '-'}\n"
+            f"{r['name']:26s} {r['family']:22s} {r['role']:17s} {str(r['dimension'] or '-'):>5s}  "
+            f"{where:7s} {r['hub_id'] or '-':42s} {status}\n"
         )
     return 0
 
@@ -241,7 +252,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rag.eval import misses_report, run_eval
 
     summary, results, reports = run_eval(
-        args.questions, args.docs, args.kb, config=_config(args), top_k=args.top_k, progress=_progress(args)
+        args.questions, args.docs, args.kb, config=_config(args), top_k=args.top_k, progress=_progress(args),
+        manifest=args.manifest,
     )
     failed = [r for r in reports if not r.ok]
     for r in failed:
@@ -268,6 +280,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir), question=args.question, progress=_progress(args))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rag.server import read_token, serve
+
+    token = read_token(args.token_file)
+    serve(args.kb, host=args.host, port=args.port, token=token, config=_config(args),
+          max_upload_bytes=args.max_upload_mb * 1024**2, log_level="info" if args.verbose else "warning")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
     if kb:
@@ -277,8 +298,11 @@ def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _add_ask_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("question")
+def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False) -> None:
+    if question_optional:
+        p.add_argument("question", nargs="?", default=None, help="the question (optional with --image)")
+    else:
+        p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None, help="number of page hits (default 5)")
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
@@ -307,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-model", help="text embedder (name or folder); default all-MiniLM-L6-v2")
     p.add_argument("--image-model", help="image embedder for figures (e.g. clip-vit-b-32 or a folder)")
     p.add_argument("--late-model", help="late-interaction model for pages (e.g. colqwen2 or a folder)")
+    p.add_argument("--text-dimension", type=int, help="truncate text vectors to N values (Matryoshka-trained models)")
+    p.add_argument("--image-dimension", type=int, help="truncate image vectors to N values (Matryoshka-trained models)")
+    p.add_argument("--page-image-vectors", action="store_true", default=None,
+                   help="with --image-model, also embed whole pages (search --image then finds pages too)")
     p.add_argument("--backend", choices=["edge", "qdrant"])
     p.add_argument("--url", help="Qdrant server URL (with --backend qdrant)")
     _add_common(p)
@@ -321,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("search", help="page-level hits for a question")
-    _add_ask_options(p)
+    p = sub.add_parser("search", help="page-level hits for a question, or for an example image (--image)")
+    _add_ask_options(p, question_optional=True)
+    p.add_argument("--image", help="search by this image: pages whose figures look like it (with a question too: "
+                                   "a text+image query, for VLM image models); needs a KB built with --image-model")
     p.add_argument("--doc", action="append", help="restrict to a document (repeatable)")
     p.add_argument("--pages", help="restrict to a physical page range, e.g. 3-7")
     _add_common(p)
@@ -344,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", default=".mmrag-eval-kb", help="knowledge base to build or reuse (default .mmrag-eval-kb)")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--report", help="write per-question misses (what was retrieved instead) to this JSON file")
+    p.add_argument("--manifest", help='JSON restricting documents to page ranges: {"documents": [{"doc_id": "a.pdf", "pages": [3, 9]}]}')
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--config", help="TOML config file")
@@ -360,6 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--question", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="HTTP API and web page over a knowledge base (needs mmrag[web])")
+    p.add_argument("--kb", required=True, help="knowledge-base folder (created if missing)")
+    p.add_argument("--host", default="127.0.0.1", help="without a token, loopback only whatever is given")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token-file", help="file holding the bearer token (default: $MMRAG_API_TOKEN)")
+    p.add_argument("--max-upload-mb", type=int, default=100, help="largest accepted upload per file")
+    p.add_argument("--config", help="TOML config file ([ask] settings apply)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "TYPE_CORPUS",
     "evaluate",
     "misses_report",
+    "load_page_manifest",
     "run_eval",
 ]
 
@@ -186,6 +187,32 @@ def misses_report(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def load_page_manifest(path: str | Path) -> dict[str, tuple[int, int]]:
+    """``{"documents": [{"doc_id": "a.pdf", "pages": [first, last]}, ...]}`` (or a bare list,
+    or JSON lines) -> file name -> physical page range to index."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = data.get("documents", []) if isinstance(data, dict) else data
+        out = {}
+        for row in rows:
+            if row.get("pages") is None:
+                continue
+            first, last = (int(v) for v in row["pages"])
+            if not 1 <= first <= last:
+                raise ValueError(f"pages {row['pages']} of {row['doc_id']} must be 1 <= first <= last")
+            out[str(row["doc_id"])] = (first, last)
+        return out
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(
+            f"{p}: not a page manifest ({exc}); expected {{\"documents\": [{{\"doc_id\": \"a.pdf\", \"pages\": [3, 9]}}]}}"
+        ) from exc
+
+
 def run_eval(
     questions_path: str | Path,
     docs: str | Path,
@@ -194,13 +221,18 @@ def run_eval(
     config: Any = None,
     top_k: int = 10,
     progress: bool | None = None,
+    manifest: str | Path | None = None,
 ) -> tuple[dict[str, Any], list[QuestionResult], list[Any]]:
-    """Build (or reuse) a knowledge base from ``docs`` and score every question."""
+    """Build (or reuse) a knowledge base from ``docs`` and score every question.
+
+    ``manifest`` restricts documents to page ranges (only those pages are indexed; gold
+    pages stay physical)."""
     from rag.kb import KnowledgeBase
 
     questions = load_questions(questions_path)
+    ranges = load_page_manifest(manifest) if manifest is not None else None
     with KnowledgeBase.open(kb_path, config, create=True) as kb:
-        reports = kb.ingest([Path(docs)], progress=progress)
+        reports = kb.ingest([Path(docs)], progress=progress, page_ranges=ranges)
 
         def search(text: str) -> tuple[list[tuple[str, int]], str | None]:
             result = kb.search(text, top_k=top_k)

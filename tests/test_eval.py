@@ -62,3 +62,42 @@ def test_load_questions_reports_the_bad_line(tmp_path):
     path.write_text(json.dumps({"id": "x", "doc_id": "a.pdf", "question": "q", "gold_pages": [1, "2"], "type": "table"}) + "\n")
     (only,) = load_questions(path)
     assert only.gold_pages == (1, 2) and only.type == "table"
+
+
+def test_run_eval_end_to_end_with_a_page_manifest(tmp_path, samples):
+    from rag import KnowledgeBase
+    from rag.eval import run_eval
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for s in samples:
+        (docs / s.name).write_bytes(s.read_bytes())
+    questions = tmp_path / "q.jsonl"
+    rows = [
+        {"id": "a", "doc_id": "solar_maintenance_manual", "question": "How often should the inverter be inspected?", "gold_pages": [1], "type": "text"},
+        {"id": "b", "doc_id": "inverter_dashboard.png", "question": "What is today's yield in kWh?", "gold_pages": [1], "type": "figure"},
+    ]
+    questions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    manifest = tmp_path / "pages.json"
+    manifest.write_text(json.dumps({"documents": [{"doc_id": "solar_maintenance_manual.pdf", "pages": [1, 2]}]}))
+    summary, results, reports = run_eval(questions, docs, tmp_path / "kb", manifest=manifest, progress=False)
+    assert summary["questions"] == 2 and summary["overall"]["recall@5"] == 1.0
+    assert {r.status for r in reports} == {"indexed"}
+    assert set(summary["by_type"]) == {"text", "figure"} and summary["latency_ms"]["p50"] > 0
+    with KnowledgeBase.open(tmp_path / "kb") as kb:
+        info = kb.info()
+        assert info["pages"] == 3  # manual pages 1-2 and the image; pages 3-4 not indexed
+        hits = kb.search("service record technician torque", top_k=10).hits
+        assert all(h.page <= 2 for h in hits if h.source == "solar_maintenance_manual.pdf")
+    # the same range again is unchanged; the whole document is a change
+    summary, _, reports = run_eval(questions, docs, tmp_path / "kb", manifest=manifest, progress=False)
+    assert {r.status for r in reports} == {"unchanged"}
+
+
+def test_bad_page_manifest_is_a_clear_error(tmp_path):
+    from rag.eval import load_page_manifest
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"documents": [{"doc_id": "a.pdf", "pages": [5, 2]}]}))
+    with pytest.raises(ConfigError, match="must be 1 <= first <= last"):
+        load_page_manifest(path)
