@@ -26,7 +26,7 @@ MAX_SIDE = 4096
 
 
 def open_image(path: Path, config: IngestConfig) -> Any:
-    """Open an image lazily (header only) and check its size against ``max_page_pixels``."""
+    """Open an image lazily (header only) and check its size against ``max_image_pixels``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -43,10 +43,10 @@ def open_image(path: Path, config: IngestConfig) -> Any:
     if w <= 0 or h <= 0:
         image.close()
         raise CorruptDocumentError(path, f"image has size {w}x{h}")
-    if w * h > config.max_page_pixels:
+    if w * h > config.max_image_pixels:
         image.close()
         raise ResourceLimitError(
-            path, f"image is {w}x{h} = {w * h:,} pixels, above ingest.max_page_pixels={config.max_page_pixels:,}"
+            path, f"image is {w}x{h} = {w * h:,} pixels, above ingest.max_image_pixels={config.max_image_pixels:,}"
         )
     return image
 

@@ -237,6 +237,24 @@ def _in_margin(box: Box, width: float, height: float) -> bool:
     return box[3] <= 0.1 * height or box[1] >= 0.9 * height or box[2] <= 0.1 * width or box[0] >= 0.9 * width
 
 
+def _check_embedded_images(doc: Any, index: int, path: Path, config: IngestConfig) -> None:
+    """Refuse a page that uses an image larger than ``max_image_pixels`` before anything decodes it.
+
+    A few hundred kilobytes of Flate data can declare a 40000 x 40000 image (a decompression
+    bomb): rendering the page would inflate all of it. The sizes come from the image
+    dictionaries, so the check costs nothing.
+    """
+    for item in doc.get_page_images(index, full=True):
+        xref, width, height = item[0], int(item[2] or 0), int(item[3] or 0)
+        if width * height > config.max_image_pixels:
+            raise ResourceLimitError(
+                path,
+                f"page {index + 1} uses an embedded image (object {xref}) of {width}x{height} = {width * height:,} pixels, "
+                f"above ingest.max_image_pixels={config.max_image_pixels:,} (a decompression bomb or a huge scan; "
+                "raise the limit to read it)",
+            )
+
+
 def extract_pdf_page(
     doc: Any, index: int, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None
 ) -> PageContent:
@@ -253,6 +271,7 @@ def extract_pdf_page(
             f"page {n} is {width:.0f}x{height:.0f} pt; at dpi={config.dpi} that is {pixels:,.0f} pixels, "
             f"above ingest.max_page_pixels={config.max_page_pixels:,} (lower ingest.dpi or raise the limit)",
         )
+    _check_embedded_images(doc, index, path, config)
     label = page.get_label() or None
     page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
 
@@ -275,7 +294,10 @@ def extract_pdf_page(
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
     if ordered and may_have_tables(ordered, elements):
-        tables = _find_tables(page, path, n)
+        if time.perf_counter() - started > config.page_timeout_s:
+            logger.warning("%s page %d: over ingest.page_timeout_s=%g s, table detection skipped", path.name, n, config.page_timeout_s)
+        else:
+            tables = _find_tables(page, path, n)
     body = [b for b in ordered if not is_caption(b.text)]  # captions are never part of a figure
     all_lines = [ln for b in body for ln in (b.lines or ((b.bbox, b.text),))]
     page_area = width * height
@@ -320,7 +342,7 @@ def extract_pdf_page(
             and not assess_text(text).usable
         ):
             if time.perf_counter() - started > config.page_timeout_s:
-                logger.warning("%s page %d: over ingest.page_timeout_s, figure OCR skipped", path.name, n)
+                logger.warning("%s page %d: over ingest.page_timeout_s=%g s, figure OCR skipped", path.name, n, config.page_timeout_s)
             elif _ocr_available(config):
                 text = ocr_region(page, box, config)
         counters[kind] += 1

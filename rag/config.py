@@ -32,6 +32,9 @@ class IngestConfig:
     max_file_bytes: int = 2 * 1024**3
     max_pages: int = 20_000
     max_page_pixels: int = 60_000_000
+    #: Embedded or standalone images may be larger than a rendered page (a 600 dpi scan of a
+    #: poster is ~90 Mpx); above this they are refused as decompression bombs.
+    max_image_pixels: int = 400_000_000
     max_images_per_page: int = 500
     page_timeout_s: float = 60.0
     password: str | None = None
@@ -50,7 +53,7 @@ class IngestConfig:
                 "ingest.chunk_chars must be >= 100 and 0 <= chunk_overlap_chars < chunk_chars, "
                 f"got {self.chunk_chars}/{self.chunk_overlap_chars}"
             )
-        for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_images_per_page"):
+        for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
 
@@ -69,6 +72,12 @@ class ModelsConfig:
     device: str = "cpu"
     batch_size: int = 16
     pool_factor: int = 3
+    #: Matryoshka truncation of the text / image vectors (keep the first N values, re-normalise);
+    #: ``None`` keeps the model's full size. Recorded in the manifest like the model itself.
+    text_dimension: int | None = None
+    image_dimension: int | None = None
+    #: with an image model, also embed whole page images (``mmrag search --image`` then finds pages too)
+    page_image_vectors: bool = False
 
 
 @dataclass(frozen=True)

@@ -237,7 +237,7 @@ def test_resource_limits(tmp_path):
     assert "page 1" in e.reason and "max_page_pixels" in e.reason
     img = tmp_path / "big.png"
     img.write_bytes(g.png_bytes(400, 300))
-    _raises(ResourceLimitError, img, IngestConfig(ocr="never", max_page_pixels=100_000))
+    _raises(ResourceLimitError, img, IngestConfig(ocr="never", max_image_pixels=100_000))
 
 
 def test_decompression_bomb_image_is_a_resource_limit_error(tmp_path):

@@ -137,3 +137,11 @@ def test_freeculture_streams_all_352_pages_without_ocr():
     with open_document(DOCS / "freeculture.pdf", NO_OCR) as reader:
         numbers = [c.page.page for c in reader.pages(progress=False)]
     assert numbers == list(range(1, 353))
+
+
+def test_a_large_real_scan_inside_a_pdf_is_read_not_refused():
+    # freeculture p.171 embeds the Paul Conrad cartoon as an 8992 x 10384 scan (93 Mpx): a real
+    # document, not a decompression bomb, so the default image limit must let it through
+    with open_document(DOCS / "freeculture.pdf", NO_OCR) as reader:
+        content = reader.page(171)
+    assert content.figures and content.page.page == 171
