@@ -78,7 +78,27 @@ def build_reranker_for(kind: str, embedders: Any, config: Config) -> Any:
             raise ConfigError(f"reranker {kind!r} needs a model: set ask.reranker_model (hub id or folder)")
         options["model"] = config.ask.reranker_model
         options["device"] = config.models.device
+        registered = _registered(config.ask.reranker_model, "reranker") if kind == "vlm" else None
+        if registered is not None:  # e.g. monoqwen2-vl: its hub id and its prompt/yes-no preset
+            from retrievers.registry import RERANKER_PRESETS
+
+            options["model"], family = registered
+            options["preset"] = RERANKER_PRESETS[family]
     return build_reranker(kind, **options)
+
+
+def _registered(name: str | None, role: str) -> tuple[str, str] | None:
+    """(hub id, family) when ``name`` is a registered short name (``mmrag models``) of ``role``.
+
+    Hub ids and folders give ``None`` (they load as given). A registered name of another role
+    or of an unsupported family raises :class:`rag.errors.ModelError` saying why.
+    """
+    from retrievers import registry
+
+    if name is None or name not in registry.MODELS:
+        return None
+    resolved = registry.resolve(name, role)  # type: ignore[arg-type]
+    return resolved.source, resolved.family
 
 
 def build_generator_for(kind: str, embedders: Any, config: Config) -> Any:
@@ -91,6 +111,9 @@ def build_generator_for(kind: str, embedders: Any, config: Config) -> Any:
     elif kind == "local":
         options["model"] = ask.generator_model
         options["device"] = config.models.device
+        registered = _registered(ask.generator_model, "generator")
+        if registered is not None:  # e.g. smolvlm-256m -> HuggingFaceTB/SmolVLM-256M-Instruct, family idefics3
+            options["model"], options["family"] = registered
     elif kind == "openai":
         options["model"] = ask.api_model
         options["base_url"] = ask.api_base

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rag.errors import QueryError
@@ -121,6 +122,39 @@ class Searcher:
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
         return SearchResult(question, route, tuple(hits), timings)
+
+    def search_image(
+        self,
+        image: Path,
+        top_k: int,
+        flt: Filter | None = None,
+        visible: Sequence[str] | None = None,
+        text: str | None = None,
+    ) -> SearchResult:
+        """Pages whose figures (or page images, where indexed) look like ``image``; with ``text``
+        a composed text+image query (VLM embedders). Page-level hits as for a question; no reranker
+        (rerankers judge a question's text)."""
+        from retrievers.search import encode_image_query, image_corpora, search_image_vector
+
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        vector = encode_image_query(image, self.embedders, text)
+        timings["encode"] = time.perf_counter() - t0
+        if visible is not None:
+            flt = _restrict(flt, visible)
+        corpora = image_corpora(self.specs)
+        t1 = time.perf_counter()
+        depth = max(top_k * 4, 40)
+        results = {c: search_image_vector(self.store, self.specs[c], vector, depth, flt) for c in corpora}
+        what = f"image {image.name}" + (f" + text {text!r}" if text else "")
+        route = Route(tuple(corpora), tuple(1.0 for _ in corpora), depth,  # type: ignore[arg-type]
+                      f"query by example ({what}): image vectors of {', '.join(corpora)}", router="image")
+        # a page ranks by its single best-matching image (figure crop or page): no agreement bonus,
+        # which would lift pages merely for having several somewhat similar pictures
+        hits = fuse_pages(results, route, limit=top_k, fusion="score", agreement=0.0)
+        timings["retrieve"] = time.perf_counter() - t1
+        timings["total"] = time.perf_counter() - t0
+        return SearchResult(text or f"[image] {image.name}", route, tuple(hits), timings)
 
 
 def _restrict(flt: Filter | None, visible: Sequence[str]) -> Filter:

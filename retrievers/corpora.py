@@ -43,6 +43,8 @@ class Embedders:
     sparse: SparseEncoder | None = None
     image: ImageEmbedder | None = None
     late: LateInteractionEmbedder | None = None
+    #: also give each page an image vector from ``image`` (query by example page); off by default
+    page_images: bool = False
 
     def provenance(self) -> dict[str, dict[str, Any]]:
         out = {"text": self.text.provenance()}
@@ -65,6 +67,8 @@ def collection_specs(emb: Embedders, prefix: str) -> dict[str, CollectionSpec]:
     if emb.image is not None:
         figures.append(VectorSpec(IMAGE, "dense", emb.image.dimension))
     pages = list(common)
+    if emb.image is not None and emb.page_images:
+        pages.append(VectorSpec(IMAGE, "dense", emb.image.dimension))
     if emb.late is not None:
         pages.append(VectorSpec(MULTI, "multi", emb.late.dimension, datatype="float16"))
         pages.append(VectorSpec(MEAN, "dense", emb.late.dimension))
@@ -149,6 +153,9 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     fig_images: list[Path] = [f.image_path for _, f in figures if f.image_path is not None]
     image_vecs = emb.image.embed_images(fig_images) if emb.image is not None and fig_images else None
     page_images = [c.page.image_path for c in contents]
+    page_image_vecs = None
+    if emb.image is not None and emb.page_images and all(p is not None for p in page_images):
+        page_image_vecs = emb.image.embed_images([p for p in page_images if p is not None])
     multis = None
     if emb.late is not None and all(p is not None for p in page_images):
         multis = emb.late.embed_images([p for p in page_images if p is not None])
@@ -183,6 +190,8 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
         vectors = {DENSE: dense}
         if sparse:
             vectors[SPARSE] = page_sparse[i]
+        if page_image_vecs is not None:
+            vectors[IMAGE] = page_image_vecs[i]
         if multis is not None:
             vectors[MULTI] = multis[i]
             vectors[MEAN] = _unit(multis[i].mean(axis=0))

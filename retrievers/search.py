@@ -29,7 +29,8 @@ from rag.types import BBox, Evidence, Hit, Route
 from retrievers.base import CollectionSpec, Filter, ScoredPoint, SparseVector, VectorQuery, VectorStore
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 
-__all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "RRF_K"]
+__all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "RRF_K",
+           "encode_image_query", "image_corpora", "search_image_vector"]
 
 Fusion = Literal["score", "rrf"]
 RRF_K = 60
@@ -50,12 +51,52 @@ class QueryVectors:
 
 
 def encode_query(question: str, emb: Embedders) -> QueryVectors:
+    # image-only encoders (DINOv2, ViT) have no text side: their vectors answer image queries only
+    texts_too = emb.image is not None and hasattr(emb.image, "embed_texts")
     return QueryVectors(
         dense=emb.text.embed_query(question),
         sparse=emb.sparse.encode_query(question) if emb.sparse is not None else None,
-        image=emb.image.embed_texts([question])[0] if emb.image is not None else None,
+        image=emb.image.embed_texts([question])[0] if texts_too else None,
         multi=emb.late.embed_queries([question])[0] if emb.late is not None else None,
     )
+
+
+def encode_image_query(image: Path, emb: Embedders, text: str | None = None) -> np.ndarray:
+    """The image-vector query for an example image, or for an image plus text (composed query).
+
+    Image alone: the model's query-side image embedding (``embed_image_queries`` when the model
+    distinguishes query and document prompts, else ``embed_images``). Image plus text needs a
+    model with ``embed_pairs`` (VLM embedders); others raise :class:`rag.errors.ConfigError`.
+    """
+    from rag.errors import ConfigError
+
+    model = emb.image
+    if model is None:
+        raise ConfigError(
+            "this knowledge base has no image vectors, so it cannot be searched by image: build it with an image "
+            "model (mmrag ingest --image-model clip-vit-b-32, dinov2-small, gme-qwen2-vl-2b or a folder)"
+        )
+    if text:
+        if not hasattr(model, "embed_pairs"):
+            raise ConfigError(
+                f"the image model {model.name!r} embeds an image or a text, not both together; a text+image query "
+                "needs a VLM embedder (e.g. gme-qwen2-vl-2b). Search by the image alone, or by the text alone."
+            )
+        return np.asarray(model.embed_pairs([text], [image])[0], dtype=np.float32)
+    embed = getattr(model, "embed_image_queries", None) or model.embed_images
+    return np.asarray(embed([image])[0], dtype=np.float32)
+
+
+def image_corpora(specs: Mapping[str, CollectionSpec]) -> list[str]:
+    """The corpora with an image vector (figures; pages too where a page-level image vector exists)."""
+    return [corpus for corpus, spec in specs.items() if _has(spec, IMAGE)]
+
+
+def search_image_vector(
+    store: VectorStore, spec: CollectionSpec, vector: np.ndarray, limit: int, flt: Filter | None = None
+) -> list[ScoredPoint]:
+    """Nearest points of one collection by its image vector (cosine), best first."""
+    return store.search(spec.name, VectorQuery(IMAGE, vector, limit), flt)
 
 
 def _has(spec: CollectionSpec, name: str) -> bool:

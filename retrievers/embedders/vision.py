@@ -1,0 +1,244 @@
+"""Image-only embedders: one vector per image from a vision encoder (ViT, DINOv2, WebSSL-DINO,
+InternVL's vision tower), for image -> image search ("pages and figures that look like this").
+
+These models have no text tower: they fill the ``image`` vector of the figures corpus and
+are queried with an example image, never with a question (``embed_texts`` does not exist, so
+they do not satisfy :class:`retrievers.base.ImageEmbedder`; see :class:`ImageOnlyEmbedder`).
+
+The families differ by data (:data:`VISION_ENCODERS`): the ``transformers`` model class and
+how the token features become one vector (``cls``: the first token of the final, normed
+hidden states; ``mean``: the mean of the patch tokens). InternVL's vision tower chooses by
+its config (``use_mean_pooling``). Inputs go through the checkpoint's own image processor
+(``AutoImageProcessor``); outputs are L2-normalised float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.errors import ConfigError, ModelError
+from retrievers.embedders._common import (
+    batched,
+    folder_fingerprint,
+    l2_normalize,
+    library_versions,
+    open_rgb,
+    progress,
+    registered_dimension,
+    require,
+    wants_progress,
+)
+
+__all__ = [
+    "ImageOnlyEmbedder",
+    "VisionFamily",
+    "VISION_ENCODERS",
+    "POOLINGS",
+    "cls_pool",
+    "mean_patch_pool",
+    "VisionEmbedder",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ImageOnlyEmbedder(Protocol):
+    """One L2-normalised vector per image; no text side (query by example image)."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def load(self) -> None: ...
+
+    def embed_images(self, paths: Sequence[Path]) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+def cls_pool(hidden: np.ndarray, prefix_tokens: int = 1) -> np.ndarray:
+    """``(batch, tokens, dim)`` -> the first ([CLS]) token ``(batch, dim)``."""
+    return np.asarray(hidden)[:, 0, :]
+
+
+def mean_patch_pool(hidden: np.ndarray, prefix_tokens: int = 1) -> np.ndarray:
+    """``(batch, tokens, dim)`` -> the mean of the patch tokens (after ``prefix_tokens`` CLS/register tokens)."""
+    arr = np.asarray(hidden)
+    if arr.shape[1] <= prefix_tokens:
+        raise ValueError(f"no patch tokens to average: {arr.shape[1]} tokens, {prefix_tokens} prefix tokens")
+    return arr[:, prefix_tokens:, :].mean(axis=1)
+
+
+#: pooling name -> f(hidden states, number of prefix tokens) -> one vector per image
+POOLINGS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"cls": cls_pool, "mean": mean_patch_pool}
+
+
+@dataclass(frozen=True)
+class VisionFamily:
+    """How one vision-encoder family loads and pools.
+
+    ``pooling``: a key of :data:`POOLINGS`. ``pooling_flag``: a boolean config attribute that,
+    when present, picks ``mean`` (true) or ``cls`` (false) instead. ``prefix_tokens``: tokens
+    before the patches ([CLS] and any registers).
+    """
+
+    family: str
+    model_class: str
+    pooling: str = "cls"
+    pooling_flag: str | None = None
+    prefix_tokens: int = 1
+    backbone: str = ""
+
+
+VISION_ENCODERS: dict[str, VisionFamily] = {
+    f.family: f
+    for f in (
+        VisionFamily("vit", "ViTModel", "cls", backbone="ViT (ImageNet-21k)"),
+        VisionFamily("dinov2", "Dinov2Model", "cls", backbone="DINOv2"),
+        # WebSSL-DINO checkpoints are DINOv2 architectures (config.json: Dinov2Model) trained on web data
+        VisionFamily("webssl-dino", "Dinov2Model", "cls", backbone="DINOv2 (WebSSL)"),
+        VisionFamily("internvl-vision", "InternVLVisionModel", "mean", pooling_flag="use_mean_pooling",
+                     backbone="InternViT (InternVL, transformers-native)"),
+    )
+}
+
+
+class VisionEmbedder:
+    """Image-only vectors from a vision encoder (implements :class:`ImageOnlyEmbedder`).
+
+    ``model``: a hub id or a folder saved with ``save_pretrained`` (model + image processor).
+    ``pooling``: override the family's pooling (``"cls"`` or ``"mean"``). Construction is
+    cheap; :meth:`load` reads the weights once.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        family: str,
+        device: str = "cpu",
+        batch_size: int = 16,
+        show_progress: bool | None = None,
+        pooling: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        if family not in VISION_ENCODERS:
+            raise ConfigError(f"VisionEmbedder: unknown family {family!r} for {model!r}; known: {sorted(VISION_ENCODERS)}")
+        if pooling is not None and pooling not in POOLINGS:
+            raise ConfigError(f"VisionEmbedder: pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
+        if batch_size < 1:
+            raise ConfigError(f"VisionEmbedder: batch_size must be >= 1, got {batch_size}")
+        self.name = str(model)
+        self.family = family
+        self.spec = VISION_ENCODERS[family]
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.show_progress = show_progress
+        self.dtype = dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
+        self._pooling_override = pooling
+        self.pooling = pooling or self.spec.pooling
+        self._dimension: int | None = registered_dimension(self.name)
+        self._model: Any = None
+        self._processor: Any = None
+        self._revision: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
+        return self._dimension
+
+    def load(self) -> None:
+        """Load model and image processor (once); :class:`ModelError` names the model and the reason."""
+        if self._model is not None:
+            return
+        require("torch", "vision", f"the {self.family} image embedder")
+        transformers = require("transformers", "vision", f"the {self.family} image embedder")
+        model_cls = getattr(transformers, self.spec.model_class, None)
+        if model_cls is None:
+            raise ModelError(f"transformers {transformers.__version__} has no {self.spec.model_class}; upgrade transformers")
+        local = Path(self.name).is_dir()
+        started = time.perf_counter()
+        try:
+            model = model_cls.from_pretrained(self.name, dtype=self.dtype, local_files_only=local)
+            processor = transformers.AutoImageProcessor.from_pretrained(self.name, local_files_only=local)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            where = "local folder" if local else "hub id (is it downloaded? the hub may be unreachable)"
+            raise ModelError(
+                f"cannot load {self.family} model {self.name!r} as {self.spec.model_class} ({where}): {type(exc).__name__}: {exc}"
+            ) from exc
+        config = model.config
+        dim = int(config.hidden_size)
+        if self._dimension is not None and self._dimension != dim:
+            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
+        if self._pooling_override is None and self.spec.pooling_flag is not None and hasattr(config, self.spec.pooling_flag):
+            self.pooling = "mean" if getattr(config, self.spec.pooling_flag) else "cls"
+        self._dimension = dim
+        self._revision = folder_fingerprint(self.name) or getattr(config, "_commit_hash", None)
+        self._model, self._processor = model.to(self.device).eval(), processor
+        logger.info("loaded %s (%s, dim %d, %s pooling) in %.2fs", self.name, self.family, dim, self.pooling,
+                    time.perf_counter() - started)
+
+    def embed_images(self, paths: Sequence[Path | str]) -> np.ndarray:
+        """L2-normalised float32 ``(len(paths), dimension)``; images are read with Pillow as RGB."""
+        self.load()
+        items = list(paths)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        started = time.perf_counter()
+        show = wants_progress(self.show_progress, logger)
+        total = -(-len(items) // self.batch_size)
+        chunks = [self._batch(b) for b in progress(batched(items, self.batch_size), show=show, total=total,
+                                                  desc=f"{self.family} images")]
+        out = l2_normalize(np.concatenate(chunks, axis=0))
+        logger.debug("embedded %d images with %s in %.2fs", len(items), self.name, time.perf_counter() - started)
+        return out
+
+    def features(self, paths: Sequence[Path | str]) -> np.ndarray:
+        """The final hidden states ``(n, tokens, dim)`` before pooling (for inspection and tests)."""
+        self.load()
+        return self._hidden([open_rgb(p) for p in paths])
+
+    def _hidden(self, images: list[Any]) -> np.ndarray:
+        import torch
+
+        inputs = self._processor(images=images, return_tensors="pt")
+        with torch.inference_mode():
+            out = self._model(pixel_values=inputs["pixel_values"].to(self.device, dtype=self._model.dtype))
+        return out.last_hidden_state.float().cpu().numpy()
+
+    def _batch(self, paths: list[Path | str]) -> np.ndarray:
+        hidden = self._hidden([open_rgb(p) for p in paths])
+        return POOLINGS[self.pooling](hidden, self.spec.prefix_tokens)
+
+    def provenance(self) -> dict[str, Any]:
+        """What a knowledge base must match to be queried with this embedder (loads the model)."""
+        self.load()
+        return {
+            "name": self.name,
+            "family": self.family,
+            "kind": "image_only",
+            "model_class": self.spec.model_class,
+            "revision": self._revision,
+            "dimension": self._dimension,
+            "pooling": self.pooling,
+            "dtype": self.dtype,
+            "normalized": True,
+            "versions": library_versions("transformers", "torch"),
+        }
+
+    def __repr__(self) -> str:
+        return f"VisionEmbedder({self.name!r}, family={self.family!r}, pooling={self.pooling!r}, loaded={self.loaded})"
