@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rag.config import StoreConfig
@@ -16,7 +17,8 @@ def open_store(config: StoreConfig, kb_path: str | Path) -> EdgeStore | QdrantSe
     """The store a :class:`~rag.config.StoreConfig` asks for. Cheap: nothing opens until first use.
 
     ``edge`` -> :class:`EdgeStore` at ``kb_path / "store"``; ``qdrant`` -> :class:`QdrantServerStore`
-    from ``url``/``api_key`` (server) or ``location``/``path`` (local mode; a relative ``path`` is
+    from ``url``/``api_key`` (server; the key defaults to ``$QDRANT_API_KEY`` and is never written
+    to the manifest) or ``location``/``path`` (local mode; a relative ``path`` is
     taken relative to ``kb_path``).
     """
     if config.backend == "edge":
@@ -31,7 +33,7 @@ def open_store(config: StoreConfig, kb_path: str | Path) -> EdgeStore | QdrantSe
             path = str(Path(kb_path) / path)
         return QdrantServerStore(
             url=config.url,
-            api_key=config.api_key,
+            api_key=config.api_key if config.api_key is not None else os.environ.get("QDRANT_API_KEY"),
             location=config.location,
             path=path,
             prefix=config.collection_prefix,
