@@ -77,3 +77,26 @@ def test_only_plain_mean_pooled_folders_without_prompts_take_the_onnx_path(tmp_p
     (cls / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True}))
     assert plain_pipeline(cls) is None
     assert SentenceTransformerEmbedder(str(folder))._fast_encoder() is None
+
+
+def test_first_use_from_several_threads_at_once(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("MMRAG_CACHE", str(tmp_path / "fresh-cache"))  # nothing exported yet
+    embedder = SentenceTransformerEmbedder()
+    results, errors = {}, []
+
+    def ask(i: int) -> None:
+        try:
+            results[i] = embedder.embed_query(f"question number {i % 2}")
+        except Exception as exc:  # noqa: BLE001 - any failure is what this test looks for
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    np.testing.assert_allclose(results[0], results[2], atol=1e-6)
+    assert embedder._fast_encoder().exported

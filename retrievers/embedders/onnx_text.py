@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ class OnnxTextEncoder:
         self.batch_size = batch_size
         self._session: Any = None
         self._tokenizer: Any = None
+        self._lock = threading.Lock()
 
     @property
     def exported(self) -> bool:
@@ -130,7 +132,11 @@ class OnnxTextEncoder:
         return self._session is not None
 
     def load(self) -> None:
-        """Open the exported model (idempotent)."""
+        """Open the exported model (idempotent, thread-safe)."""
+        with self._lock:
+            self._load_unlocked()
+
+    def _load_unlocked(self) -> None:
         if self._session is not None:
             return
         import onnxruntime as ort

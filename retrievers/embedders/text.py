@@ -13,6 +13,7 @@ prompts embed both sides alike.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -111,6 +112,7 @@ class SentenceTransformerEmbedder:
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.fast = fast
         self._onnx: OnnxTextEncoder | None | bool = None  # None: not looked up yet; False: not eligible
+        self._load_lock = threading.RLock()
 
     @property
     def dimension(self) -> int:
@@ -130,7 +132,13 @@ class SentenceTransformerEmbedder:
 
     def load(self) -> None:
         """Load the model once: the ONNX encoder for a plain local folder (exported on first
-        use), else sentence-transformers. Raises :class:`ModelError` naming the model and the reason."""
+        use), else sentence-transformers. Raises :class:`ModelError` naming the model and the reason.
+
+        Thread-safe: a search thread and an ingest thread may both be first."""
+        with self._load_lock:
+            self._load_unlocked()
+
+    def _load_unlocked(self) -> None:
         encoder = self._fast_encoder()
         if encoder is None:
             self._load_torch()
@@ -141,6 +149,10 @@ class SentenceTransformerEmbedder:
         encoder.load()
 
     def _load_torch(self) -> None:
+        with self._load_lock:
+            self._load_torch_unlocked()
+
+    def _load_torch_unlocked(self) -> None:
         if self._model is not None:
             return
         st = require("sentence_transformers", "text", "dense text embeddings")
@@ -167,6 +179,10 @@ class SentenceTransformerEmbedder:
 
     def _fast_encoder(self) -> OnnxTextEncoder | None:
         """The torch-free ONNX path, for plain local folders without prompts (see onnx_text)."""
+        with self._load_lock:
+            return self._fast_encoder_unlocked()
+
+    def _fast_encoder_unlocked(self) -> OnnxTextEncoder | None:
         if self._onnx is None:
             self._onnx = False
             if self.fast and self.normalize and self.device == "cpu":
@@ -208,10 +224,11 @@ class SentenceTransformerEmbedder:
         """float32 ``(dimension,)``, with the model's query prompt when it has one."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
-        cached = self._query_cache.get(text)
-        if cached is not None:
-            self._query_cache.move_to_end(text)
-            return cached.copy()
+        with self._load_lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return cached.copy()
         encoder = self._fast_encoder()
         if encoder is not None:
             vector = self._encode_fast(encoder, [text])[0]
@@ -219,9 +236,10 @@ class SentenceTransformerEmbedder:
             self._load_torch()
             vector = self._finish(self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True))[0]
         # The router and the retriever embed the same question: remember the last few.
-        self._query_cache[text] = vector
-        if len(self._query_cache) > QUERY_CACHE_SIZE:
-            self._query_cache.popitem(last=False)
+        with self._load_lock:
+            self._query_cache[text] = vector
+            if len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
         return vector.copy()
 
     def _finish(self, vectors: Any) -> np.ndarray:
