@@ -306,7 +306,7 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
     p.add_argument("--top-k", type=int, default=None, help="number of page hits (default 5)")
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
-    p.add_argument("--reranker-model", help="hub id or folder of the reranker model")
+    p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with citations")
     _add_ask_options(p)
     p.add_argument("--generator", choices=["extractive", "local", "openai"])
-    p.add_argument("--generator-model", help="local VLM (hub id or folder) for --generator local")
+    p.add_argument("--generator-model", help="local VLM (registered name, hub id or folder) for --generator local")
     p.add_argument("--api-base", help="OpenAI-compatible base URL for --generator openai")
     p.add_argument("--api-model", help="model name at the API")
     p.add_argument("--highlights", help="write a PNG of each cited region, box drawn, into this folder")

@@ -1,0 +1,137 @@
+"""The HTTP API, served for real by uvicorn on loopback, over the shared demo knowledge base."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._live_server import live_server, wait_ready
+
+
+@pytest.fixture(scope="module")
+def client(kb_path: Path):
+    from rag import KnowledgeBase
+    from rag.server import create_app
+
+    with KnowledgeBase.open(kb_path) as kb:
+        with live_server(create_app(kb)) as url, httpx.Client(base_url=url, timeout=120) as http:
+            wait_ready(http)
+            yield http
+
+
+def _sse_events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        name = next(line[6:].strip() for line in lines if line.startswith("event:"))
+        data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
+        events.append((name, json.loads(data)))
+    return events
+
+
+def test_health_info_and_documents(client):
+    assert client.get("/api/health").json() == {"status": "ok", "ready": True, "error": None}
+    info = client.get("/api/info").json()
+    assert info["documents"] == 2 and info["pages"] == 5
+    assert info["server"]["auth"] is False
+    assert "path" not in info  # no server file-system paths in API answers
+    names = sorted(d["name"] for d in client.get("/api/documents").json()["documents"])
+    assert names == ["inverter_dashboard.png", "solar_maintenance_manual.pdf"]
+
+
+def test_openapi_schema_lists_the_routes(client):
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/search", "/api/ask", "/api/ask/stream", "/api/documents", "/api/documents/{doc}",
+                 "/api/jobs/{job_id}", "/api/images/{doc_id}/{name}", "/api/documents/{doc_id}/pages/{page}/highlight"):
+        assert path in schema["paths"], path
+
+
+def test_search_finds_the_fault_table_and_serves_its_page_image(client):
+    result = client.post("/api/search", json={"question": "What does fault code E07 mean?", "top_k": 3}).json()
+    pages = [(h["source"], h["page"]) for h in result["hits"]]
+    assert ("solar_maintenance_manual.pdf", 2) in pages, pages
+    assert result["route"]["reason"]
+    hit = result["hits"][0]
+    assert "image_path" not in hit and hit["page_width"] > 0 and hit["page_height"] > 0
+    image = client.get(hit["image_url"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/webp"
+    assert image.content[:4] == b"RIFF" and image.content[8:12] == b"WEBP"
+
+
+def test_search_restricted_to_a_document_and_pages(client):
+    body = {"question": "monthly output chart", "documents": ["solar_maintenance_manual.pdf"], "page_from": 3, "page_to": 4}
+    hits = client.post("/api/search", json=body).json()["hits"]
+    assert hits and all(h["source"] == "solar_maintenance_manual.pdf" and 3 <= h["page"] <= 4 for h in hits)
+    missing = client.post("/api/search", json={"question": "x", "documents": ["nope.pdf"]})
+    assert missing.status_code == 404 and "nope.pdf" in missing.json()["error"]
+
+
+def test_ask_streams_search_tokens_then_a_cited_answer(client):
+    with client.stream("POST", "/api/ask/stream", json={"question": "How often should the inverter be inspected?"}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        text = "".join(r.iter_text())
+    events = _sse_events(text)
+    names = [n for n, _ in events]
+    assert names[0] == "search" and names[-1] == "answer" and "token" in names, names
+    streamed = "".join(d["text"] for n, d in events if n == "token")
+    final = events[-1][1]
+    assert "6 months" in streamed and "6 months" in final["answer"]
+    assert final["citations"] and all(c["page"] >= 1 for c in final["citations"])
+    assert any(c["bbox"] and c["page"] == 1 for c in final["citations"])
+
+
+def test_ask_json_and_a_highlighted_crop_of_its_citation(client):
+    from PIL import Image
+
+    answer = client.post("/api/ask", json={"question": "What torque for the roof mounting bolts?"}).json()
+    assert answer["citations"], answer
+    c = next(c for c in answer["citations"] if c["bbox"])
+    crop = client.get(f"/api/documents/{c['doc_id']}/pages/{c['page']}/highlight", params={"bbox": ",".join(map(str, c["bbox"]))})
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(crop.content)).convert("RGB")
+    red = sum(1 for px in image.getdata() if px[0] > 200 and px[1] < 80 and px[2] < 80)
+    assert red > 100, "the cited box is drawn in red"
+    page = client.get(f"/api/documents/{c['doc_id']}/pages/{c['page']}/image")
+    assert page.status_code == 200 and page.content[8:12] == b"WEBP"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/images/..%2F..%2Fmanifest.json/x",
+        "/api/images/..%2F../manifest.json",
+        "/api/images/%2E%2E/documents.json",
+        "/api/images/x/..%2F..%2Fdocuments.json",
+        "/api/images/x/%2Fetc%2Fpasswd",
+    ],
+)
+def test_image_routes_never_serve_files_outside_the_images_folder(client, path):
+    r = client.get(path)
+    assert r.status_code == 404, (path, r.status_code, r.text[:200])
+    assert b'"documents"' not in r.content and b"root:" not in r.content
+
+
+def test_clear_errors_for_bad_requests(client):
+    empty = client.post("/api/search", json={"question": "   "})
+    assert empty.status_code == 400 and "empty" in empty.json()["error"]
+    invalid = client.post("/api/search", json={"question": "x", "top_k": 0})
+    assert invalid.status_code == 422 and invalid.json()["type"] == "ValidationError" and "top_k" in invalid.json()["error"]
+    assert client.post("/api/search", json={"question": "x", "page_from": 5, "page_to": 2}).status_code == 400
+    assert client.get("/api/jobs/job-999").status_code == 404
+    assert client.delete("/api/documents/no-such-document.pdf").status_code == 404
+    doc = client.get("/api/documents").json()["documents"][0]
+    assert client.get(f"/api/documents/{doc['doc_id']}/pages/99/image").status_code == 404
+    bad_box = client.get(f"/api/documents/{doc['doc_id']}/pages/1/highlight", params={"bbox": "1,2,3"})
+    assert bad_box.status_code == 400 and "x0,y0,x1,y1" in bad_box.json()["error"]
+
+
+def test_the_web_page_and_its_assets_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="question"' in page.text and "/static/app.js" in page.text
+    for asset, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
+        r = client.get(asset)
+        assert r.status_code == 200 and kind in r.headers["content-type"]
