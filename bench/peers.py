@@ -100,10 +100,12 @@ def run_llamaindex(docs: Path, questions: list[str], workdir: Path) -> dict:
 
 
 def run_mmrag(docs: Path, questions: list[str], workdir: Path) -> dict:
+    from rag.config import Config, IngestConfig
     from rag.kb import KnowledgeBase
 
+    config = Config(ingest=IngestConfig(ocr=os.environ.get("MMRAG_PEERS_OCR", "auto")))  # type: ignore[arg-type]
     t0 = time.perf_counter()
-    with KnowledgeBase.open(workdir / "kb", create=True) as kb:
+    with KnowledgeBase.open(workdir / "kb", config, create=True) as kb:
         reports = kb.ingest([docs], progress=False)
         ingest_s = time.perf_counter() - t0
         kb.search(questions[0], top_k=10)  # warm-up
@@ -135,6 +137,7 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, default=EVAL / "docs")
     ap.add_argument("--systems", default="mmrag,bm25,llamaindex")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    ap.add_argument("--ocr", choices=["auto", "never"], default="auto", help="mmrag's OCR setting (default auto)")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -147,7 +150,7 @@ def main() -> None:
     rows = {}
     for system in args.systems.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json") as fh:
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr}
             cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
             subprocess.run(cmd, check=True, env=env)
             raw = json.loads(Path(fh.name).read_text())
