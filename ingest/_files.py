@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -43,8 +44,10 @@ def check_file(path: Path, config: IngestConfig) -> tuple[FileFormat, int]:
         raise UnreadableFileError(path, "no such file") from exc
     except OSError as exc:  # permission on a parent, symlink loop, name too long
         raise UnreadableFileError(path, f"cannot stat: {exc.strerror or exc}") from exc
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise UnreadableFileError(path, "is a directory, expected a PDF or image file (folders go to iter_files)")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open, a device would never end
+        raise UnreadableFileError(path, "not a regular file (a FIFO, socket or device), expected a PDF or image file")
     if st.st_size > config.max_file_bytes:
         raise ResourceLimitError(
             path, f"file is {st.st_size:,} bytes, above ingest.max_file_bytes={config.max_file_bytes:,}"

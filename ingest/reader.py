@@ -15,6 +15,8 @@ Only one page is alive at a time: no page object, pixmap or image is kept after 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,25 @@ __all__ = ["DocumentReader", "open_document"]
 
 logger = logging.getLogger("ingest")
 _SHRINK_EVERY = 32  # pages between flushes of MuPDF's resource store
+
+
+def _open_pdf_file(path: Path) -> Any:
+    """``pymupdf.open`` for any path, including names that are not UTF-8.
+
+    MuPDF takes file names as UTF-8 and fails on other bytes (``caf\\xe9.pdf`` from a Latin-1
+    system). Such a file is opened through a temporary symlink with a plain name; MuPDF keeps
+    its own descriptor, so the link is removed at once.
+    """
+    import pymupdf
+
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        with tempfile.TemporaryDirectory(prefix="mmrag-open-") as tmp:
+            alias = Path(tmp) / "document.pdf"
+            alias.symlink_to(Path(path).absolute())
+            return pymupdf.open(alias, filetype="pdf")
+    return pymupdf.open(path, filetype="pdf")
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -80,13 +101,15 @@ class DocumentReader:
         return self
 
     def _open_pdf(self) -> tuple[Any, str | None, int]:
-        import pymupdf
-
         path = self.path
         try:
-            doc = pymupdf.open(path, filetype="pdf")
+            doc = _open_pdf_file(path)
         except Exception as exc:  # MuPDF raises FileDataError / RuntimeError subclasses
-            raise CorruptDocumentError(path, f"PDF cannot be opened: {exc}") from exc
+            inner = exc.__cause__ or exc.__context__  # pymupdf wraps MuPDF's own reason
+            reason = f"{exc} ({inner})" if inner is not None and str(inner) not in str(exc) else str(exc)
+            if "encryption handler" in reason:
+                raise EncryptedDocumentError(path, f"PDF uses a security handler MuPDF cannot open: {reason}") from exc
+            raise CorruptDocumentError(path, f"PDF cannot be opened: {reason}") from exc
         try:
             if doc.needs_pass:
                 password = self.config.password
@@ -108,8 +131,9 @@ class DocumentReader:
             doc.close()
             raise
         except Exception as exc:  # e.g. "Invalid number of pages" on a truncated file
+            state = "damaged or truncated (MuPDF's repair failed)" if doc.is_repaired else "broken"
             doc.close()
-            raise CorruptDocumentError(path, f"PDF is broken: {exc}") from exc
+            raise CorruptDocumentError(path, f"PDF is {state}: {exc}") from exc
         return doc, title, count
 
     def close(self) -> None:
@@ -214,6 +238,10 @@ def open_document(
     :class:`ResourceLimitError` before anything is rendered (in both modes, so inspect and
     ingest agree); OCR renders at ``ocr_dpi`` are instead scaled down to fit the limit.
     ``max_images_per_page``: extra images on a page are ignored for figure detection (logged).
-    ``page_timeout_s``: checked before figure OCR, which is skipped (logged) on a slow page.
+    A page that uses an embedded image larger than ``max_page_pixels`` (a decompression bomb)
+    raises :class:`ResourceLimitError` before anything decodes it.
+    ``page_timeout_s``: checked before table detection and before figure OCR, which are
+    skipped (logged) on a slow page; the page keeps its text, image and figures. It cannot
+    interrupt a single engine call.
     """
     return DocumentReader(path, config, image_dir).open()

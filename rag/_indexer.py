@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rag._manifest import DocumentRecord, DocumentRegistry
 from rag.config import IngestConfig
-from rag.errors import DocumentError, MmragError, UnreadableFileError
+from rag.errors import DocumentError, MmragError, ResourceLimitError, UnreadableFileError
 from rag.ids import sha256_file
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 from retrievers.base import CollectionSpec, Filter, VectorStore
@@ -53,25 +55,29 @@ class Indexer:
         paths: Iterable[Path],
         progress: bool | None = None,
         on_report: Callable[[FileReport], None] | None = None,
+        page_ranges: Mapping[str, tuple[int, int]] | None = None,
     ) -> list[FileReport]:
+        """``page_ranges`` maps a file name (or its stem) to the physical pages to index."""
         reports = []
         for path in paths:
-            report = self.ingest_one(Path(path), progress=progress)
+            path = Path(path)
+            ranges = page_ranges or {}
+            page_range = ranges.get(path.name, ranges.get(path.stem))
+            report = self.ingest_one(path, progress=progress, page_range=page_range)
             reports.append(report)
             if on_report is not None:
                 on_report(report)
         return reports
 
-    def ingest_one(self, path: Path, progress: bool | None = None) -> FileReport:
+    def ingest_one(self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None) -> FileReport:
         from ingest import open_document
 
         started = time.perf_counter()
         try:
-            if not path.is_file():
-                raise UnreadableFileError(path, "not a file" if path.exists() else "no such file")
-            doc_id = sha256_file(path)
+            doc_id = _content_id(path, self.config.max_file_bytes)
             existing = self.registry.get(doc_id)
-            if existing is not None and existing.status == "complete":
+            wanted = list(page_range) if page_range is not None else None
+            if existing is not None and existing.status == "complete" and existing.page_range == wanted:
                 if existing.path != str(path):
                     log.info("%s: same bytes as %s, already indexed", path, existing.path)
                 return FileReport(path, "unchanged", doc_id, existing.pages, seconds=time.perf_counter() - started)
@@ -90,11 +96,14 @@ class Indexer:
                     status="pending",
                     size_bytes=info.size_bytes,
                     title=info.title,
+                    page_range=wanted,
                 )
                 self.registry.put(record)
                 self._remove_points(info.doc_id)
-                counts = self._index_pages(info, reader.pages(progress=progress))
+                counts = self._index_pages(info, _selected_pages(reader, page_range, progress))
             record.points = counts
+            if page_range is not None:
+                record.pages = counts["pages"]
             record.status = "complete"
             record.ingested_at = time.time()
             record.seconds = round(time.perf_counter() - started, 3)
@@ -103,7 +112,7 @@ class Indexer:
                 "indexed %s: %d pages, %s points in %.1f s",
                 path.name, info.page_count, counts, record.seconds,
             )
-            return FileReport(path, "indexed", info.doc_id, info.page_count, seconds=record.seconds)
+            return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds)
         except DocumentError as exc:
             self._forget_failed(path)
             log.warning("failed %s: %s", path, exc.reason)
@@ -112,6 +121,12 @@ class Indexer:
             self._forget_failed(path)
             log.warning("failed %s: %s", path, exc)
             return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
+        except Exception:  # a bug: leave nothing half-written behind, then let it surface
+            try:
+                self._forget_failed(path)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.exception("%s: could not roll back after an unexpected error", path)
+            raise
 
     def _index_pages(self, info: DocumentInfo, pages: Iterable[PageContent]) -> dict[str, int]:
         counts = {c: 0 for c in CORPORA}
@@ -143,10 +158,69 @@ class Indexer:
         if record is not None and record.status == "pending":
             self.delete(record.doc_id)
 
+    def recover(self) -> list[DocumentRecord]:
+        """Roll back what a killed writer left behind; call with the write lock held.
+
+        Pending documents (an ingest or a delete that did not finish) lose their points,
+        image files and record; image folders of documents the registry does not know are
+        removed. Returns the rolled-back records.
+        """
+        rolled = [r for r in self.registry.all() if r.status == "pending"]
+        for record in rolled:
+            log.warning("%s: rolling back an unfinished ingest or delete (doc %s)", record.path, record.doc_id[:12])
+            self.delete(record.doc_id)
+        if self.image_root.is_dir():
+            known = {r.doc_id for r in self.registry.all()}
+            for child in self.image_root.iterdir():
+                if child.is_dir() and child.name not in known:
+                    log.warning("removing orphaned image folder %s", child)
+                    shutil.rmtree(child, ignore_errors=True)
+        for tmp in self.registry.path.parent.glob("*.json.*.tmp"):  # an atomic write cut short
+            tmp.unlink(missing_ok=True)
+        return rolled
+
     def delete(self, doc_id: str) -> DocumentRecord | None:
-        """Remove a document's points, image files and record (in that order: a crash redoes it)."""
+        """Remove a document's points, image files and record.
+
+        The record turns ``pending`` first, so the document is invisible at once and a crash
+        part-way is rolled back by the next write (:meth:`recover`).
+        """
         record = self.registry.get(doc_id)
+        if record is not None and record.status != "pending":
+            self.registry.put(replace(record, status="pending"))
         self._remove_points(doc_id)
         shutil.rmtree(self.image_root / doc_id, ignore_errors=True)
         self.registry.remove(doc_id)
         return record
+
+
+def _selected_pages(reader: object, page_range: tuple[int, int] | None, progress: bool | None) -> Iterable[PageContent]:
+    """All pages, or only the physical pages ``first..last`` (clipped to the document)."""
+    if page_range is None:
+        return reader.pages(progress=progress)  # type: ignore[attr-defined]
+    first, last = page_range
+    count = reader.info.page_count  # type: ignore[attr-defined]
+    return (reader.page(n) for n in range(max(1, first), min(last, count) + 1))  # type: ignore[attr-defined]
+
+
+def _content_id(path: Path, max_bytes: int) -> str:
+    """The sha256 of a readable regular file, or the DocumentError saying why not (before
+    hashing: a file over ``max_bytes`` is refused without reading it)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise UnreadableFileError(path, "no such file") from exc
+    except OSError as exc:  # symlink loop, a parent that is a file, name too long
+        raise UnreadableFileError(path, f"cannot stat: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise UnreadableFileError(path, "is a directory, expected a PDF or image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFileError(path, "not a regular file (a FIFO, socket or device), expected a PDF or image file")
+    if st.st_size > max_bytes:
+        raise ResourceLimitError(path, f"file is {st.st_size:,} bytes, above ingest.max_file_bytes={max_bytes:,}")
+    try:
+        return sha256_file(path)
+    except PermissionError as exc:
+        raise UnreadableFileError(path, "permission denied") from exc
+    except OSError as exc:
+        raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -123,46 +124,65 @@ class DocumentRecord:
     points: dict[str, int] = field(default_factory=dict)
     ingested_at: float = 0.0
     seconds: float = 0.0
+    page_range: list[int] | None = None  # [first, last] physical pages indexed; None = all
 
 
 class DocumentRegistry:
-    """The documents of a knowledge base, persisted in ``documents.json``."""
+    """The documents of a knowledge base, persisted in ``documents.json``.
+
+    Thread-safe: searches read it from other threads while a writer updates it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        raw = _read_json(path) if path.exists() else {"documents": {}}
-        self._docs: dict[str, DocumentRecord] = {k: DocumentRecord(**v) for k, v in raw.get("documents", {}).items()}
+        self._mutex = threading.RLock()
+        self._docs: dict[str, DocumentRecord] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file again (another process may have written it since)."""
+        raw = _read_json(self.path) if self.path.exists() else {"documents": {}}
+        docs = {k: DocumentRecord(**v) for k, v in raw.get("documents", {}).items()}
+        with self._mutex:
+            self._docs = docs
 
     def _save(self) -> None:
-        write_json_atomic(self.path, {"documents": {k: asdict(v) for k, v in self._docs.items()}})
+        with self._mutex:
+            write_json_atomic(self.path, {"documents": {k: asdict(v) for k, v in self._docs.items()}})
 
     def get(self, doc_id: str) -> DocumentRecord | None:
-        return self._docs.get(doc_id)
+        with self._mutex:
+            return self._docs.get(doc_id)
 
     def all(self) -> list[DocumentRecord]:
-        return sorted(self._docs.values(), key=lambda r: (r.name, r.doc_id))
+        with self._mutex:
+            docs = list(self._docs.values())
+        return sorted(docs, key=lambda r: (r.name, r.doc_id))
 
     def complete(self) -> list[DocumentRecord]:
         return [r for r in self.all() if r.status == "complete"]
 
     def by_path(self, path: str) -> DocumentRecord | None:
-        return next((r for r in self._docs.values() if r.path == path), None)
+        return next((r for r in self.all() if r.path == path), None)
 
     def put(self, record: DocumentRecord) -> None:
-        self._docs[record.doc_id] = record
-        self._save()
+        with self._mutex:
+            self._docs[record.doc_id] = record
+            self._save()
 
     def remove(self, doc_id: str) -> None:
-        if self._docs.pop(doc_id, None) is not None:
-            self._save()
+        with self._mutex:
+            if self._docs.pop(doc_id, None) is not None:
+                self._save()
 
     def find(self, key: str) -> list[DocumentRecord]:
         """Documents matching a doc id (or unique prefix of 8+ chars), a file name or a path."""
-        if key in self._docs:
-            return [self._docs[key]]
-        name_hits = [r for r in self._docs.values() if key in (r.name, r.path) or Path(r.path).name == key]
+        docs = {r.doc_id: r for r in self.all()}
+        if key in docs:
+            return [docs[key]]
+        name_hits = [r for r in docs.values() if key in (r.name, r.path) or Path(r.path).name == key]
         if name_hits:
             return name_hits
         if len(key) >= 8:
-            return [r for k, r in self._docs.items() if k.startswith(key)]
+            return [r for k, r in docs.items() if k.startswith(key)]
         return []

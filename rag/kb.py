@@ -16,11 +16,13 @@ Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.j
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,9 @@ class KnowledgeBase:
         self._specs: dict[str, Any] | None = None
         self._lock_fh: Any = None
         self._ask_parts: dict[str, Any] = {}
+        self._mutex = threading.RLock()  # lazily built parts: one builder at a time
+        self._writing = 0  # ingest/delete calls in progress in this process
+        self._write_mutex = threading.Lock()
 
     # -- opening --------------------------------------------------------------------
     @classmethod
@@ -70,6 +75,8 @@ class KnowledgeBase:
             return cls(folder, config, manifest)
         if not create:
             hint = "run `mmrag ingest FILES --kb DIR` first" if not folder.exists() else "this folder has no manifest.json"
+            if (folder / ".write.lock").exists():
+                hint += " yet; if an ingest is creating it, wait for that to finish"
             raise KnowledgeBaseNotFoundError(f"{folder}: no knowledge base here ({hint})")
         if folder.exists() and not folder.is_dir():
             raise KnowledgeBaseNotFoundError(f"{folder}: exists and is not a folder")
@@ -91,6 +98,10 @@ class KnowledgeBase:
     # -- lazily built parts -----------------------------------------------------------
     @property
     def embedders(self) -> Any:
+        with self._mutex:
+            return self._build_embedders()
+
+    def _build_embedders(self) -> Any:
         if self._embedders is None:
             from rag._models import build_embedders
 
@@ -101,6 +112,10 @@ class KnowledgeBase:
         return self._embedders
 
     def _open_store(self) -> tuple[Any, dict[str, Any]]:
+        with self._mutex:
+            return self._build_store()
+
+    def _build_store(self) -> tuple[Any, dict[str, Any]]:
         if self._store is None:
             from retrievers.corpora import collection_specs
             from retrievers.store import open_store
@@ -139,6 +154,7 @@ class KnowledgeBase:
         fh.write(str(os.getpid()))
         fh.flush()
         self._lock_fh = fh
+        self._registry.reload()  # another process may have written since this object was made
 
     def _unlock(self) -> None:
         if self._lock_fh is not None:
@@ -159,35 +175,47 @@ class KnowledgeBase:
         *,
         progress: bool | None = None,
         on_report: Callable[[FileReport], None] | None = None,
+        page_ranges: Mapping[str, tuple[int, int]] | None = None,
     ) -> list[FileReport]:
         """Index files and folders (folders recurse). Never raises for one bad file: each
-        file gets a :class:`FileReport` (indexed / unchanged / failed + reason)."""
+        file gets a :class:`FileReport` (indexed / unchanged / failed + reason).
+
+        ``page_ranges`` restricts files (by name or stem) to physical pages ``(first, last)``;
+        page numbers stay physical."""
         from ingest import iter_files
 
-        self._lock()
-        try:
+        with self._writer() as indexer:
             files = list(iter_files([Path(p) for p in paths]))
             started = time.perf_counter()
-            reports = self._indexer().ingest(files, progress=progress, on_report=on_report)
+            reports = indexer.ingest(files, progress=progress, on_report=on_report, page_ranges=page_ranges)
             failed = sum(1 for r in reports if not r.ok)
             log.info("ingest: %d files, %d failed, %.1f s", len(reports), failed, time.perf_counter() - started)
             return reports
-        finally:
-            self._unlock()
 
     def delete(self, doc: str) -> list[DocumentRecord]:
         """Remove documents by doc id (or an 8+ character prefix), file name or path."""
-        matches = self._registry.find(doc)
+        matches = self._registry.find(doc)  # before recovery: a delete killed part-way is still found
         if not matches:
             raise ConfigError(f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag info`)")
-        self._lock()
-        try:
-            indexer = self._indexer()
+        with self._writer() as indexer:
             for record in matches:
                 indexer.delete(record.doc_id)
             return matches
-        finally:
-            self._unlock()
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[Any]:
+        """The write lock (one writing thread here, one writing process in all), and an
+        indexer that has rolled back whatever a killed writer left behind."""
+        with self._write_mutex:
+            self._lock()
+            self._writing += 1
+            try:
+                indexer = self._indexer()
+                indexer.recover()
+                yield indexer
+            finally:
+                self._writing -= 1
+                self._unlock()
 
     # -- reading ------------------------------------------------------------------------
     def documents(self) -> list[DocumentRecord]:
@@ -213,42 +241,63 @@ class KnowledgeBase:
         router_kind = self.config.ask.router if router is None else router
         reranker_kind = self.config.ask.reranker if reranker is None else reranker
         key = f"{router_kind}|{reranker_kind}"
-        if key not in self._ask_parts:
-            self._ask_parts[key] = Searcher(
-                store,
-                specs,
-                self.embedders,
-                build_router_for(router_kind, self.embedders, self.config),
-                build_reranker_for(reranker_kind, self.embedders, self.config),
-                fusion=self.config.ask.fusion,
-            )
-        return self._ask_parts[key]
+        with self._mutex:
+            if key not in self._ask_parts:
+                self._ask_parts[key] = Searcher(
+                    store,
+                    specs,
+                    self.embedders,
+                    build_router_for(router_kind, self.embedders, self.config),
+                    build_reranker_for(reranker_kind, self.embedders, self.config),
+                    fusion=self.config.ask.fusion,
+                )
+            return self._ask_parts[key]
 
     def search(
         self,
-        question: str,
+        question: str | None = None,
         *,
         top_k: int | None = None,
         router: str | None = None,
         reranker: str | None = None,
         documents: Sequence[str] | None = None,
         pages: tuple[int, int] | None = None,
+        image: str | Path | None = None,
     ) -> SearchResult:
-        """Page-level hits for a question, best first, with the route taken and why."""
+        """Page-level hits for a question, best first, with the route taken and why.
+
+        ``image``: search by an example image instead (pages whose figures look like it), through
+        the image vectors of the knowledge base's image model; with a ``question`` too, a composed
+        text+image query (VLM embedders such as gme-qwen2-vl-2b).
+        """
         from retrievers.base import Filter
 
-        q = check_question(question, self.config.ask.max_question_chars)
+        if image is None or question:
+            q = check_question(question or "", self.config.ask.max_question_chars)
+        else:
+            q = None
         k = self.config.ask.top_k if top_k is None else top_k
-        complete = [d.doc_id for d in self._registry.complete()]
+        # Only documents complete when the search starts are visible: filtered in the store
+        # while anything is pending or being written, and the hits checked again afterwards
+        # (a writer may start between the two).
         all_docs = self._registry.all()
-        visible = complete if len(complete) != len(all_docs) else None
+        complete = [d.doc_id for d in all_docs if d.status == "complete"]
+        visible = complete if len(complete) != len(all_docs) or self._writing else None
         flt = None
         if documents is not None or pages is not None:
             ids = None
             if documents is not None:
                 ids = tuple(r.doc_id for d in documents for r in self._registry.find(d))
             flt = Filter(doc_ids=ids, page_range=pages)
-        return self._searcher(router, reranker).search(q, k, flt, visible)
+        if image is not None:
+            result = self._searcher(router, reranker).search_image(Path(image).expanduser(), k, flt, visible, text=q)
+        else:
+            assert q is not None
+            result = self._searcher(router, reranker).search(q, k, flt, visible)
+        shown = set(complete)
+        if any(h.doc_id not in shown for h in result.hits):
+            result = replace(result, hits=tuple(h for h in result.hits if h.doc_id in shown))
+        return result
 
     def ask(
         self,
@@ -266,8 +315,9 @@ class KnowledgeBase:
         result = self.search(question, top_k=top_k, router=router, reranker=reranker)
         kind = self.config.ask.generator if generator is None else generator
         key = f"generator|{kind}"
-        if key not in self._ask_parts:
-            self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
+        with self._mutex:
+            if key not in self._ask_parts:
+                self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
         t0 = time.perf_counter()
         answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}

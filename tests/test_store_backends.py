@@ -18,7 +18,7 @@ from rag.config import StoreConfig  # noqa: E402
 from rag.errors import ConfigError, KnowledgeBaseLockedError, StoreError  # noqa: E402
 from retrievers.base import Filter, VectorQuery  # noqa: E402
 from retrievers.store import EdgeStore, QdrantServerStore, collection_name, open_store  # noqa: E402
-from tests.test_store_contract import POINTS, SPEC  # noqa: E402
+from test_store_contract import POINTS, SPEC  # noqa: E402  (pytest puts tests/ on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,6 +43,7 @@ DEFAULT_RRF_K = 60
 SCROLL_BATCH = 256
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def collection_name(prefix: str, corpus: str) -> str:
@@ -185,9 +186,13 @@ def check_filter(flt: Filter | None) -> Filter | None:
 
 
 def json_payload(collection: str, point_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain JSON-compatible copy of a payload, or a StoreError naming the point."""
+    """A plain JSON-compatible copy of a payload, or a StoreError naming the point.
+
+    Lone surrogates (a file name that is not UTF-8, broken text from a PDF) become U+FFFD:
+    the engines take UTF-8 only and would refuse the whole batch.
+    """
     try:
-        return json.loads(json.dumps(dict(payload)))
+        return json.loads(_LONE_SURROGATE.sub("\ufffd", json.dumps(dict(payload), ensure_ascii=False)))
     except (TypeError, ValueError) as exc:
         raise StoreError(
             f"collection {collection!r}: payload of point {point_id} is not JSON-serialisable ({exc}); "

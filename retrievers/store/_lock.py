@@ -29,7 +29,9 @@ class FolderLock:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise KnowledgeBaseLockedError(
-                f"{self.path.parent} is open in another store (pid {holder}); close it or wait for it to finish"
+                f"{self.path.parent} is open in another store (pid {holder}): the embedded store serves one "
+                "process at a time (its threads may search while it ingests). Wait for that process to finish, "
+                "or use a Qdrant server (store.backend = \"qdrant\") to share a knowledge base between processes"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
