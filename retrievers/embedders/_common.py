@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = [
+    "load_pretrained",
     "require",
     "batched",
     "progress",
@@ -177,3 +178,25 @@ def registered_dimension(model: str) -> int | None:
         if model in (spec.name, spec.hub_id):
             return spec.dimension
     return None
+
+
+def load_pretrained(name: str, family: str, model_class: str, processor_class: str, dtype: Any) -> tuple[Any, Any]:
+    """``transformers.<model_class>`` and ``transformers.<processor_class>`` from a folder or
+    hub id; a failure becomes :class:`ModelError` naming the model, the class and the reason."""
+    from rag.errors import ModelError
+
+    require("torch", "vision", f"the {family} model")
+    transformers = require("transformers", "vision", f"the {family} model")
+    model_cls = getattr(transformers, model_class, None)
+    if model_cls is None:
+        raise ModelError(f"transformers {transformers.__version__} has no {model_class}; upgrade transformers")
+    local = Path(name).is_dir()
+    try:
+        model = model_cls.from_pretrained(name, dtype=dtype, local_files_only=local)
+        processor = getattr(transformers, processor_class).from_pretrained(name, local_files_only=local)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        where = "local folder" if local else "hub id (is it downloaded? the hub may be unreachable)"
+        raise ModelError(
+            f"cannot load {family} model {name!r} as {model_class} ({where}): {type(exc).__name__}: {exc}"
+        ) from exc
+    return model, processor

@@ -25,6 +25,7 @@ import numpy as np
 
 from rag.errors import ConfigError, ModelError
 from retrievers.embedders._common import (
+    load_pretrained,
     batched,
     folder_fingerprint,
     l2_normalize,
@@ -165,21 +166,8 @@ class VisionEmbedder:
         """Load model and image processor (once); :class:`ModelError` names the model and the reason."""
         if self._model is not None:
             return
-        require("torch", "vision", f"the {self.family} image embedder")
-        transformers = require("transformers", "vision", f"the {self.family} image embedder")
-        model_cls = getattr(transformers, self.spec.model_class, None)
-        if model_cls is None:
-            raise ModelError(f"transformers {transformers.__version__} has no {self.spec.model_class}; upgrade transformers")
-        local = Path(self.name).is_dir()
         started = time.perf_counter()
-        try:
-            model = model_cls.from_pretrained(self.name, dtype=self.dtype, local_files_only=local)
-            processor = transformers.AutoImageProcessor.from_pretrained(self.name, local_files_only=local)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            where = "local folder" if local else "hub id (is it downloaded? the hub may be unreachable)"
-            raise ModelError(
-                f"cannot load {self.family} model {self.name!r} as {self.spec.model_class} ({where}): {type(exc).__name__}: {exc}"
-            ) from exc
+        model, processor = load_pretrained(self.name, self.family, self.spec.model_class, "AutoImageProcessor", self.dtype)
         config = model.config
         dim = int(config.hidden_size)
         if self._dimension is not None and self._dimension != dim:

@@ -31,6 +31,7 @@ import numpy as np
 
 from rag.errors import ConfigError, ModelError
 from retrievers.embedders._common import (
+    load_pretrained,
     batched,
     folder_fingerprint,
     l2_normalize,
@@ -174,21 +175,8 @@ class VLMEmbedder:
         """Load model and processor once; :class:`ModelError` names the model and the reason."""
         if self._model is not None:
             return
-        require("torch", "vision", f"the {self.family} embedder")
-        transformers = require("transformers", "vision", f"the {self.family} embedder")
-        model_cls = getattr(transformers, self.spec.model_class, None)
-        if model_cls is None:
-            raise ModelError(f"transformers {transformers.__version__} has no {self.spec.model_class}; upgrade transformers")
-        local = Path(self.name).is_dir()
         started = time.perf_counter()
-        try:
-            model = model_cls.from_pretrained(self.name, dtype=self.dtype, local_files_only=local)
-            processor = transformers.AutoProcessor.from_pretrained(self.name, local_files_only=local)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            where = "local folder" if local else "hub id (is it downloaded? the hub may be unreachable)"
-            raise ModelError(
-                f"cannot load {self.family} model {self.name!r} as {self.spec.model_class} ({where}): {type(exc).__name__}: {exc}"
-            ) from exc
+        model, processor = load_pretrained(self.name, self.family, self.spec.model_class, "AutoProcessor", self.dtype)
         dim = int(model.config.get_text_config().hidden_size)
         if self._dimension is not None and self._dimension != dim:
             raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
