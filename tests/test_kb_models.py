@@ -50,6 +50,8 @@ def test_late_interaction_family_fills_the_pages_corpus(tmp_path, page, family):
         result = kb.search("inverter status today", top_k=1)
         assert result.hits[0].source == "dashboard.png"
         assert any(e.corpus == "pages" for e in result.hits[0].evidence)
+        reranked = kb.search("inverter status today", top_k=1, reranker="late-interaction")
+        assert reranked.hits[0].source == "dashboard.png" and reranked.hits[0].score != result.hits[0].score
         assert kb.info()["models"]["late_interaction"]  # recorded in the manifest
 
 

@@ -77,6 +77,12 @@ class CrossEncoderReranker:
                 f"or 2 (irrelevant/relevant) labels"
             )
         self._positive = POSITIVE_LOGIT[labels]
+        # never feed more tokens than the model has positions for (a 512 default on a
+        # 128-position model crashes inside the embeddings)
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions and positions < self.max_length:
+            logger.info("%s: max_length %d capped to the model's %d positions", self.source, self.max_length, positions)
+            self.max_length = int(positions)
         self._torch = torch
         self._tokenizer = tokenizer
         self._model = model.to(self.device).eval()
