@@ -249,7 +249,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.eval import misses_report, run_eval
+    from rag.eval import format_summary, misses_report, run_eval
 
     summary, results, reports = run_eval(
         args.questions, args.docs, args.kb, config=_config(args), top_k=args.top_k, progress=_progress(args),
@@ -262,15 +262,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.report).write_text(json.dumps({"summary": summary, "misses": misses_report(results)}, indent=2), encoding="utf-8")
     if args.json:
         _emit(summary)
-        return 0
-    o = summary["overall"]
-    sys.stdout.write(f"{summary['questions']} questions   recall@1 {o['recall@1']:.3f}  recall@5 {o['recall@5']:.3f}  "
-                     f"mrr@10 {o['mrr@10']:.3f}  ndcg@5 {o['ndcg@5']:.3f}\n")
-    for t, m in summary["by_type"].items():
-        sys.stdout.write(f"  {t:8s} ({m['questions']:3d})  recall@1 {m['recall@1']:.3f}  recall@5 {m['recall@5']:.3f}  "
-                         f"mrr@10 {m['mrr@10']:.3f}  ndcg@5 {m['ndcg@5']:.3f}\n")
-    sys.stdout.write(f"route accuracy {summary['route_accuracy']}   latency p50 {summary['latency_ms']['p50']} ms, "
-                     f"p95 {summary['latency_ms']['p95']} ms\n")
+    else:
+        sys.stdout.write(format_summary(summary) + "\n")
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "TYPE_CORPUS",
     "evaluate",
     "misses_report",
+    "format_summary",
     "load_page_manifest",
     "run_eval",
 ]
@@ -164,6 +165,19 @@ def evaluate(
         ranked = tuple(ranked)[:depth]
         out.append(QuestionResult(q, ranked, first_relevant_rank(ranked, q), elapsed, route_corpus))
     return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The ``mmrag eval`` table: overall, by type, route accuracy and latency."""
+
+    def row(m: dict[str, float]) -> str:
+        return "  ".join(f"{k} {m[k]:.3f}" for k in ("recall@1", "recall@5", "mrr@10", "ndcg@5"))
+
+    lines = [f"{summary['questions']} questions   {row(summary['overall'])}"]
+    lines += [f"  {t:8s} ({m['questions']:3d})  {row(m)}" for t, m in summary["by_type"].items()]
+    lat = summary["latency_ms"]
+    lines.append(f"route accuracy {summary['route_accuracy']}   latency p50 {lat['p50']} ms, p95 {lat['p95']} ms")
+    return "\n".join(lines)
 
 
 def misses_report(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from rag.ids import point_id
 from rag.types import CORPORA, DocumentInfo, Figure, PageContent, TextChunk
+from retrievers.store._common import collection_name
 from retrievers.base import (
     CollectionSpec,
     ImageEmbedder,
@@ -30,7 +31,7 @@ from retrievers.base import (
     VectorSpec,
 )
 
-__all__ = ["Embedders", "collection_specs", "collection_name", "build_points", "figure_text", "page_sparse_text"]
+__all__ = ["Embedders", "collection_specs", "build_points", "figure_text", "page_sparse_text"]
 
 DENSE, SPARSE, IMAGE, MULTI, MEAN = "dense", "sparse", "image", "multi", "mean"
 
@@ -52,10 +53,6 @@ class Embedders:
             if model is not None:
                 out[role] = model.provenance()
         return out
-
-
-def collection_name(prefix: str, corpus: str) -> str:
-    return f"{prefix}_{corpus}"
 
 
 def collection_specs(emb: Embedders, prefix: str) -> dict[str, CollectionSpec]:

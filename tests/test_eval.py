@@ -101,3 +101,15 @@ def test_bad_page_manifest_is_a_clear_error(tmp_path):
     path.write_text(json.dumps({"documents": [{"doc_id": "a.pdf", "pages": [5, 2]}]}))
     with pytest.raises(ConfigError, match="must be 1 <= first <= last"):
         load_page_manifest(path)
+
+
+def test_the_table_a_user_reads_without_json():
+    from rag.eval import format_summary
+
+    questions = [q(id_="a", type_="figure"), q(id_="b", type_="text", gold=(9,))]
+    order = iter(questions)
+    summary = summarize(evaluate(questions, lambda _t: ([("paper.pdf", 3)], "figures") if next(order).id == "a" else ([], "text")))
+    table = format_summary(summary)
+    assert table.splitlines()[0].startswith("2 questions   recall@1 0.500")
+    assert "figure   (  1)  recall@1 1.000" in table and "text     (  1)  recall@1 0.000" in table
+    assert "route accuracy 1.0" in table
