@@ -17,7 +17,7 @@ from rag.errors import MissingDependencyError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["OcrLine", "get_engine", "ocr_array"]
+__all__ = ["OcrLine", "get_engine", "ocr_array", "recognize_lines"]
 
 logger = logging.getLogger(__name__)
 _ENGINE: Any = None
@@ -69,3 +69,20 @@ def ocr_array(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
         ys = [float(p[1]) for p in box]
         lines.append(OcrLine(max(min(xs), 0.0), max(min(ys), 0.0), max(xs), max(ys), text, float(score)))
     return lines
+
+
+def recognize_lines(images: list[np.ndarray]) -> list[tuple[str, float]]:
+    """Read single text lines (RGB arrays, one line each) with the recogniser alone: no
+    detection, no angle classifier. Returns (text, confidence) per image, in order."""
+    if not images:
+        return []
+    engine = get_engine()
+    result = engine.recognize_txt(list(images))
+    txts = list(getattr(result, "txts", None) or [])
+    scores = list(getattr(result, "scores", None) or [])
+    out = []
+    for i in range(len(images)):
+        text = str(txts[i]).strip() if i < len(txts) else ""
+        score = float(scores[i]) if i < len(scores) else 0.0
+        out.append((text, score))
+    return out

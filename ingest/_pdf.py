@@ -14,6 +14,7 @@ from rag.types import BBox, Figure, Page, PageContent, TextBlock
 from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, match_captions
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
+from ingest._repair import GlyphRepair
 from ingest._render import fit_dpi, pixmap_to_array, pixmap_to_pil, save_pil, suffix_for
 
 __all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block"]
@@ -256,9 +257,18 @@ def _check_embedded_images(doc: Any, index: int, path: Path, config: IngestConfi
 
 
 def extract_pdf_page(
-    doc: Any, index: int, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None
+    doc: Any,
+    index: int,
+    doc_id: str,
+    path: Path,
+    config: IngestConfig,
+    out_dir: Path | None,
+    repair: GlyphRepair | None = None,
 ) -> PageContent:
-    """Extract one page (0-based ``index``) of an open PyMuPDF document."""
+    """Extract one page (0-based ``index``) of an open PyMuPDF document.
+
+    ``repair`` (one per document, kept across its pages) decodes garbled text layers from a
+    few OCR'd lines before falling back to OCR of the whole page."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -278,7 +288,16 @@ def extract_pdf_page(
     blocks = _text_blocks(page)
     quality = assess_text("\n".join(b.text for b in blocks))
     want_ocr = config.ocr == "always" or (config.ocr == "auto" and not quality.usable)
-    ocr = False
+    ocr = repaired = False
+    if (want_ocr and quality.verdict == "garbled" and config.ocr != "always" and config.repair_text and repair is not None
+            and _ocr_available(config)):
+        decoded = repair.repair(page)
+        verdict = assess_text("\n".join(b.text for b in decoded))
+        if verdict.usable:
+            logger.debug("%s page %d: garbled text layer decoded from OCR of %d lines so far", path.name, n, repair.recognised_lines)
+            blocks, want_ocr, repaired = decoded, False, True
+        else:
+            logger.debug("%s page %d: decoding the garbled text layer failed (%s); running OCR", path.name, n, verdict.reason)
     if want_ocr and _ocr_available(config):
         if not quality.usable:
             logger.debug("%s page %d: text layer %s (%s); running OCR", path.name, n, quality.verdict, quality.reason)
@@ -303,7 +322,7 @@ def extract_pdf_page(
     page_area = width * height
     found: list[dict[str, Any]] = []
     for box, markdown in tables:
-        if ocr and not quality.usable:  # the finder read the garbled text layer: use the OCR lines
+        if (ocr or repaired) and not quality.usable:  # the finder read the garbled text layer: use our lines
             markdown = "\n".join(_lines_in(box, ordered))
         found.append({"kind": "table", "source": "table", "box": box, "text": markdown})
     for region in cluster_regions(elements, page_box, exclude=[t[0] for t in tables]):

@@ -78,6 +78,7 @@ class DocumentReader:
         self._doc: Any = None
         self._image: Any = None
         self._info: DocumentInfo | None = None
+        self._repair: Any = None  # what this document's broken fonts mean, learned page by page
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> DocumentReader:
@@ -206,7 +207,11 @@ class DocumentReader:
                 return extract_image_page(self._image, info.doc_id, self.path, self.config, out_dir)
             from ingest._pdf import extract_pdf_page
 
-            content = extract_pdf_page(self._doc, index, info.doc_id, self.path, self.config, out_dir)
+            if self._repair is None:
+                from ingest._repair import GlyphRepair
+
+                self._repair = GlyphRepair()
+            content = extract_pdf_page(self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair)
             if (index + 1) % _SHRINK_EVERY == 0:
                 import pymupdf
 

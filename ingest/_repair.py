@@ -1,0 +1,203 @@
+"""Repair a garbled text layer by learning what its fonts' codes mean from OCR of a few lines.
+
+Many PDFs embed subset fonts without a usable code-to-Unicode map: the page renders fine,
+but its text layer extracts as control characters or the wrong letters (a substitution
+cipher, one per font). OCR of every such page is slow (seconds per page) and loses the
+text layer's exact boxes and reading order. Instead, per document:
+
+1. the text layer is read character by character with each character's *font* (the subset
+   font's full name, so two subsets of one family are kept apart) and *glyph id* (a broken
+   map can give two glyphs the same character: the glyph tells them apart);
+2. a few lines whose codes are not yet known are rendered and read by the OCR recogniser
+   alone (no text detection: the line boxes come from the text layer);
+3. each line's codes are aligned with the recognised characters (whole line, or word by
+   word when the lengths disagree) and every alignment is a vote for code -> character;
+4. a font whose codes mostly read as themselves is *sound* (its characters are kept); the
+   others are decoded by the majority vote of each code.
+
+What is learned on one page is reused on the next, so a 200-page paper with three broken
+fonts costs a few dozen line recognitions instead of 200 page OCRs. The caller judges the
+decoded text like any text layer and falls back to full OCR when it is still unusable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest._layout import RawBlock, join_lines
+
+__all__ = ["GlyphRepair"]
+
+logger = logging.getLogger("ingest")
+Box = tuple[float, float, float, float]
+Symbol = tuple[str, str, str]  # (font with subset tag, glyph id or character, character the text layer gives)
+
+_FONT_NAMES_LOCK = threading.Lock()
+_SPACES = frozenset(" \u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000")
+_LINE_PX = 48  # the recogniser's input height
+_MIN_SCORE = 0.8  # recognised lines below this confidence teach nothing
+_SOUND = 0.8  # share of a font's aligned characters that read as themselves
+_MIN_EVIDENCE = 8  # aligned characters before a font is judged
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    bbox: Box
+    symbols: tuple[Symbol, ...]
+    horizontal: bool
+
+
+@dataclass
+class GlyphRepair:
+    """Per-document state: votes per symbol and per-font evidence, kept across pages."""
+
+    lines_per_page: int = 16
+    votes: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)  # (font, glyph) -> characters read
+    _same: Counter[str] = field(default_factory=Counter)  # font -> aligned chars read as themselves
+    _seen: Counter[str] = field(default_factory=Counter)  # font -> aligned chars
+    recognised_lines: int = 0
+
+    def repair(self, page: Any) -> list[RawBlock]:
+        """The page's text blocks with every learned code decoded (learning first as needed)."""
+        blocks = _raw_blocks(page)
+        self._learn(page, [ln for block in blocks for ln in block])
+        out = []
+        for block in blocks:
+            lines = [(ln.bbox, self._decode(ln.symbols).strip()) for ln in block]
+            lines = [(b, t) for b, t in lines if t]
+            if not lines:
+                continue
+            box = (min(b[0] for b, _ in lines), min(b[1] for b, _ in lines),
+                   max(b[2] for b, _ in lines), max(b[3] for b, _ in lines))
+            out.append(RawBlock(box, join_lines([t for _, t in lines]), tuple(lines)))
+        return out
+
+    # -- judging fonts and codes ---------------------------------------------------------
+    def sound(self, font: str) -> bool | None:
+        """True: the font's codes read as themselves; False: a cipher; None: not judged yet."""
+        seen = self._seen[font]
+        if seen < _MIN_EVIDENCE:
+            return None
+        return self._same[font] / seen >= _SOUND
+
+    def _known(self, sym: Symbol) -> bool:
+        if sym[2] in _SPACES:
+            return True
+        verdict = self.sound(sym[0])
+        if verdict:
+            return True
+        counter = self.votes.get(sym[:2])
+        return bool(counter) and (verdict is False and sum(counter.values()) >= 2)
+
+    def _decode(self, symbols: tuple[Symbol, ...]) -> str:
+        out = []
+        for sym in symbols:
+            font, _, char = sym
+            if char in _SPACES:  # not str.isspace(): a broken font's codes are often \t, \n, \x1c...
+                out.append(" ")
+            elif self.sound(font) is not False:
+                out.append(char)
+            else:
+                counter = self.votes.get(sym[:2])
+                out.append(counter.most_common(1)[0][0] if counter else "")
+        return "".join(out)
+
+    # -- learning -------------------------------------------------------------------------
+    def _learn(self, page: Any, lines: list[_Line]) -> None:
+        def unknown(line: _Line) -> int:
+            return len({s for s in line.symbols if not self._known(s)})
+
+        wanted = sorted((ln for ln in lines if ln.horizontal and unknown(ln)), key=unknown, reverse=True)
+        wanted = wanted[: self.lines_per_page]
+        if not wanted:
+            return
+        from ingest._ocr import recognize_lines
+
+        images = [_render_line(page, ln.bbox) for ln in wanted]
+        results = recognize_lines(images)
+        self.recognised_lines += len(wanted)
+        for line, (text, score) in zip(wanted, results):
+            if score >= _MIN_SCORE and text.strip():
+                self._vote(line.symbols, text)
+
+    def _vote(self, symbols: tuple[Symbol, ...], text: str) -> None:
+        for syms, chars in _align(symbols, text):
+            for sym, char in zip(syms, chars):
+                self.votes.setdefault(sym[:2], Counter())[char] += 1
+                self._seen[sym[0]] += 1
+                self._same[sym[0]] += char == sym[2]
+
+
+def _align(symbols: tuple[Symbol, ...], text: str) -> list[tuple[list[Symbol], str]]:
+    """Pairs of (symbols, characters) of equal length: the whole line, else word by word."""
+    syms = [s for s in symbols if s[2] not in _SPACES]
+    chars = "".join(text.split())
+    if len(syms) == len(chars):
+        return [(syms, chars)]
+    words: list[list[Symbol]] = [[]]
+    for sym in symbols:
+        if sym[2] in _SPACES:
+            if words[-1]:
+                words.append([])
+        else:
+            words[-1].append(sym)
+    words = [w for w in words if w]
+    read = text.split()
+    if len(words) != len(read):
+        return []
+    return [(w, r) for w, r in zip(words, read) if len(w) == len(r)]
+
+
+def _render_line(page: Any, bbox: Box) -> Any:
+    """The line rendered so that its height is about the recogniser's input height."""
+    import pymupdf
+
+    from ingest._render import pixmap_to_array
+
+    x0, y0, x1, y1 = bbox
+    pad = 0.15 * (y1 - y0)
+    rect = pymupdf.Rect(x0 - pad, y0 - pad, x1 + pad, y1 + pad) & page.rect
+    dpi = int(max(72, min(600, _LINE_PX * 72 / max(rect.height, 1.0))))
+    pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
+    return pixmap_to_array(pix)
+
+
+def _raw_blocks(page: Any) -> list[list[_Line]]:
+    """Text lines per block, each character with its font's full (subset-tagged) name."""
+    import pymupdf
+
+    flags = pymupdf.TEXTFLAGS_RAWDICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    with _FONT_NAMES_LOCK:  # a process-wide MuPDF switch: on only while we read
+        pymupdf.TOOLS.set_subset_fontnames(True)
+        try:
+            raw = page.get_text("rawdict", flags=flags)
+            trace = page.get_texttrace()
+        finally:
+            pymupdf.TOOLS.set_subset_fontnames(False)
+    glyphs: dict[tuple[str, float, float], int] = {}  # (font, origin) -> glyph id
+    for span in trace:
+        for char in span["chars"]:
+            glyphs[(span["font"], round(char[2][0], 2), round(char[2][1], 2))] = char[1]
+
+    def symbol(font: str, ch: dict[str, Any]) -> Symbol:
+        gid = glyphs.get((font, round(ch["origin"][0], 2), round(ch["origin"][1], 2)))
+        return (font, ch["c"] if gid is None or ch.get("synthetic") else f"#{gid}", ch["c"])
+
+    blocks = []
+    for b in raw["blocks"]:
+        if b.get("type", 0) != 0:
+            continue
+        lines = []
+        for line in b.get("lines", ()):
+            symbols = tuple(symbol(span["font"], ch) for span in line.get("spans", ()) for ch in span.get("chars", ()))
+            if any(c not in _SPACES for _, _, c in symbols):
+                direction = line.get("dir", (1.0, 0.0))
+                bbox = tuple(float(v) for v in line["bbox"])
+                lines.append(_Line(bbox, symbols, abs(direction[1]) < 1e-3 and direction[0] > 0))  # type: ignore[arg-type]
+        if lines:
+            blocks.append(lines)
+    return blocks

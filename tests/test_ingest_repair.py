@@ -1,0 +1,98 @@
+"""Decoding garbled text layers: a font whose code-to-Unicode map is wrong is learned from OCR
+of a few of its lines, and the page keeps its text layer (exact boxes) instead of a full OCR."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from ingest import assess_text, open_document
+from rag.config import IngestConfig
+
+PROSE = [
+    "The quick brown fox jumps over the lazy dog while the farmer counts twelve sheep. "
+    "Every morning the village baker bakes fresh bread with rye, wheat and a little honey. "
+    "Visitors queue at the window just before seven to buy warm loaves and sweet buns.",
+    "Maintenance crews inspect the bridge every six months and replace worn bolts quickly. "
+    "Heavy trucks must keep to the right lane, and cyclists use the path beside the river. "
+    "Jazz concerts on the square draw large crowds during the warm summer evenings.",
+    "The museum opened a new gallery of maps showing how the harbour grew over time. "
+    "Children can examine old compasses, weigh antique coins and sketch the ships. "
+    "Entry is free on the first Sunday of each month, when volunteers give guided tours.",
+]
+
+
+def _scramble(text: str) -> str:
+    """What the broken map says a character is: each letter shifted by 3 in the alphabet."""
+    lower, upper = string.ascii_lowercase, string.ascii_uppercase
+    table = str.maketrans(lower + upper, lower[3:] + lower[:3] + upper[3:] + upper[:3])
+    return text.translate(table)
+
+
+def garbled_pdf(path: Path, pages: list[str] = PROSE) -> Path:
+    """Pages of English in Helvetica whose font carries a ToUnicode map that lies: it renders
+    correctly, but its text layer extracts shifted letters (a substitution cipher)."""
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page(width=612, height=792)
+        page.insert_textbox(pymupdf.Rect(60, 60, 552, 400), text, fontsize=12, fontname="helv")
+    entries = "\n".join(f"<{code:02X}> <{ord(_scramble(chr(code))):04X}>" for code in range(32, 127))
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        "/CMapName /Broken def /CMapType 2 def\n1 begincodespacerange <00> <FF> endcodespacerange\n"
+        f"95 beginbfchar\n{entries}\nendbfchar\nendcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    stream = doc.get_new_xref()
+    doc.update_object(stream, "<<>>")
+    doc.update_stream(stream, cmap.encode())
+    for xref in {f[0] for page in doc for f in page.get_fonts()}:
+        doc.xref_set_key(xref, "ToUnicode", f"{stream} 0 R")
+    doc.save(path)
+    doc.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> Path:
+    return garbled_pdf(tmp_path_factory.mktemp("repair") / "broken_map.pdf")
+
+
+def test_the_generated_text_layer_is_garbled(broken):
+    with pymupdf.open(broken) as doc:
+        raw = doc[0].get_text()
+    assert "Wkh txlfn eurzq ira" in raw  # the lie is what extraction gives
+    assert assess_text(raw).verdict == "garbled"
+
+
+def test_garbled_pages_are_decoded_from_a_few_ocr_lines(broken):
+    with open_document(broken, IngestConfig(ocr_figures=False)) as reader:
+        pages = list(reader.pages(progress=False))
+        learned = reader._repair.recognised_lines
+    for page, prose in zip(pages, PROSE):
+        assert not page.page.ocr  # the text layer was kept, not replaced by a page OCR
+        words = prose.split()
+        found = sum(w in page.page.text for w in words)
+        assert found / len(words) >= 0.9, page.page.text
+        assert all(not b.ocr for b in page.blocks)
+    # boxes are the text layer's own: inside the text box drawn at (60, 60)-(552, 400)
+    assert all(58 <= b.bbox.x0 and b.bbox.y1 <= 402 for p in pages for b in p.blocks)
+    # fewer line recognitions than the pages' lines: later pages reuse what the first taught
+    total_lines = sum(len(b.text) for p in pages for b in p.blocks) // 60
+    assert 0 < learned <= total_lines + 5
+
+
+def test_without_repair_the_page_is_ocrd_instead(broken):
+    with open_document(broken, IngestConfig(ocr_figures=False, repair_text=False)) as reader:
+        page = reader.page(1)
+    assert page.page.ocr
+    assert "quick brown fox" in page.page.text
+
+
+def test_ocr_never_leaves_the_garbled_text_alone(broken):
+    with open_document(broken, IngestConfig(ocr="never")) as reader:
+        page = reader.page(1)
+    assert not page.page.ocr and "Wkh txlfn" in page.page.text
