@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rag.types import BBox, TextBlock, TextChunk
 
-__all__ = ["RawBlock", "reading_order", "is_two_column", "make_chunks", "is_caption", "join_lines"]
+__all__ = ["RawBlock", "block_from_lines", "reading_order", "is_two_column", "make_chunks", "is_caption", "join_lines"]
 
 Box = tuple[float, float, float, float]
 
@@ -31,6 +31,12 @@ class RawBlock:
     bbox: Box
     text: str
     lines: tuple[tuple[Box, str], ...] = ()
+
+
+def block_from_lines(lines: list[tuple[Box, str]]) -> RawBlock:
+    """A block made of ``lines`` (non-empty): their union box and their joined text."""
+    box = (min(b[0] for b, _ in lines), min(b[1] for b, _ in lines), max(b[2] for b, _ in lines), max(b[3] for b, _ in lines))
+    return RawBlock(box, join_lines([t for _, t in lines]), tuple(lines))
 
 
 def is_caption(text: str) -> bool:

@@ -12,8 +12,9 @@ from rag.errors import MissingDependencyError, ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock
 
 from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, match_captions
-from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
+from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
+from ingest._margins import RunningLines
 from ingest._repair import GlyphRepair
 from ingest._render import fit_dpi, pixmap_to_array, pixmap_to_pil, save_pil, suffix_for
 
@@ -53,6 +54,27 @@ def _text_blocks(page: Any) -> list[RawBlock]:
         if text:
             blocks.append(RawBlock(_box(b["bbox"]), text, tuple(lines)))
     return blocks
+
+
+def _symbol_noise(text: str) -> bool:
+    """A line of mostly punctuation (chart labels in a font without a character map, e.g.
+    ``%#"  $!"  &'()*+,"``): noise in chunks, and its figure is found from its drawing."""
+    visible = [c for c in text if not c.isspace()]
+    if len(visible) < 6:
+        return False
+    return sum(c.isalnum() for c in visible) < 0.3 * len(visible)
+
+
+def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:
+    """Blocks of a usable text layer without their symbol-noise lines."""
+    out = []
+    for block in blocks:
+        kept = [(box, text) for box, text in block.lines if not _symbol_noise(text)]
+        if len(kept) == len(block.lines):
+            out.append(block)
+        elif kept:
+            out.append(block_from_lines(kept))
+    return out
 
 
 def group_ocr_lines(lines: list[tuple[Box, str]]) -> list[RawBlock]:
@@ -264,11 +286,13 @@ def extract_pdf_page(
     config: IngestConfig,
     out_dir: Path | None,
     repair: GlyphRepair | None = None,
+    margins: RunningLines | None = None,
 ) -> PageContent:
     """Extract one page (0-based ``index``) of an open PyMuPDF document.
 
     ``repair`` (one per document, kept across its pages) decodes garbled text layers from a
-    few OCR'd lines before falling back to OCR of the whole page."""
+    few OCR'd lines before falling back to OCR of the whole page; ``margins`` (also one per
+    document) drops running headers and footers seen on earlier pages."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -288,6 +312,8 @@ def extract_pdf_page(
     blocks = _text_blocks(page)
     quality = assess_text("\n".join(b.text for b in blocks))
     want_ocr = config.ocr == "always" or (config.ocr == "auto" and not quality.usable)
+    if quality.usable:
+        blocks = _without_noise(blocks)
     ocr = repaired = False
     if (want_ocr and quality.verdict == "garbled" and config.ocr != "always" and config.repair_text and repair is not None
             and _ocr_available(config)):
@@ -303,6 +329,8 @@ def extract_pdf_page(
             logger.debug("%s page %d: text layer %s (%s); running OCR", path.name, n, quality.verdict, quality.reason)
         blocks = group_ocr_lines(_ocr_clip(page, None, config))
         ocr = True
+    if margins is not None:
+        blocks = margins.strip(blocks, height)
     ordered = reading_order(blocks, width)
     text_blocks = tuple(
         TextBlock(doc_id, n, i, _bbox(b.bbox), b.text, ocr) for i, b in enumerate(ordered)

@@ -44,7 +44,8 @@ def save_pil(image: Any, path: Path, config: IngestConfig) -> Path:
     elif config.image_format == "jpeg":
         image.save(path, format="JPEG", quality=config.image_quality)
     else:
-        image.save(path, format="WEBP", quality=config.image_quality, method=4)
+        # method 2: measured ~2x faster than the default 4 on book and paper pages for ~2% more bytes
+        image.save(path, format="WEBP", quality=config.image_quality, method=2)
     return path
 
 

@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest._layout import RawBlock, join_lines
+from ingest._layout import RawBlock, block_from_lines
 
 __all__ = ["GlyphRepair"]
 
@@ -69,11 +69,8 @@ class GlyphRepair:
         for block in blocks:
             lines = [(ln.bbox, self._decode(ln.symbols).strip()) for ln in block]
             lines = [(b, t) for b, t in lines if t]
-            if not lines:
-                continue
-            box = (min(b[0] for b, _ in lines), min(b[1] for b, _ in lines),
-                   max(b[2] for b, _ in lines), max(b[3] for b, _ in lines))
-            out.append(RawBlock(box, join_lines([t for _, t in lines]), tuple(lines)))
+            if lines:
+                out.append(block_from_lines(lines))
         return out
 
     # -- judging fonts and codes ---------------------------------------------------------

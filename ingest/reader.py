@@ -79,6 +79,7 @@ class DocumentReader:
         self._image: Any = None
         self._info: DocumentInfo | None = None
         self._repair: Any = None  # what this document's broken fonts mean, learned page by page
+        self._margins: Any = None  # its running headers and footers, learned page by page
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> DocumentReader:
@@ -208,10 +209,13 @@ class DocumentReader:
             from ingest._pdf import extract_pdf_page
 
             if self._repair is None:
+                from ingest._margins import RunningLines
                 from ingest._repair import GlyphRepair
 
-                self._repair = GlyphRepair()
-            content = extract_pdf_page(self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair)
+                self._repair, self._margins = GlyphRepair(), RunningLines()
+            content = extract_pdf_page(
+                self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins
+            )
             if (index + 1) % _SHRINK_EVERY == 0:
                 import pymupdf
 
