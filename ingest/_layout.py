@@ -136,10 +136,18 @@ def _split_long(text: str, limit: int) -> list[str]:
     return pieces
 
 
+_SENTENCE_END = re.compile(r"[.!?][)\]\"”’]?\s+(?=[A-Z0-9(\[\"“‘])")
+
+
 def _tail(text: str, n: int) -> str:
-    """The last ~n characters of text, starting at a word boundary."""
+    """The last ~n characters of text: from a sentence start within the last 1.5 n characters
+    (an overlap that begins mid-sentence embeds a fragment), else from a word boundary."""
     if len(text) <= n:
         return text
+    start = len(text) - int(1.5 * n)
+    found = _SENTENCE_END.search(text, max(start, 0))
+    if found is not None:
+        return text[found.end() :]
     cut = text.find(" ", len(text) - n)
     return text[cut + 1 :] if cut != -1 else text[-n:]
 

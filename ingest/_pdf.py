@@ -60,9 +60,10 @@ def _symbol_noise(text: str) -> bool:
     """A line of mostly punctuation (chart labels in a font without a character map, e.g.
     ``%#"  $!"  &'()*+,"``): noise in chunks, and its figure is found from its drawing."""
     visible = [c for c in text if not c.isspace()]
-    if len(visible) < 6:
-        return False
-    return sum(c.isalnum() for c in visible) < 0.3 * len(visible)
+    alnum = sum(c.isalnum() for c in visible)
+    if len(visible) < 6:  # short: noise only when it has no letter or digit at all ('!"', '-./"')
+        return len(visible) >= 2 and alnum == 0
+    return alnum < 0.3 * len(visible)
 
 
 def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:

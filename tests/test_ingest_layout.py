@@ -115,6 +115,18 @@ def test_chunks_respect_size_overlap_page_and_boxes():
     assert set(words) <= set(joined), "no text is lost"
 
 
+def test_the_overlap_starts_at_a_sentence_not_mid_sentence():
+    prose = (
+        "Results were collected over three weeks of testing in the lab. "
+        "The experiments were performed on a laptop with two cores and eight gigabytes of memory. "
+        "Each benchmark ran five times and the median is reported in the tables below. "
+    )
+    chunks = make_chunks(_blocks([prose * 3, prose * 3]), chunk_chars=400, overlap_chars=80)
+    assert len(chunks) >= 3
+    for c in chunks[1:]:
+        assert c.text[0].isupper(), c.text[:40]  # a sentence start, not "...ments were performed"
+
+
 def test_a_block_longer_than_a_chunk_is_split_at_words():
     text = " ".join(["lighthouse"] * 300)
     chunks = make_chunks(_blocks([text]), chunk_chars=500, overlap_chars=50)
