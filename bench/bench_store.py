@@ -14,9 +14,11 @@ generated directly (the mean of 16 unit-noise patches = block + noise/4); ``--fu
 generates all 1,030 tokens per page and pools them (slower, statistically the same).
 A query is 10 noisy content blocks of a random page plus 4 generic query tokens.
 
-Ground truth: exact MaxSim (numpy, float32) over all pages. The store runs
-mean-vector prefetch (``--prefetch`` candidates) -> MaxSim rescoring on float16 multivectors.
-Build and peak RSS are measured in a subprocess that streams the pages in.
+Ground truth: exact MaxSim (numpy, float32) over all pages' pooled float16 vectors. The store
+runs mean-vector prefetch (``--prefetch`` candidates) -> MaxSim rescoring on the multivectors
+stored as ``--datatype`` (default ``turbo8``: 8-bit TurboQuant codes, float query; ``float16``
+is the exact-precision alternative at twice the disk). Build and peak RSS are measured in a
+subprocess that streams the pages in.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Synth:
     page_spread: float = 0.5
     block_spread: float = 2.5
     background_share: float = 0.35
+    datatype: str = "turbo8"  # storage of the pooled vectors (the data itself is float16)
 
     @property
     def n_topics(self) -> int:
@@ -71,7 +74,7 @@ class Synth:
             COLLECTION,
             (
                 VectorSpec("mean", "dense", self.dim, quantize=True),
-                VectorSpec("colpali", "multi", self.dim, datatype="float16"),
+                VectorSpec("colpali", "multi", self.dim, datatype=self.datatype),  # type: ignore[arg-type]
             ),
         )
 
@@ -306,7 +309,8 @@ def disk_bytes(path: Path) -> int:
 
 def _write_queries(cfg: Synth, count: int, target: Path, cache: Path | None) -> float:
     """Queries and their exact top-10 (cached by data config: the truth is the slow part)."""
-    key = hashlib.sha1(json.dumps([asdict(cfg), count]).encode()).hexdigest()[:16]
+    data = {k: v for k, v in asdict(cfg).items() if k != "datatype"}  # the truth is over the float data
+    key = hashlib.sha1(json.dumps([data, count]).encode()).hexdigest()[:16]
     cached = cache / f"truth_{key}.json" if cache else None
     if cached is not None and cached.is_file():
         shutil.copy(cached, target)
@@ -330,6 +334,8 @@ def main() -> None:
     ap.add_argument("--local-cap", type=int, default=10_000, help="largest size run through qdrant-client local mode")
     ap.add_argument("--local-queries", type=int, default=10)
     ap.add_argument("--optimize", action="store_true", help="run the edge optimizer after the upserts")
+    ap.add_argument("--datatype", default=Synth.datatype, choices=["float16", "turbo8", "turbo4"],
+                    help="storage datatype of the rescoring multivectors")
     ap.add_argument("--full-tokens", action="store_true", help="generate 1,030 tokens per page, then pool")
     ap.add_argument("--page-spread", type=float, default=Synth.page_spread, help="page offset from its topic")
     ap.add_argument("--block-spread", type=float, default=Synth.block_spread, help="spread of blocks around a page")
@@ -345,7 +351,7 @@ def main() -> None:
         return _child(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = Synth(pages=args.pages, tokens=args.tokens, full_tokens=args.full_tokens,
-                page_spread=args.page_spread, block_spread=args.block_spread)  # fmt: skip
+                page_spread=args.page_spread, block_spread=args.block_spread, datatype=args.datatype)  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bench_store_"))
     folder = args.keep or work / "edge"
     if folder.exists():

@@ -48,7 +48,10 @@ class VectorSpec:
     ``kind``: ``dense`` (one vector), ``sparse`` (term weights; ``idf`` asks the store to
     apply inverse document frequency at query time), ``multi`` (late interaction, MaxSim;
     stored for rescoring only, no HNSW graph). ``datatype`` ``float16`` halves the disk of
-    multivectors; ``quantize`` adds int8 scalar quantization where the backend supports it.
+    multivectors; ``turbo8`` (``turbo4``) stores 8-bit (4-bit) TurboQuant codes instead of
+    floats, a quarter (an eighth) of float32, while the query stays float (scores are close
+    estimates of the float ones); ``quantize`` adds int8 scalar quantization where the backend
+    supports it.
     """
 
     name: str
@@ -56,7 +59,7 @@ class VectorSpec:
     size: int = 0
     distance: Literal["cosine", "dot"] = "cosine"
     idf: bool = False
-    datatype: Literal["float32", "float16"] = "float32"
+    datatype: Literal["float32", "float16", "turbo8", "turbo4"] = "float32"
     quantize: bool = False
 
 

@@ -194,3 +194,31 @@ def test_edge_shard_lock_is_mapped_where_there_is_no_folder_lock(tmp_path, monke
     with pytest.raises(KnowledgeBaseLockedError, match="open in another process"):
         second.count(SPEC.name)
     first.close()
+
+
+@pytest.mark.parametrize("datatype", ["turbo8", "turbo4"])
+@pytest.mark.parametrize("backend", ["edge", "qdrant-memory"])
+def test_turbo_multivectors_keep_float_query_maxsim(backend, datatype, tmp_path):
+    """8-/4-bit TurboQuant codes: the query stays float, MaxSim scores stay close to the float ones."""
+    from retrievers.base import CollectionSpec, Point, VectorSpec
+
+    rng = np.random.default_rng(3)
+    pages = rng.normal(size=(40, 12, 64)).astype(np.float32)
+    pages /= np.linalg.norm(pages, axis=-1, keepdims=True)
+    spec = CollectionSpec("mmrag_t", (VectorSpec("mean", "dense", 64), VectorSpec("colpali", "multi", 64, datatype=datatype)))
+    points = [Point(f"00000000-0000-0000-0000-{i:012d}", {"mean": p.mean(0), "colpali": p}, {"page": i}) for i, p in enumerate(pages)]
+    query = pages[7][:5] + 0.3 * rng.normal(size=(5, 64)).astype(np.float32) / 8
+    query /= np.linalg.norm(query, axis=-1, keepdims=True)
+    exact = (pages @ query.T).max(axis=1).sum(axis=1)  # float MaxSim, (40,)
+    s = EdgeStore(tmp_path / "e") if backend == "edge" else QdrantServerStore(location=":memory:")
+    s.ensure_collection(spec)
+    s.upsert(spec.name, points)
+    hits = s.rescored(spec.name, VectorQuery("mean", query.mean(0), 40), VectorQuery("colpali", query), 5)
+    assert hits[0].id == points[7].id
+    tol = 0.02 if datatype == "turbo8" else 0.15  # 5 query tokens (local mode keeps floats: exact)
+    for h in hits:
+        assert abs(h.score - exact[int(h.payload["page"])]) < tol
+    s.close()
+    if backend == "edge":  # the datatype is part of the stored spec
+        with EdgeStore(tmp_path / "e") as again:
+            assert again._spec(spec.name).vector("colpali").datatype == datatype

@@ -104,8 +104,12 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def coerce_vector(collection: str, spec: VectorSpec, value: Any) -> Any:
-    """Check one vector against its spec; return a list (dense/multi) or a SparseVector."""
+def coerce_vector(collection: str, spec: VectorSpec, value: Any, as_array: bool = False) -> Any:
+    """Check one vector against its spec; return a list (dense/multi) or a SparseVector.
+
+    ``as_array``: return dense/multi vectors as float32 ndarrays (the caller converts each one
+    when it hands it over: holding a whole batch as Python floats costs more than the check).
+    """
     if spec.kind == "sparse":
         if isinstance(value, SparseVector):
             sv = value
@@ -129,11 +133,13 @@ def coerce_vector(collection: str, spec: VectorSpec, value: Any) -> Any:
         raise _vector_error(collection, spec, _describe(arr))
     if not np.isfinite(arr).all():
         raise StoreError(f"collection {collection!r}, vector {spec.name!r}: NaN or infinite values")
-    return arr.tolist()
+    return arr if as_array else arr.tolist()
 
 
-def check_points(collection: str, spec: CollectionSpec, points: Sequence[Point]) -> list[dict[str, Any]]:
-    """Validate points; return, per point, ``{vector name: coerced vector}``."""
+def check_points(
+    collection: str, spec: CollectionSpec, points: Sequence[Point], as_array: bool = False
+) -> list[dict[str, Any]]:
+    """Validate points; return, per point, ``{vector name: coerced vector}`` (see coerce_vector)."""
     known = {v.name: v for v in spec.vectors}
     out: list[dict[str, Any]] = []
     for p in points:
@@ -147,7 +153,7 @@ def check_points(collection: str, spec: CollectionSpec, points: Sequence[Point])
             )
         if not p.vectors:
             raise StoreError(f"collection {collection!r}: point {p.id} has no vectors")
-        out.append({name: coerce_vector(collection, known[name], value) for name, value in p.vectors.items()})
+        out.append({name: coerce_vector(collection, known[name], value, as_array) for name, value in p.vectors.items()})
     return out
 
 

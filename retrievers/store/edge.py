@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import KnowledgeBaseLockedError, MissingDependencyError, MmragError, StoreError
+from rag.errors import MissingDependencyError, StoreError
 from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery
 from retrievers.store._common import (
     DEFAULT_RRF_K,
@@ -38,6 +37,7 @@ from retrievers.store._common import (
     spec_from_dict,
     spec_to_dict,
 )
+from retrievers.store._edge_parts import EdgeErrors, atomic_write, edge_config, edge_filter, edge_version
 from retrievers.store._lock import FolderLock
 
 __all__ = ["EdgeStore"]
@@ -168,8 +168,8 @@ class EdgeStore:
                 )
                 shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
             shard.flush()
-        record = {"format": 1, "backend": "qdrant-edge", "engine_version": _edge_version(), "spec": spec_to_dict(spec)}
-        _atomic_write(folder / _SPEC_FILE, json.dumps(record, indent=2))  # the collection exists once this lands
+        record = {"format": 1, "backend": "qdrant-edge", "engine_version": edge_version(), "spec": spec_to_dict(spec)}
+        atomic_write(folder / _SPEC_FILE, json.dumps(record, indent=2))  # the collection exists once this lands
         self._shards[name] = shard
         self._specs[name] = spec
         logger.info("edge store: created collection %s (%s)", name, ", ".join(f"{v.name}:{v.kind}" for v in spec.vectors))
@@ -204,7 +204,7 @@ class EdgeStore:
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         shard = self._shard(collection)
         spec = self._specs[collection]
-        vectors = check_points(collection, spec, points)
+        vectors = check_points(collection, spec, points, as_array=True)
         qe = self._qe
         started = time.perf_counter()
         with self._mapped(collection, "upsert"):
@@ -324,39 +324,15 @@ class EdgeStore:
         return shard
 
     def _edge_config(self, spec: CollectionSpec, reopening: bool = False) -> Any | None:
-        qe = self._qe
         if reopening and self.max_search_threads is None:
             return None  # keep everything as stored
-        dense: dict[str, Any] = {}
-        sparse: dict[str, Any] = {}
-        for v in spec.vectors:
-            if v.kind == "sparse":
-                sparse[v.name] = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if v.idf else None)
-                continue
-            kwargs: dict[str, Any] = {
-                "size": v.size,
-                "distance": qe.Distance.Cosine if v.distance == "cosine" else qe.Distance.Dot,
-            }
-            if v.datatype == "float16":
-                kwargs["datatype"] = qe.VectorStorageDatatype.Float16
-            if v.quantize:
-                kwargs["quantization_config"] = qe.ScalarQuantizationConfig(
-                    type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cached
-                )
-            if v.kind == "multi":
-                kwargs["multivector_config"] = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)
-                # rescoring only: an HNSW graph over every token vector takes tens of minutes to build
-                kwargs["hnsw_config"] = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
-            dense[v.name] = qe.EdgeVectorParams(**kwargs)
-        return qe.EdgeConfig(
-            vectors=dense or None, sparse_vectors=sparse or None, max_search_threads=self.max_search_threads
-        )
+        return edge_config(self._qe, spec, self.max_search_threads)
 
     def _edge_vectors(self, vectors: dict[str, Any]) -> dict[str, Any]:
         qe = self._qe
         return {
-            k: qe.SparseVector(list(v.indices), list(v.values)) if isinstance(v, SparseVector) else v
-            for k, v in vectors.items()
+            k: qe.SparseVector(list(v.indices), list(v.values)) if isinstance(v, SparseVector) else v.tolist()
+            for k, v in vectors.items()  # lists, one point at a time: faster than arrays, and short-lived
         }
 
     def _nearest(self, collection: str, query: VectorQuery) -> Any:
@@ -366,61 +342,12 @@ class EdgeStore:
         return self._qe.Query.Nearest(vector, using=query.using)
 
     def _edge_filter(self, flt: Filter | None) -> Any:
-        if flt is None:
-            return None
-        qe = self._qe
-        must: list[Any] = []
-        if flt.doc_ids is not None:
-            must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(list(flt.doc_ids))))
-        if flt.page_range is not None:
-            lo, hi = flt.page_range
-            must.append(qe.FieldCondition(key="page", range=qe.RangeFloat(gte=float(lo), lte=float(hi))))
-        for key, value in flt.equals.items():
-            match = qe.MatchAny(list(value)) if isinstance(value, (list, tuple)) else qe.MatchValue(value)
-            must.append(qe.FieldCondition(key=key, match=match))
-        return qe.Filter(must=must) if must else None
+        return edge_filter(self._qe, flt)
 
     def _run(self, collection: str, shard: Any, request: Any) -> list[ScoredPoint]:
         with self._mapped(collection, "query"):
             found = shard.query(request)
         return [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
-    def _mapped(self, collection: str, op: str) -> _EdgeErrors:
-        return _EdgeErrors(self.path, collection, op)
-
-
-class _EdgeErrors:
-    """Context manager mapping the engine's plain ``Exception``s to StoreError subclasses."""
-
-    def __init__(self, path: Path, collection: str, op: str) -> None:
-        self.path, self.collection, self.op = path, collection, op
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, MmragError) or not isinstance(exc, Exception):
-            return False
-        message = str(exc)
-        where = f"edge store {self.path}, collection {self.collection!r}, {self.op}"
-        if "WouldBlock" in message or "already locked" in message.lower():
-            raise KnowledgeBaseLockedError(f"{where}: the shard is open in another process or store ({message})") from exc
-        raise StoreError(f"{where}: {message}") from exc
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _edge_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qdrant-edge-py")
-    except PackageNotFoundError:
-        return "unknown"
+    def _mapped(self, collection: str, op: str) -> EdgeErrors:
+        return EdgeErrors(self.path, collection, op)

@@ -157,8 +157,8 @@ class QdrantServerStore:
                 "size": v.size,
                 "distance": m.Distance.COSINE if v.distance == "cosine" else m.Distance.DOT,
             }
-            if v.datatype == "float16":
-                kwargs["datatype"] = m.Datatype.FLOAT16
+            if v.datatype != "float32":
+                kwargs["datatype"] = m.Datatype(v.datatype)
             if v.quantize:
                 kwargs["quantization_config"] = m.ScalarQuantization(
                     scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
@@ -329,8 +329,9 @@ class QdrantServerStore:
         for vname, vp in dense.items():
             dist = "dot" if str(getattr(vp.distance, "value", vp.distance)).lower() == "dot" else "cosine"
             kind = "multi" if vp.multivector_config is not None else "dense"
-            f16 = str(getattr(vp.datatype, "value", vp.datatype)).lower() == "float16"
-            vectors.append(VectorSpec(vname, kind, vp.size, dist, datatype="float16" if f16 else "float32",
+            dtype = str(getattr(vp.datatype, "value", vp.datatype)).lower()
+            dtype = dtype if dtype in ("float16", "turbo8", "turbo4") else "float32"
+            vectors.append(VectorSpec(vname, kind, vp.size, dist, datatype=dtype,
                                       quantize=vp.quantization_config is not None))  # fmt: skip
         for vname, sp in (params.sparse_vectors or {}).items():
             idf = sp.modifier is not None and str(getattr(sp.modifier, "value", sp.modifier)).lower() == "idf"
