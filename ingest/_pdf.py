@@ -66,6 +66,20 @@ def _symbol_noise(text: str) -> bool:
     return alnum < 0.3 * len(visible)
 
 
+def _symbol_soup(text: str) -> bool:
+    """A line that reads like a font with a broken map (``<>.5:<91#3$4!56#``): more
+    punctuation than a sentence or a number carries."""
+    visible = [c for c in text if not c.isspace()]
+    if len(visible) < 4:
+        return False
+    alnum = sum(c.isalnum() for c in visible)
+    punct = sum(c in _ASCII_PUNCT for c in visible)
+    return alnum < 0.6 * len(visible) and punct > 0.3 * len(visible)
+
+
+_ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
 def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:
     """Blocks of a usable text layer without their symbol-noise lines."""
     out = []
@@ -313,9 +327,16 @@ def extract_pdf_page(
     blocks = _text_blocks(page)
     quality = assess_text("\n".join(b.text for b in blocks))
     want_ocr = config.ocr == "always" or (config.ocr == "auto" and not quality.usable)
+    ocr = repaired = False
+    if (quality.usable and config.ocr != "never" and config.repair_text and repair is not None
+            and any(_symbol_soup(t) for b in blocks for _, t in b.lines) and _ocr_available(config)):
+        # a usable page with lines of symbol soup: a chart or formula font with a broken map
+        decoded = repair.repair(page)
+        if repair.decoded:
+            logger.debug("%s page %d: %d characters of broken fonts decoded", path.name, n, repair.decoded)
+            blocks, repaired = decoded, True
     if quality.usable:
         blocks = _without_noise(blocks)
-    ocr = repaired = False
     if (want_ocr and quality.verdict == "garbled" and config.ocr != "always" and config.repair_text and repair is not None
             and _ocr_available(config)):
         decoded = repair.repair(page)

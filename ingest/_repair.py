@@ -42,13 +42,14 @@ _LINE_PX = 48  # the recogniser's input height
 _MIN_SCORE = 0.8  # recognised lines below this confidence teach nothing
 _SOUND = 0.8  # share of a font's aligned characters that read as themselves
 _MIN_EVIDENCE = 8  # aligned characters before a font is judged
+_MAX_TRIES = 4  # a glyph in this many recognised lines without being learned is given up on
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Line:
     bbox: Box
     symbols: tuple[Symbol, ...]
-    horizontal: bool
+    turns: int | None  # quarter turns (np.rot90) that make the line read left to right; None: slanted
 
 
 @dataclass
@@ -60,11 +61,18 @@ class GlyphRepair:
     _same: Counter[str] = field(default_factory=Counter)  # font -> aligned chars read as themselves
     _seen: Counter[str] = field(default_factory=Counter)  # font -> aligned chars
     recognised_lines: int = 0
+    decoded: int = 0  # characters of broken fonts decoded on the last page
+    _tries: Counter[tuple[str, str]] = field(default_factory=Counter)  # glyph -> lines recognised with it
 
     def repair(self, page: Any) -> list[RawBlock]:
-        """The page's text blocks with every learned code decoded (learning first as needed)."""
+        """The page's text blocks with every learned code decoded (learning first as needed).
+
+        :attr:`decoded` tells afterwards how many characters of broken fonts were decoded."""
         blocks = _raw_blocks(page)
         self._learn(page, [ln for block in blocks for ln in block])
+        self.decoded = sum(
+            1 for block in blocks for ln in block for sym in ln.symbols if sym[2] not in _SPACES and self.sound(sym[0]) is False
+        )
         out = []
         for block in blocks:
             lines = [(ln.bbox, self._decode(ln.symbols).strip()) for ln in block]
@@ -105,21 +113,36 @@ class GlyphRepair:
 
     # -- learning -------------------------------------------------------------------------
     def _learn(self, page: Any, lines: list[_Line]) -> None:
-        def unknown(line: _Line) -> int:
-            return len({s for s in line.symbols if not self._known(s)})
-
-        wanted = sorted((ln for ln in lines if ln.horizontal and unknown(ln)), key=unknown, reverse=True)
-        wanted = wanted[: self.lines_per_page]
-        if not wanted:
-            return
+        """Up to two rounds of recognition, each picking lines greedily by the unknown glyphs
+        they would add (so a chart's labels get their turn after the body font is learned)."""
         from ingest._ocr import recognize_lines
 
-        images = [_render_line(page, ln.bbox) for ln in wanted]
-        results = recognize_lines(images)
-        self.recognised_lines += len(wanted)
-        for line, (text, score) in zip(wanted, results):
-            if score >= _MIN_SCORE and text.strip():
-                self._vote(line.symbols, text)
+        per_round = max(1, self.lines_per_page // 2)
+        for _ in range(2):
+            wanted = self._pick(lines, per_round)
+            if not wanted:
+                return
+            results = recognize_lines([_render_line(page, ln.bbox, ln.turns or 0) for ln in wanted])
+            self.recognised_lines += len(wanted)
+            for line, (text, score) in zip(wanted, results):
+                for sym in line.symbols:
+                    self._tries[sym[:2]] += 1
+                if score >= _MIN_SCORE and text.strip():
+                    self._vote(line.symbols, text)
+
+    def _pick(self, lines: list[_Line], limit: int) -> list[_Line]:
+        """Lines that cover the most still-unknown glyphs, each glyph counted once."""
+        todo = {ln: {s[:2] for s in ln.symbols if not self._known(s) and self._tries[s[:2]] < _MAX_TRIES}
+                for ln in lines if ln.turns is not None}
+        picked: list[_Line] = []
+        covered: set[tuple[str, str]] = set()
+        while len(picked) < limit:
+            best = max(todo, key=lambda ln: len(todo[ln] - covered), default=None)
+            if best is None or not todo[best] - covered:
+                break
+            picked.append(best)
+            covered |= todo.pop(best)
+        return picked
 
     def _vote(self, symbols: tuple[Symbol, ...], text: str) -> None:
         for syms, chars in _align(symbols, text):
@@ -144,23 +167,52 @@ def _align(symbols: tuple[Symbol, ...], text: str) -> list[tuple[list[Symbol], s
             words[-1].append(sym)
     words = [w for w in words if w]
     read = text.split()
-    if len(words) != len(read):
-        return []
-    return [(w, r) for w, r in zip(words, read) if len(w) == len(r)]
+    if len(words) == len(read):
+        return [(w, r) for w, r in zip(words, read) if len(w) == len(r)]
+    return _align_with_spaces(list(symbols), " ".join(read))
 
 
-def _render_line(page: Any, bbox: Box) -> Any:
-    """The line rendered so that its height is about the recogniser's input height."""
+def _align_with_spaces(symbols: list[Symbol], text: str) -> list[tuple[list[Symbol], str]]:
+    """Broken fonts may draw the space as a glyph of their own (``3d-cube (2.2x)`` extracts as
+    ``&-./012#3%4%56#``): align position by position, spaces included, allowing up to two
+    trailing glyphs the recogniser does not report (a trailing space)."""
+    for extra in range(3):
+        if len(symbols) - extra != len(text):
+            continue
+        pairs = list(zip(symbols[: len(text)], text))
+        if any(sym[2] in _SPACES and char != " " for sym, char in pairs):
+            return []  # a real space against a character: not this alignment
+        kept = [(sym, char) for sym, char in pairs if sym[2] not in _SPACES]
+        return [([sym for sym, _ in kept], "".join(char for _, char in kept))]
+    return []
+
+
+def _render_line(page: Any, bbox: Box, turns: int = 0) -> Any:
+    """The line rendered so that its text height is about the recogniser's input height,
+    turned to read left to right (vertical axis labels of charts)."""
+    import numpy as np
     import pymupdf
 
     from ingest._render import pixmap_to_array
 
     x0, y0, x1, y1 = bbox
-    pad = 0.15 * (y1 - y0)
+    size = (y1 - y0) if turns % 2 == 0 else (x1 - x0)
+    pad = 0.15 * size
     rect = pymupdf.Rect(x0 - pad, y0 - pad, x1 + pad, y1 + pad) & page.rect
-    dpi = int(max(72, min(600, _LINE_PX * 72 / max(rect.height, 1.0))))
+    dpi = int(max(72, min(600, _LINE_PX * 72 / max(size + 2 * pad, 1.0))))
     pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
-    return pixmap_to_array(pix)
+    array = pixmap_to_array(pix)
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+
+def _turns(direction: tuple[float, float]) -> int | None:
+    """Quarter turns for a line's writing direction: (1, 0) none, (0, -1) up, (0, 1) down."""
+    dx, dy = direction
+    if abs(dy) < 1e-3 and dx > 0:
+        return 0
+    if abs(dx) < 1e-3:
+        return -1 if dy < 0 else 1
+    return None
 
 
 def _raw_blocks(page: Any) -> list[list[_Line]]:
@@ -192,9 +244,8 @@ def _raw_blocks(page: Any) -> list[list[_Line]]:
         for line in b.get("lines", ()):
             symbols = tuple(symbol(span["font"], ch) for span in line.get("spans", ()) for ch in span.get("chars", ()))
             if any(c not in _SPACES for _, _, c in symbols):
-                direction = line.get("dir", (1.0, 0.0))
                 bbox = tuple(float(v) for v in line["bbox"])
-                lines.append(_Line(bbox, symbols, abs(direction[1]) < 1e-3 and direction[0] > 0))  # type: ignore[arg-type]
+                lines.append(_Line(bbox, symbols, _turns(tuple(line.get("dir", (1.0, 0.0))))))  # type: ignore[arg-type]
         if lines:
             blocks.append(lines)
     return blocks
