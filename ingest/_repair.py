@@ -43,6 +43,7 @@ _MIN_SCORE = 0.8  # recognised lines below this confidence teach nothing
 _SOUND = 0.8  # share of a font's aligned characters that read as themselves
 _MIN_EVIDENCE = 8  # aligned characters before a font is judged
 _MAX_TRIES = 4  # a glyph in this many recognised lines without being learned is given up on
+_CONSISTENT = 0.75  # an alignment must read this share of confidently known glyphs as learned
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -145,19 +146,39 @@ class GlyphRepair:
         return picked
 
     def _vote(self, symbols: tuple[Symbol, ...], text: str) -> None:
-        for syms, chars in _align(symbols, text):
-            for sym, char in zip(syms, chars):
-                self.votes.setdefault(sym[:2], Counter())[char] += 1
-                self._seen[sym[0]] += 1
-                self._same[sym[0]] += char == sym[2]
+        """Vote with the alignment of ``symbols`` to ``text`` that agrees best with what is
+        already known; none when every candidate contradicts confident glyphs (a misread line)."""
+        best, best_agree = None, -1.0
+        for pairs in _alignments(symbols, text):
+            agree = self._agreement(pairs)
+            if agree > best_agree:
+                best, best_agree = pairs, agree
+        if best is None or best_agree < _CONSISTENT:
+            return
+        for sym, char in best:
+            self.votes.setdefault(sym[:2], Counter())[char] += 1
+            self._seen[sym[0]] += 1
+            self._same[sym[0]] += char == sym[2]
+
+    def _agreement(self, pairs: list[tuple[Symbol, str]]) -> float:
+        """Share of confidently known glyphs in ``pairs`` read as learned (1.0 with < 2 known)."""
+        known = agree = 0
+        for sym, char in pairs:
+            counter = self.votes.get(sym[:2])
+            if counter:
+                top, count = counter.most_common(1)[0]
+                if count >= 2 and count >= 0.75 * sum(counter.values()):
+                    known += 1
+                    agree += top == char
+        return agree / known if known >= 2 else 1.0
 
 
-def _align(symbols: tuple[Symbol, ...], text: str) -> list[tuple[list[Symbol], str]]:
-    """Pairs of (symbols, characters) of equal length: the whole line, else word by word."""
+def _alignments(symbols: tuple[Symbol, ...], text: str) -> list[list[tuple[Symbol, str]]]:
+    """Candidate (glyph, character) pairings of a line and what the recogniser read."""
     syms = [s for s in symbols if s[2] not in _SPACES]
     chars = "".join(text.split())
     if len(syms) == len(chars):
-        return [(syms, chars)]
+        return [list(zip(syms, chars))]
     words: list[list[Symbol]] = [[]]
     for sym in symbols:
         if sym[2] in _SPACES:
@@ -168,23 +189,24 @@ def _align(symbols: tuple[Symbol, ...], text: str) -> list[tuple[list[Symbol], s
     words = [w for w in words if w]
     read = text.split()
     if len(words) == len(read):
-        return [(w, r) for w, r in zip(words, read) if len(w) == len(r)]
-    return _align_with_spaces(list(symbols), " ".join(read))
+        return [[pair for w, r in zip(words, read) if len(w) == len(r) for pair in zip(w, r)]]
+    return _with_space_glyphs(list(symbols), " ".join(read))
 
 
-def _align_with_spaces(symbols: list[Symbol], text: str) -> list[tuple[list[Symbol], str]]:
+def _with_space_glyphs(symbols: list[Symbol], text: str) -> list[list[tuple[Symbol, str]]]:
     """Broken fonts may draw the space as a glyph of their own (``3d-cube (2.2x)`` extracts as
     ``&-./012#3%4%56#``): align position by position, spaces included, allowing up to two
-    trailing glyphs the recogniser does not report (a trailing space)."""
-    for extra in range(3):
-        if len(symbols) - extra != len(text):
-            continue
-        pairs = list(zip(symbols[: len(text)], text))
+    glyphs at either end that the recogniser did not report (leading or trailing spaces)."""
+    spare = len(symbols) - len(text)
+    if not 0 <= spare <= 2:
+        return []
+    out = []
+    for lead in range(spare + 1):
+        pairs = list(zip(symbols[lead : lead + len(text)], text))
         if any(sym[2] in _SPACES and char != " " for sym, char in pairs):
-            return []  # a real space against a character: not this alignment
-        kept = [(sym, char) for sym, char in pairs if sym[2] not in _SPACES]
-        return [([sym for sym, _ in kept], "".join(char for _, char in kept))]
-    return []
+            continue  # a real space against a character: not this alignment
+        out.append([(sym, char) for sym, char in pairs if sym[2] not in _SPACES])
+    return out
 
 
 def _render_line(page: Any, bbox: Box, turns: int = 0) -> Any:

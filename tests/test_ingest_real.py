@@ -103,6 +103,18 @@ def test_tamreview_page_4_is_decoded_into_clean_english():
     assert "Attitude" in fig.text  # box labels of the (raster) diagram, read by OCR
 
 
+def test_tracemonkey_chart_labels_in_a_broken_font_are_decoded():
+    # Figure 11's labels use a Calibri subset without a character map ('&-./012#3%4%56#'):
+    # the clean body text triggers nothing, the symbol-soup lines trigger the glyph repair
+    with open_document(DOCS / "tracemonkey.pdf", IngestConfig(ocr_figures=False)) as reader:
+        content = reader.page(10)
+    fig = next(f for f in content.figures if (f.caption or "").startswith("Figure 11"))
+    for label in ("3d-cube (2.2x)", "crypto-md5 (2.3x)", "bitops-3bit-bits-in-byte (25.5x)", "regexp-dna (4.2x)"):
+        assert label in fig.text, fig.text
+    assert "#3" not in fig.text and "#3" not in content.page.text
+    assert "Like most interpreters, SpiderMonkey has a foreign function interface" in content.page.text
+
+
 def test_freeculture_single_page_and_a_table_on_wikipedia():
     with open_document(DOCS / "freeculture.pdf", NO_OCR) as reader:
         page = reader.page(41)
