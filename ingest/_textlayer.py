@@ -1,0 +1,191 @@
+"""A PDF page's text: its text layer, cleaned; decoded where its fonts are broken; OCR where
+there is no usable text at all."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.config import IngestConfig
+from rag.errors import MissingDependencyError
+
+from ingest._layout import RawBlock, block_from_lines, join_lines
+from ingest._quality import TextQuality, assess_text
+from ingest._render import fit_dpi, pixmap_to_array
+from ingest._repair import GlyphRepair
+
+__all__ = ["TextLayer", "read_text_layer", "group_ocr_lines", "ocr_region"]
+
+logger = logging.getLogger("ingest")
+Box = tuple[float, float, float, float]
+_warned_missing_ocr = False
+
+
+@dataclass(frozen=True)
+class TextLayer:
+    """The page's text blocks and where they came from."""
+
+    blocks: list[RawBlock]
+    ocr: bool  # read by OCR of the page
+    repaired: bool  # the text layer with broken fonts decoded
+    quality: TextQuality  # the verdict on the raw text layer
+
+
+def read_text_layer(page: Any, path: Path, n: int, config: IngestConfig, repair: GlyphRepair | None) -> TextLayer:
+    """Text blocks of page ``n``: the text layer without symbol noise; broken fonts decoded by
+    ``repair``; a page OCR when the layer is empty or still garbled (as ``config`` allows)."""
+    blocks = _text_blocks(page)
+    quality = assess_text("\n".join(b.text for b in blocks))
+    want_ocr = config.ocr == "always" or (config.ocr == "auto" and not quality.usable)
+    ocr = repaired = False
+    if (quality.usable and config.ocr != "never" and config.repair_text and repair is not None
+            and any(_symbol_soup(t) for b in blocks for _, t in b.lines) and _ocr_available(config)):
+        # a usable page with lines of symbol soup: a chart or formula font with a broken map
+        decoded = repair.repair(page)
+        if repair.decoded:
+            logger.debug("%s page %d: %d characters of broken fonts decoded", path.name, n, repair.decoded)
+            blocks, repaired = decoded, True
+    if quality.usable:
+        blocks = _without_noise(blocks)
+    if (want_ocr and quality.verdict == "garbled" and config.ocr != "always" and config.repair_text and repair is not None
+            and _ocr_available(config)):
+        decoded = repair.repair(page)
+        verdict = assess_text("\n".join(b.text for b in decoded))
+        if verdict.usable:
+            logger.debug("%s page %d: garbled text layer decoded from OCR of %d lines so far", path.name, n, repair.recognised_lines)
+            blocks, want_ocr, repaired = decoded, False, True
+        else:
+            logger.debug("%s page %d: decoding the garbled text layer failed (%s); running OCR", path.name, n, verdict.reason)
+    if want_ocr and _ocr_available(config):
+        if not quality.usable:
+            logger.debug("%s page %d: text layer %s (%s); running OCR", path.name, n, quality.verdict, quality.reason)
+        blocks = group_ocr_lines(_ocr_clip(page, None, config))
+        ocr = True
+    return TextLayer(blocks, ocr, repaired, quality)
+
+
+def _box(b: Any) -> Box:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def _text_blocks(page: Any) -> list[RawBlock]:
+    import pymupdf
+
+    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    blocks: list[RawBlock] = []
+    for b in page.get_text("dict", flags=flags)["blocks"]:
+        if b.get("type", 0) != 0:
+            continue
+        lines: list[tuple[Box, str]] = []
+        for line in b.get("lines", ()):
+            text = "".join(span["text"] for span in line.get("spans", ())).strip()
+            if text:
+                lines.append((_box(line["bbox"]), text))
+        text = join_lines([t for _, t in lines])
+        if text:
+            blocks.append(RawBlock(_box(b["bbox"]), text, tuple(lines)))
+    return blocks
+
+
+def _symbol_noise(text: str) -> bool:
+    """A line of mostly punctuation (chart labels in a font without a character map, e.g.
+    ``%#"  $!"  &'()*+,"``): noise in chunks, and its figure is found from its drawing."""
+    visible = [c for c in text if not c.isspace()]
+    alnum = sum(c.isalnum() for c in visible)
+    if len(visible) < 6:  # short: noise only when it has no letter or digit at all ('!"', '-./"')
+        return len(visible) >= 2 and alnum == 0
+    return alnum < 0.3 * len(visible)
+
+
+def _symbol_soup(text: str) -> bool:
+    """A line that reads like a font with a broken map (``<>.5:<91#3$4!56#``): more
+    punctuation than a sentence or a number carries."""
+    visible = [c for c in text if not c.isspace()]
+    if len(visible) < 4:
+        return False
+    alnum = sum(c.isalnum() for c in visible)
+    punct = sum(c in _ASCII_PUNCT for c in visible)
+    return alnum < 0.6 * len(visible) and punct > 0.3 * len(visible)
+
+
+_ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:
+    """Blocks of a usable text layer without their symbol-noise lines."""
+    out = []
+    for block in blocks:
+        kept = [(box, text) for box, text in block.lines if not _symbol_noise(text)]
+        if len(kept) == len(block.lines):
+            out.append(block)
+        elif kept:
+            out.append(block_from_lines(kept))
+    return out
+
+
+def group_ocr_lines(lines: list[tuple[Box, str]]) -> list[RawBlock]:
+    """Group OCR lines into paragraph blocks: a line joins the block above it when it
+    overlaps it horizontally and starts within ~0.8 line heights below its last line."""
+    groups: list[list[tuple[Box, str]]] = []
+    for box, text in sorted(lines, key=lambda lt: (lt[0][1], lt[0][0])):
+        height = box[3] - box[1]
+        for g in reversed(groups):
+            last = g[-1][0]
+            gap = box[1] - last[3]
+            overlap = min(box[2], last[2]) - max(box[0], last[0])
+            if -0.5 * height <= gap <= 0.8 * height and overlap > 0 and abs(box[0] - last[0]) < 4 * height:
+                g.append((box, text))
+                break
+        else:
+            groups.append([(box, text)])
+    blocks = []
+    for g in groups:
+        x0 = min(b[0] for b, _ in g)
+        y0 = min(b[1] for b, _ in g)
+        x1 = max(b[2] for b, _ in g)
+        y1 = max(b[3] for b, _ in g)
+        blocks.append(RawBlock((x0, y0, x1, y1), join_lines([t for _, t in g]), tuple(g)))
+    return blocks
+
+
+def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> list[tuple[Box, str]]:
+    """OCR the page (or a clip of it) rendered at ``ocr_dpi``; lines in page points.
+
+    The render is scaled down to stay within ``max_page_pixels`` (OCR of a huge page at a
+    lower resolution rather than a failure)."""
+    from ingest._ocr import ocr_array
+
+    import pymupdf
+
+    rect = pymupdf.Rect(clip) if clip else page.rect
+    dpi = fit_dpi(rect.width, rect.height, config.ocr_dpi, config.max_page_pixels)
+    pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
+    array = pixmap_to_array(pix)
+    del pix
+    scale = 72.0 / dpi
+    return [
+        ((rect.x0 + ln.x0 * scale, rect.y0 + ln.y0 * scale, rect.x0 + ln.x1 * scale, rect.y0 + ln.y1 * scale), ln.text)
+        for ln in ocr_array(array)
+    ]
+
+
+def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:
+    return "\n".join(t for _, t in _ocr_clip(page, clip, config))
+
+
+def _ocr_available(config: IngestConfig) -> bool:
+    global _warned_missing_ocr
+    try:
+        import rapidocr  # noqa: F401
+    except ImportError as exc:
+        if config.ocr == "always":
+            raise MissingDependencyError("rapidocr", extra="ocr", purpose="ingest.ocr='always'") from exc
+        if not _warned_missing_ocr:
+            logger.warning("rapidocr is not installed: pages without a usable text layer stay without text")
+            _warned_missing_ocr = True
+        return False
+    return True
+
+
