@@ -4,6 +4,11 @@ A document's life: ``pending`` in the registry, its old points removed (a crash 
 have left some), pages streamed through ingestion in batches, each batch embedded and
 upserted, then ``complete``. Point ids are fixed by (document, page, kind, index), so a
 run killed mid-way and started again converges on the same points.
+
+Embedding a batch (onnxruntime releases the GIL) runs in one worker thread while the
+caller's thread extracts the next batch, so extraction and embedding share the cores. At
+most one batch is in flight; the worker has finished (and its error, if any, is raised in
+the caller) before the document is marked complete or rolled back.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import logging
 import shutil
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,14 +137,15 @@ class Indexer:
 
     def _index_pages(self, info: DocumentInfo, pages: Iterable[PageContent]) -> dict[str, int]:
         counts = {c: 0 for c in CORPORA}
-        batch: list[PageContent] = []
-        for content in pages:
-            batch.append(content)
-            if len(batch) >= self.page_batch:
-                self._flush(info, batch, counts)
-                batch = []
-        if batch:
-            self._flush(info, batch, counts)
+        with _OneInFlight(f"mmrag-embed-{info.doc_id[:8]}") as worker:
+            batch: list[PageContent] = []
+            for content in pages:
+                batch.append(content)
+                if len(batch) >= self.page_batch:
+                    worker.submit(self._flush, info, batch, counts)
+                    batch = []
+            if batch:
+                worker.submit(self._flush, info, batch, counts)
         return counts
 
     def _flush(self, info: DocumentInfo, batch: Sequence[PageContent], counts: dict[str, int]) -> None:
@@ -192,6 +200,44 @@ class Indexer:
         shutil.rmtree(self.image_root / doc_id, ignore_errors=True)
         self.registry.remove(doc_id)
         return record
+
+
+class _OneInFlight:
+    """Run calls in one background thread, at most one at a time, errors surfacing in the caller.
+
+    :meth:`submit` first waits for the previous call (raising its error), so the caller
+    runs at most one step ahead. Leaving the ``with`` block waits for the last call: its
+    error is raised when the block ended normally; when the block is left by an error of
+    its own, a worker error is logged and the caller's error propagates.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: Future[None] | None = None
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        self._wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _OneInFlight:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is None:
+                self._wait()
+            else:
+                try:
+                    self._wait()
+                except BaseException:  # noqa: BLE001 - the caller's error is the one to raise
+                    log.warning("embedding batch failed while another error was raised", exc_info=sys.exc_info())
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _selected_pages(reader: object, page_range: tuple[int, int] | None, progress: bool | None) -> Iterable[PageContent]:

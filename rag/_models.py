@@ -22,7 +22,10 @@ def build_embedders(models: ModelsConfig) -> Any:
     if models.image or models.late_interaction:
         _quiet_weight_loading()
     common = {"device": models.device, "batch_size": models.batch_size}
-    text = registry.build(models.text, "text", dimension=models.text_dimension, **common)
+    text_options: dict[str, Any] = {"dimension": models.text_dimension, **common}
+    if registry.resolve(models.text, "text").family == "sentence-transformers":
+        text_options["precision"] = models.text_precision
+    text = registry.build(models.text, "text", **text_options)
     sparse = registry.build(models.sparse, "sparse") if models.sparse else None
     image = registry.build(models.image, "image", dimension=models.image_dimension, **common) if models.image else None
     late = (

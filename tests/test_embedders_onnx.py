@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def pair():
-    return SentenceTransformerEmbedder(), SentenceTransformerEmbedder(fast=False)
+    return SentenceTransformerEmbedder(precision="fp32"), SentenceTransformerEmbedder(fast=False)
 
 
 def test_onnx_vectors_equal_sentence_transformers(pair):
@@ -38,24 +39,49 @@ def test_onnx_vectors_equal_sentence_transformers(pair):
 def test_provenance_is_the_same_on_both_paths(pair):
     fast, slow = pair
     p, q = fast.provenance(), slow.provenance()
-    for key in ("name", "source", "revision", "dimension", "normalized", "max_seq_length"):
+    for key in ("name", "source", "revision", "dimension", "normalized", "max_seq_length", "precision"):
         assert p[key] == q[key], key
 
 
-def test_a_question_needs_no_torch_once_exported(pair):
+def test_int8_is_the_default_close_to_fp32_and_recorded_in_the_provenance(pair):
+    fast, _ = pair
+    int8 = SentenceTransformerEmbedder()
+    assert int8.precision == "int8" and int8.provenance()["precision"] == "int8"
+    assert fast.provenance()["precision"] == "fp32"
+    a, b = int8.embed_documents(TEXTS), fast.embed_documents(TEXTS)
+    assert a.shape == b.shape and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert ((a * b).sum(axis=1) > 0.95).all()
+    assert not np.allclose(a, b, atol=1e-5)  # really another model: hence the provenance
+    encoder = int8._fast_encoder()
+    assert encoder.model_path.name == "model.int8.onnx" and encoder.model_path.is_file()
+    np.testing.assert_allclose(int8.embed_query(TEXTS[0]), a[0], atol=1e-5)
+    with pytest.raises(Exception, match="precision"):
+        SentenceTransformerEmbedder(precision="int4")
+
+
+def test_a_question_needs_no_torch_once_exported(pair, tmp_path):
     fast, _ = pair
     fast.embed_query("warm the cache")
+    # a cache holding only the float export: the int8 copy is made without torch too
+    exported = fast._fast_encoder().path
+    copy = tmp_path / "cache" / exported.relative_to(exported.parents[2])
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(exported, copy)
     code = (
         "import sys, json\n"
         "from retrievers.embedders.text import SentenceTransformerEmbedder\n"
-        "v = SentenceTransformerEmbedder().embed_query(%r)\n"
-        "print(json.dumps({'torch': 'torch' in sys.modules, 'v': v.tolist()}))\n" % TEXTS[0]
+        "v = SentenceTransformerEmbedder(precision='fp32').embed_query(%r)\n"
+        "w = SentenceTransformerEmbedder().embed_query(%r)\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'v': v.tolist(), 'w': w.tolist()}))\n" % (TEXTS[0], TEXTS[0])
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ}, cwd=Path(__file__).resolve().parents[1])
+                         env={**os.environ, "MMRAG_CACHE": str(tmp_path / "cache")}, cwd=Path(__file__).resolve().parents[1])
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["torch"] is False
+    assert copy.with_name("model.int8.onnx").is_file()
     np.testing.assert_allclose(np.array(data["v"]), fast.embed_query(TEXTS[0]), atol=1e-6)
+    np.testing.assert_allclose(np.array(data["w"]), SentenceTransformerEmbedder().embed_query(TEXTS[0]), atol=1e-6)
 
 
 def test_only_plain_mean_pooled_folders_without_prompts_take_the_onnx_path(tmp_path):
@@ -100,3 +126,16 @@ def test_first_use_from_several_threads_at_once(tmp_path, monkeypatch):
     assert errors == []
     np.testing.assert_allclose(results[0], results[2], atol=1e-6)
     assert embedder._fast_encoder().exported
+
+
+def test_models_text_precision_reaches_the_embedder_and_bad_values_fail():
+    from rag._models import build_embedders
+    from rag.config import ModelsConfig
+    from rag.errors import ConfigError
+
+    fp32 = build_embedders(ModelsConfig(text_precision="fp32", sparse=None))
+    default = build_embedders(ModelsConfig(sparse=None))
+    assert fp32.text.provenance()["precision"] == "fp32"
+    assert default.text.provenance()["precision"] == "int8"
+    with pytest.raises(ConfigError, match="text_precision"):
+        ModelsConfig(text_precision="int4")  # type: ignore[arg-type]

@@ -8,6 +8,11 @@ local folder loads as sentence-transformers loads it.
 Queries use the model's ``"query"`` prompt when its ``config_sentence_transformers.json``
 defines one (E5, BGE, nomic...), documents its ``"document"`` prompt; models without
 prompts embed both sides alike.
+
+Plain local folders (the bundled default among them) encode through onnxruntime without
+torch (see :mod:`retrievers.embedders.onnx_text`), by default with int8-quantised weights
+(``precision="int8"``, about 2x less CPU time; ``"fp32"`` gives sentence-transformers' own
+vectors). The precision is part of the provenance: a knowledge base records it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
-from retrievers.embedders.onnx_text import OnnxTextEncoder, plain_pipeline
+from retrievers.embedders.onnx_text import PRECISIONS, OnnxTextEncoder, plain_pipeline
 from retrievers.embedders._common import (
     folder_fingerprint,
     l2_normalize,
@@ -95,11 +100,14 @@ class SentenceTransformerEmbedder:
         show_progress: bool | None = None,
         normalize: bool = True,
         fast: bool = True,
+        precision: str = "int8",
     ) -> None:
         if family != "sentence-transformers":
             raise ConfigError(f"SentenceTransformerEmbedder loads the sentence-transformers family, not {family!r}")
         if batch_size < 1:
             raise ConfigError(f"SentenceTransformerEmbedder: batch_size must be >= 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"SentenceTransformerEmbedder: precision must be one of {PRECISIONS}, got {precision!r}")
         self.name = str(model)
         self.family = family
         self.device = device
@@ -111,6 +119,8 @@ class SentenceTransformerEmbedder:
         self._dimension: int | None = registered_dimension(self.name)
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.fast = fast
+        #: weight precision on the ONNX path; the sentence-transformers path is always fp32
+        self.precision = precision
         self._onnx: OnnxTextEncoder | None | bool = None  # None: not looked up yet; False: not eligible
         self._load_lock = threading.RLock()
 
@@ -189,7 +199,7 @@ class SentenceTransformerEmbedder:
                 source = Path(resolve_source(self.name))
                 pipeline = plain_pipeline(source) if source.is_dir() else None
                 if pipeline is not None:
-                    self._onnx = OnnxTextEncoder(pipeline, batch_size=self.batch_size)
+                    self._onnx = OnnxTextEncoder(pipeline, batch_size=self.batch_size, precision=self.precision)
                     if self._dimension is None:
                         self._dimension = pipeline.dimension
         return self._onnx or None
@@ -265,6 +275,7 @@ class SentenceTransformerEmbedder:
                 "normalized": self.normalize,
                 "max_seq_length": pipeline.max_seq_length,
                 "prompts": {},
+                "precision": encoder.precision,
                 "versions": library_versions("sentence-transformers", "transformers", "torch"),
             }
         self._load_torch()
@@ -281,6 +292,7 @@ class SentenceTransformerEmbedder:
             "normalized": self.normalize,
             "max_seq_length": getattr(self._model, "max_seq_length", None),
             "prompts": self.prompts,
+            "precision": "fp32",
             "versions": library_versions("sentence-transformers", "transformers", "torch"),
         }
 
