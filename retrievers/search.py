@@ -129,8 +129,13 @@ def search_corpus(
     prefetch_depth: int = 200,
     fusion: Fusion = "score",
 ) -> list[ScoredPoint]:
-    """Hybrid search of one collection, best first."""
-    depth = max(limit * 4, 40)
+    """Hybrid search of one collection, best first.
+
+    Each vector's list is ``limit`` deep (at least 40): the caller already asks for four times
+    the hits it keeps. Four times that again (the previous depth) cost 2-3x the latency, turning
+    ~960 results with payloads into Python objects per question, for the same public metrics
+    and slightly lower paraphrased ones (BENCHMARKS.md)."""
+    depth = max(limit, 40)
     queries = _queries(spec, qv, depth)
     late = None
     if qv.multi is not None and _has(spec, MULTI):
