@@ -226,7 +226,8 @@ def fuse_pages(
     """
     share = AGREEMENT[fusion] if agreement is None else agreement
     contributions: dict[tuple[str, int], list[tuple[float, str]]] = {}
-    evidence: dict[tuple[str, int], list[Evidence]] = {}
+    # (corpus, point, score) per page; Evidence objects are made only for the pages returned
+    evidence: dict[tuple[str, int], list[tuple[str, ScoredPoint, float]]] = {}
     payloads: dict[tuple[str, int], Mapping[str, Any]] = {}
     for corpus, points in results.items():
         weight = route.weight(corpus)
@@ -239,7 +240,7 @@ def fuse_pages(
             if key not in page_value:
                 rank = len(page_value)
                 page_value[key] = weight * point.score if fusion == "score" else weight / (k + rank + 1)
-            evidence.setdefault(key, []).append(_evidence(corpus, point, page_value[key] if fusion == "rrf" else weight * point.score))
+            evidence.setdefault(key, []).append((corpus, point, page_value[key] if fusion == "rrf" else weight * point.score))
             payloads.setdefault(key, point.payload)
         for key, value in page_value.items():
             contributions.setdefault(key, []).append((value, corpus))
@@ -252,7 +253,7 @@ def fuse_pages(
     order = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
     hits = []
     for key in order:
-        ev = tuple(sorted(evidence[key], key=lambda e: -e.score))
+        ev = tuple(sorted((_evidence(*item) for item in evidence[key]), key=lambda e: -e.score))
         p = payloads[key]
         top = next((e for e in ev if e.kind != "page"), ev[0])
         page_image = p.get("page_image")
