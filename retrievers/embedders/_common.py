@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
 import numpy as np
+
+from rag.errors import ConfigError, ModelError
 
 __all__ = [
     "load_pretrained",
@@ -26,6 +28,9 @@ __all__ = [
     "folder_fingerprint",
     "open_rgb",
     "registered_dimension",
+    "check_settings",
+    "default_dtype",
+    "checked_dimension",
 ]
 
 T = TypeVar("T")
@@ -178,6 +183,37 @@ def registered_dimension(model: str) -> int | None:
         if model in (spec.name, spec.hub_id):
             return spec.dimension
     return None
+
+
+def check_settings(
+    owner: str,
+    model: str,
+    family: str,
+    families: Mapping[str, Any],
+    batch_size: int,
+    pooling: str | None = None,
+    poolings: Mapping[str, Any] | None = None,
+) -> Any:
+    """Validate the constructor arguments the Hugging Face embedders share; the family's spec."""
+    if family not in families:
+        raise ConfigError(f"{owner}: unknown family {family!r} for {model!r}; known: {sorted(families)}")
+    if pooling is not None and poolings is not None and pooling not in poolings:
+        raise ConfigError(f"{owner}: pooling must be one of {sorted(poolings)}, got {pooling!r}")
+    if batch_size < 1:
+        raise ConfigError(f"{owner}: batch_size must be >= 1, got {batch_size}")
+    return families[family]
+
+
+def default_dtype(device: str, dtype: str | None) -> str:
+    """float32 on CPU (half precision is slow or unsupported there); the checkpoint's own elsewhere."""
+    return dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
+
+
+def checked_dimension(name: str, registered: int | None, loaded: int) -> int:
+    """The checkpoint's vector size, refused when the registry promised another."""
+    if registered is not None and registered != loaded:
+        raise ModelError(f"{name}: the registry says dimension {registered}, the checkpoint gives {loaded}")
+    return loaded
 
 
 def load_pretrained(name: str, family: str, model_class: str, processor_class: str, dtype: Any) -> tuple[Any, Any]:

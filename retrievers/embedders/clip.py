@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ConfigError, ModelError
+from rag.errors import ModelError
 from retrievers.embedders._common import (
     batched,
+    check_settings,
+    checked_dimension,
+    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
@@ -82,18 +85,13 @@ class ClipEmbedder:
         show_progress: bool | None = None,
         dtype: str | None = None,
     ) -> None:
-        if family not in DUAL_ENCODERS:
-            raise ConfigError(f"ClipEmbedder: unknown family {family!r}; known: {sorted(DUAL_ENCODERS)}")
-        if batch_size < 1:
-            raise ConfigError(f"ClipEmbedder: batch_size must be >= 1, got {batch_size}")
+        self._spec = check_settings("ClipEmbedder", model, family, DUAL_ENCODERS, batch_size)
         self.name = str(model)
         self.family = family
         self.device = device
         self.batch_size = batch_size
         self.show_progress = show_progress
-        # float32 on CPU (half precision is slow or unsupported there); the checkpoint's own elsewhere
-        self.dtype = dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
-        self._spec = DUAL_ENCODERS[family]
+        self.dtype = default_dtype(device, dtype)
         self._model: Any = None
         self._processor: Any = None
         self._dimension: int | None = registered_dimension(self.name)
@@ -133,9 +131,7 @@ class ClipEmbedder:
         dim: Any = config
         for attr in self._spec.dimension_path:
             dim = getattr(dim, attr)
-        if self._dimension is not None and self._dimension != int(dim):
-            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
-        self._dimension = int(dim)
+        self._dimension = checked_dimension(self.name, self._dimension, int(dim))
         tokenizer_cap = getattr(processor.tokenizer, "model_max_length", None) or self._spec.max_text_tokens
         positions = getattr(config.text_config, "max_position_embeddings", None) or self._spec.max_text_tokens
         self._max_text_tokens = int(min(self._spec.max_text_tokens, tokenizer_cap, positions))

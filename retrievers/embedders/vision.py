@@ -23,17 +23,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.errors import ConfigError, ModelError
+from rag.errors import ModelError
 from retrievers.embedders._common import (
     load_pretrained,
     batched,
+    check_settings,
+    checked_dimension,
+    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
     open_rgb,
     progress,
     registered_dimension,
-    require,
     wants_progress,
 )
 
@@ -132,19 +134,13 @@ class VisionEmbedder:
         pooling: str | None = None,
         dtype: str | None = None,
     ) -> None:
-        if family not in VISION_ENCODERS:
-            raise ConfigError(f"VisionEmbedder: unknown family {family!r} for {model!r}; known: {sorted(VISION_ENCODERS)}")
-        if pooling is not None and pooling not in POOLINGS:
-            raise ConfigError(f"VisionEmbedder: pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
-        if batch_size < 1:
-            raise ConfigError(f"VisionEmbedder: batch_size must be >= 1, got {batch_size}")
+        self.spec = check_settings("VisionEmbedder", model, family, VISION_ENCODERS, batch_size, pooling, POOLINGS)
         self.name = str(model)
         self.family = family
-        self.spec = VISION_ENCODERS[family]
         self.device = device
         self.batch_size = int(batch_size)
         self.show_progress = show_progress
-        self.dtype = dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
+        self.dtype = default_dtype(device, dtype)
         self._pooling_override = pooling
         self.pooling = pooling or self.spec.pooling
         self._dimension: int | None = registered_dimension(self.name)
@@ -169,9 +165,7 @@ class VisionEmbedder:
         started = time.perf_counter()
         model, processor = load_pretrained(self.name, self.family, self.spec.model_class, "AutoImageProcessor", self.dtype)
         config = model.config
-        dim = int(config.hidden_size)
-        if self._dimension is not None and self._dimension != dim:
-            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
+        dim = checked_dimension(self.name, self._dimension, int(config.hidden_size))
         if self._pooling_override is None and self.spec.pooling_flag is not None and hasattr(config, self.spec.pooling_flag):
             self.pooling = "mean" if getattr(config, self.spec.pooling_flag) else "cls"
         self._dimension = dim

@@ -29,17 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ConfigError, ModelError
+from rag.errors import ModelError
 from retrievers.embedders._common import (
     load_pretrained,
     batched,
+    check_settings,
+    checked_dimension,
+    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
     open_rgb,
     progress,
     registered_dimension,
-    require,
     wants_progress,
 )
 
@@ -141,20 +143,14 @@ class VLMEmbedder:
         dtype: str | None = None,
         max_pixels: int | None = None,
     ) -> None:
-        if family not in VLM_EMBEDDERS:
-            raise ConfigError(f"VLMEmbedder: unknown family {family!r} for {model!r}; known: {sorted(VLM_EMBEDDERS)}")
-        if pooling is not None and pooling not in POOLINGS:
-            raise ConfigError(f"VLMEmbedder: pooling must be one of {sorted(POOLINGS)}, got {pooling!r}")
-        if batch_size < 1:
-            raise ConfigError(f"VLMEmbedder: batch_size must be >= 1, got {batch_size}")
+        self.spec = check_settings("VLMEmbedder", model, family, VLM_EMBEDDERS, batch_size, pooling, POOLINGS)
         self.name = str(model)
         self.family = family
-        self.spec = VLM_EMBEDDERS[family]
         self.device = device
         self.batch_size = int(batch_size)
         self.show_progress = show_progress
         self.pooling = pooling or self.spec.pooling
-        self.dtype = dtype if dtype is not None else ("float32" if device == "cpu" else "auto")
+        self.dtype = default_dtype(device, dtype)
         self.max_pixels = max_pixels
         self._dimension: int | None = registered_dimension(self.name)
         self._model: Any = None
@@ -177,9 +173,7 @@ class VLMEmbedder:
             return
         started = time.perf_counter()
         model, processor = load_pretrained(self.name, self.family, self.spec.model_class, "AutoProcessor", self.dtype)
-        dim = int(model.config.get_text_config().hidden_size)
-        if self._dimension is not None and self._dimension != dim:
-            raise ModelError(f"{self.name}: the registry says dimension {self._dimension}, the checkpoint gives {dim}")
+        dim = checked_dimension(self.name, self._dimension, int(model.config.get_text_config().hidden_size))
         self._dimension = dim
         self._revision = folder_fingerprint(self.name) or getattr(model.config, "_commit_hash", None)
         self._model, self._processor = model.to(self.device).eval(), processor
