@@ -7,11 +7,12 @@ so everything is testable with hand-made blocks.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.types import BBox, TextBlock, TextChunk
 
-__all__ = ["RawBlock", "block_from_lines", "reading_order", "is_two_column", "make_chunks", "is_caption", "join_lines"]
+__all__ = ["RawBlock", "block_from_lines", "keep_lines", "reading_order", "is_two_column", "make_chunks", "is_caption", "join_lines"]
 
 Box = tuple[float, float, float, float]
 
@@ -37,6 +38,20 @@ def block_from_lines(lines: list[tuple[Box, str]]) -> RawBlock:
     """A block made of ``lines`` (non-empty): their union box and their joined text."""
     box = (min(b[0] for b, _ in lines), min(b[1] for b, _ in lines), max(b[2] for b, _ in lines), max(b[3] for b, _ in lines))
     return RawBlock(box, join_lines([t for _, t in lines]), tuple(lines))
+
+
+def keep_lines(blocks: list[RawBlock], keep: Callable[[Box, str], bool]) -> list[RawBlock]:
+    """``blocks`` with only the lines ``keep`` accepts; a block losing a line is rebuilt from
+    the rest, a block losing all of them is dropped."""
+    out = []
+    for block in blocks:
+        lines = list(block.lines) or [(block.bbox, block.text)]
+        kept = [(box, text) for box, text in lines if keep(box, text)]
+        if len(kept) == len(lines):
+            out.append(block)
+        elif kept:
+            out.append(block_from_lines(kept))
+    return out
 
 
 def is_caption(text: str) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ingest._layout import RawBlock, block_from_lines
+from ingest._layout import RawBlock, keep_lines
 
 __all__ = ["RunningLines"]
 
@@ -39,22 +39,17 @@ class RunningLines:
     def strip(self, blocks: list[RawBlock], height: float) -> list[RawBlock]:
         top, bottom = self.band * height, (1.0 - self.band) * height
         page_keys: set[str] = set()
-        out: list[RawBlock] = []
-        for block in blocks:
-            lines = list(block.lines) or [(block.bbox, block.text)]
-            kept = []
-            for box, text in lines:
-                in_margin = box[3] <= top or box[1] >= bottom
-                key = _key(text) if in_margin else ""
-                if key:
-                    page_keys.add(key)
-                    if self.seen[key] >= self.min_pages:
-                        self.dropped += 1
-                        continue
-                kept.append((box, text))
-            if len(kept) == len(lines):
-                out.append(block)
-            elif kept:
-                out.append(block_from_lines(kept))
+
+        def keep(box: Box, text: str) -> bool:
+            key = _key(text) if box[3] <= top or box[1] >= bottom else ""
+            if not key:
+                return True
+            page_keys.add(key)
+            if self.seen[key] >= self.min_pages:
+                self.dropped += 1
+                return False
+            return True
+
+        out = keep_lines(blocks, keep)
         self.seen.update(page_keys)
         return out

@@ -11,7 +11,7 @@ from typing import Any
 from rag.config import IngestConfig
 from rag.errors import MissingDependencyError
 
-from ingest._layout import RawBlock, block_from_lines, join_lines
+from ingest._layout import RawBlock, join_lines, keep_lines
 from ingest._quality import TextQuality, assess_text
 from ingest._render import fit_dpi, pixmap_to_array
 from ingest._repair import GlyphRepair
@@ -115,14 +115,7 @@ _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:
     """Blocks of a usable text layer without their symbol-noise lines."""
-    out = []
-    for block in blocks:
-        kept = [(box, text) for box, text in block.lines if not _symbol_noise(text)]
-        if len(kept) == len(block.lines):
-            out.append(block)
-        elif kept:
-            out.append(block_from_lines(kept))
-    return out
+    return keep_lines(blocks, lambda _box, text: not _symbol_noise(text))
 
 
 def group_ocr_lines(lines: list[tuple[Box, str]]) -> list[RawBlock]:
