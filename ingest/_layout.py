@@ -154,15 +154,17 @@ def _split_long(text: str, limit: int) -> list[str]:
 _SENTENCE_END = re.compile(r"[.!?][)\]\"”’]?\s+(?=[A-Z0-9(\[\"“‘])")
 
 
-def _tail(text: str, n: int) -> str:
-    """The last ~n characters of text: from a sentence start within the last 1.5 n characters
-    (an overlap that begins mid-sentence embeds a fragment), else from a word boundary."""
-    if len(text) <= n:
+def _tail(text: str, n: int, fragment: bool = True) -> str:
+    """The last ~n characters of text: all of it when it is at most 1.5 n long, else from a
+    sentence start within the last 1.5 n characters (an overlap that begins mid-sentence embeds
+    a fragment), else from a word boundary when ``fragment`` allows it, else nothing."""
+    if len(text) <= 1.5 * n:
         return text
-    start = len(text) - int(1.5 * n)
-    found = _SENTENCE_END.search(text, max(start, 0))
+    found = _SENTENCE_END.search(text, len(text) - int(1.5 * n))
     if found is not None:
         return text[found.end() :]
+    if not fragment:
+        return ""
     cut = text.find(" ", len(text) - n)
     return text[cut + 1 :] if cut != -1 else text[-n:]
 
@@ -208,7 +210,11 @@ def make_chunks(blocks: list[TextBlock], chunk_chars: int, overlap_chars: int) -
             for text, box in reversed(current):
                 if budget <= 0:
                     break
-                part = _tail(text, budget)
+                # only the last segment may be carried from mid-sentence: an earlier one
+                # contributes whole sentences or nothing (never a stray word end like "sing.")
+                part = _tail(text, budget, fragment=not carried)
+                if not part:
+                    break
                 carried.insert(0, (part, box))
                 budget -= len(part) + 1
             # the overlap must leave room for the new segment

@@ -127,6 +127,17 @@ def test_the_overlap_starts_at_a_sentence_not_mid_sentence():
         assert c.text[0].isupper(), c.text[:40]  # a sentence start, not "...ments were performed"
 
 
+def test_a_short_last_paragraph_is_carried_whole_without_a_stray_word_end():
+    # the tracemonkey p10 pattern: the overlap used to be "sing.\nwere performed on a MacBook..."
+    # (a word end of the paragraph before, then the last paragraph without its subject)
+    long_par = "SunSpider consists of 26 short-running benchmarks that exercise features " * 7 + "used for testing."
+    short_par = "All experiments were performed on a MacBook Pro with 2.2 GHz Core 2 processor and 2 GB RAM running MacOS 10.5."
+    next_par = "Benchmark results. The main question is whether programs run faster with tracing. " * 5
+    chunks = make_chunks(_blocks([long_par, short_par, next_par]), chunk_chars=700, overlap_chars=100)
+    assert len(chunks) == 2
+    assert chunks[1].text.startswith("All experiments were performed on a MacBook Pro"), chunks[1].text[:60]
+
+
 def test_a_block_longer_than_a_chunk_is_split_at_words():
     text = " ".join(["lighthouse"] * 300)
     chunks = make_chunks(_blocks([text]), chunk_chars=500, overlap_chars=50)
