@@ -11,6 +11,8 @@ Payloads carry document id, file name, page, bbox and image *paths*, never pixel
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,28 @@ def figure_text(fig: Figure) -> str:
     return "\n".join(p for p in parts if p).strip()
 
 
+_SENTENCE_END = re.compile(r"[.!?:][)\]\"”’]?\s+(?=[A-Z0-9(\[\"“‘])")
+
+
+_ABBREVIATIONS = frozenset({"fig", "figs", "no", "nos", "vs", "al", "eq", "ref", "tab", "vol", "pp", "cf", "etc", "approx"})
+
+
+def caption_title(fig: Figure, limit: int = 200) -> str:
+    """The title part of a caption: its first line, up to its first sentence end after the
+    label ("Figure 2: Original TAM proposed by Fred Davis ..."), at most ``limit`` characters.
+    Captions found on OCR'd or merged blocks can run on into the body they describe."""
+    first = (fig.caption or "").strip().split("\n", 1)[0]
+    for end in _SENTENCE_END.finditer(first):
+        word = first[: end.start()].rsplit(" ", 1)[-1].strip("(").lower()
+        if end.start() >= 24 and len(word) > 2 and word not in _ABBREVIATIONS:
+            first = first[: end.start() + 1]
+            break
+    if len(first) > limit:
+        cut = first.rfind(" ", 0, limit)
+        first = first[: cut if cut > limit // 2 else limit]
+    return first.strip()
+
+
 def page_sparse_text(content: PageContent) -> str:
     """Page text plus figure captions and OCR text that may not be in the text layer."""
     extra = [figure_text(f) for f in content.figures]
@@ -139,10 +163,18 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     chunk_texts = [ch.text for _, ch in chunks]
     fig_texts = [figure_text(f) or f"{f.kind} on page {f.page}" for _, f in figures]
     empty_pages = [i for i, c in enumerate(contents) if not c.chunks]
-    dense_all = emb.text.embed_documents(chunk_texts + fig_texts + [page_texts[i] or " " for i in empty_pages])
+    # a figure's caption says what it is; its body (table cells, chart labels) is mostly detail:
+    # the caption gets a vector of its own, averaged with the whole text's
+    titled = [i for i, (_, f) in enumerate(figures) if caption_title(f) and caption_title(f) != fig_texts[i]]
+    caption_texts = [caption_title(figures[i][1]) for i in titled]
+    dense_all = emb.text.embed_documents(chunk_texts + fig_texts + caption_texts + [page_texts[i] or " " for i in empty_pages])
     chunk_vecs = dense_all[: len(chunk_texts)]
-    fig_vecs = dense_all[len(chunk_texts) : len(chunk_texts) + len(fig_texts)]
-    empty_vecs = dense_all[len(chunk_texts) + len(fig_texts) :]
+    at = len(chunk_texts)
+    fig_vecs = list(dense_all[at : at + len(fig_texts)])
+    at += len(fig_texts)
+    for j, i in enumerate(titled):
+        fig_vecs[i] = _unit(np.asarray(fig_vecs[i]) + np.asarray(dense_all[at + j]))
+    empty_vecs = dense_all[at + len(caption_texts) :]
 
     sparse = emb.sparse
     chunk_sparse = sparse.encode_documents(chunk_texts) if sparse else []
