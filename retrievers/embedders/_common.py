@@ -236,3 +236,32 @@ def load_pretrained(name: str, family: str, model_class: str, processor_class: s
             f"cannot load {family} model {name!r} as {model_class} ({where}): {type(exc).__name__}: {exc}"
         ) from exc
     return model, processor
+
+
+class PretrainedEmbedder:
+    """What the transformers-backed embedders (CLIP/SigLIP, vision-only, VLM) share: their
+    settings, the registry's dimension until load() reads the real one, and the load state.
+    Subclasses set ``_model``/``_processor``/``_dimension``/``_revision`` in their ``load``."""
+
+    def _setup(self, model: str, family: str, device: str, batch_size: int, show_progress: bool | None,
+               dtype: str | None) -> None:
+        self.name = str(model)
+        self.family = family
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.show_progress = show_progress
+        self.dtype = default_dtype(device, dtype)
+        self._dimension: int | None = registered_dimension(self.name)
+        self._model: Any = None
+        self._processor: Any = None
+        self._revision: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
+        return self._dimension

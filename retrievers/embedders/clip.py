@@ -23,15 +23,14 @@ import numpy as np
 from rag.errors import ModelError
 from retrievers.embedders._common import (
     batched,
+    PretrainedEmbedder,
     check_settings,
     checked_dimension,
-    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
     open_rgb,
     progress,
-    registered_dimension,
     require,
     wants_progress,
 )
@@ -67,7 +66,7 @@ DUAL_ENCODERS: dict[str, DualEncoderFamily] = {
 }
 
 
-class ClipEmbedder:
+class ClipEmbedder(PretrainedEmbedder):
     """Images and texts into one shared space (implements ``retrievers.base.ImageEmbedder``).
 
     Construction is cheap; :meth:`load` reads the weights (idempotent, and called by the
@@ -86,29 +85,10 @@ class ClipEmbedder:
         dtype: str | None = None,
     ) -> None:
         self._spec = check_settings("ClipEmbedder", model, family, DUAL_ENCODERS, batch_size)
-        self.name = str(model)
-        self.family = family
-        self.device = device
-        self.batch_size = batch_size
-        self.show_progress = show_progress
-        self.dtype = default_dtype(device, dtype)
-        self._model: Any = None
-        self._processor: Any = None
-        self._dimension: int | None = registered_dimension(self.name)
+        self._setup(model, family, device, batch_size, show_progress, dtype)
         self._max_text_tokens = self._spec.max_text_tokens
-        self._revision: str | None = None
 
     # ---------------------------------------------------------------- loading
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
-        return self._dimension
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
     def load(self) -> None:
         """Load model and processor (once). Raises :class:`ModelError` naming the model."""
         if self._model is not None:

@@ -23,19 +23,17 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.errors import ModelError
 from retrievers.embedders._common import (
     load_pretrained,
     batched,
+    PretrainedEmbedder,
     check_settings,
     checked_dimension,
-    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
     open_rgb,
     progress,
-    registered_dimension,
     wants_progress,
 )
 
@@ -115,7 +113,7 @@ VISION_ENCODERS: dict[str, VisionFamily] = {
 }
 
 
-class VisionEmbedder:
+class VisionEmbedder(PretrainedEmbedder):
     """Image-only vectors from a vision encoder (implements :class:`ImageOnlyEmbedder`).
 
     ``model``: a hub id or a folder saved with ``save_pretrained`` (model + image processor).
@@ -135,28 +133,9 @@ class VisionEmbedder:
         dtype: str | None = None,
     ) -> None:
         self.spec = check_settings("VisionEmbedder", model, family, VISION_ENCODERS, batch_size, pooling, POOLINGS)
-        self.name = str(model)
-        self.family = family
-        self.device = device
-        self.batch_size = int(batch_size)
-        self.show_progress = show_progress
-        self.dtype = default_dtype(device, dtype)
+        self._setup(model, family, device, batch_size, show_progress, dtype)
         self._pooling_override = pooling
         self.pooling = pooling or self.spec.pooling
-        self._dimension: int | None = registered_dimension(self.name)
-        self._model: Any = None
-        self._processor: Any = None
-        self._revision: str | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
-        return self._dimension
 
     def load(self) -> None:
         """Load model and image processor (once); :class:`ModelError` names the model and the reason."""

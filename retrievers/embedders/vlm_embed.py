@@ -29,19 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ModelError
 from retrievers.embedders._common import (
     load_pretrained,
     batched,
+    PretrainedEmbedder,
     check_settings,
     checked_dimension,
-    default_dtype,
     folder_fingerprint,
     l2_normalize,
     library_versions,
     open_rgb,
     progress,
-    registered_dimension,
     wants_progress,
 )
 
@@ -122,7 +120,7 @@ VLM_EMBEDDERS: dict[str, VLMEmbedFamily] = {
 }
 
 
-class VLMEmbedder:
+class VLMEmbedder(PretrainedEmbedder):
     """Text, image and text+image inputs into one vector space (implements
     ``retrievers.base.ImageEmbedder`` plus :meth:`embed_pairs` for composed queries).
 
@@ -144,28 +142,9 @@ class VLMEmbedder:
         max_pixels: int | None = None,
     ) -> None:
         self.spec = check_settings("VLMEmbedder", model, family, VLM_EMBEDDERS, batch_size, pooling, POOLINGS)
-        self.name = str(model)
-        self.family = family
-        self.device = device
-        self.batch_size = int(batch_size)
-        self.show_progress = show_progress
+        self._setup(model, family, device, batch_size, show_progress, dtype)
         self.pooling = pooling or self.spec.pooling
-        self.dtype = default_dtype(device, dtype)
         self.max_pixels = max_pixels
-        self._dimension: int | None = registered_dimension(self.name)
-        self._model: Any = None
-        self._processor: Any = None
-        self._revision: str | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            raise ModelError(f"{self.name}: dimension is known after load(); call load() first")
-        return self._dimension
 
     def load(self) -> None:
         """Load model and processor once; :class:`ModelError` names the model and the reason."""
