@@ -1,0 +1,124 @@
+"""The ``mmrag`` argument parser: subcommands and their options (the commands are in ``rag.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+__all__ = ["build_parser"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
+    if kb:
+        p.add_argument("--kb", required=True, help="knowledge-base folder")
+    p.add_argument("--config", help="TOML config file ([ingest], [models], [store], [ask])")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False) -> None:
+    if question_optional:
+        p.add_argument("question", nargs="?", default=None, help="the question (optional with --image)")
+    else:
+        p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="number of page hits (default 5)")
+    p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
+    p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
+    p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
+
+
+def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
+    """The parser; each subcommand's ``func`` default is ``commands[name]``."""
+    parser = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over PDFs and images, cited to the page and the box.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show what ingestion extracts from files, without indexing")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--images", help="also write page images and crops to this folder")
+    p.add_argument("--dpi", type=int)
+    p.add_argument("--ocr", choices=["auto", "never", "always"])
+    p.add_argument("--password")
+    _add_common(p, kb=False)
+    p.set_defaults(func=commands["inspect"])
+
+    p = sub.add_parser("ingest", help="add files and folders to a knowledge base")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--dpi", type=int)
+    p.add_argument("--ocr", choices=["auto", "never", "always"])
+    p.add_argument("--password")
+    p.add_argument("--text-model", help="text embedder (name or folder); default all-MiniLM-L6-v2")
+    p.add_argument("--image-model", help="image embedder for figures (e.g. clip-vit-b-32 or a folder)")
+    p.add_argument("--late-model", help="late-interaction model for pages (e.g. colqwen2 or a folder)")
+    p.add_argument("--text-dimension", type=int, help="truncate text vectors to N values (Matryoshka-trained models)")
+    p.add_argument("--image-dimension", type=int, help="truncate image vectors to N values (Matryoshka-trained models)")
+    p.add_argument("--page-image-vectors", action="store_true", default=None,
+                   help="with --image-model, also embed whole pages (search --image then finds pages too)")
+    p.add_argument("--backend", choices=["edge", "qdrant"])
+    p.add_argument("--url", help="Qdrant server URL (with --backend qdrant)")
+    _add_common(p)
+    p.set_defaults(func=commands["ingest"])
+
+    p = sub.add_parser("info", help="documents, pages and points of a knowledge base")
+    _add_common(p)
+    p.set_defaults(func=commands["info"])
+
+    p = sub.add_parser("delete", help="remove a document (doc id, file name or path)")
+    p.add_argument("doc")
+    _add_common(p)
+    p.set_defaults(func=commands["delete"])
+
+    p = sub.add_parser("search", help="page-level hits for a question, or for an example image (--image)")
+    _add_ask_options(p, question_optional=True)
+    p.add_argument("--image", help="search by this image: pages whose figures look like it (with a question too: "
+                                   "a text+image query, for VLM image models); needs a KB built with --image-model")
+    p.add_argument("--doc", action="append", help="restrict to a document (repeatable)")
+    p.add_argument("--pages", help="restrict to a physical page range, e.g. 3-7")
+    _add_common(p)
+    p.set_defaults(func=commands["search"])
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    _add_ask_options(p)
+    p.add_argument("--generator", choices=["extractive", "local", "openai"])
+    p.add_argument("--generator-model", help="local VLM (registered name, hub id or folder) for --generator local")
+    p.add_argument("--api-base", help="OpenAI-compatible base URL for --generator openai")
+    p.add_argument("--api-model", help="model name at the API")
+    p.add_argument("--highlights", help="write a PNG of each cited region, box drawn, into this folder")
+    _add_common(p)
+    p.set_defaults(func=commands["ask"])
+
+    p = sub.add_parser("eval", help="score page retrieval on questions with gold pages")
+    p.add_argument("--questions", required=True, help="JSON lines: {id, doc_id, question, gold_pages, type}")
+    p.add_argument("--docs", required=True, help="folder of the documents the questions are about")
+    p.add_argument("--kb", default=".mmrag-eval-kb", help="knowledge base to build or reuse (default .mmrag-eval-kb)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--report", help="write per-question misses (what was retrieved instead) to this JSON file")
+    p.add_argument("--manifest", help='JSON restricting documents to page ranges: {"documents": [{"doc_id": "a.pdf", "pages": [3, 9]}]}')
+    p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
+    p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
+    p.add_argument("--config", help="TOML config file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=commands["eval"])
+
+    p = sub.add_parser("models", help="list the model registry")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=commands["models"])
+
+    p = sub.add_parser("demo", help="generate sample documents, build a knowledge base, ask a question")
+    p.add_argument("--dir", default=".mmrag-demo", help="where the samples and the knowledge base go")
+    p.add_argument("--question", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=commands["demo"])
+
+    p = sub.add_parser("serve", help="HTTP API and web page over a knowledge base (needs mmrag[web])")
+    p.add_argument("--kb", required=True, help="knowledge-base folder (created if missing)")
+    p.add_argument("--host", default="127.0.0.1", help="without a token, loopback only whatever is given")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token-file", help="file holding the bearer token (default: $MMRAG_API_TOKEN)")
+    p.add_argument("--max-upload-mb", type=int, default=100, help="largest accepted upload per file")
+    p.add_argument("--config", help="TOML config file ([ask] settings apply)")
+    p.set_defaults(func=commands["serve"])
+    return parser
