@@ -135,3 +135,13 @@ def test_the_web_page_and_its_assets_are_served(client):
     for asset, kind in (("/static/app.js", "javascript"), ("/static/style.css", "text/css")):
         r = client.get(asset)
         assert r.status_code == 200 and kind in r.headers["content-type"]
+
+
+def test_the_api_docs_page_works_offline_with_local_swagger_assets(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "cdn.jsdelivr.net" not in page.text and "unpkg.com" not in page.text  # nothing to fetch from the internet
+    for asset, kind in (("/docs-assets/swagger-ui-bundle.js", "javascript"), ("/docs-assets/swagger-ui.css", "text/css")):
+        assert asset in page.text
+        r = client.get(asset)
+        assert r.status_code == 200 and kind in r.headers["content-type"] and len(r.content) > 10_000

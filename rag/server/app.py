@@ -96,6 +96,25 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its scripts and styles from the installed ``swagger-ui-bundle``
+    (FastAPI's default page loads them from a CDN, which a machine without internet cannot reach)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> FastAPI:
     """The app over an open :class:`rag.KnowledgeBase`. With ``token``, every ``/api`` route except
     ``/api/health`` needs ``Authorization: Bearer <token>``. The caller closes ``kb``."""
@@ -112,6 +131,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         description="Multimodal RAG over PDFs and images, answers cited to the page and the box.",
         lifespan=lifespan,
         responses=_ERRORS,
+        docs_url=None,  # served below from the swagger-ui-bundle package, not a CDN (offline machines)
     )
     app.state.service = service
 
@@ -149,6 +169,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _mount_docs(app)
 
     # -- health and info ---------------------------------------------------------------------
     @app.get("/api/health", tags=["server"])
