@@ -89,6 +89,16 @@ def test_unicode_words_match_across_forms(bm25):
     assert bm25.terms("user's users") == ["user", "user"]
 
 
+def test_chinese_text_is_split_into_bigrams_so_a_question_matches_a_sentence(bm25):
+    doc = "液压泵的额定压力为二十兆帕。"  # "the hydraulic pump's rated pressure is 20 MPa"
+    other = "电动机的额定功率为五千瓦。"  # "the motor's rated power is 5 kW"
+    assert bm25.terms("液压泵") == ["液压", "压泵"] and bm25.terms("泵") == ["泵"]
+    assert bm25.terms("型号ABC123的液压泵") == ["型号", "abc123", "的液", "液压", "压泵"]
+    q = bm25.encode_query("液压泵的压力是多少?")  # "what is the pressure of the hydraulic pump?"
+    scores = _sparse_scores(q, [bm25.encode_document(doc), bm25.encode_document(other)])
+    assert scores[0] > 0 and scores[0] > scores[1]
+
+
 def test_plural_query_matches_singular_document(bm25):
     doc = bm25.encode_document("Inspect the solar panel")
     query = bm25.encode_query("panels")

@@ -88,6 +88,29 @@ def split_words(text: str) -> list[str]:
     return _WORDS.findall(norm)
 
 
+# Han, kana and Hangul: scripts written without spaces between words
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002a6df]+")
+
+
+def _cjk_terms(word: str) -> list[str] | None:
+    """Overlapping character bigrams of the CJK runs in ``word`` (a lone character stays
+    itself), other runs as they are; ``None`` when ``word`` has no CJK character. Without
+    this a whole Chinese sentence is one "word" that no question ever matches."""
+    if not _CJK.search(word):
+        return None
+    out: list[str] = []
+    at = 0
+    for run in _CJK.finditer(word):
+        if run.start() > at:
+            out.append(word[at : run.start()])
+        chars = run.group()
+        out.extend([chars] if len(chars) == 1 else [chars[i : i + 2] for i in range(len(chars) - 1)])
+        at = run.end()
+    if at < len(word):
+        out.append(word[at:])
+    return out
+
+
 def tokenize(text: str, stem: Any, stopwords: Iterable[str] = ENGLISH_STOPWORDS) -> list[str]:
     """Terms of ``text``: words without stopwords, stemmed (``stem`` maps a word to its stem).
 
@@ -98,6 +121,10 @@ def tokenize(text: str, stem: Any, stopwords: Iterable[str] = ENGLISH_STOPWORDS)
     terms = []
     for word in split_words(text):
         if word in stops:
+            continue
+        cjk = _cjk_terms(word)
+        if cjk is not None:
+            terms.extend(cjk)
             continue
         if word.endswith("'s"):
             word = word[:-2]
