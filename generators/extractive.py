@@ -163,6 +163,10 @@ def _cosines(embedder: Any, question: str, texts: list[str]) -> list[float]:
     return [float(x) for x in d @ q]
 
 
+#: a unit's score is divided by 1 + RANK_DECAY x (the 0-based rank of the hit it comes from)
+RANK_DECAY = 0.6
+
+
 class ExtractiveGenerator:
     """Answers with the best-matching evidence sentences and their citations. No model needed."""
 
@@ -178,6 +182,7 @@ class ExtractiveGenerator:
         max_items: int = 8,
         semantic_candidates: int = 32,
         min_similarity: float = 0.3,
+        rank_decay: float = RANK_DECAY,
     ) -> None:
         if embedder is not None and not (hasattr(embedder, "embed_query") and hasattr(embedder, "embed_documents")):
             raise TypeError("embedder must have embed_query(str) and embed_documents(list[str])")
@@ -192,6 +197,9 @@ class ExtractiveGenerator:
         self.max_items = max_items
         self.semantic_candidates = semantic_candidates
         self.min_similarity = min_similarity
+        if rank_decay < 0:
+            raise ValueError(f"rank_decay must be >= 0, got {rank_decay}")
+        self.rank_decay = rank_decay
 
     def load(self) -> ExtractiveGenerator:
         """Nothing to load; present for symmetry with model-based generators."""
@@ -224,6 +232,9 @@ class ExtractiveGenerator:
             scores = blended
         if top <= 0 and best_cosine < self.min_similarity:
             return []  # no shared content word and nothing semantically close: no answer
+        # retrieval already ranked the pages: a sentence from the first hit beats an equally
+        # matching sentence from the fifth
+        scores = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
         ranked = sorted(range(len(units)), key=lambda i: (-scores[i], units[i].item.marker, units[i].position))
         best = scores[ranked[0]]
         if best <= 0:

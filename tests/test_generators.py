@@ -54,6 +54,22 @@ def test_answers_with_the_matching_sentence_and_cites_its_page_and_box():
     assert "generate" in answer.timings
 
 
+def test_of_two_similar_sentences_the_one_from_the_better_ranked_page_answers():
+    hits = [
+        Hit("d1", "paper.pdf", 10, 0.9, "text", evidence=(Evidence("text", "chunk",
+            "All experiments were performed on a MacBook Pro laptop with two cores and two gigabytes of memory.", 0.9, BBox(0, 0, 9, 9)),)),
+        Hit("d2", "other.pdf", 4, 0.5, "text", evidence=(Evidence("text", "chunk",
+            "Experiments were performed on a cluster.", 0.5, BBox(0, 0, 9, 9)),)),
+    ]
+    question = "Where were the experiments performed?"
+    answer = ExtractiveGenerator(max_sentences=1).generate(question, hits)
+    assert (answer.citations[0].source, answer.citations[0].page) == ("paper.pdf", 10)
+    flat = ExtractiveGenerator(max_sentences=1, rank_decay=0.0).generate(question, hits)
+    assert flat.citations[0].source == "other.pdf"  # without the prior, the shorter sentence of hit 2 wins
+    with pytest.raises(ValueError, match="rank_decay"):
+        ExtractiveGenerator(rank_decay=-1)
+
+
 def test_table_question_picks_the_row_and_keeps_the_header():
     answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
     assert answer.text == "Month: April | Output kWh: 515 [2]."
