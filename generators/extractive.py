@@ -233,24 +233,28 @@ class ExtractiveGenerator:
         if top <= 0 and best_cosine < self.min_similarity:
             return []  # no shared content word and nothing semantically close: no answer
         # retrieval already ranked the pages: a sentence from the first hit beats an equally
-        # matching sentence from the fifth
-        scores = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
-        ranked = sorted(range(len(units)), key=lambda i: (-scores[i], units[i].item.marker, units[i].position))
+        # matching sentence from the fifth. The prior orders the sentences; whether a further
+        # sentence is worth adding is judged on its own match, so a strong one from a lower hit
+        # (the figure the first hit only mentions) still joins the answer.
+        ordered = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
+        ranked = sorted(range(len(units)), key=lambda i: (-ordered[i], units[i].item.marker, units[i].position))
         best = scores[ranked[0]]
         if best <= 0:
             return []
         chosen: list[int] = []
         seen: list[set[str]] = []
         for i in ranked:
-            if len(chosen) == self.max_sentences or scores[i] < self.min_ratio * best or scores[i] <= 0:
+            if len(chosen) == self.max_sentences:
                 break
+            if scores[i] < self.min_ratio * best or scores[i] <= 0:
+                continue
             words = set(docs[i])
             # the same sentence reached through a chunk and through its page (perhaps with a heading glued on)
             if any(len(words & other) >= 0.8 * min(len(words), len(other)) for other in seen if other and words):
                 continue
             seen.append(words)
             chosen.append(i)
-        return [(units[i], scores[i]) for i in chosen]
+        return [(units[i], ordered[i]) for i in chosen]
 
     def _chunks(self, question: str, items: Sequence[ContextItem]) -> Iterator[str]:
         chosen = self.select(question, items)
