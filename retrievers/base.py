@@ -22,6 +22,7 @@ __all__ = [
     "ScoredPoint",
     "Filter",
     "VectorQuery",
+    "WithPayload",
     "VectorStore",
     "TextEmbedder",
     "SparseEncoder",
@@ -111,8 +112,18 @@ class VectorQuery:
     limit: int = 10
 
 
+#: Which payload a read returns: ``True`` all of it, ``False`` none (``{}``: ids and scores
+#: only), or a sequence of keys (only those; a key a point lacks is absent).
+WithPayload = bool | Sequence[str]
+
+
 class VectorStore(Protocol):
-    """The seam between mmrag and Qdrant (embedded edge, or a server through qdrant-client)."""
+    """The seam between mmrag and Qdrant (embedded edge, or a server through qdrant-client).
+
+    Reads return points best first. Turning a payload into Python costs about as much as the
+    search itself, so a caller that only ranks asks for ``with_payload=False`` and fetches
+    the payloads of the points it keeps with :meth:`retrieve`.
+    """
 
     def ensure_collection(self, spec: CollectionSpec) -> None: ...
 
@@ -122,15 +133,38 @@ class VectorStore(Protocol):
 
     def count(self, collection: str, flt: Filter | None = None) -> int: ...
 
-    def search(self, collection: str, query: VectorQuery, flt: Filter | None = None) -> list[ScoredPoint]: ...
+    def search(
+        self, collection: str, query: VectorQuery, flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[ScoredPoint]: ...
+
+    def search_many(
+        self, collection: str, queries: Sequence[VectorQuery], flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[list[ScoredPoint]]:
+        """One result list per query, in order, as ``search`` would give each; one request."""
+        ...
 
     def fused(
-        self, collection: str, queries: Sequence[VectorQuery], limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        queries: Sequence[VectorQuery],
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]: ...
 
     def rescored(
-        self, collection: str, prefetch: VectorQuery, final: VectorQuery, limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        prefetch: VectorQuery,
+        final: VectorQuery,
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]: ...
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_payload: WithPayload = True) -> list[ScoredPoint]:
+        """The points with these ids (score 0.0), in the order of ``ids``; ids not stored are left out."""
+        ...
 
     def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]: ...
 

@@ -216,6 +216,68 @@ def test_scroll_returns_every_payload_and_the_stored_vectors(store):
     assert cos == pytest.approx(1.0, abs=1e-5)
 
 
+def test_without_payload_the_ranking_is_the_same_and_no_payload_comes_back(store):
+    q = np.random.default_rng(6).normal(size=DIM)
+    full = store.search(SPEC.name, VectorQuery("dense", q, limit=8))
+    bare = store.search(SPEC.name, VectorQuery("dense", q, limit=8), with_payload=False)
+    assert [(h.id, h.score) for h in bare] == [(h.id, h.score) for h in full]
+    assert all(h.payload == {} for h in bare) and all(h.payload for h in full)
+    mq = _unit(np.random.default_rng(8).normal(size=(2, DIM)))
+    rescored = store.rescored(SPEC.name, VectorQuery("mean", mq.mean(0), 20), VectorQuery("colpali", mq), 5, with_payload=False)
+    fused = store.fused(SPEC.name, [VectorQuery("dense", q, 10), VectorQuery("bm25", SparseVector((RARE,), (1.0,)), 10)], 5,
+                        with_payload=False)  # fmt: skip
+    assert len(rescored) == 5 and len(fused) == 5
+    assert all(h.payload == {} for h in rescored + fused)
+
+
+def test_with_payload_keys_returns_only_those_keys(store):
+    q = np.random.default_rng(7).normal(size=DIM)
+    hits = store.search(SPEC.name, VectorQuery("dense", q, limit=6), with_payload=["doc_id", "page", "not-stored"])
+    assert [h.id for h in hits] == exact_cosine(q)[:6]
+    for h in hits:
+        assert h.payload == {"doc_id": BY_ID[h.id].payload["doc_id"], "page": BY_ID[h.id].payload["page"]}
+
+
+def test_search_many_gives_each_query_its_own_list_as_search_would(store):
+    rng = np.random.default_rng(12)
+    queries = [
+        VectorQuery("dense", rng.normal(size=DIM), 7),
+        VectorQuery("bm25", SparseVector((RARE, 110), (1.0, 0.5)), 3),
+        VectorQuery("mean", rng.normal(size=DIM), 5),
+    ]
+    flt = Filter(doc_ids=("doc-a", "doc-b"))
+    lists = store.search_many(SPEC.name, queries, flt, with_payload=False)
+    assert len(lists) == len(queries)
+    for query, got in zip(queries, lists):
+        one = store.search(SPEC.name, query, flt)
+        assert [(h.id, round(h.score, 5)) for h in got] == [(h.id, round(h.score, 5)) for h in one]
+        assert got and all(h.payload == {} for h in got)
+    assert len(lists[0]) == 7 and len(lists[2]) == 5  # each its own limit
+    assert store.search_many(SPEC.name, []) == []
+
+
+def test_retrieve_returns_stored_payloads_in_the_asked_order(store):
+    ids = [POINTS[5].id, POINTS[0].id, str(uuid.uuid4()), POINTS[30].id, POINTS[0].id]
+    got = store.retrieve(SPEC.name, ids)
+    assert [p.id for p in got] == [POINTS[5].id, POINTS[0].id, POINTS[30].id]  # unknown left out, each once
+    assert all(p.payload == BY_ID[p.id].payload and p.score == 0.0 for p in got)
+    only_text = store.retrieve(SPEC.name, [POINTS[3].id.upper()], with_payload=["text"])
+    assert [(p.id, p.payload) for p in only_text] == [(POINTS[3].id, {"text": POINTS[3].payload["text"]})]
+    assert store.retrieve(SPEC.name, []) == []
+
+
+def test_payload_selection_and_ids_are_checked(store):
+    q = VectorQuery("dense", np.ones(DIM), 3)
+    with pytest.raises(StoreError, match=r"list of payload keys.*\['text'\]"):
+        store.search(SPEC.name, q, with_payload="text")
+    with pytest.raises(StoreError, match="list of payload keys"):
+        store.search_many(SPEC.name, [q], with_payload=None)
+    with pytest.raises(StoreError, match="point id must be a UUID string, got 'page-3'"):
+        store.retrieve(SPEC.name, ["page-3"])
+    with pytest.raises(StoreError, match="'missing' does not exist"):
+        store.retrieve("missing", [POINTS[0].id])
+
+
 def test_errors_are_store_errors_that_name_the_problem(store):
     with pytest.raises(StoreError, match="'missing' does not exist"):
         store.search("missing", VectorQuery("dense", np.ones(DIM)))
@@ -258,6 +320,8 @@ def test_backends_agree_on_the_same_data(tmp_path):
                 [(h.id, round(h.score, 4)) for h in s.search(SPEC.name, VectorQuery("bm25", sq, 5))],
                 [h.id for h in s.rescored(SPEC.name, VectorQuery("mean", mq.mean(0), 20), VectorQuery("colpali", mq), 5)],
                 [(h.id, round(h.score, 5)) for h in s.fused(SPEC.name, fused_queries, 6)],
+                [[(h.id, round(h.score, 4)) for h in hits] for hits in s.search_many(SPEC.name, fused_queries[::2])],
+                [(p.id, p.payload) for p in s.retrieve(SPEC.name, [POINTS[i].id for i in (9, 2, 20)])],
             )
         )
         s.close()
@@ -268,6 +332,8 @@ def test_backends_agree_on_the_same_data(tmp_path):
     assert edge[2] == local[2]
     assert {i for i, _ in edge[3]} == {i for i, _ in local[3]}
     assert [s for _, s in edge[3]] == [s for _, s in local[3]]  # the same RRF constant on both
+    assert edge[4] == local[4]
+    assert edge[5] == local[5]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

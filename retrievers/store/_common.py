@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import StoreError
-from retrievers.base import CollectionSpec, Filter, Point, SparseVector, VectorQuery, VectorSpec
+from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, VectorSpec
 
 __all__ = [
     "INDEXED_FIELDS",
@@ -32,6 +33,9 @@ __all__ = [
     "check_points",
     "check_query",
     "check_filter",
+    "check_with_payload",
+    "check_ids",
+    "in_order",
     "json_payload",
     "numpy_vectors",
 ]
@@ -44,6 +48,7 @@ SCROLL_BATCH = 256
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def collection_name(prefix: str, corpus: str) -> str:
@@ -189,6 +194,50 @@ def check_filter(flt: Filter | None) -> Filter | None:
                 f"got {type(value).__name__}"
             )
     return flt
+
+
+def check_with_payload(with_payload: Any) -> bool | list[str]:
+    """``True``, ``False`` or a list of payload keys; anything else is a StoreError."""
+    if isinstance(with_payload, bool):
+        return with_payload
+    if isinstance(with_payload, (str, bytes)) or not isinstance(with_payload, Sequence):
+        raise StoreError(
+            f"with_payload must be True, False or a list of payload keys, got {with_payload!r}"
+            + (f"; for one key write [{with_payload!r}]" if isinstance(with_payload, str) else "")
+        )
+    keys = list(with_payload)
+    if not all(isinstance(k, str) and k for k in keys):
+        raise StoreError(f"with_payload keys must be non-empty strings, got {keys!r}")
+    return keys
+
+
+def check_ids(collection: str, ids: Sequence[str]) -> list[str]:
+    """Point ids for a retrieve: UUID strings (as every point of mmrag has), in the canonical
+    form the stores hand out."""
+    if isinstance(ids, str):
+        raise StoreError(f"retrieve from {collection!r}: ids must be a list of point ids, not a single string")
+    out = []
+    for pid in ids:
+        if isinstance(pid, str) and _CANONICAL_UUID.match(pid):
+            out.append(pid)
+            continue
+        try:
+            out.append(str(uuid.UUID(str(pid))))
+        except ValueError:
+            raise StoreError(f"retrieve from {collection!r}: point id must be a UUID string, got {pid!r}") from None
+    return out
+
+
+def in_order(ids: Sequence[str], points: Sequence[ScoredPoint]) -> list[ScoredPoint]:
+    """``points`` (as an engine returned them) in the order of ``ids``, each once; missing ids left out."""
+    by_id = {p.id: p for p in points}
+    seen: set[str] = set()
+    out = []
+    for pid in ids:
+        if pid in by_id and pid not in seen:
+            seen.add(pid)
+            out.append(by_id[pid])
+    return out
 
 
 def json_payload(collection: str, point_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:

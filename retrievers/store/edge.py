@@ -22,15 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import MissingDependencyError, StoreError
-from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery
+from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, WithPayload
 from retrievers.store._common import (
     DEFAULT_RRF_K,
     INDEXED_FIELDS,
     SCROLL_BATCH,
     check_filter,
+    check_ids,
     check_name,
     check_points,
     check_query,
+    check_with_payload,
+    in_order,
     json_payload,
     numpy_vectors,
     spec_difference,
@@ -235,17 +238,36 @@ class EdgeStore:
         with self._mapped(collection, "count"):
             return int(shard.count(self._qe.CountRequest(exact=True, filter=self._edge_filter(check_filter(flt)))))
 
-    def search(self, collection: str, query: VectorQuery, flt: Filter | None = None) -> list[ScoredPoint]:
+    def search(
+        self, collection: str, query: VectorQuery, flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[ScoredPoint]:
+        return self.search_many(collection, [query], flt, with_payload)[0]
+
+    def search_many(
+        self, collection: str, queries: Sequence[VectorQuery], flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[list[ScoredPoint]]:
+        """Each query on its own, as one batch for the engine (one call, one pass over the segments)."""
         qe = self._qe
         shard = self._shard(collection)
         edge_filter = self._edge_filter(check_filter(flt))
-        request = qe.QueryRequest(
-            limit=query.limit, query=self._nearest(collection, query), filter=edge_filter, with_payload=True
-        )
-        return self._run(collection, shard, request)
+        selector = check_with_payload(with_payload)
+        requests = [
+            qe.QueryRequest(limit=q.limit, query=self._nearest(collection, q), filter=edge_filter, with_payload=selector)
+            for q in queries
+        ]
+        if len(requests) <= 1:
+            return [self._run(collection, shard, r) for r in requests]
+        with self._mapped(collection, "query"):
+            found = shard.query_batch(qe.QueryBatchRequest(requests))
+        return [_scored(points) for points in found]
 
     def fused(
-        self, collection: str, queries: Sequence[VectorQuery], limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        queries: Sequence[VectorQuery],
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]:
         """Reciprocal rank fusion (k = ``rrf_k``) of one prefetch per query."""
         if not queries:
@@ -257,12 +279,19 @@ class EdgeStore:
             qe.Prefetch(limit=q.limit, query=self._nearest(collection, q), filter=edge_filter) for q in queries
         ]
         request = qe.QueryRequest(
-            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=self.rrf_k), filter=edge_filter, with_payload=True
-        )
+            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k=self.rrf_k), filter=edge_filter,
+            with_payload=check_with_payload(with_payload),
+        )  # fmt: skip
         return self._run(collection, shard, request)
 
     def rescored(
-        self, collection: str, prefetch: VectorQuery, final: VectorQuery, limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        prefetch: VectorQuery,
+        final: VectorQuery,
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]:
         """Take ``prefetch.limit`` candidates by ``prefetch``, rank them by ``final`` (e.g. MaxSim)."""
         qe = self._qe
@@ -271,9 +300,21 @@ class EdgeStore:
         params = qe.SearchParams(hnsw_ef=max(prefetch.limit, 64))
         pre = qe.Prefetch(limit=prefetch.limit, query=self._nearest(collection, prefetch), filter=edge_filter, params=params)
         request = qe.QueryRequest(
-            limit=limit, prefetches=[pre], query=self._nearest(collection, final), filter=edge_filter, with_payload=True
-        )
+            limit=limit, prefetches=[pre], query=self._nearest(collection, final), filter=edge_filter,
+            with_payload=check_with_payload(with_payload),
+        )  # fmt: skip
         return self._run(collection, shard, request)
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_payload: WithPayload = True) -> list[ScoredPoint]:
+        """The points with these ids (score 0.0), in the order of ``ids``; ids not stored are left out."""
+        shard = self._shard(collection)
+        wanted = check_ids(collection, ids)
+        selector = check_with_payload(with_payload)
+        if not wanted:
+            return []
+        with self._mapped(collection, "retrieve"):
+            records = shard.retrieve(wanted, with_payload=selector, with_vector=False)
+        return in_order(wanted, [ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records])
 
     def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]:
         shard = self._shard(collection)
@@ -347,7 +388,11 @@ class EdgeStore:
     def _run(self, collection: str, shard: Any, request: Any) -> list[ScoredPoint]:
         with self._mapped(collection, "query"):
             found = shard.query(request)
-        return [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
+        return _scored(found)
 
     def _mapped(self, collection: str, op: str) -> EdgeErrors:
         return EdgeErrors(self.path, collection, op)
+
+
+def _scored(found: Sequence[Any]) -> list[ScoredPoint]:
+    return [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]

@@ -11,20 +11,24 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rag.errors import KnowledgeBaseLockedError, MissingDependencyError, MmragError, StoreError
-from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, VectorSpec
+from rag.errors import KnowledgeBaseLockedError, MissingDependencyError, StoreError
+from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, WithPayload
 from retrievers.store._common import (
     DEFAULT_RRF_K,
     INDEXED_FIELDS,
     SCROLL_BATCH,
     check_filter,
+    check_ids,
     check_name,
     check_points,
     check_query,
+    check_with_payload,
+    in_order,
     json_payload,
     numpy_vectors,
     spec_difference,
 )
+from retrievers.store._qdrant_parts import ClientErrors, client_filter, scored, spec_from_info, vectors_config
 
 __all__ = ["QdrantServerStore"]
 
@@ -147,26 +151,7 @@ class QdrantServerStore:
                 raise StoreError(f"collection {name!r} exists with other vectors: {diff}; drop it or use another name")
             self._specs[name] = spec  # keeps datatype/quantize, which the server does not echo back uniformly
             return
-        dense: dict[str, Any] = {}
-        sparse: dict[str, Any] = {}
-        for v in spec.vectors:
-            if v.kind == "sparse":
-                sparse[v.name] = m.SparseVectorParams(modifier=m.Modifier.IDF if v.idf else None)
-                continue
-            kwargs: dict[str, Any] = {
-                "size": v.size,
-                "distance": m.Distance.COSINE if v.distance == "cosine" else m.Distance.DOT,
-            }
-            if v.datatype != "float32":
-                kwargs["datatype"] = m.Datatype(v.datatype)
-            if v.quantize:
-                kwargs["quantization_config"] = m.ScalarQuantization(
-                    scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
-                )
-            if v.kind == "multi":
-                kwargs["multivector_config"] = m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
-                kwargs["hnsw_config"] = m.HnswConfigDiff(m=0)  # rescoring only, no graph over token vectors
-            dense[v.name] = m.VectorParams(**kwargs)
+        dense, sparse = vectors_config(m, spec)
         with self._mapped(name, "create"):
             client.create_collection(
                 collection_name=name,
@@ -224,7 +209,9 @@ class QdrantServerStore:
         with self._mapped(collection, "count"):
             return int(client.count(collection, count_filter=self._filter(check_filter(flt)), exact=True).count)
 
-    def search(self, collection: str, query: VectorQuery, flt: Filter | None = None) -> list[ScoredPoint]:
+    def search(
+        self, collection: str, query: VectorQuery, flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[ScoredPoint]:
         client = self._c()
         vector = self._query_vector(collection, query)
         with self._mapped(collection, "query"):
@@ -234,12 +221,36 @@ class QdrantServerStore:
                 using=query.using,
                 query_filter=self._filter(check_filter(flt)),
                 limit=query.limit,
-                with_payload=True,
+                with_payload=check_with_payload(with_payload),
             )
-        return _scored(res.points)
+        return scored(res.points)
+
+    def search_many(
+        self, collection: str, queries: Sequence[VectorQuery], flt: Filter | None = None, with_payload: WithPayload = True
+    ) -> list[list[ScoredPoint]]:
+        """Each query on its own, in one batch request (one round trip to a server)."""
+        client = self._c()
+        m = self._models
+        qfilter = self._filter(check_filter(flt))
+        selector = check_with_payload(with_payload)
+        requests = [
+            m.QueryRequest(query=self._query_vector(collection, q), using=q.using, filter=qfilter, limit=q.limit,
+                           with_payload=selector)
+            for q in queries
+        ]  # fmt: skip
+        if not requests:
+            return []
+        with self._mapped(collection, "query"):
+            responses = client.query_batch_points(collection_name=collection, requests=requests)
+        return [scored(r.points) for r in responses]
 
     def fused(
-        self, collection: str, queries: Sequence[VectorQuery], limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        queries: Sequence[VectorQuery],
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]:
         """Reciprocal rank fusion (k = ``rrf_k``) of one prefetch per query."""
         if not queries:
@@ -258,12 +269,18 @@ class QdrantServerStore:
                 query=m.RrfQuery(rrf=m.Rrf(k=self.rrf_k)),
                 query_filter=qfilter,
                 limit=limit,
-                with_payload=True,
+                with_payload=check_with_payload(with_payload),
             )
-        return _scored(res.points)
+        return scored(res.points)
 
     def rescored(
-        self, collection: str, prefetch: VectorQuery, final: VectorQuery, limit: int, flt: Filter | None = None
+        self,
+        collection: str,
+        prefetch: VectorQuery,
+        final: VectorQuery,
+        limit: int,
+        flt: Filter | None = None,
+        with_payload: WithPayload = True,
     ) -> list[ScoredPoint]:
         """Take ``prefetch.limit`` candidates by ``prefetch``, rank them by ``final`` (e.g. MaxSim)."""
         client = self._c()
@@ -284,9 +301,21 @@ class QdrantServerStore:
                 using=final.using,
                 query_filter=qfilter,
                 limit=limit,
-                with_payload=True,
+                with_payload=check_with_payload(with_payload),
             )
-        return _scored(res.points)
+        return scored(res.points)
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_payload: WithPayload = True) -> list[ScoredPoint]:
+        """The points with these ids (score 0.0), in the order of ``ids``; ids not stored are left out."""
+        client = self._c()
+        self._spec(collection)
+        wanted = check_ids(collection, ids)
+        selector = check_with_payload(with_payload)
+        if not wanted:
+            return []
+        with self._mapped(collection, "retrieve"):
+            records = client.retrieve(collection, wanted, with_payload=selector, with_vectors=False)
+        return in_order(wanted, [ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records])
 
     def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]:
         client = self._c()
@@ -323,20 +352,7 @@ class QdrantServerStore:
                 f"collection {name!r} does not exist at {self.where}; it has {self.collections()}. "
                 "Create it with ensure_collection()"
             )
-        params = info.config.params
-        vectors: list[VectorSpec] = []
-        dense = params.vectors if isinstance(params.vectors, dict) else {"": params.vectors} if params.vectors else {}
-        for vname, vp in dense.items():
-            dist = "dot" if str(getattr(vp.distance, "value", vp.distance)).lower() == "dot" else "cosine"
-            kind = "multi" if vp.multivector_config is not None else "dense"
-            dtype = str(getattr(vp.datatype, "value", vp.datatype)).lower()
-            dtype = dtype if dtype in ("float16", "turbo8", "turbo4") else "float32"
-            vectors.append(VectorSpec(vname, kind, vp.size, dist, datatype=dtype,
-                                      quantize=vp.quantization_config is not None))  # fmt: skip
-        for vname, sp in (params.sparse_vectors or {}).items():
-            idf = sp.modifier is not None and str(getattr(sp.modifier, "value", sp.modifier)).lower() == "idf"
-            vectors.append(VectorSpec(vname, "sparse", idf=idf))
-        spec = CollectionSpec(name=name, vectors=tuple(vectors))
+        spec = spec_from_info(name, info)
         self._specs[name] = spec
         return spec
 
@@ -354,60 +370,7 @@ class QdrantServerStore:
         return vector
 
     def _filter(self, flt: Filter | None) -> Any:
-        if flt is None:
-            return None
-        m = self._models
-        must: list[Any] = []
-        if flt.doc_ids is not None:
-            must.append(m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(flt.doc_ids))))
-        if flt.page_range is not None:
-            lo, hi = flt.page_range
-            must.append(m.FieldCondition(key="page", range=m.Range(gte=lo, lte=hi)))
-        for key, value in flt.equals.items():
-            match = m.MatchAny(any=list(value)) if isinstance(value, (list, tuple)) else m.MatchValue(value=value)
-            must.append(m.FieldCondition(key=key, match=match))
-        return m.Filter(must=must) if must else None
+        return client_filter(self._models, flt)
 
-    def _mapped(self, collection: str, op: str) -> _ClientErrors:
-        return _ClientErrors(self, collection, op)
-
-
-class _ClientErrors:
-    """Maps qdrant-client / httpx / grpc exceptions to StoreError subclasses."""
-
-    def __init__(self, store: QdrantServerStore, collection: str, op: str) -> None:
-        self.store, self.collection, self.op = store, collection, op
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None or isinstance(exc, MmragError) or not isinstance(exc, Exception):
-            return False
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-        where = f"qdrant store {self.store.where}, collection {self.collection!r}, {self.op}"
-        if isinstance(exc, ResponseHandlingException) or _is_connection_error(exc):
-            raise StoreError(
-                f"the Qdrant server at {self.store.url} is unreachable ({exc}); check the URL, that the server "
-                "is running and that this machine can reach it"
-            ) from exc
-        if isinstance(exc, UnexpectedResponse):
-            if exc.status_code in (401, 403):
-                raise StoreError(f"{where}: the server refused the API key (HTTP {exc.status_code})") from exc
-            detail = exc.content.decode(errors="replace")[:500] if exc.content else exc.reason_phrase
-            raise StoreError(f"{where}: HTTP {exc.status_code}: {detail}") from exc
-        raise StoreError(f"{where}: {exc}") from exc
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
-    return bool(names & {"ConnectError", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError"}) or (
-        type(exc).__name__ == "_InactiveRpcError" and "UNAVAILABLE" in str(exc)
-    )
-
-
-def _scored(points: Sequence[Any]) -> list[ScoredPoint]:
-    return [ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
-
-
+    def _mapped(self, collection: str, op: str) -> ClientErrors:
+        return ClientErrors(self.where, self.url, collection, op)
