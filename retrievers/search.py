@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,14 +130,19 @@ def search_corpus(
     prefetch_depth: int = 200,
     fusion: Fusion = "score",
 ) -> list[ScoredPoint]:
-    """Hybrid search of one collection, best first.
+    """Hybrid search of one collection, best first, with payloads.
 
     Each vector's list is ``limit`` deep (at least 40): the caller already asks for four times
     the hits it keeps. Four times that again (the previous depth) cost 2-3x the latency, turning
     ~960 results with payloads into Python objects per question, for the same public metrics
-    and slightly lower paraphrased ones (BENCHMARKS.md)."""
+    and slightly lower paraphrased ones (BENCHMARKS.md).
+
+    Score fusion needs only ids and scores: the lists come without payloads (one batched
+    request), and only the ``limit`` fused points fetch theirs (reading a payload costs about
+    as much per point as searching, whatever its size)."""
     depth = max(limit, 40)
     queries = _queries(spec, qv, depth)
+    ranking_only = fusion == "score"
     late = None
     if qv.multi is not None and _has(spec, MULTI):
         late = store.rescored(
@@ -145,12 +151,13 @@ def search_corpus(
             VectorQuery(MULTI, qv.multi, depth),
             depth,
             flt,
+            with_payload=not ranking_only,
         )
-    if fusion == "score":
-        lists = [(q.using, store.search(spec.name, q, flt)) for q in queries]
+    if ranking_only:
+        lists = list(zip((q.using for q in queries), store.search_many(spec.name, queries, flt, with_payload=False)))
         if late is not None:
             lists.append((MULTI, late))
-        return _score_fuse(lists, limit)
+        return _with_payloads(store, spec, _score_fuse(lists, limit))
     if len(queries) == 1:
         results = store.search(spec.name, VectorQuery(DENSE, qv.dense, limit), flt)
     else:
@@ -158,6 +165,13 @@ def search_corpus(
     if late is not None:
         results = _rrf_points([results, late], limit)
     return results
+
+
+def _with_payloads(store: VectorStore, spec: CollectionSpec, points: Sequence[ScoredPoint]) -> list[ScoredPoint]:
+    """The same points and scores with their stored payloads (one request); a point deleted
+    since the search (a concurrent ``mmrag delete``) is left out."""
+    payloads = {p.id: p.payload for p in store.retrieve(spec.name, [p.id for p in points])}
+    return [ScoredPoint(p.id, p.score, payloads[p.id]) for p in points if p.id in payloads]
 
 
 def _score_fuse(lists: Sequence[tuple[str, Sequence[ScoredPoint]]], limit: int) -> list[ScoredPoint]:
@@ -192,6 +206,13 @@ def _rrf_points(lists: Sequence[Sequence[ScoredPoint]], limit: int, k: int = RRF
     return [ScoredPoint(pid, scores[pid], first[pid].payload) for pid in order]
 
 
+@lru_cache(maxsize=4096)
+def _path(value: str) -> Path:
+    """``Path(value)``, memoised: pathlib parses every string anew (about 10 us), and one
+    question's hits repeat the same page image paths dozens of times."""
+    return Path(value)
+
+
 def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
     p: Mapping[str, Any] = point.payload
     kind = p.get("kind", "chunk")
@@ -203,7 +224,7 @@ def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
         text=str(p.get("text") or ""),
         score=score,
         bbox=bbox,
-        image_path=Path(image) if image else None,
+        image_path=_path(image) if image else None,
         point_id=point.id,
     )
 
@@ -267,8 +288,8 @@ def fuse_pages(
                 bbox=top.bbox if top.kind != "page" else None,
                 evidence=ev,
                 label=p.get("label"),
-                image_path=Path(page_image) if page_image else None,
-                path=Path(p["path"]) if p.get("path") else None,
+                image_path=_path(page_image) if page_image else None,
+                path=_path(p["path"]) if p.get("path") else None,
                 page_width=p.get("page_width"),
                 page_height=p.get("page_height"),
             )
