@@ -13,15 +13,17 @@ the caller) before the document is marked complete or rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag._manifest import DocumentRecord, DocumentRegistry
 from rag.config import IngestConfig
@@ -30,6 +32,9 @@ from rag.ids import sha256_file
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders, build_points
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ingest.parallel import ExtractionJob, ExtractionPool
 
 __all__ = ["Indexer"]
 
@@ -64,27 +69,55 @@ class Indexer:
         on_report: Callable[[FileReport], None] | None = None,
         page_ranges: Mapping[str, tuple[int, int]] | None = None,
     ) -> list[FileReport]:
-        """``page_ranges`` maps a file name (or its stem) to the physical pages to index."""
+        """``page_ranges`` maps a file name (or its stem) to the physical pages to index.
+
+        With ``ingest.workers`` above 1 and several files, documents are extracted in worker
+        processes (a few files ahead) while this process embeds and writes them in order."""
+        ranges = page_ranges or {}
+        todo = [(Path(p), ranges.get(Path(p).name, ranges.get(Path(p).stem))) for p in paths]
+        workers = self.config.extraction_workers
         reports = []
-        for path in paths:
-            path = Path(path)
-            ranges = page_ranges or {}
-            page_range = ranges.get(path.name, ranges.get(path.stem))
-            report = self.ingest_one(path, progress=progress, page_range=page_range)
-            reports.append(report)
-            if on_report is not None:
-                on_report(report)
+        with contextlib.ExitStack() as stack:
+            ahead = None
+            if workers > 1 and len(todo) > 1:
+                from ingest.parallel import ExtractionPool
+
+                pool = stack.enter_context(ExtractionPool(self.config, self.image_root, workers, self.page_batch))
+                ahead = _Lookahead(self, pool, todo, depth=workers + 1)
+            for i, (path, page_range) in enumerate(todo):
+                job = ahead.take(i) if ahead is not None else None
+                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job)
+                reports.append(report)
+                if on_report is not None:
+                    on_report(report)
         return reports
 
-    def ingest_one(self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None) -> FileReport:
-        from ingest import open_document
+    def needs_extraction(self, path: Path, page_range: tuple[int, int] | None) -> str | None:
+        """The file's doc id when :meth:`ingest_one` would read it; None when it is already
+        indexed (same bytes, same page range) or cannot be read (reported at its turn)."""
+        try:
+            doc_id = _content_id(path, self.config.max_file_bytes)
+        except DocumentError:
+            return None
+        existing = self.registry.get(doc_id)
+        wanted = list(page_range) if page_range is not None else None
+        if existing is not None and existing.status == "complete" and existing.page_range == wanted:
+            return None
+        return doc_id
 
+    def ingest_one(
+        self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
+        job: ExtractionJob | None = None,
+    ) -> FileReport:
+        """Index one file; ``job``: its extraction already running in a worker process."""
         started = time.perf_counter()
         try:
             doc_id = _content_id(path, self.config.max_file_bytes)
             existing = self.registry.get(doc_id)
             wanted = list(page_range) if page_range is not None else None
             if existing is not None and existing.status == "complete" and existing.page_range == wanted:
+                if job is not None:  # cannot happen (checked before submitting); never leave it writing
+                    _drain(job)
                 if existing.path != str(path):
                     log.info("%s: same bytes as %s, already indexed", path, existing.path)
                 return FileReport(path, "unchanged", doc_id, existing.pages, seconds=time.perf_counter() - started)
@@ -92,8 +125,8 @@ class Indexer:
             if previous is not None and previous.doc_id != doc_id:
                 log.info("%s changed: replacing %s", path, previous.doc_id[:12])
                 self.delete(previous.doc_id)
-            with open_document(path, self.config, image_dir=self.image_root) as reader:
-                info = reader.info
+            source = _local_source(path, self.config, self.image_root, page_range, progress) if job is None else _job_source(job)
+            with source as (info, pages):
                 record = DocumentRecord(
                     doc_id=info.doc_id,
                     name=info.name,
@@ -107,7 +140,7 @@ class Indexer:
                 )
                 self.registry.put(record)
                 self._remove_points(info.doc_id)
-                counts = self._index_pages(info, _selected_pages(reader, page_range, progress))
+                counts = self._index_pages(info, pages)
             record.points = counts
             if page_range is not None:
                 record.pages = counts["pages"]
@@ -121,16 +154,16 @@ class Indexer:
             )
             return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds)
         except DocumentError as exc:
-            self._forget_failed(path)
+            self._forget_failed(path, job)
             log.warning("failed %s: %s", path, exc.reason)
             return FileReport(path, "failed", None, 0, str(exc), type(exc).__name__, time.perf_counter() - started)
         except MmragError as exc:
-            self._forget_failed(path)
+            self._forget_failed(path, job)
             log.warning("failed %s: %s", path, exc)
             return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
         except Exception:  # a bug: leave nothing half-written behind, then let it surface
             try:
-                self._forget_failed(path)
+                self._forget_failed(path, job)
             except Exception:  # noqa: BLE001 - the original error matters more
                 log.exception("%s: could not roll back after an unexpected error", path)
             raise
@@ -160,11 +193,19 @@ class Indexer:
         for spec in self.specs.values():
             self.store.delete(spec.name, flt)
 
-    def _forget_failed(self, path: Path) -> None:
-        """Leave nothing behind for a file that failed mid-way: no points, no images, no record."""
+    def _forget_failed(self, path: Path, job: ExtractionJob | None = None) -> None:
+        """Leave nothing behind for a file that failed mid-way: no points, no images, no record.
+
+        A worker that failed before this process registered the document may still have
+        written page images: its folder goes too (the document is not indexed, or it would
+        not have been submitted)."""
         record = self.registry.by_path(str(path))
         if record is not None and record.status == "pending":
             self.delete(record.doc_id)
+        if job is not None and job.doc_id is not None:
+            known = self.registry.get(job.doc_id)
+            if known is None or known.status == "pending":
+                shutil.rmtree(self.image_root / job.doc_id, ignore_errors=True)
 
     def recover(self) -> list[DocumentRecord]:
         """Roll back what a killed writer left behind; call with the write lock held.
@@ -242,11 +283,60 @@ class _OneInFlight:
 
 def _selected_pages(reader: object, page_range: tuple[int, int] | None, progress: bool | None) -> Iterable[PageContent]:
     """All pages, or only the physical pages ``first..last`` (clipped to the document)."""
-    if page_range is None:
-        return reader.pages(progress=progress)  # type: ignore[attr-defined]
-    first, last = page_range
-    count = reader.info.page_count  # type: ignore[attr-defined]
-    return (reader.page(n) for n in range(max(1, first), min(last, count) + 1))  # type: ignore[attr-defined]
+    from ingest.parallel import select_pages
+
+    return select_pages(reader, page_range, progress)
+
+
+@contextlib.contextmanager
+def _local_source(
+    path: Path, config: IngestConfig, image_root: Path, page_range: tuple[int, int] | None, progress: bool | None
+) -> Iterator[tuple[DocumentInfo, Iterable[PageContent]]]:
+    """The document read in this process (the embedding thread overlaps it)."""
+    from ingest import open_document
+
+    with open_document(path, config, image_dir=image_root) as reader:
+        yield reader.info, _selected_pages(reader, page_range, progress)
+
+
+@contextlib.contextmanager
+def _job_source(job: ExtractionJob) -> Iterator[tuple[DocumentInfo, Iterable[PageContent]]]:
+    """The document read by a worker process, streamed back in batches."""
+    yield job.info(), job.pages()
+
+
+def _drain(job: ExtractionJob) -> None:
+    try:
+        for _ in job.batches():
+            pass
+    except DocumentError:
+        pass
+
+
+class _Lookahead:
+    """Submits the next few files that need reading to the pool, so workers stay busy while
+    this process embeds; at most ``depth`` jobs are out at a time. A file is submitted once
+    per doc id (a second copy is found unchanged at its turn, after the first is indexed)."""
+
+    def __init__(self, indexer: Indexer, pool: ExtractionPool, todo: Sequence[tuple[Path, tuple[int, int] | None]], depth: int) -> None:
+        self.indexer = indexer
+        self.pool = pool
+        self.todo = todo
+        self.depth = depth
+        self.jobs: dict[int, ExtractionJob] = {}
+        self.doc_ids: set[str] = set()
+        self.next = 0
+
+    def take(self, index: int) -> ExtractionJob | None:
+        """The job of file ``index`` (None: read it in-process), after topping up the queue."""
+        while self.next < len(self.todo) and len(self.jobs) < self.depth:
+            i, self.next = self.next, self.next + 1
+            path, page_range = self.todo[i]
+            doc_id = self.indexer.needs_extraction(path, page_range)
+            if doc_id is not None and doc_id not in self.doc_ids:
+                self.doc_ids.add(doc_id)
+                self.jobs[i] = self.pool.submit(path, page_range, doc_id=doc_id)
+        return self.jobs.pop(index, None)
 
 
 def _content_id(path: Path, max_bytes: int) -> str:

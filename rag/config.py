@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +47,10 @@ class IngestConfig:
     max_images_per_page: int = 500
     page_timeout_s: float = 60.0
     password: str | None = None
+    #: processes that extract documents while the ingesting process embeds and writes; a
+    #: document is read by one process, so this helps batches of several files. ``None``:
+    #: ``min(2, cpu count)`` (measured: see BENCHMARKS.md); 1 extracts in-process.
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if not 18 <= self.dpi <= 600:
@@ -61,9 +66,16 @@ class IngestConfig:
                 "ingest.chunk_chars must be >= 100 and 0 <= chunk_overlap_chars < chunk_chars, "
                 f"got {self.chunk_chars}/{self.chunk_overlap_chars}"
             )
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ConfigError(f"ingest.workers must be a whole number >= 1 (or unset for automatic), got {self.workers!r}")
         for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def extraction_workers(self) -> int:
+        """``workers``, or ``min(2, cpu count)`` when unset."""
+        return self.workers if self.workers is not None else min(2, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

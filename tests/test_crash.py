@@ -75,10 +75,12 @@ def ingest_argv(docs: Path, kb: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory, driver, docs) -> tuple[Path, float]:
+    warm = driver.run(ingest_argv(docs, tmp_path_factory.mktemp("warm") / "kb"))  # one-time costs (model export)
+    assert warm["code"] == 0, warm["log"][-3000:]
     kb = tmp_path_factory.mktemp("clean") / "kb"
     result = driver.run(ingest_argv(docs, kb))
     assert result["code"] == 0, result["log"][-3000:]
-    return kb, result["seconds"]
+    return kb, result["seconds"]  # kill times are drawn within a warm run's duration
 
 
 def snapshot(kb: Path) -> dict[str, Any]:

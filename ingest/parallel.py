@@ -1,0 +1,370 @@
+"""Extract documents in worker processes while the caller embeds and writes.
+
+Extraction (PyMuPDF, figure and table finding, OCR, page images) is single-threaded
+Python and C that holds the GIL, so a second core helps only from another process.
+:class:`ExtractionPool` runs whole documents in a ``ProcessPoolExecutor``; each job streams
+its results back in order, one message per batch of pages, so the caller consumes
+document 1 while document 2 is being read::
+
+    with ExtractionPool(config, image_root, workers=2) as pool:
+        jobs = [pool.submit(path) for path in paths]
+        for job in jobs:
+            info = job.info()          # raises the file's DocumentError
+            for batch in job.batches():
+                ...
+
+A document is one job (never split across processes): its glyph repair and running
+headers are learned page by page, so a document extracted in a worker gives exactly the
+records an in-process read gives. What comes back are the same frozen dataclasses
+(``DocumentInfo``, ``PageContent``); a :class:`rag.errors.DocumentError` raised in the
+worker is raised again by :meth:`ExtractionJob.info` / :meth:`ExtractionJob.batches`, with
+the same class and message. A worker that dies (a crash inside a native library) fails the
+documents it was reading with :class:`WorkerDiedError`, naming each file.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import queue
+import sys
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.config import IngestConfig
+from rag.errors import DocumentError, MmragError
+from rag.types import DocumentInfo, PageContent
+
+__all__ = ["ExtractionPool", "ExtractionJob", "WorkerDiedError", "select_pages"]
+
+logger = logging.getLogger("ingest")
+_POLL_S = 0.5  # how often a waiting consumer checks that the job's worker is alive
+_QUEUE: Any = None  # the worker process's end of the results queue (set by _init_worker)
+
+
+class WorkerDiedError(DocumentError):
+    """The extraction worker process died while reading this file (a native crash or a kill)."""
+
+
+def select_pages(reader: Any, page_range: tuple[int, int] | None, progress: bool | None = False) -> Iterator[PageContent]:
+    """All pages of an open reader, or only the physical pages ``first..last`` (clipped)."""
+    if page_range is None:
+        yield from reader.pages(progress=progress)
+        return
+    first, last = page_range
+    for n in range(max(1, first), min(last, reader.info.page_count) + 1):
+        yield reader.page(n)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An exception made portable: DocumentError's ``__init__`` takes (path, reason), which
+    pickle's default ``cls(*args)`` would not call correctly."""
+
+    cls: type[BaseException]
+    args: tuple[Any, ...]
+    attrs: dict[str, Any]
+
+    @classmethod
+    def of(cls, exc: BaseException) -> _Failure:
+        return cls(type(exc), exc.args, dict(vars(exc)))
+
+    def rebuild(self) -> BaseException:
+        exc = self.cls.__new__(self.cls)
+        BaseException.__init__(exc, *self.args)
+        vars(exc).update(self.attrs)
+        return exc
+
+
+def _init_worker(results: Any, level: int, parent: int) -> None:
+    global _QUEUE
+    _die_with(parent)
+    _drop_inherited_locks()
+    _QUEUE = results
+    logging.getLogger("ingest").setLevel(level)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the ingesting process ends, even by SIGKILL (Linux): a forked
+    worker holds the parent's descriptors, the knowledge base's write lock among them, so an
+    orphan would keep the next ``ingest`` out until it finished its document."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _drop_inherited_locks() -> None:
+    """Close the descriptors a forked worker inherited that carry a file lock (Linux shows
+    them in /proc/self/fdinfo): the knowledge base's write locks must end with the process
+    that took them, not with its last worker."""
+    fdinfo = Path("/proc/self/fdinfo")
+    if not fdinfo.is_dir():
+        return
+    for entry in fdinfo.iterdir():
+        try:
+            if "lock:" in entry.read_text():
+                os.close(int(entry.name))
+        except (OSError, ValueError):
+            continue
+
+
+def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | None,
+             page_range: tuple[int, int] | None, batch_pages: int) -> None:
+    """Runs in a worker: put ("info", DocumentInfo), ("pages", [PageContent, ...])...,
+    then ("done", None) or ("error", _Failure) on the results queue."""
+    from ingest.reader import open_document
+
+    put = _QUEUE.put
+    put((job_id, "start", os.getpid()))
+    try:
+        with open_document(path, config, image_dir=image_root) as reader:
+            put((job_id, "info", reader.info))
+            batch: list[PageContent] = []
+            for content in select_pages(reader, page_range):
+                batch.append(content)
+                if len(batch) >= batch_pages:
+                    put((job_id, "pages", batch))
+                    batch = []
+            if batch:
+                put((job_id, "pages", batch))
+    except MmragError as exc:  # the file's fault (or a missing extra): reported, not a crash
+        put((job_id, "error", _Failure.of(exc)))
+        return
+    put((job_id, "done", None))
+
+
+class ExtractionJob:
+    """One document being extracted in a worker; consume :meth:`info`, then :meth:`batches`."""
+
+    def __init__(self, pool: ExtractionPool, job_id: int, path: Path, page_range: tuple[int, int] | None,
+                 future: Future[None], doc_id: str | None = None) -> None:
+        self._pool = pool
+        self.job_id = job_id
+        self.path = path
+        self.page_range = page_range
+        self.doc_id = doc_id  # the file's content id when the submitter knew it
+        self.future = future
+        self.pid: int | None = None  # the worker process reading it
+        self.delivered = 0  # pages handed out (a re-run skips them)
+        self._skip = 0
+        self._info: DocumentInfo | None = None
+
+    def info(self) -> DocumentInfo:
+        """The document's info, once the worker has opened it (raises its DocumentError)."""
+        while self._info is None:
+            kind, payload = self._pool._next(self)
+            if kind == "info" and self._info is not None:
+                continue  # a re-run after a worker died sends it again
+            if kind != "info":
+                raise RuntimeError(f"{self.path}: expected the document info first, got {kind!r}")
+            self._info = payload
+        return self._info
+
+    def batches(self) -> Iterator[list[PageContent]]:
+        """Pages in order, in the batches the worker sent (raises the file's DocumentError)."""
+        self.info()
+        while True:
+            kind, payload = self._pool._next(self)
+            if kind == "done":
+                return
+            if kind == "info":
+                continue  # a re-run after a worker died sends it again
+            skip = min(len(payload), self._skip)
+            self._skip -= skip
+            self.delivered += len(payload) - skip
+            if payload[skip:]:
+                yield payload[skip:]
+
+    def pages(self) -> Iterator[PageContent]:
+        for batch in self.batches():
+            yield from batch
+
+
+class ExtractionPool:
+    """Worker processes that extract documents; results come back through one queue.
+
+    ``workers`` processes (each with its own OCR engine, created on first use). The pool
+    uses the ``fork`` start method on Linux (no re-import of the caller's script, which
+    ``spawn`` would run again), ``spawn`` elsewhere.
+
+    When a worker dies the executor breaks for every job in it: the job that worker was
+    reading fails with :class:`WorkerDiedError`; the others run again in a fresh executor,
+    skipping the pages already handed out (extraction is deterministic).
+    """
+
+    def __init__(self, config: IngestConfig, image_root: Path | None, workers: int, batch_pages: int = 16) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.config = config
+        self.image_root = image_root
+        self.workers = workers
+        self.batch_pages = batch_pages
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        self._results: Any = None
+        self._executor: ProcessPoolExecutor | None = None
+        self._active: dict[int, ExtractionJob] = {}
+        self._buffers: dict[int, deque[tuple[str, Any]]] = defaultdict(deque)
+        self._next_id = 0
+        self._processes: dict[int, Any] = {}  # pid -> multiprocessing Process, to tell who died
+
+    def _queue(self) -> Any:
+        if self._results is None:
+            self._results = self._ctx.Queue()
+        return self._results
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=self._ctx, initializer=_init_worker,
+                initargs=(self._queue(), logging.getLogger("ingest").getEffectiveLevel(), os.getpid()),
+            )
+        return self._executor
+
+    def _run(self, path: Path, page_range: tuple[int, int] | None) -> tuple[int, Future[None]]:
+        job_id, self._next_id = self._next_id, self._next_id + 1
+        executor = self._start()
+        future = executor.submit(_extract, job_id, path, self.config, self.image_root, page_range, self.batch_pages)
+        self._processes.update(getattr(executor, "_processes", None) or {})
+        return job_id, future
+
+    def submit(self, path: str | Path, page_range: tuple[int, int] | None = None, doc_id: str | None = None) -> ExtractionJob:
+        """Queue one document; its pages are read as soon as a worker is free. ``doc_id``
+        (its sha256, when the caller has it) is kept on the job for the caller's clean-up."""
+        path = Path(path)
+        job_id, future = self._run(path, page_range)
+        job = ExtractionJob(self, job_id, path, page_range, future, doc_id)
+        self._active[job_id] = job
+        return job
+
+    def _next(self, job: ExtractionJob) -> tuple[str, Any]:
+        """The job's next message, reading (and buffering) other jobs' messages meanwhile."""
+        if job.job_id not in self._active:
+            raise RuntimeError(f"{job.path}: the extraction job was already consumed")
+        while not self._buffers[job.job_id]:
+            try:
+                job_id, kind, payload = self._queue().get(timeout=_POLL_S)
+            except queue.Empty:
+                self._check_alive(job)
+                continue
+            if job_id not in self._active:
+                continue  # a job of an executor that broke, since re-run
+            if kind == "start":
+                self._active[job_id].pid = payload
+                self._processes.update(getattr(self._executor, "_processes", None) or {})
+                continue
+            self._buffers[job_id].append((kind, payload))
+        kind, payload = self._buffers[job.job_id].popleft()
+        if kind in ("done", "error"):
+            self._forget(job)
+        if kind == "error":
+            raise payload.rebuild()
+        return kind, payload
+
+    def _forget(self, job: ExtractionJob) -> None:
+        self._active.pop(job.job_id, None)
+        self._buffers.pop(job.job_id, None)
+
+    def _check_alive(self, job: ExtractionJob) -> None:
+        """Raise when the job's worker has failed on a bug; restart the pool when any worker
+        died (a job that returned may still have lost its last messages with the queue)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        ended = [j.future.exception() for j in self._active.values() if j.future.done() and not self._complete(j)]
+        broken = next((e for e in ended if isinstance(e, BrokenProcessPool)), None)
+        if broken is None:
+            if job.future.done() and job.future.exception() is not None:
+                self._forget(job)
+                raise job.future.exception()  # type: ignore[misc]  # a bug in extraction
+            return  # running, or returned with its last messages still on their way
+        crashed = self._crashed_jobs()
+        logger.warning("an extraction worker process died (reading %s); restarting the pool",
+                       ", ".join(j.path.name for j in crashed) or "an unknown file")
+        self._restart(crashed, broken)  # crashed jobs find their WorkerDiedError in their buffer
+
+    def _crashed_jobs(self) -> list[ExtractionJob]:
+        """Unfinished jobs whose worker ended on its own (a crash), not terminated by the
+        broken executor; when that cannot be told, every unfinished job that had started."""
+        self._drain()
+        started = [j for j in self._active.values() if j.pid is not None and not self._complete(j)]
+        exitcodes = {pid: proc.exitcode for pid, proc in self._processes.items()}
+        crashed = [j for j in started if exitcodes.get(j.pid) not in (None, 0, -signal.SIGTERM)]
+        return crashed or started
+
+    def _complete(self, job: ExtractionJob) -> bool:
+        return any(kind in ("done", "error") for kind, _ in self._buffers.get(job.job_id, ()))
+
+    def _drain(self) -> None:
+        """Buffer every message already on the queue (the last words of a broken executor)."""
+        while True:
+            try:
+                job_id, kind, payload = self._queue().get(timeout=0.05)
+            except queue.Empty:
+                return
+            if job_id not in self._active:
+                continue
+            if kind == "start":
+                self._active[job_id].pid = payload
+            else:
+                self._buffers[job_id].append((kind, payload))
+
+    def _restart(self, crashed: list[ExtractionJob], cause: BaseException) -> None:
+        """A broken executor refuses new work: fail the crashed jobs and run the others again
+        in a fresh executor (pages already handed out are skipped on the re-run)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        # a worker killed in the middle of a put leaves the queue's lock held or a message cut short
+        self._results = None
+        for old_id, job in sorted(self._active.items()):
+            if self._complete(job):
+                continue  # finished before the break: its messages are all buffered
+            self._forget(job)
+            if job in crashed:  # its consumer gets the error at its next read
+                failure = WorkerDiedError(job.path, f"the extraction worker process died while reading it ({cause})")
+                self._active[old_id] = job
+                self._buffers[old_id].append(("error", _Failure.of(failure)))
+                continue
+            job.pid, job._skip = None, job.delivered
+            job.job_id, job.future = self._run(job.path, job.page_range)
+            self._active[job.job_id] = job
+
+    def close(self) -> None:
+        """Stop the workers. Jobs not consumed to the end are abandoned: queued ones are
+        cancelled and running ones terminated (what they wrote belongs to no document the
+        registry knows, and the next write's recovery removes it)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            processes = {**self._processes, **(getattr(executor, "_processes", None) or {})}
+            executor.shutdown(wait=False, cancel_futures=True)
+            if any(not job.future.done() for job in self._active.values()):
+                for process in processes.values():
+                    process.terminate()
+            executor.shutdown(wait=True)
+            for process in processes.values():
+                # the executor does not always wait for its workers to exit; a forked worker
+                # holds the caller's file descriptors (the knowledge base's lock) until it has
+                process.join(timeout=30)
+        if self._results is not None:
+            self._results.close()
+            self._results.join_thread()
+            self._results = None
+        self._active.clear()
+        self._buffers.clear()
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,211 @@
+"""Documents extracted in worker processes (``ingest.workers``): the same knowledge base as an
+in-process read, bad files failing alone and by name, nothing left behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pymupdf
+import pytest
+
+import _pdfgen as g
+import ingest.reader as reader_mod
+from ingest.parallel import ExtractionPool, WorkerDiedError
+from rag import KnowledgeBase
+from rag.config import Config, IngestConfig
+from rag._manifest import DocumentRegistry
+from rag.errors import ConfigError, DocumentError, EncryptedDocumentError
+from retrievers.store.edge import EdgeStore
+
+
+def _config(workers: int, **kw: Any) -> Config:
+    return Config(ingest=IngestConfig(ocr="never", dpi=72, workers=workers, **kw))
+
+
+def _rich_pdf(path: Path, marker: str, pages: int = 5) -> Path:
+    """Prose on every page, a vector chart, a ruled table and a raster picture with captions."""
+    doc = pymupdf.open()
+    for i in range(pages):
+        page = doc.new_page(width=612, height=792)
+        page.insert_textbox(pymupdf.Rect(72, 60, 540, 200), f"{marker} page {i + 1}. {g.LOREM}", fontsize=10)
+        if i % 3 == 0:
+            g.chart_page(page, 100, 260)
+        elif i % 3 == 1:
+            g.table_page(page, 72, 280, [["Branch", "Opens"], ["North", "8:00"], [f"{marker}", "9:30"]])
+        else:
+            g.raster_page(page, pymupdf.Rect(100, 260, 300, 380))
+    return g.save(doc, path)
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("parallel_docs")
+    for k in range(4):
+        _rich_pdf(folder / f"doc{k}.pdf", f"Marker{k}", pages=4 + 3 * k)
+    return folder
+
+
+def _snapshot(kb: Path) -> dict[str, Any]:
+    """Registry, every point (payload and vectors) and every image file, the folder's path removed."""
+    registry = sorted(
+        (r.doc_id, r.name, r.pages, r.status, json.dumps(r.points, sort_keys=True))
+        for r in DocumentRegistry(kb / "documents.json").all()
+    )
+    store = EdgeStore(kb / "store")
+    try:
+        points = {
+            collection: {
+                p.id: (json.loads(json.dumps(p.payload).replace(str(kb), "<kb>")), p.vectors)
+                for p in store.scroll(collection, with_vectors=True)
+            }
+            for collection in store.collections()
+        }
+    finally:
+        store.close()
+    images = {str(f.relative_to(kb / "images")): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted((kb / "images").rglob("*")) if f.is_file()}
+    return {"registry": registry, "points": points, "images": images}
+
+
+def test_two_workers_build_exactly_the_knowledge_base_one_process_builds(tmp_path, docs):
+    snaps = {}
+    for workers in (1, 2):
+        with KnowledgeBase.open(tmp_path / f"kb{workers}", _config(workers), create=True) as kb:
+            reports = kb.ingest([docs], progress=False)
+        assert [r.status for r in reports] == ["indexed"] * 4, reports
+        assert [r.path.name for r in reports] == ["doc0.pdf", "doc1.pdf", "doc2.pdf", "doc3.pdf"]  # input order
+        snaps[workers] = _snapshot(tmp_path / f"kb{workers}")
+    one, two = snaps[1], snaps[2]
+    assert one["registry"] == two["registry"]
+    assert one["images"] == two["images"] and any("-fig" in name for name in one["images"])
+    assert one["points"].keys() == two["points"].keys()
+    for corpus in one["points"]:
+        assert one["points"][corpus].keys() == two["points"][corpus].keys(), corpus
+        for pid, (payload, vectors) in one["points"][corpus].items():
+            other_payload, other_vectors = two["points"][corpus][pid]
+            assert other_payload == payload, (corpus, pid)
+            assert other_vectors.keys() == vectors.keys()
+            for name, vec in vectors.items():
+                assert np.allclose(_flat(other_vectors[name]), _flat(vec), atol=1e-6), (corpus, pid, name)
+
+
+def _flat(vector: Any) -> np.ndarray:
+    """Dense vectors as arrays; sparse ones as their indices followed by their values."""
+    if hasattr(vector, "indices"):
+        return np.concatenate([np.asarray(vector.indices, dtype=float), np.asarray(vector.values, dtype=float)])
+    return np.asarray(vector, dtype=float).ravel()
+
+
+def test_a_bad_file_among_good_ones_fails_alone_with_its_name(tmp_path, docs):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("doc0.pdf", "doc1.pdf"):
+        (folder / name).write_bytes((docs / name).read_bytes())
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n not a pdf at all")
+    g.encrypted_pdf(folder / "locked.pdf")
+    with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
+        reports = {r.path.name: r for r in kb.ingest([folder], progress=False)}
+        assert reports["doc0.pdf"].status == reports["doc1.pdf"].status == "indexed"
+        assert reports["broken.pdf"].status == "failed" and "broken.pdf" in reports["broken.pdf"].error
+        assert reports["broken.pdf"].error_type == "CorruptDocumentError"
+        assert reports["locked.pdf"].error_type == "EncryptedDocumentError" and "locked.pdf" in reports["locked.pdf"].error
+        assert sorted(d.name for d in kb.documents()) == ["doc0.pdf", "doc1.pdf"]
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 2
+
+
+def test_a_file_failing_part_way_in_a_worker_leaves_no_images_behind(tmp_path, docs):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a_good.pdf").write_bytes((docs / "doc1.pdf").read_bytes())
+    doc = pymupdf.open()
+    for i in range(20):
+        doc.new_page(width=612, height=792).insert_text((72, 72), f"small page {i}")
+    doc.new_page(width=14000, height=14000).insert_text((72, 72), "a huge page")  # page 21: over the pixel limit
+    g.save(doc, folder / "b_huge.pdf")
+    with KnowledgeBase.open(tmp_path / "kb", _config(2, max_page_pixels=10_000_000), create=True) as kb:
+        reports = {r.path.name: r for r in kb.ingest([folder], progress=False)}
+        assert reports["a_good.pdf"].status == "indexed"
+        huge = reports["b_huge.pdf"]
+        assert huge.status == "failed" and huge.error_type == "ResourceLimitError"
+        assert "b_huge.pdf" in huge.error and "page 21" in huge.error
+        assert [d.name for d in kb.documents()] == ["a_good.pdf"]
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 1  # the 20 pages written before the error are gone
+
+
+def test_a_worker_that_dies_fails_its_file_by_name_and_the_others_are_indexed(tmp_path, docs, monkeypatch):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("doc0.pdf", "doc2.pdf"):
+        (folder / name).write_bytes((docs / name).read_bytes())
+    (folder / "doc1_crash.pdf").write_bytes((docs / "doc1.pdf").read_bytes())
+    real = reader_mod.DocumentReader._extract
+
+    def crash_on_page_3(self, index, info, out_dir):  # the workers are forked: they inherit this
+        if "crash" in self.path.name and index == 2:
+            os._exit(3)  # what a segfault in a native library looks like from outside
+        return real(self, index, info, out_dir)
+
+    monkeypatch.setattr(reader_mod.DocumentReader, "_extract", crash_on_page_3)
+    with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
+        reports = {r.path.name: r for r in kb.ingest([folder], progress=False)}
+        crashed = reports["doc1_crash.pdf"]
+        assert crashed.status == "failed" and crashed.error_type == "WorkerDiedError"
+        assert "doc1_crash.pdf" in crashed.error and "worker process died" in crashed.error
+        assert reports["doc0.pdf"].status == "indexed"
+        assert reports["doc2.pdf"].status == "indexed"  # re-run in a fresh pool if it was caught in the crash
+        assert sorted(d.name for d in kb.documents()) == ["doc0.pdf", "doc2.pdf"]
+        assert kb.search("Marker2 page 7", top_k=3).hits
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 2
+
+
+def test_unchanged_files_are_not_read_again(tmp_path, docs):
+    with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
+        kb.ingest([docs], progress=False)
+    images = {f: f.stat().st_mtime_ns for f in (tmp_path / "kb" / "images").rglob("*") if f.is_file()}
+    copy = tmp_path / "copy_of_doc3.pdf"
+    copy.write_bytes((docs / "doc3.pdf").read_bytes())
+    with KnowledgeBase.open(tmp_path / "kb", _config(2)) as kb:
+        reports = kb.ingest([docs, copy], progress=False)
+    assert [r.status for r in reports] == ["unchanged"] * 5
+    assert {f: f.stat().st_mtime_ns for f in images} == images  # nothing rewritten by a worker
+
+
+def test_the_same_bytes_twice_in_one_batch_are_read_once(tmp_path, docs):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes((docs / "doc0.pdf").read_bytes())
+    (folder / "b.pdf").write_bytes((docs / "doc0.pdf").read_bytes())
+    (folder / "c.pdf").write_bytes((docs / "doc1.pdf").read_bytes())
+    with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
+        reports = kb.ingest([folder], progress=False)
+        assert [r.status for r in reports] == ["indexed", "unchanged", "indexed"]
+        assert len(kb.documents()) == 2
+
+
+def test_pool_errors_keep_their_class_and_message(tmp_path):
+    locked = g.encrypted_pdf(tmp_path / "locked.pdf")
+    with ExtractionPool(IngestConfig(ocr="never"), None, workers=1) as pool:
+        job = pool.submit(locked)
+        with pytest.raises(EncryptedDocumentError) as err:
+            job.info()
+    assert err.value.path == locked and "locked.pdf" in str(err.value) and "password" in str(err.value)
+    assert issubclass(WorkerDiedError, DocumentError)  # reported like any bad file
+
+
+def test_pool_streams_pages_in_order_and_honours_page_ranges(tmp_path, docs):
+    with ExtractionPool(IngestConfig(ocr="never", dpi=72), None, workers=2, batch_pages=3) as pool:
+        whole, part = pool.submit(docs / "doc3.pdf"), pool.submit(docs / "doc3.pdf", page_range=(4, 99))
+        assert [c.page.page for c in part.pages()] == list(range(4, 14))  # consumed first: the other is buffered
+        assert whole.info().page_count == 13
+        assert [c.page.page for c in whole.pages()] == list(range(1, 14))
+
+
+def test_workers_setting_is_checked():
+    with pytest.raises(ConfigError, match="ingest.workers"):
+        IngestConfig(workers=0)
+    assert IngestConfig(workers=3).extraction_workers == 3
+    assert IngestConfig().extraction_workers == min(2, os.cpu_count() or 1)
