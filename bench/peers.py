@@ -32,8 +32,12 @@ sys.path.insert(0, str(ROOT))
 EVAL = ROOT.parent / "shared" / "eval"
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _rss_mb(workers: int = 0) -> float:
+    """Peak RSS of this process, plus ``workers`` times the largest peak among its ended child
+    processes (mmrag's extraction workers): an upper bound on what the system held at once."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if workers else 0
+    return (own + workers * children) / 1024
 
 
 def _pdfs(docs: Path) -> list[Path]:
@@ -115,7 +119,9 @@ def run_mmrag(docs: Path, questions: list[str], workdir: Path) -> dict:
             result = kb.search(q, top_k=10)
             lat.append(time.perf_counter() - t)
             ranked.append([(h.source, h.page) for h in result.hits])
-    return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "pages": sum(r.pages for r in reports)}
+        workers = kb.config.ingest.extraction_workers
+    return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "pages": sum(r.pages for r in reports),
+            "workers": workers if workers > 1 else 0}
 
 
 SYSTEMS = {"mmrag": run_mmrag, "bm25": run_bm25, "llamaindex": run_llamaindex}
@@ -127,7 +133,7 @@ def child(system: str, docs: Path, questions_path: Path, out: Path) -> None:
     questions = [q.question for q in load_questions(questions_path)]
     with tempfile.TemporaryDirectory() as tmp:
         result = SYSTEMS[system](docs, questions, Path(tmp))
-    result["peak_rss_mb"] = _rss_mb()
+    result["peak_rss_mb"] = _rss_mb(result.get("workers", 0))
     out.write_text(json.dumps(result))
 
 
