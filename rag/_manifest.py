@@ -62,7 +62,7 @@ def library_versions() -> dict[str, str]:
 
 
 #: Provenance keys that must match for vectors to be comparable.
-_IDENTITY_KEYS = ("name", "source", "family", "dimension", "fingerprint", "pool_factor", "pooling", "k1", "b", "avg_len", "language")
+_IDENTITY_KEYS = ("name", "source", "family", "dimension", "fingerprint", "pool_factor", "pooling", "k1", "b", "avg_len", "language", "phrase_weight")
 
 
 @dataclass(frozen=True)

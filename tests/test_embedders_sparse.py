@@ -36,6 +36,12 @@ def bm25() -> BM25Encoder:
     return registry.build("bm25", "sparse")
 
 
+@pytest.fixture(scope="module")
+def plain() -> BM25Encoder:
+    """Textbook BM25: single terms only."""
+    return BM25Encoder(phrase_weight=0)
+
+
 def _idf(n_docs: int, df: int) -> float:
     """Qdrant's Modifier.IDF (Lucene's BM25 idf)."""
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
@@ -128,7 +134,8 @@ def test_vectors_identical_across_processes_with_different_hash_seeds(bm25):
     assert outs == {f"{list(here.indices)} {[round(x, 9) for x in here.values]}"}
 
 
-def test_document_weights_follow_bm25_saturation(bm25):
+def test_document_weights_follow_bm25_saturation(plain):
+    bm25 = plain
     one = bm25.encode_document("panel")
     three = bm25.encode_document("panel panel panel")
     assert one.indices == three.indices
@@ -144,8 +151,21 @@ def test_document_weights_follow_bm25_saturation(bm25):
 
 def test_query_weights_are_one_per_distinct_term(bm25):
     q = bm25.encode_query("inverter inverters fault")
-    assert len(q.indices) == 2 and q.values == (1.0, 1.0)
+    # invert, fault, and the pairs "invert invert", "invert fault"
+    assert set(q.indices) == {term_id(t) for t in ("invert", "fault", "invert invert", "invert fault")}
+    assert q.values == (1.0,) * 4
     assert list(q.indices) == sorted(q.indices)
+
+
+def test_a_phrase_beats_the_same_words_apart(bm25, plain):
+    together = "Table 2: initial scale items for perceived ease of use, as first written"
+    apart = "Table 4: revised scale of use; the items kept from the initial ease study"
+    query = "initial scale items for ease of use"
+    with_pairs = _sparse_scores(bm25.encode_query(query), bm25.encode_documents([together, apart]))
+    assert with_pairs[0] > 1.5 * with_pairs[1]
+    single = _sparse_scores(plain.encode_query(query), plain.encode_documents([together, apart]))
+    assert single[0] < 1.5 * single[1]  # the same words alone barely tell them apart
+    assert bm25.phrase_weight == 3.0 and plain.encode_query(query).indices == tuple(sorted({term_id(t) for t in plain.terms(query)}))
 
 
 def test_rare_query_term_wins_with_idf(bm25):
@@ -159,7 +179,7 @@ def test_rare_query_term_wins_with_idf(bm25):
 @pytest.mark.parametrize("query", ["inverter fault", "solar panel energy output months", "bar chart of energy", "voltage"])
 def test_sparse_dot_with_idf_equals_reference_bm25(query):
     docs_terms = [BM25Encoder().terms(t) for t in CORPUS]
-    enc = BM25Encoder(avg_len=BM25Encoder().average_length(CORPUS))
+    enc = BM25Encoder(avg_len=BM25Encoder().average_length(CORPUS), phrase_weight=0)
     got = _sparse_scores(enc.encode_query(query), enc.encode_documents(CORPUS))
     want = _reference_bm25(enc.terms(query), docs_terms)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
@@ -170,7 +190,7 @@ def test_qdrant_idf_modifier_ranks_like_reference_bm25():
     qm = pytest.importorskip("qdrant_client.models")
     from qdrant_client import QdrantClient
 
-    enc = BM25Encoder(avg_len=BM25Encoder().average_length(CORPUS))
+    enc = BM25Encoder(avg_len=BM25Encoder().average_length(CORPUS), phrase_weight=0)
     client = QdrantClient(":memory:")
     client.create_collection(
         "bm25", vectors_config={}, sparse_vectors_config={"bm25": qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
@@ -196,6 +216,7 @@ def test_provenance_records_every_setting_that_changes_vectors():
     assert a == BM25Encoder().provenance()
     assert a != BM25Encoder(k1=1.5).provenance()
     assert a != BM25Encoder(language="german").provenance()
+    assert a != BM25Encoder(phrase_weight=0).provenance()
     assert a["idf"] == "store" and a["stemmer"] == "snowball-english"
 
 
@@ -210,6 +231,8 @@ def test_invalid_settings_raise_config_error():
         BM25Encoder(k1=-1)
     with pytest.raises(ConfigError, match="b must"):
         BM25Encoder(b=2)
+    with pytest.raises(ConfigError, match="phrase_weight"):
+        BM25Encoder(phrase_weight=-1)
     with pytest.raises(ConfigError, match="klingon"):
         BM25Encoder(language="klingon")
     with pytest.raises(TypeError):
@@ -219,3 +242,16 @@ def test_invalid_settings_raise_config_error():
 def test_registry_options_are_accepted():
     enc = registry.build("bm25", "sparse", device="cpu", batch_size=16, show_progress=False)
     assert enc.encode_query("inverter").indices == (term_id("invert"),)
+
+
+def test_a_knowledge_base_built_with_phrases_refuses_an_encoder_without(tmp_path):
+    from rag._manifest import Manifest
+    from rag.errors import EmbedderMismatchError
+
+    manifest = Manifest(models={"sparse": BM25Encoder().provenance()}, collections={}, ingest={}, store={})
+    manifest.check_models({"sparse": BM25Encoder().provenance()}, tmp_path)
+    with pytest.raises(EmbedderMismatchError, match="phrase_weight was 3.0, now 0.0"):
+        manifest.check_models({"sparse": BM25Encoder(phrase_weight=0).provenance()}, tmp_path)
+    # a knowledge base from before phrase terms (no such key) still opens: its points simply hold no pairs
+    older = {k: v for k, v in BM25Encoder().provenance().items() if k != "phrase_weight"}
+    Manifest(models={"sparse": older}, collections={}, ingest={}, store={}).check_models({"sparse": BM25Encoder().provenance()}, tmp_path)

@@ -6,6 +6,11 @@ a query vector holds ``1`` per distinct term; the store multiplies by the invers
 document frequency (``Modifier.IDF``: ``ln(1 + (N - n + 0.5) / (n + 0.5))``), so the dot
 product is the BM25 score and no corpus statistics live in the encoder.
 
+Adjacent pairs of terms are terms too (``phrase_weight`` times the BM25 part of their own
+frequency; ``1`` in a query), so the store's IDF makes a rare phrase count for much: the
+table captioned "Initial scale items for perceived ease of use" beats the one captioned
+"Revised 10 item scale for perceived ease of use" for a question about "initial scale items".
+
 Text becomes terms in one deterministic way (:func:`tokenize`): Unicode NFKC, case-folded,
 split into words (numbers kept, decimals like ``3.5`` whole), stopwords dropped, Snowball
 stemming. Term ids are the first 31 bits of a blake2b digest of the term (:func:`term_id`):
@@ -35,8 +40,14 @@ __all__ = [
     "split_words",
     "tokenize",
     "bm25_tf",
+    "PHRASE_WEIGHT",
     "BM25Encoder",
 ]
+
+#: Weight of a pair of adjacent terms ("initial scale", "comput playful") against a single
+#: term: a passage holding the question's words as a phrase beats one holding them apart.
+#: Swept 0.5-6 on the evaluation sets (BENCHMARKS.md): 3-6 is a plateau.
+PHRASE_WEIGHT = 3.0
 
 #: Bump when tokenisation changes: knowledge bases built with another version are refused.
 TOKENIZER_VERSION = 1
@@ -157,6 +168,7 @@ class BM25Encoder:
         b: float = 0.75,
         avg_len: float = 256,
         language: str = "english",
+        phrase_weight: float = PHRASE_WEIGHT,
         **_: Any,
     ) -> None:
         if k1 < 0:
@@ -165,6 +177,8 @@ class BM25Encoder:
             raise ConfigError(f"BM25: b must be within 0..1, got {b}")
         if avg_len <= 0:
             raise ConfigError(f"BM25: avg_len must be positive, got {avg_len}")
+        if phrase_weight < 0:
+            raise ConfigError(f"BM25: phrase_weight must be >= 0, got {phrase_weight}")
         if language not in LANGUAGES:
             raise ConfigError(f"BM25: unsupported language {language!r}; supported: {sorted(LANGUAGES)}")
         snowball = require("snowballstemmer", "text", "BM25 stemming")
@@ -177,6 +191,7 @@ class BM25Encoder:
         self._lang = LANGUAGES[language]
         self._stemmer = snowball.stemmer(self._lang.stemmer)
         self._stems: dict[str, str] = {}
+        self.phrase_weight = float(phrase_weight)
 
     # ------------------------------------------------------------------ terms
     def _stem(self, word: str) -> str:
@@ -204,6 +219,10 @@ class BM25Encoder:
         for term, tf in Counter(terms).items():
             tid = term_id(term)  # a (rare) id collision adds the two terms' weights
             weights[tid] = weights.get(tid, 0.0) + bm25_tf(tf, length, self.k1, self.b, self.avg_len)
+        if self.phrase_weight > 0:
+            for pair, tf in Counter(_pairs(terms)).items():
+                tid = term_id(pair)
+                weights[tid] = weights.get(tid, 0.0) + self.phrase_weight * bm25_tf(tf, length, self.k1, self.b, self.avg_len)
         return _sparse(weights)
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
@@ -213,7 +232,11 @@ class BM25Encoder:
 
     def encode_query(self, text: str) -> SparseVector:
         """Weight 1 per distinct query term (the store applies IDF)."""
-        return _sparse({term_id(t): 1.0 for t in self.terms(text)})
+        terms = self.terms(text)
+        weights = {term_id(t): 1.0 for t in terms}
+        if self.phrase_weight > 0:
+            weights.update({term_id(p): 1.0 for p in _pairs(terms)})
+        return _sparse(weights)
 
     def provenance(self) -> dict[str, Any]:
         stops = hashlib.sha256(" ".join(sorted(self._lang.stopwords)).encode()).hexdigest()[:12]
@@ -225,6 +248,7 @@ class BM25Encoder:
             "b": self.b,
             "avg_len": self.avg_len,
             "language": self.language,
+            "phrase_weight": self.phrase_weight,
             "stemmer": f"snowball-{self._lang.stemmer}",
             "stopwords": stops,
             "term_ids": "blake2b-31",
@@ -234,7 +258,13 @@ class BM25Encoder:
         }
 
     def __repr__(self) -> str:
-        return f"BM25Encoder(k1={self.k1}, b={self.b}, avg_len={self.avg_len}, language={self.language!r})"
+        return (f"BM25Encoder(k1={self.k1}, b={self.b}, avg_len={self.avg_len}, language={self.language!r}, "
+                f"phrase_weight={self.phrase_weight})")
+
+
+def _pairs(terms: Sequence[str]) -> list[str]:
+    """Adjacent terms as one phrase term (``"initial scale"``); a space never occurs in a term."""
+    return [f"{a} {b}" for a, b in zip(terms, terms[1:])]
 
 
 def _sparse(weights: dict[int, float]) -> SparseVector:
