@@ -76,6 +76,17 @@ def test_no_reranker_keeps_order_and_cuts() -> None:
         NoReranker().rerank(QUESTION, hits, top_k=-1)
 
 
+def test_scores_a_few_1e_6_apart_tie_and_keep_the_input_order() -> None:
+    from retrievers.rerank._base import ranked
+
+    hits = make_hits(texts=TEXTS[:3])  # pages 1, 2, 3
+    # pages 1 and 3 scored apart only by batch-padding noise: input order kept, full scores carried
+    out = ranked(hits, [8.573667, 2.0, 8.573669])
+    assert [h.page for h in out] == [1, 3, 2]
+    assert out[1].score == pytest.approx(8.573669)
+    assert [h.page for h in ranked(hits, [1.0, 1.001, float("nan")])] == [2, 1, 3]
+
+
 def test_build_reranker_table_and_errors(tmp_path: Path) -> None:
     assert set(RERANKERS) == {"none", "late-interaction", "cross-encoder", "vlm"}
     assert isinstance(build_reranker("none"), NoReranker)

@@ -23,6 +23,9 @@ class Reranker(Protocol):
     def rerank(self, question: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]: ...
 
 
+TIE_DECIMALS = 4
+
+
 def check_top_k(top_k: int | None) -> int | None:
     if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
         raise ConfigError(f"rerank top_k must be None or an integer >= 0, got {top_k!r}")
@@ -30,11 +33,14 @@ def check_top_k(top_k: int | None) -> int | None:
 
 
 def ranked(hits: Sequence[Hit], scores: Sequence[float], top_k: int | None = None) -> list[Hit]:
-    """New hits carrying ``scores``, best first; ties (and NaNs, last) keep the input order."""
+    """New hits carrying ``scores``, best first; ties (and NaNs, last) keep the input order.
+
+    Scores equal to ``TIE_DECIMALS`` places tie: a model scores the same page a few 1e-6 apart
+    in batches of different padding, and that noise must not reorder equal pages."""
     check_top_k(top_k)
     if len(hits) != len(scores):
         raise ValueError(f"{len(hits)} hits but {len(scores)} scores")
-    keyed = [(-float(s) if not math.isnan(float(s)) else math.inf, i) for i, s in enumerate(scores)]
+    keyed = [(-round(float(s), TIE_DECIMALS) if not math.isnan(float(s)) else math.inf, i) for i, s in enumerate(scores)]
     order = [i for _, i in sorted(keyed)]
     out = [replace(hits[i], score=float(scores[i])) for i in order]
     return out if top_k is None else out[:top_k]
