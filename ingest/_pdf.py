@@ -19,7 +19,8 @@ from ingest._repair import GlyphRepair
 from ingest._render import pixmap_to_pil, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_text_layer
 
-__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block"]
+__all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block",
+           "caption_until_break"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -145,6 +146,25 @@ def caption_from_ocr_block(block: RawBlock, max_chars: int = 300) -> RawBlock:
         if ends_sentence or sum(len(t) for _, t in kept) >= max_chars:
             break
     return block_from_lines(kept)
+
+
+def caption_until_break(block: RawBlock, gap_ratio: float = 0.7) -> RawBlock:
+    """The caption part of a block: its lines up to the first paragraph break.
+
+    A text layer can hold a caption and the paragraph under it in one block (TAMReview's
+    "Figure 1: Conceptual model ... (Davis, 1985, p. 10)." then "By relying on prior work ...
+    Davis further refined his conceptual model to propose the Technology Acceptance Model",
+    which made Figure 1 look like the model it leads to). A break is a vertical gap between
+    consecutive lines of at least ``gap_ratio`` times the taller line's height; lines of one
+    paragraph are a fraction of a line apart.
+    """
+    lines = list(block.lines)
+    for i in range(1, len(lines)):
+        (prev, _), (box, _) = lines[i - 1], lines[i]
+        height = max(prev[3] - prev[1], box[3] - box[1])
+        if height > 0 and box[1] - prev[3] >= gap_ratio * height:
+            return block_from_lines(lines[:i])
+    return block
 
 
 def _in_margin(box: Box, width: float, height: float) -> bool:
@@ -275,6 +295,8 @@ def extract_pdf_page(
             save_pil(pixmap_to_pil(pix), image_path, config)
             del pix
         cap = captions.get(i)
+        if cap is not None:
+            cap = caption_until_break(cap)
         if cap is not None and ocr:
             cap = caption_from_ocr_block(cap)
         figures.append(

@@ -9,7 +9,7 @@ import pytest
 
 from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
 from ingest._files import sniff_format
-from ingest._pdf import caption_from_ocr_block, group_ocr_lines, split_merged_rows
+from ingest._pdf import caption_from_ocr_block, caption_until_break, group_ocr_lines, split_merged_rows
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
 from rag.types import BBox, TextBlock
@@ -224,3 +224,21 @@ def test_ocr_lines_group_into_paragraphs_and_captions_stop_before_table_rows():
     cap = caption_from_ocr_block(blocks[0])
     assert cap.text == "Table 2 Initial scale items (Davis, 1989, p. 324)"
     assert cap.bbox == (90, 100, 400, 126)
+
+
+def test_a_caption_stops_at_the_paragraph_break_under_it():
+    # TAMReview p.2: caption, a 15 pt gap, then a paragraph, all in one text-layer block
+    lines = (
+        ((122, 569, 475, 580), "Figure 1: Conceptual model for technology acceptance (Davis, 1985, p. 10)."),
+        ((91, 595, 506, 605), "By relying on prior work by Fishbein and Ajzen (1975), who formulated the Theory of"),
+        ((91, 607, 507, 618), "Reasoned Action, and other related research studies, Davis further refined his"),
+    )
+    block = RawBlock((91, 569, 507, 618), "\n".join(t for _, t in lines), lines)
+    cap = caption_until_break(block)
+    assert cap.text == "Figure 1: Conceptual model for technology acceptance (Davis, 1985, p. 10)."
+    assert cap.bbox == (122, 569, 475, 580)
+    # a caption wrapped over lines a fraction of a line apart is kept whole
+    wrapped = RawBlock((90, 100, 400, 126), "Figure 2: A long caption\nthat wraps.", (
+        ((90, 100, 400, 112), "Figure 2: A long caption"), ((90, 114, 200, 126), "that wraps."),
+    ))
+    assert caption_until_break(wrapped) is wrapped

@@ -99,7 +99,9 @@ def test_tamreview_page_4_is_decoded_into_clean_english():
     assert assess_text(page.text).usable
     assert all(0 <= b.bbox.x1 <= page.width for b in content.blocks)
     fig = next(f for f in content.figures if f.caption)
-    assert fig.caption.startswith("Figure 3: The Theory of Reasoned Action model (Davis, Bagozzi and Warshaw, 1989)")
+    # the text layer holds caption and the next paragraph in one block: the caption stops at the break
+    assert fig.caption == "Figure 3: The Theory of Reasoned Action model (Davis, Bagozzi and Warshaw, 1989)"
+    assert "In their theoretical model, Fishbein and Ajzen" in page.text
     assert "Attitude" in fig.text  # box labels of the (raster) diagram, read by OCR
 
 
