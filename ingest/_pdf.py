@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from rag.errors import ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock
 
 from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, match_captions
-from ingest._layout import RawBlock, block_from_lines, is_caption, make_chunks, reading_order
+from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
@@ -20,13 +21,15 @@ from ingest._render import pixmap_to_pil, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_text_layer
 
 __all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block",
-           "caption_until_break"]
+           "caption_until_break", "caption_outside"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
 _DRAWN = {"fill-path", "stroke-path", "fill-shade"}
 _IMAGES = {"fill-image", "fill-imgmask"}
 _MAX_ELEMENTS = 20_000  # beyond this, a page is a vector drawing too busy to cluster element by element
+# a caption's label with no title yet: "Table 2", "Figure 7-26.", "Fig. 3:"
+_LABEL_ONLY = re.compile(r"^\s*(?:fig(?:ure)?\.?|table|chart|diagram|plate|exhibit)\s*[\w.-]+[.:]?\s*$", re.IGNORECASE)
 _MIN_OCR_FIGURE = (100.0, 50.0)  # points: smaller raster figures are not worth OCR
 
 
@@ -167,6 +170,26 @@ def caption_until_break(block: RawBlock, gap_ratio: float = 0.7) -> RawBlock:
     return block
 
 
+def caption_outside(block: RawBlock, box: Box) -> RawBlock:
+    """The caption's lines before the first one whose centre lies inside ``box``, the element it
+    captions: a text layer can run a table's title into its rows ("Table 2 Initial scale items
+    ... Item No. Candidate item ... 1 I often become confused ..."). A label alone ("Table 2")
+    keeps its next line, the title, which a table finder often counts as the first row; a
+    caption wholly inside its element (a title drawn in the figure) is kept as it is."""
+    lines = list(block.lines)
+
+    def inside(lb: Box) -> bool:
+        cx, cy = (lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2
+        return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+    if not lines or inside(lines[0][0]):
+        return block
+    for i in range(1, len(lines)):
+        if inside(lines[i][0]) and not _LABEL_ONLY.match(join_lines([t for _, t in lines[:i]])):
+            return block_from_lines(lines[:i])
+    return block
+
+
 def _in_margin(box: Box, width: float, height: float) -> bool:
     """True when the box lies wholly in a page margin band (outer 10 % on any side)."""
     return box[3] <= 0.1 * height or box[1] >= 0.9 * height or box[2] <= 0.1 * width or box[0] >= 0.9 * width
@@ -296,7 +319,7 @@ def extract_pdf_page(
             del pix
         cap = captions.get(i)
         if cap is not None:
-            cap = caption_until_break(cap)
+            cap = caption_outside(caption_until_break(cap), box)
         if cap is not None and ocr:
             cap = caption_from_ocr_block(cap)
         figures.append(

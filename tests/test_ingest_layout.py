@@ -9,7 +9,7 @@ import pytest
 
 from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
 from ingest._files import sniff_format
-from ingest._pdf import caption_from_ocr_block, caption_until_break, group_ocr_lines, split_merged_rows
+from ingest._pdf import caption_from_ocr_block, caption_outside, caption_until_break, group_ocr_lines, split_merged_rows
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
 from ingest._quality import assess_text
 from rag.types import BBox, TextBlock
@@ -242,3 +242,21 @@ def test_a_caption_stops_at_the_paragraph_break_under_it():
         ((90, 100, 400, 112), "Figure 2: A long caption"), ((90, 114, 200, 126), "that wraps."),
     ))
     assert caption_until_break(wrapped) is wrapped
+
+
+def test_a_caption_stops_where_its_table_begins_but_keeps_its_title():
+    # TAMReview p.7: "Table 2", its title, then the rows, one block; the table box starts at the title
+    lines = (
+        ((91, 116, 128, 127), "Table 2"),
+        ((91, 130, 382, 140), "Initial scale items for perceived ease of use (Davis, 1989, p. 324)"),
+        ((91, 143, 383, 154), "Item No. Candidate item for measuring perceived ease of use"),
+        ((141, 157, 438, 168), "I often become confused when I use the electronic mail system."),
+    )
+    block = RawBlock((91, 116, 438, 168), "\n".join(t for _, t in lines), lines)
+    table = (91.1, 130.2, 501.2, 348.0)
+    cap = caption_outside(block, table)
+    assert cap.text == "Table 2 Initial scale items for perceived ease of use (Davis, 1989, p. 324)"
+    assert cap.bbox == (91, 116, 382, 140)
+    # a caption drawn inside its figure, or wholly outside it, is kept as it is
+    assert caption_outside(block, (0, 100, 600, 400)) is block
+    assert caption_outside(block, (0, 300, 600, 400)) is block

@@ -102,6 +102,12 @@ def test_tamreview_page_4_is_decoded_into_clean_english():
     # the text layer holds caption and the next paragraph in one block: the caption stops at the break
     assert fig.caption == "Figure 3: The Theory of Reasoned Action model (Davis, Bagozzi and Warshaw, 1989)"
     assert "In their theoretical model, Fishbein and Ajzen" in page.text
+    with open_document(DOCS / "TAMReview.pdf", IngestConfig(ocr_figures=False)) as reader:
+        scale = reader.page(7)
+    # the title runs into the table's rows in the same block: the caption is the title alone
+    assert [f.caption for f in scale.figures if f.caption] == [
+        "Table 2 Initial scale items for perceived ease of use (Davis, 1989, p. 324)"
+    ]
     assert "Attitude" in fig.text  # box labels of the (raster) diagram, read by OCR
 
 
