@@ -1,0 +1,75 @@
+"""The benchmark scripts in bench/ run end to end and print what BENCHMARKS.md quotes.
+
+Small inputs (the demo's sample manual, a 300-page synthetic store): these tests guard the
+scripts from rot, not the numbers; the numbers come from the full runs in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.samples import make_samples
+
+ROOT = Path(__file__).parents[1]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run(script: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def sample_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("peers_docs")
+    make_samples(folder)
+    (folder / "inverter_dashboard.png").unlink()  # the peers read PDFs only
+    return folder
+
+
+def test_peers_scores_mmrag_and_bm25_side_by_side(sample_docs: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    rows = [
+        ("Q1", "Which isolator must be switched off first?", [1], "text"),
+        ("Q2", "In which month does the monthly energy output peak?", [2], "figure"),
+        ("Q3", "What should the panels be cleaned with?", [3], "text"),
+    ]
+    questions.write_text("".join(
+        json.dumps({"id": i, "doc_id": "solar_maintenance_manual.pdf", "question": q, "gold_pages": g, "type": t}) + "\n"
+        for i, q, g, t in rows
+    ))
+    table = tmp_path / "peers.json"
+    out = run("peers.py", "--docs", str(sample_docs), "--questions", str(questions), "--systems", "mmrag,bm25",
+              "--json", str(table))
+    result = json.loads(table.read_text())
+    assert set(result) == {"mmrag", "bm25"}
+    mmrag, bm25 = result["mmrag"], result["bm25"]
+    assert mmrag["recall@5"] == 1.0  # four pages, three plain questions: every gold page in the top 5
+    for row in (mmrag, bm25):
+        assert 0.0 <= row["recall@1"] <= row["recall@5"] <= 1.0
+        assert row["ingest_pages_s"] > 0 and row["ingest_cpu_ms_page"] > 0
+        assert row["query_p50_ms"] > 0 and row["peak_rss_mb"] > 50
+    # mmrag renders pages, finds figures and embeds chunks: more CPU per page than tokenising text
+    assert mmrag["ingest_cpu_ms_page"] > bm25["ingest_cpu_ms_page"]
+    assert "mmrag/bm25" in out and "ingest_cpu_ms_page" in out
+
+
+def test_store_benchmark_reports_latency_recall_and_targets() -> None:
+    out = run("bench_store.py", "--pages", "300", "--queries", "5", "--local-cap", "300", "--local-queries", "2",
+              "--prefetch", "50,300")
+    lines = out.splitlines()
+    full = next(line for line in lines if line.startswith("prefetch 300"))
+    edge_recall, local_recall = float(full.split()[4]), float(full.split()[6])
+    # rescoring every page: only the 8-bit codes separate edge from the exact float32 MaxSim
+    assert edge_recall >= 0.9 and local_recall >= 0.9
+    assert any(line.startswith("numpy exact MaxSim") for line in lines)
+    assert any(line.startswith("targets:") and "p50 <= 10 ms" in line for line in lines)
