@@ -73,3 +73,21 @@ def test_store_benchmark_reports_latency_recall_and_targets() -> None:
     assert edge_recall >= 0.9 and local_recall >= 0.9
     assert any(line.startswith("numpy exact MaxSim") for line in lines)
     assert any(line.startswith("targets:") and "p50 <= 10 ms" in line for line in lines)
+
+
+def test_query_benchmark_times_both_systems_on_the_same_questions(sample_docs: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "Q1", "doc_id": "solar_maintenance_manual.pdf", "question":
+                                     "Which isolator must be switched off first?", "gold_pages": [1], "type": "text"}) + "\n")
+    out = run("bench_query.py", "--docs", str(sample_docs), "--questions", str(questions), "--repeat", "1", "--no-cold")
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("mmrag ", "llama-index "))}
+    assert set(rows) == {"mmrag", "llama-index"} and all(float(v[0]) > 0 for v in rows.values())
+    assert "mmrag/llama-index p50 ratio" in out
+
+
+def test_ingest_benchmark_reports_peak_rss_against_document_length() -> None:
+    out = run("bench_ingest.py", "--skip-real", "--pages", "20", "40", "--render-pages", "10")
+    table = out[out.index("2. peak RSS against document length"):].splitlines()
+    sizes = [line.split() for line in table if line.split() and line.split()[0] in ("20", "40")]
+    assert [row[0] for row in sizes] == ["20", "40"]
+    assert sizes[0][-1] == "1.00x" and float(sizes[1][-1].rstrip("x")) < 1.5  # streaming: twice the pages, not twice the memory
