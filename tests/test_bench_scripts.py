@@ -92,3 +92,9 @@ def test_ingest_benchmark_reports_peak_rss_against_document_length() -> None:
     sizes = [line.split() for line in table if line.split() and line.split()[0] in ("20", "40")]
     assert [row[0] for row in sizes] == ["20", "40"]
     assert sizes[0][-1] == "1.00x" and float(sizes[1][-1].rstrip("x")) < 1.5  # streaming: twice the pages, not twice the memory
+
+
+def test_store_benchmark_refuses_an_empty_run_with_a_message() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_store.py"), "--local-cap", "0"],
+                         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert out.returncode == 2 and "--local-cap must be >= 1" in out.stderr
