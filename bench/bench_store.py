@@ -205,7 +205,8 @@ def main() -> None:
         return _child(args)
     for name in ("pages", "tokens", "queries", "local_cap", "local_queries"):
         if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1 (qdrant-client local mode always runs beside edge)")
+            why = " (qdrant-client local mode always runs beside edge)" if name.startswith("local") else ""
+            ap.error(f"--{name.replace('_', '-')} must be >= 1{why}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = Synth(pages=args.pages, tokens=args.tokens, full_tokens=args.full_tokens,
                 page_spread=args.page_spread, block_spread=args.block_spread, datatype=args.datatype)  # fmt: skip
