@@ -122,15 +122,14 @@ def _elements(page: Any, config: IngestConfig, path: Path, n: int) -> list[Eleme
     return elements
 
 
+def _centre_in(line: Box, box: Box) -> bool:
+    cx, cy = (line[0] + line[2]) / 2, (line[1] + line[3]) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
 def _lines_in(box: Box, blocks: list[RawBlock]) -> list[str]:
     """Text of the lines whose centre lies inside ``box``."""
-    out = []
-    for b in blocks:
-        for lb, text in b.lines or ((b.bbox, b.text),):
-            cx, cy = (lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2
-            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3]:
-                out.append(text)
-    return out
+    return [text for b in blocks for lb, text in b.lines or ((b.bbox, b.text),) if _centre_in(lb, box)]
 
 
 def caption_from_ocr_block(block: RawBlock, max_chars: int = 300) -> RawBlock:
@@ -177,15 +176,10 @@ def caption_outside(block: RawBlock, box: Box) -> RawBlock:
     keeps its next line, the title, which a table finder often counts as the first row; a
     caption wholly inside its element (a title drawn in the figure) is kept as it is."""
     lines = list(block.lines)
-
-    def inside(lb: Box) -> bool:
-        cx, cy = (lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2
-        return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
-
-    if not lines or inside(lines[0][0]):
+    if not lines or _centre_in(lines[0][0], box):
         return block
     for i in range(1, len(lines)):
-        if inside(lines[i][0]) and not _LABEL_ONLY.match(join_lines([t for _, t in lines[:i]])):
+        if _centre_in(lines[i][0], box) and not _LABEL_ONLY.match(join_lines([t for _, t in lines[:i]])):
             return block_from_lines(lines[:i])
     return block
 
