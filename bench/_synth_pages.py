@@ -1,7 +1,7 @@
 """Synthetic ColPali-shaped pages and queries for ``bench_store.py``, and their exact MaxSim truth.
 
-Data: synthetic ColPali-shaped pages. A page is a 32x32 patch grid (+6 special tokens,
-1,030 x 128 before pooling) cut into 64 blocks of 4x4 patches. Each page has a centroid
+A page is a 32x32 patch grid (+6 special tokens, 1,030 x 128 before pooling) cut into 64
+blocks of 4x4 patches. Each page has a centroid
 (its topic, one topic per 50 pages, plus a page offset); a content block (65%) is the
 centroid plus a wide spread, a background block (35%) one of 8 shared directions. Pooling
 is the group mean of each block (64 vectors per page). By default the pooled vectors are
@@ -9,11 +9,7 @@ generated directly (the mean of 16 unit-noise patches = block + noise/4); ``--fu
 generates all 1,030 tokens per page and pools them (slower, statistically the same).
 A query is 10 noisy content blocks of a random page plus 4 generic query tokens.
 
-Ground truth: exact MaxSim (numpy, float32) over all pages' pooled float16 vectors. The store
-runs mean-vector prefetch (``--prefetch`` candidates) -> MaxSim rescoring on the multivectors
-stored as ``--datatype`` (default ``turbo8``: 8-bit TurboQuant codes, float query; ``float16``
-is the exact-precision alternative at twice the disk). Build and peak RSS are measured in a
-subprocess that streams the pages in.
+Ground truth: exact MaxSim (numpy, float32) over all pages' pooled float16 vectors.
 """
 
 from __future__ import annotations
@@ -63,16 +59,16 @@ class Synth:
         )
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 @functools.lru_cache(maxsize=2)
 def _world(cfg: Synth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
-    topics = _unit(rng.normal(size=(cfg.n_topics, cfg.dim))).astype(np.float32)
-    background = _unit(rng.normal(size=(8, cfg.dim))).astype(np.float32)
-    generic = _unit(rng.normal(size=(4, cfg.dim))).astype(np.float32)
+    topics = unit(rng.normal(size=(cfg.n_topics, cfg.dim))).astype(np.float32)
+    background = unit(rng.normal(size=(8, cfg.dim))).astype(np.float32)
+    generic = unit(rng.normal(size=(4, cfg.dim))).astype(np.float32)
     return topics, background, generic
 
 
@@ -86,19 +82,19 @@ def gen_chunk(cfg: Synth, index: int) -> tuple[np.ndarray, np.ndarray]:
     n = min(CHUNK, cfg.pages - index * CHUNK)
     d = cfg.dim
     rng = np.random.default_rng([cfg.seed, index])
-    centroid = _unit(topics[rng.integers(0, cfg.n_topics, size=n)] + cfg.page_spread * _noise(rng, (n, d)))
+    centroid = unit(topics[rng.integers(0, cfg.n_topics, size=n)] + cfg.page_spread * _noise(rng, (n, d)))
     content = rng.random(size=(n, cfg.tokens)) > cfg.background_share
     blocks = np.where(
         content[..., None],
-        _unit(centroid[:, None, :] + cfg.block_spread * _noise(rng, (n, cfg.tokens, d))),
+        unit(centroid[:, None, :] + cfg.block_spread * _noise(rng, (n, cfg.tokens, d))),
         background[rng.integers(0, 8, size=(n, cfg.tokens))],
     )
     if cfg.full_tokens:  # 1,024 patches (16 per block) + 6 special tokens, then group-mean pooling
-        patches = _unit(blocks[:, :, None, :] + _noise(rng, (n, cfg.tokens, 16, d)))
+        patches = unit(blocks[:, :, None, :] + _noise(rng, (n, cfg.tokens, 16, d)))
         _special = rng.normal(size=(n, 6, d))  # generated like the model's, dropped by pooling
-        pooled = _unit(patches.mean(axis=2))
+        pooled = unit(patches.mean(axis=2))
     else:
-        pooled = _unit(blocks + _noise(rng, blocks.shape) / 4)
+        pooled = unit(blocks + _noise(rng, blocks.shape) / 4)
     return pooled.astype(np.float16), content
 
 
@@ -119,7 +115,7 @@ def make_queries(cfg: Synth, count: int) -> list[np.ndarray]:
             j = int(pages[k]) % CHUNK
             toks = multi[j].astype(np.float32)[content[j]]
             pick = toks[rng.choice(len(toks), size=min(10, len(toks)), replace=False)]
-            q = _unit(pick + 0.6 * noise[k, : len(pick)])
+            q = unit(pick + 0.6 * noise[k, : len(pick)])
             queries[k] = np.concatenate([q, generic]).astype(np.float32)
     return queries
 
@@ -132,13 +128,13 @@ def points_of_chunk(cfg: Synth, index: int) -> list[Point]:
     multi, _ = gen_chunk(cfg, index)
     start = index * CHUNK
     return [
-        Point(point_id(start + j), {"mean": _unit(m.astype(np.float32).mean(0)), "colpali": m},
+        Point(point_id(start + j), {"mean": unit(m.astype(np.float32).mean(0)), "colpali": m},
               {"doc_id": f"doc{(start + j) // 300}", "page": (start + j) % 300 + 1, "kind": "page"})
         for j, m in enumerate(multi)
     ]  # fmt: skip
 
 
-def _chunks(cfg: Synth) -> range:
+def chunk_indices(cfg: Synth) -> range:
     return range((cfg.pages + CHUNK - 1) // CHUNK)
 
 
@@ -147,7 +143,7 @@ def exact_maxsim(cfg: Synth, queries: list) -> tuple[list[list[str]], float]:
 
     The peer holds all pooled vectors in RAM as float32 (the stored float16 values, upcast once).
     """
-    docs = np.concatenate([gen_chunk(cfg, i)[0] for i in _chunks(cfg)]).astype(np.float32)
+    docs = np.concatenate([gen_chunk(cfg, i)[0] for i in chunk_indices(cfg)]).astype(np.float32)
     flat = docs.reshape(-1, cfg.dim)
 
     def scores_of(q: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _synth_pages import COLLECTION, Synth, _chunks, _unit, exact_maxsim, make_queries, points_of_chunk  # noqa: E402
+from _synth_pages import COLLECTION, Synth, chunk_indices, exact_maxsim, make_queries, points_of_chunk, unit  # noqa: E402
 from retrievers.base import VectorQuery  # noqa: E402
 
 logger = logging.getLogger("bench_store")
@@ -85,7 +85,7 @@ def build(backend: str, cfg: Synth, folder: str, optimize: bool):
     store = EdgeStore(folder) if backend == "edge" else QdrantServerStore(location=":memory:")
     store.ensure_collection(cfg.spec())
     gen_s = 0.0
-    for index in _chunks(cfg):
+    for index in chunk_indices(cfg):
         g = time.perf_counter()
         points = points_of_chunk(cfg, index)
         gen_s += time.perf_counter() - g
@@ -111,7 +111,7 @@ def run_queries(store, queries: list, prefetches: list[int], truth: list) -> dic
         for i, q in enumerate(queries):
             t = time.perf_counter()
             hits = store.rescored(
-                COLLECTION, VectorQuery("mean", _unit(q.mean(0)), prefetch), VectorQuery("colpali", q), 10
+                COLLECTION, VectorQuery("mean", unit(q.mean(0)), prefetch), VectorQuery("colpali", q), 10
             )
             dt = time.perf_counter() - t
             if i >= 2 or len(queries) <= 2:  # first two warm the caches
