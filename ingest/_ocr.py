@@ -15,7 +15,10 @@ figure text to lower the evaluation set's recall@1 (0.833 -> 0.800).
 from __future__ import annotations
 
 import logging
+import math
+import statistics
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +27,7 @@ from rag.errors import MissingDependencyError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["OcrLine", "get_engine", "ocr_array", "recognize_lines"]
+__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "ocr_array", "recognize_lines", "skew_degrees"]
 
 logger = logging.getLogger(__name__)
 _ENGINE: Any = None
@@ -38,7 +41,8 @@ _PARAMS = {
 
 @dataclass(frozen=True, slots=True)
 class OcrLine:
-    """One recognised line: box in the input image's pixels, text, confidence."""
+    """One recognised line: box in the input image's pixels, text, confidence, and the
+    detector's quadrilateral (top-left, top-right, bottom-right, bottom-left) when known."""
 
     x0: float
     y0: float
@@ -46,6 +50,7 @@ class OcrLine:
     y1: float
     text: str
     score: float
+    quad: tuple[tuple[float, float], ...] = ()
 
 
 def get_engine() -> Any:
@@ -77,10 +82,44 @@ def ocr_array(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
         text = str(text).strip()
         if not text or float(score) < min_score:
             continue
-        xs = [float(p[0]) for p in box]
-        ys = [float(p[1]) for p in box]
-        lines.append(OcrLine(max(min(xs), 0.0), max(min(ys), 0.0), max(xs), max(ys), text, float(score)))
+        quad = tuple((float(p[0]), float(p[1])) for p in box)
+        xs = [x for x, _ in quad]
+        ys = [y for _, y in quad]
+        lines.append(OcrLine(max(min(xs), 0.0), max(min(ys), 0.0), max(xs), max(ys), text, float(score), quad))
     return lines
+
+
+def skew_degrees(quads: Sequence[Sequence[tuple[float, float]]], min_lines: int = 3, min_degrees: float = 0.3) -> float:
+    """The page's skew: the median slope of the top edges of its long lines (at least 4x as wide
+    as tall), in degrees, positive when lines fall to the right; 0 when fewer than ``min_lines``
+    long lines agree or the slope is under ``min_degrees`` (a straight scan)."""
+    slopes = []
+    for q in quads:
+        if len(q) != 4:
+            continue
+        (x0, y0), (x1, y1), _, (x3, y3) = q
+        width, height = math.hypot(x1 - x0, y1 - y0), math.hypot(x3 - x0, y3 - y0)
+        if height > 0 and width >= 4 * height and x1 > x0:
+            slopes.append(math.degrees(math.atan2(y1 - y0, x1 - x0)))
+    if len(slopes) < min_lines:
+        return 0.0
+    angle = statistics.median(slopes)
+    return angle if abs(angle) >= min_degrees else 0.0
+
+
+def deskewed_boxes(quads: Sequence[Sequence[tuple[float, float]]], degrees: float) -> list[tuple[float, float, float, float]]:
+    """Each quadrilateral turned by ``-degrees`` about the origin, as an upright box.
+
+    On a skewed scan the upright box of a long line spans the height of two or three lines;
+    turned back, lines are as tall as their text again, so grouping them into paragraphs and
+    columns works as on a straight page. Only for layout: the turned boxes are not page boxes."""
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    out = []
+    for q in quads:
+        xs = [x * c + y * s for x, y in q]
+        ys = [-x * s + y * c for x, y in q]
+        out.append((min(xs), min(ys), max(xs), max(ys)))
+    return out
 
 
 def recognize_lines(images: list[np.ndarray]) -> list[tuple[str, float]]:

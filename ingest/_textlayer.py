@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def read_text_layer(page: Any, path: Path, n: int, config: IngestConfig, repair:
     if want_ocr and _ocr_available(config):
         if not quality.usable:
             logger.debug("%s page %d: text layer %s (%s); running OCR", path.name, n, quality.verdict, quality.reason)
-        blocks = group_ocr_lines(_ocr_clip(page, None, config))
+        blocks = group_ocr_lines(*_ocr_clip(page, None, config))
         ocr = True
     return TextLayer(blocks, ocr, repaired, quality)
 
@@ -118,37 +119,47 @@ def _without_noise(blocks: list[RawBlock]) -> list[RawBlock]:
     return keep_lines(blocks, lambda _box, text: not _symbol_noise(text))
 
 
-def group_ocr_lines(lines: list[tuple[Box, str]]) -> list[RawBlock]:
+def group_ocr_lines(lines: Sequence[tuple[Box, str]], layout: Sequence[Box] | None = None) -> list[RawBlock]:
     """Group OCR lines into paragraph blocks: a line joins the block above it when it
-    overlaps it horizontally and starts within ~0.8 line heights below its last line."""
-    groups: list[list[tuple[Box, str]]] = []
-    for box, text in sorted(lines, key=lambda lt: (lt[0][1], lt[0][0])):
+    overlaps it horizontally and starts within ~0.8 line heights below its last line.
+
+    ``layout``: one box per line to judge that on instead of the line's own box (a skewed
+    scan's lines turned upright, :func:`ingest._ocr.deskewed_boxes`); blocks keep the lines'
+    own boxes."""
+    geometry = list(layout) if layout is not None else [box for box, _ in lines]
+    if len(geometry) != len(lines):
+        raise ValueError(f"{len(lines)} lines but {len(geometry)} layout boxes")
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lines)), key=lambda k: (geometry[k][1], geometry[k][0])):
+        box = geometry[i]
         height = box[3] - box[1]
         for g in reversed(groups):
-            last = g[-1][0]
+            last = geometry[g[-1]]
             gap = box[1] - last[3]
             overlap = min(box[2], last[2]) - max(box[0], last[0])
             if -0.5 * height <= gap <= 0.8 * height and overlap > 0 and abs(box[0] - last[0]) < 4 * height:
-                g.append((box, text))
+                g.append(i)
                 break
         else:
-            groups.append([(box, text)])
+            groups.append([i])
     blocks = []
     for g in groups:
-        x0 = min(b[0] for b, _ in g)
-        y0 = min(b[1] for b, _ in g)
-        x1 = max(b[2] for b, _ in g)
-        y1 = max(b[3] for b, _ in g)
-        blocks.append(RawBlock((x0, y0, x1, y1), join_lines([t for _, t in g]), tuple(g)))
+        members = tuple(lines[i] for i in g)
+        x0 = min(b[0] for b, _ in members)
+        y0 = min(b[1] for b, _ in members)
+        x1 = max(b[2] for b, _ in members)
+        y1 = max(b[3] for b, _ in members)
+        blocks.append(RawBlock((x0, y0, x1, y1), join_lines([t for _, t in members]), members))
     return blocks
 
 
-def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> list[tuple[Box, str]]:
-    """OCR the page (or a clip of it) rendered at ``ocr_dpi``; lines in page points.
+def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[tuple[Box, str]], list[Box]]:
+    """OCR the page (or a clip of it) rendered at ``ocr_dpi``: the lines (boxes in page
+    points) and, per line, its box for layout (turned upright when the scan is skewed).
 
     The render is scaled down to stay within ``max_page_pixels`` (OCR of a huge page at a
     lower resolution rather than a failure)."""
-    from ingest._ocr import ocr_array
+    from ingest._ocr import deskewed_boxes, ocr_array, skew_degrees
 
     import pymupdf
 
@@ -158,14 +169,23 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> list[tuple[B
     array = pixmap_to_array(pix)
     del pix
     scale = 72.0 / dpi
-    return [
+    found = ocr_array(array)
+    lines = [
         ((rect.x0 + ln.x0 * scale, rect.y0 + ln.y0 * scale, rect.x0 + ln.x1 * scale, rect.y0 + ln.y1 * scale), ln.text)
-        for ln in ocr_array(array)
+        for ln in found
     ]
+    skew = skew_degrees([ln.quad for ln in found])
+    if not skew or not all(len(ln.quad) == 4 for ln in found):
+        return lines, [box for box, _ in lines]
+    return lines, [_scaled(b, scale) for b in deskewed_boxes([ln.quad for ln in found], skew)]
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    return (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
 
 
 def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:
-    return "\n".join(t for _, t in _ocr_clip(page, clip, config))
+    return "\n".join(t for _, t in _ocr_clip(page, clip, config)[0])
 
 
 def _ocr_available(config: IngestConfig) -> bool:

@@ -123,6 +123,32 @@ def scanned_pdf(path: Path, text: str = "INVOICE NUMBER 4471", width: float = 32
     return save(doc, path)
 
 
+def skewed_scan_png(lines: list[str], degrees: float = 3.0, width: float = 612, height: float = 240) -> bytes:
+    """A picture (150 dpi PNG) of ``lines`` of text turned by ``degrees``: a sheet fed into the
+    scanner at a slant."""
+    from PIL import Image
+
+    src = pymupdf.open()
+    sp = src.new_page(width=width, height=height)
+    for i, line in enumerate(lines):
+        sp.insert_text((60, 60 + 16 * i), line, fontsize=12)
+    pix = sp.get_pixmap(dpi=150)
+    img = Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+    src.close()
+    img = img.rotate(-degrees, resample=Image.BICUBIC, fillcolor=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def skewed_scan_pdf(path: Path, lines: list[str], degrees: float = 3.0, width: float = 612, height: float = 240) -> Path:
+    """A page that is only a slanted scan of ``lines`` (no text layer)."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=width, height=height)
+    page.insert_image(page.rect, stream=skewed_scan_png(lines, degrees, width, height))
+    return save(doc, path)
+
+
 def encrypted_pdf(path: Path, password: str = "s3cret") -> Path:
     doc = pymupdf.open()
     page = doc.new_page()

@@ -260,3 +260,26 @@ def test_a_caption_stops_where_its_table_begins_but_keeps_its_title():
     # a caption drawn inside its figure, or wholly outside it, is kept as it is
     assert caption_outside(block, (0, 100, 600, 400)) is block
     assert caption_outside(block, (0, 300, 600, 400)) is block
+
+
+def test_skew_is_measured_on_long_lines_and_straight_scans_are_left_alone():
+    from ingest._ocr import deskewed_boxes, skew_degrees
+
+    # rapidocr's boxes on ocrmypdf's skew.pdf (150 dpi): long lines fall ~1.9 degrees to the right
+    slanted = [
+        ((191, 170), (1119, 201), (1118, 227), (190, 197)),
+        ((190, 196), (1018, 222), (1017, 248), (189, 222)),
+        ((189, 222), (1068, 250), (1067, 279), (188, 251)),
+        ((204, 247), (695, 263), (694, 292), (203, 275)),
+    ]
+    angle = skew_degrees(slanted)
+    assert 1.7 < angle < 2.1
+    upright = deskewed_boxes(slanted, angle)
+    heights = [b[3] - b[1] for b in upright]
+    assert max(heights) < 30 < max(q[2][1] - q[0][1] for q in slanted)  # one line tall again, not two
+    assert [b[1] for b in upright] == sorted(b[1] for b in upright)
+    straight = [((10, 100 + 20 * i), (500, 100 + 20 * i), (500, 112 + 20 * i), (10, 112 + 20 * i)) for i in range(5)]
+    assert skew_degrees(straight) == 0.0
+    assert skew_degrees(slanted[:2]) == 0.0  # two lines are not evidence enough
+    with pytest.raises(ValueError, match="layout boxes"):
+        group_ocr_lines([((0, 0, 10, 10), "a")], layout=[])
