@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ingest._layout import RawBlock, is_caption
 
-__all__ = ["Element", "Region", "cluster_regions", "grow_over_labels", "match_captions", "inside_share"]
+__all__ = ["Element", "Region", "cluster_regions", "grow_over_labels", "is_decoration", "match_captions", "inside_share"]
 
 Box = tuple[float, float, float, float]
 THIN = 2.0  # a drawing thinner than this (points) is a rule or a line
@@ -163,6 +163,27 @@ def cluster_regions(
         regions.append(r)
     regions = _merge_overlapping(regions, gap)
     return [r for r in regions if r.n_images or r.n_thick or r.n_drawings >= 3]
+
+
+def is_decoration(region: Region, min_side: float = 8.0) -> bool:
+    """Drawn, but not a figure: a rule or bar (no image, under ``min_side`` points across: the
+    line under a manual's title), or an outline with nothing drawn inside (only thin lines, each
+    along one of the region's edges: a table whose cells the PDF lost, a frame around text that
+    the text layer already holds)."""
+    if region.n_images:
+        return False
+    x0, y0, x1, y1 = region.bbox
+    if min(x1 - x0, y1 - y0) < min_side:
+        return True
+    if region.n_thick:
+        return False
+    tol = 2 * THIN
+
+    def along_an_edge(b: Box) -> bool:
+        return any(abs(b[lo] - edge) <= tol and abs(b[hi] - edge) <= tol
+                   for lo, hi, edge in ((0, 2, x0), (0, 2, x1), (1, 3, y0), (1, 3, y1)))
+
+    return all(along_an_edge(m) for m in region.members)
 
 
 def grow_over_labels(

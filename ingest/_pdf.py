@@ -12,7 +12,7 @@ from rag.config import IngestConfig
 from rag.errors import ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock
 
-from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, match_captions
+from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
 from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
@@ -268,6 +268,8 @@ def extract_pdf_page(
         core = region.bbox
         if (core[2] - core[0]) * (core[3] - core[1]) >= 0.85 * page_area:
             continue  # the page itself (a scan or a background), not a figure on it
+        if is_decoration(region):
+            continue
         box = grow_over_labels(core, all_lines)
         w, h = box[2] - box[0], box[3] - box[1]
         if w * h < config.min_figure_area or w < 20 or h < 20:

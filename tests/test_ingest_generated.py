@@ -68,6 +68,26 @@ def test_vector_chart_found_with_caption_and_axis_labels(figure_read):
     assert any("Figure 1: Rainfall" in c.text for c in pages[0].chunks)
 
 
+def test_rules_and_empty_frames_are_not_figures(tmp_path):
+    # the Libtasn1 manual's title page: a 4 pt bar under the title; the Shared MIME-info spec:
+    # tables whose cells were lost, left as outlines of thin lines under a sentence
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((90, 230), "Libtasn1", fontsize=24)
+    page.draw_rect(pymupdf.Rect(90, 234, 522, 238), color=None, fill=(0, 0, 0))
+    page.insert_text((130, 330), "Each match element has a number of attributes:", fontsize=10)
+    shape = page.new_shape()
+    for a, b in (((130, 340), (540, 340)), ((130, 400), (540, 400)), ((130, 340), (130, 370)),
+                 ((130, 370), (130, 400)), ((540, 340), (540, 370)), ((540, 370), (540, 400))):
+        shape.draw_line(a, b)
+        shape.finish(color=(0, 0, 0), width=0.4)  # one path per segment, as the spec's PDF draws them
+    shape.commit()
+    g.chart_page(page, 150, 480)
+    _, pages = _read(g.save(doc, tmp_path / "decor.pdf"))
+    (fig,) = pages[0].figures  # the chart alone
+    assert fig.bbox.y0 > 450 and fig.caption == "Figure 1: Rainfall per quarter in millimetres."
+
+
 def test_table_found_as_markdown_with_caption_above(figure_read):
     _, pages = figure_read
     tables = [f for f in pages[1].figures if f.kind == "table"]

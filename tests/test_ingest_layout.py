@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest._figures import Element, cluster_regions, grow_over_labels, match_captions
+from ingest._figures import Element, Region, cluster_regions, grow_over_labels, is_decoration, match_captions
 from ingest._files import sniff_format
 from ingest._pdf import caption_from_ocr_block, caption_outside, caption_until_break, group_ocr_lines, split_merged_rows
 from ingest._layout import RawBlock, is_caption, join_lines, make_chunks, reading_order
@@ -283,3 +283,15 @@ def test_skew_is_measured_on_long_lines_and_straight_scans_are_left_alone():
     assert skew_degrees(slanted[:2]) == 0.0  # two lines are not evidence enough
     with pytest.raises(ValueError, match="layout boxes"):
         group_ocr_lines([((0, 0, 10, 10), "a")], layout=[])
+
+
+def test_decorations_are_told_from_figures():
+    bar = Region((90, 234, 522, 238), n_drawings=1, n_thick=1, members=[(90, 234, 522, 238)])
+    frame_lines = [(130, 340, 540, 340), (130, 400, 540, 400), (130, 340, 130, 370), (130, 370, 130, 400), (540, 340, 540, 400)]
+    frame = Region((130, 340, 540, 400), n_drawings=5, members=frame_lines)
+    # the same outline with a thin line drawn across its middle: a diagram, kept
+    crossed = Region((130, 340, 540, 400), n_drawings=6, members=[*frame_lines, (130, 370, 540, 370)])
+    chart = Region((98, 150, 260, 301), n_drawings=7, n_thick=5, members=[(100, 200, 120, 300)] * 5 + [(98, 150, 99, 301), (98, 300, 260, 301)])
+    photo_strip = Region((90, 234, 522, 238), n_images=1, image_area=1728.0, members=[(90, 234, 522, 238)])
+    assert is_decoration(bar) and is_decoration(frame)
+    assert not is_decoration(crossed) and not is_decoration(chart) and not is_decoration(photo_strip)
