@@ -98,3 +98,32 @@ def test_store_benchmark_refuses_an_empty_run_with_a_message() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_store.py"), "--local-cap", "0"],
                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "--local-cap must be >= 1" in out.stderr
+
+
+def test_heldout_docs_refuses_other_versions_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held-out gold pages belong to exact files: a different file under the right name is
+    refused with the file and the reason, and a missing Debian document names its package."""
+    import io
+    import tarfile
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import heldout_docs as hd
+    sdists = []
+    for requirement, (folder, files) in hd.FROM_SDISTS.items():
+        path = tmp_path / hd._sdist_name(requirement)
+        with tarfile.open(path, "w:gz") as tar:
+            for name in files:
+                data = b"%PDF-1.4 not the real one"
+                info = tarfile.TarInfo(folder + name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        sdists.append(path)
+    with pytest.raises(hd.GatherError, match=r"linn\.pdf from ocrmypdf-17\.13\.0\.tar\.gz is not the version"):
+        hd.gather(tmp_path / "out", sdists)
+    # right sdists (the real bytes are not needed to reach the Debian step: patch the hashes)
+    wanted = {name: hd._sha256(b"%PDF-1.4 not the real one") for _, files in hd.FROM_SDISTS.values() for name in files}
+    patched = {req: (folder, {n: wanted[n] for n in files}) for req, (folder, files) in hd.FROM_SDISTS.items()}
+    monkeypatch.setattr(hd, "FROM_SDISTS", patched)
+    with pytest.raises(hd.GatherError, match=r"libtasn1\.pdf is missing: install it with `apt-get install libtasn1-doc="):
+        hd.gather(tmp_path / "out2", sdists, debian_root=tmp_path / "empty-root")
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["c03-29.pdf", "congress.pdf", "epson.pdf", "linn.pdf"]
