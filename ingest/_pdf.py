@@ -241,7 +241,7 @@ def extract_pdf_page(
     layer = read_text_layer(page, path, n, config, repair)
     blocks, ocr, repaired, quality = layer.blocks, layer.ocr, layer.repaired, layer.quality
     if margins is not None:
-        blocks = margins.strip(blocks, height)
+        blocks = margins.strip(blocks, height, n)
     ordered = reading_order(blocks, width)
     text_blocks = tuple(
         TextBlock(doc_id, n, i, _bbox(b.bbox), b.text, ocr) for i, b in enumerate(ordered)

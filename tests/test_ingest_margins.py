@@ -57,3 +57,27 @@ def test_a_generated_pdf_loses_its_running_header_in_chunks(tmp_path: Path):
         assert "ACME Annual Report" not in content.page.text and "Page " not in content.page.text
         assert all("ACME" not in c.text for c in content.chunks)
         assert "The turbines in hall" in content.page.text
+
+
+def _line(box: tuple[float, float, float, float], text: str) -> RawBlock:
+    return RawBlock(box, text, ((box, text),))
+
+
+def test_a_new_chapters_header_goes_at_once_beside_the_printed_page_number():
+    # the Libtasn1 manual: physical page 4 is printed "1"; from page 6 each chapter's header
+    # ("Chapter 2: ...", "Chapter 3: ...") sits on the row of the page number, two pages each
+    margins = RunningLines()
+    body = _line((90, 100, 520, 300), "The parser is case sensitive.")
+    kept = {}
+    for page, header in ((4, None), (5, None), (6, "Chapter 2: ASN.1 structure handling"), (7, "Chapter 2: ASN.1 structure handling"),
+                         (9, "Chapter 3: Utilities"), (10, "Chapter 3: Utilities 7")):
+        blocks = [_line((517, 50, 522, 60), str(page - 3)), body]
+        if header:
+            blocks.insert(0, _line((90, 50, 268, 60), header))
+        kept[page] = [b.text for b in margins.strip(blocks, HEIGHT, page)]
+    assert kept[4] == ["1", "The parser is case sensitive."] and kept[5] == ["2", "The parser is case sensitive."]
+    for page in (6, 7, 9, 10):
+        assert kept[page] == ["The parser is case sensitive."], page
+    # a margin line beside a number that is not this page's printed number (9) stays
+    other = margins.strip([_line((90, 50, 268, 60), "Appendix B: Tables"), _line((517, 50, 522, 60), "99")], HEIGHT, 12)
+    assert [b.text for b in other] == ["Appendix B: Tables"]  # the bare number goes as a repeat
