@@ -46,6 +46,14 @@ _SHORT = 4
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
+# inside a paragraph whose lines were joined: a command-line option pair ("-b, --benchmark ...")
+# starts a unit. (Splitting at bullet glyphs too made single-word bullets win answers they do
+# not hold: "• Ultra-fast 3½" disk drive ..." for a question about mounted disks.)
+_ITEM_INSIDE = re.compile(r"\s+(?=-[A-Za-z0-9],\s+--[A-Za-z])")
+# a line that starts a list item: a bullet, a command-line option ("-b, --benchmark ..."), or
+# "1." / "a)" numbering; an item is a unit of its own even without a full stop before it
+_NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
+_LIST_ITEM = re.compile(r"^\s*(?:[•●▪■◦‣∙·*–—-]\s+\S|-{1,2}[A-Za-z0-9][\w-]*(?:[,=\s]|$)|\(?(?:\d{1,2}|[a-z])[.)]\s+\S)")
 _STOPWORDS = frozenset(
     "a an the of to in on at for and or but is are was were be been being by with from as it its this that these "
     "those what which who whom whose how many much where when why does do did done has have had can could should "
@@ -108,7 +116,12 @@ def split_units(text: str) -> list[str]:
     def flush_prose() -> None:
         joined = re.sub(r"-\s*\n\s*(?=[a-z])", "", "\n".join(prose))
         joined = " ".join(joined.split())
-        units.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
+        parts = [p.strip() for s in _SENTENCE_END.split(joined) for p in _ITEM_INSIDE.split(s) if p.strip()]
+        for i, part in enumerate(parts):  # "2." cut off its item by the sentence rule goes back in front of it
+            if i + 1 < len(parts) and _NUMBER_ONLY.match(part):
+                parts[i + 1] = f"{part} {parts[i + 1]}"
+            else:
+                units.append(part)
         prose.clear()
 
     for line in text.splitlines():
@@ -123,6 +136,8 @@ def split_units(text: str) -> list[str]:
         if not line.strip():
             flush_prose()
         else:
+            if prose and _LIST_ITEM.match(line):
+                flush_prose()
             prose.append(line)
     if table:
         units.extend(_table_units(table))

@@ -30,6 +30,24 @@ def _hits() -> list[Hit]:
     ]
 
 
+def test_list_items_and_option_lines_are_units_of_their_own():
+    # a manual's option list: joined into one paragraph by the text layer, or one item per line
+    joined = ("Usage: asn1Decoding [OPTION] DEFINITIONS ENCODED ASN1TYPE -b, --benchmark perform a benchmark on "
+              "decoding -s, --strict use strict DER decoding -h, --help display this help and exit")
+    assert split_units(joined) == [
+        "Usage: asn1Decoding [OPTION] DEFINITIONS ENCODED ASN1TYPE",
+        "-b, --benchmark perform a benchmark on decoding",
+        "-s, --strict use strict DER decoding",
+        "-h, --help display this help and exit",
+    ]
+    lines = "The main features are:\n• No limits for INTEGER values\n• Thread-safety: no global variables\n2. Portability\nto C89"
+    assert split_units(lines) == [
+        "The main features are:", "• No limits for INTEGER values", "• Thread-safety: no global variables", "2. Portability to C89",
+    ]
+    # a hyphen at a line's end is still a word broken in two, not a list
+    assert split_units("the well-\nknown problem of\n- a dash item") == ["the wellknown problem of", "- a dash item"]
+
+
 def test_split_units_sentences_joined_lines_and_table_rows_with_header():
     units = split_units(MANUAL + "\n\n" + TABLE)
     assert units == [
