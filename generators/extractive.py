@@ -5,7 +5,9 @@ of running text, and rows of markdown tables (a row is rendered with its header,
 ``Month: March | Output: 420``); garbled text-layer debris is dropped. Each unit is scored
 against the question with BM25 over crudely stemmed content words, whose IDF comes from the
 units themselves, so words that appear everywhere in the evidence count little; units shorter
-than four content words (headings, page furniture) are damped in proportion. With an ``embedder`` (any object with ``embed_query(str)`` and
+than four content words (headings, page furniture) are damped in proportion, and numbered
+headings ("2.1 ASN.1 syntax") and lead-ins ending in a colon count half: they introduce an
+answer rather than give it. With an ``embedder`` (any object with ``embed_query(str)`` and
 ``embed_documents(list[str])`` returning vectors, e.g. a sentence-transformers text embedder)
 the cosine similarity is blended in with weight ``semantic_weight`` for the
 ``semantic_candidates`` lexically best units (embedding every sentence of a long context
@@ -178,6 +180,20 @@ def _cosines(embedder: Any, question: str, texts: list[str]) -> list[float]:
     return [float(x) for x in d @ q]
 
 
+_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
+
+
+def _form(unit: str) -> float:
+    """Damping for units that introduce rather than say: a numbered heading without a full
+    stop ("2.1 ASN.1 syntax") or a lead-in to a list or example ("... are:", "... below:")."""
+    text = unit.rstrip()
+    if text.endswith(":"):
+        return 0.5
+    if _HEADING.match(text) and len(text.split()) <= 8 and not text.endswith((".", "!", "?")):
+        return 0.5
+    return 1.0
+
+
 #: a unit's score is divided by 1 + RANK_DECAY x (the 0-based rank of the hit it comes from)
 RANK_DECAY = 0.6
 
@@ -230,7 +246,7 @@ class ExtractiveGenerator:
         query = tokenize(question)
         docs = [tokenize(u.text) for u in units]
         # headings and page furniture ("162 FREE CULTURE") are short: damp units under _SHORT words
-        lexical = [s * min(1.0, len(d) / _SHORT) for s, d in zip(_bm25(query, docs), docs)]
+        lexical = [s * min(1.0, len(d) / _SHORT) * _form(u.text) for s, d, u in zip(_bm25(query, docs), docs, units)]
         top = max(lexical)
         scores = [s / top if top > 0 else 0.0 for s in lexical]
         best_cosine = 0.0

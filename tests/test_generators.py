@@ -111,6 +111,18 @@ def test_rare_words_outweigh_words_every_evidence_shares():
     assert answer.citations[0].page == 2
 
 
+def test_headings_and_lead_ins_do_not_answer_when_a_sentence_does():
+    # the heading and the lead-in are shorter and hold every word of the question
+    text = ("2.1 ASN.1 syntax\n\nThe ASN.1 syntax follows the X.680 recommendation of the ITU.\n\n"
+            "ASN.1 syntax example:\n\nMYPKIX1 { } DEFINITIONS ::= BEGIN")
+    hit = Hit("d", "m.pdf", 5, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0, BBox(0, 0, 1, 1)),))
+    answer = ExtractiveGenerator(max_sentences=1).generate("Which ASN.1 syntax?", [hit])
+    assert answer.text == "The ASN.1 syntax follows the X.680 recommendation of the ITU [1]."
+    # without a sentence to prefer, a heading still answers rather than nothing
+    alone = Hit("d", "m.pdf", 5, 1.0, "text", evidence=(Evidence("text", "chunk", "2.1 ASN.1 syntax", 1.0, BBox(0, 0, 1, 1)),))
+    assert ExtractiveGenerator().generate("ASN.1 syntax?", [alone]).text == "2.1 ASN.1 syntax [1]."
+
+
 def test_footnote_numbers_in_evidence_are_not_taken_for_citations():
     text = "PDF.js is included in Firefox since 2012 (version 15),[5][6] and enabled by default since Firefox 19.[7]"
     hits = [Hit("w", "wiki.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", text, 1.0, BBox(0, 0, 9, 9)),))]
