@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rag.types import Answer, Citation, Page
+from rag.types import Answer, BBox, Citation, Page
 
 from generators.base import MARKER_RE, ContextItem
 
-__all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "cited_answer", "write_highlights"]
+__all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "cited_answer", "narrow_page_citations",
+           "write_highlights"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,52 @@ def cited_answer(
         timings=timings,
         generator=generator,
     )
+
+
+_ALNUM = re.compile(r"[^0-9a-z]+")
+#: characters of a cited sentence (letters and digits only) that must be found in a passage
+_MATCH_CHARS = 60
+
+
+def _plain(text: str) -> str:
+    return _ALNUM.sub("", text.lower())
+
+
+def _cited_sentences(text: str, marker: int) -> list[str]:
+    """The text before each bracket group that names ``marker``, back to the previous group."""
+    out, start = [], 0
+    for m in MARKER_RE.finditer(text):
+        if marker in (int(n) for n in m.group(1).split(",")):
+            out.append(text[start : m.start()])
+        start = m.end()
+    return out
+
+
+def narrow_page_citations(
+    answer: Answer, passages: Callable[[str, int], Sequence[tuple[str, BBox]]]
+) -> Answer:
+    """Citations that point at a whole page get the box of the passage that holds the cited
+    words: the sentence an extractive answer quotes from a page's full text is looked up in
+    that page's chunks (``passages(doc_id, page)`` -> ``(text, bbox)``, letters and digits
+    compared, so spacing and footnote brackets do not matter). A citation whose words are
+    found in no passage (a paraphrasing LLM, a figure's OCR text) keeps its page box."""
+    sizes = {(h.doc_id, h.page): (h.page_width, h.page_height) for h in answer.hits}
+    changed = []
+    for c in answer.citations:
+        w, h = sizes.get((c.doc_id, c.page), (None, None))
+        whole = c.bbox is None or (w and h and c.bbox.width * c.bbox.height >= 0.9 * w * h)
+        if not whole:
+            changed.append(c)
+            continue
+        wanted = [_plain(s)[:_MATCH_CHARS] for s in _cited_sentences(answer.text, c.marker)]
+        wanted = [x for x in wanted if len(x) >= 12]
+        boxes = [bbox for text, bbox in passages(c.doc_id, c.page) if any(x in _plain(text) for x in wanted)] if wanted else []
+        if not boxes:
+            changed.append(c)
+            continue
+        box = BBox(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
+        changed.append(replace(c, bbox=box))
+    return replace(answer, citations=tuple(changed))
 
 
 def write_highlights(

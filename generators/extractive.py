@@ -268,7 +268,11 @@ class ExtractiveGenerator:
         # sentence is worth adding is judged on its own match, so a strong one from a lower hit
         # (the figure the first hit only mentions) still joins the answer.
         ordered = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
-        ranked = sorted(range(len(units)), key=lambda i: (-ordered[i], units[i].item.marker, units[i].position))
+        # the same sentence in a chunk (or figure) and in its whole page: cite the chunk, whose box
+        # is the passage rather than the page
+        ranked = sorted(
+            range(len(units)), key=lambda i: (-ordered[i], units[i].item.kind == "page", units[i].item.marker, units[i].position)
+        )
         best = scores[ranked[0]]
         if best <= 0:
             return []

@@ -31,7 +31,7 @@ from rag._manifest import DocumentRecord, DocumentRegistry, Manifest
 from rag._searcher import SearchResult, Searcher, check_question
 from rag.config import Config
 from rag.errors import ConfigError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError
-from rag.types import CORPORA, Answer, FileReport
+from rag.types import CORPORA, Answer, BBox, FileReport
 
 __all__ = ["KnowledgeBase", "SearchResult", "write_highlights"]
 
@@ -321,7 +321,20 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
-        return replace(answer, route=result.route, hits=result.hits, timings=timings)
+        answer = replace(answer, route=result.route, hits=result.hits, timings=timings)
+        from generators.citations import narrow_page_citations
+
+        return narrow_page_citations(answer, self._page_passages)
+
+    def _page_passages(self, doc_id: str, page: int) -> list[tuple[str, BBox]]:
+        """The text chunks of one page with their boxes (for narrowing a whole-page citation)."""
+        from retrievers.base import Filter
+
+        store, specs = self._open_store()
+        if "text" not in specs:
+            return []
+        points = store.scroll(specs["text"].name, Filter(doc_ids=(doc_id,), page_range=(page, page)))
+        return [(str(p.payload.get("text") or ""), BBox.from_sequence(p.payload["bbox"])) for p in points if p.payload.get("bbox")]
 
 
 def write_highlights(answer: Answer, folder: str | Path) -> list[Path]:

@@ -169,3 +169,36 @@ def test_real_pdf_page_answer_cites_the_block_and_highlights_it(tmp_path):
     assert abs(crop.width - citation.bbox.width * scale) <= 3 and abs(crop.height - citation.bbox.height * scale) <= 3
     red = sum(1 for x in range(crop.width) if crop.getpixel((x, 1))[0] > 200 and crop.getpixel((x, 1))[1] < 80)
     assert red > 0.9 * crop.width  # the box's top edge is drawn along the crop
+
+
+def test_a_whole_page_citation_gets_the_box_of_the_passage_it_quotes():
+    from generators.citations import narrow_page_citations
+    from rag.types import Citation
+
+    page_box = BBox(0, 0, 612, 792)
+    hit = Hit("d", "m.pdf", 3, 1.0, "pages", page_width=612, page_height=792)
+    answer = Answer(
+        "Why did he stop praying?",
+        "I went and told the widow about it [1]. The pump runs at night [2].",
+        citations=(Citation(1, "d", "m.pdf", 3, page_box), Citation(2, "d", "m.pdf", 3, BBox(50, 60, 300, 90))),
+        hits=(hit,),
+    )
+    passages = {
+        ("d", 3): [
+            ("Then Miss Watson she took me in the closet.", BBox(50, 100, 560, 200)),
+            ("I went and told the widow\nabout it, and she said [3] ...", BBox(50, 400, 560, 470)),
+        ]
+    }
+    asked = []
+
+    def lookup(doc: str, page: int):
+        asked.append((doc, page))
+        return passages.get((doc, page), [])
+
+    narrowed = narrow_page_citations(answer, lookup)
+    assert narrowed.citations[0].bbox == BBox(50, 400, 560, 470)  # the passage, not the page
+    assert narrowed.citations[1].bbox == BBox(50, 60, 300, 90)  # already a passage: untouched
+    assert asked == [("d", 3)]  # only the whole-page citation looked anything up
+    # words found in no passage (a paraphrase) keep the page box
+    other = Answer("q", "He gave up on prayer after a while [1].", citations=(Citation(1, "d", "m.pdf", 3, page_box),), hits=(hit,))
+    assert narrow_page_citations(other, lookup).citations[0].bbox == page_box
