@@ -15,7 +15,8 @@ costs seconds on a CPU: all-MiniLM-L6-v2 took 2.3 s for 64 sentences on a busy 2
 
 The answer is the best unit plus up to ``max_sentences - 1`` more that score at least
 ``min_ratio`` of the best, each followed by the ``[n]`` marker of the item it came from, and
-citations to those items (page and box). Deterministic: ties break by marker and position.
+citations to those items (page and box). Cited items are numbered 1, 2, ... in the order the
+answer first cites them. Deterministic: ties break by marker and position.
 When no unit shares a content word with the question and no unit reaches a cosine of
 ``min_similarity`` (or there is no embedder) the answer is :data:`generators.base.NO_ANSWER`
 without citations.
@@ -31,7 +32,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rag.errors import GeneratorError
@@ -291,25 +292,31 @@ class ExtractiveGenerator:
             chosen.append(i)
         return [(units[i], ordered[i]) for i in chosen]
 
-    def _chunks(self, question: str, items: Sequence[ContextItem]) -> Iterator[str]:
+    def _answer(self, question: str, items: Sequence[ContextItem]) -> tuple[list[str], list[ContextItem]]:
+        """The answer in pieces (one per sentence) and the cited items, renumbered 1, 2, ... in
+        the order the answer first cites them (the evidence's own numbers follow hit rank, so an
+        answer would otherwise read "... [2] ... [1]")."""
         chosen = self.select(question, items)
         if not chosen:
-            yield NO_ANSWER
-            return
+            return [NO_ANSWER], []
+        renumbered: dict[int, ContextItem] = {}
+        pieces = []
         for i, (unit, _) in enumerate(chosen):
+            item = renumbered.setdefault(unit.item.marker, replace(unit.item, marker=len(renumbered) + 1))
             text, end = (unit.text[:-1], unit.text[-1]) if unit.text[-1] in ".!?" else (unit.text, ".")
-            yield ("" if i == 0 else " ") + f"{text} [{unit.item.marker}]{end}"
+            pieces.append(("" if i == 0 else " ") + f"{text} [{item.marker}]{end}")
+        return pieces, list(renumbered.values())
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str]:
         """The answer text in pieces (one per sentence)."""
-        yield from self._chunks(question, build_context(hits, max_items=self.max_items))
+        yield from self._answer(question, build_context(hits, max_items=self.max_items))[0]
 
     def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer:
         watch = Stopwatch()
-        items = build_context(hits, max_items=self.max_items)
-        raw = "".join(watch.iterate(self._chunks(question, items), on_token))
+        pieces, cited = self._answer(question, build_context(hits, max_items=self.max_items))
+        raw = "".join(watch.iterate(iter(pieces), on_token))
         watch.lap("generate")
-        return cited_answer(self.name, question, raw, items, hits, watch.timings)
+        return cited_answer(self.name, question, raw, cited, hits, watch.timings)
 
     def complete(self, prompt: str) -> str:
         """Always raises :class:`rag.errors.GeneratorError`: there is no model to complete prompts."""

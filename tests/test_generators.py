@@ -90,8 +90,18 @@ def test_of_two_similar_sentences_the_one_from_the_better_ranked_page_answers():
 
 def test_table_question_picks_the_row_and_keeps_the_header():
     answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
-    assert answer.text == "Month: April | Output kWh: 515 [2]."
-    assert [(c.marker, c.source, c.page) for c in answer.citations] == [(2, "report.pdf", 7)]
+    assert answer.text == "Month: April | Output kWh: 515 [1]."  # the second hit's table, cited first: [1]
+    assert [(c.marker, c.source, c.page) for c in answer.citations] == [(1, "report.pdf", 7)]
+
+
+def test_markers_are_numbered_in_the_order_the_answer_cites():
+    hits = [
+        Hit("d", "m.pdf", 1, 1.0, "text", evidence=(Evidence("text", "chunk", "The pump is grey.", 1.0, BBox(0, 0, 1, 1)),)),
+        Hit("d", "m.pdf", 2, 0.9, "text", evidence=(Evidence("text", "chunk", "The pump pressure limit is three bar at the outlet.", 0.9, BBox(0, 0, 1, 1)),)),
+    ]
+    answer = ExtractiveGenerator(max_sentences=2, min_ratio=0.0).generate("What pressure limit at the outlet, and is the pump grey?", hits)
+    assert answer.text == "The pump pressure limit is three bar at the outlet [1]. The pump is grey [2]."
+    assert [(c.marker, c.page) for c in answer.citations] == [(1, 2), (2, 1)]  # page 2 (the second hit) is [1]
 
 
 def test_rare_words_outweigh_words_every_evidence_shares():
@@ -107,7 +117,7 @@ def test_rare_words_outweigh_words_every_evidence_shares():
         )
     ]
     answer = ExtractiveGenerator(max_sentences=1).generate("What does the inverter do when overheating?", hits)
-    assert answer.text == "The inverter stops when overheating is detected [2]."
+    assert answer.text == "The inverter stops when overheating is detected [1]."
     assert answer.citations[0].page == 2
 
 
