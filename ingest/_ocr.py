@@ -2,10 +2,13 @@
 
 rapidocr ships its ONNX models inside the wheel (``rapidocr/models``), so nothing is
 downloaded. Its own logger prints at INFO level by default; we create the engine at
-``error`` level, with one onnxruntime thread per session: ingestion already keeps every core busy
-(an embedding thread, extraction worker processes), and rapidocr's default (all cores, per
-session) spent 1.5x the CPU time on the same figures through oversubscription (52 s against
-34 s on the 16 raster figures of the shared evaluation set).
+``error`` level. Threads per onnxruntime session: one in extraction worker processes (two
+workers already keep both cores busy, and rapidocr's default of all cores per session spent
+1.5x the CPU time on the same figures through oversubscription: 52 s against 34 s on the 16
+raster figures of the shared evaluation set); two in the ingesting process itself, which
+extracts alone when it reads a single document: an 11-page scanned PDF went from 83 s to 48 s,
+freeculture.pdf (text and 20 OCR'd figures, the embedding thread running beside) from 50.5 s to
+45.2 s. :func:`use_in_worker` switches a worker to one thread.
 
 Tried and rejected: detection at the rendered size instead of rapidocr's upscaling of small
 images to a 736 px shorter side. It cut figure OCR CPU by another 2x but changed enough
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import statistics
 import threading
 from collections.abc import Sequence
@@ -27,16 +31,27 @@ from rag.errors import MissingDependencyError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "ocr_array", "recognize_lines", "skew_degrees"]
+__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "ocr_array", "recognize_lines", "skew_degrees", "use_in_worker"]
 
 logger = logging.getLogger(__name__)
 _ENGINE: Any = None
 _LOCK = threading.Lock()
-_PARAMS = {
-    "Global.log_level": "error",
-    "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-}
+_THREADS = min(2, os.cpu_count() or 1)
+
+
+def _params() -> dict[str, Any]:
+    return {
+        "Global.log_level": "error",
+        "EngineConfig.onnxruntime.intra_op_num_threads": _THREADS,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    }
+
+
+def use_in_worker() -> None:
+    """In an extraction worker process: one OCR thread, and no engine inherited through fork
+    (its onnxruntime threads did not survive the fork, and its lock may have been held)."""
+    global _ENGINE, _LOCK, _THREADS
+    _ENGINE, _LOCK, _THREADS = None, threading.Lock(), 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +78,7 @@ def get_engine() -> Any:
                     from rapidocr import RapidOCR
                 except ImportError as exc:
                     raise MissingDependencyError("rapidocr", extra="ocr", purpose="OCR of scanned pages") from exc
-                _ENGINE = RapidOCR(params=_PARAMS)
+                _ENGINE = RapidOCR(params=_params())
                 logger.debug("rapidocr engine created")
     return _ENGINE
 

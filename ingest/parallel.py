@@ -86,6 +86,9 @@ def _init_worker(results: Any, level: int, parent: int) -> None:
     global _QUEUE
     _die_with(parent)
     _drop_inherited_locks()
+    from ingest._ocr import use_in_worker
+
+    use_in_worker()
     _QUEUE = results
     logging.getLogger("ingest").setLevel(level)
 

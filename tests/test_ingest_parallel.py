@@ -209,3 +209,19 @@ def test_workers_setting_is_checked():
         IngestConfig(workers=0)
     assert IngestConfig(workers=3).extraction_workers == 3
     assert IngestConfig().extraction_workers == min(2, os.cpu_count() or 1)
+
+
+def test_a_worker_drops_an_inherited_ocr_engine_and_uses_one_thread(monkeypatch):
+    # workers are forked: an engine the caller made (two onnxruntime threads) would arrive
+    # without its threads; the caller itself keeps two, since it extracts alone
+    import os
+
+    import ingest._ocr as ocr
+
+    assert ocr._params()["EngineConfig.onnxruntime.intra_op_num_threads"] == min(2, os.cpu_count() or 1)
+    monkeypatch.setattr(ocr, "_ENGINE", object())
+    monkeypatch.setattr(ocr, "_THREADS", ocr._THREADS)
+    monkeypatch.setattr(ocr, "_LOCK", ocr._LOCK)
+    ocr.use_in_worker()
+    assert ocr._ENGINE is None
+    assert ocr._params()["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
