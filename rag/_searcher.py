@@ -13,7 +13,7 @@ from rag.errors import QueryError
 from rag.types import Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders
-from retrievers.search import encode_query, fuse_pages, search_corpus
+from retrievers.search import CORPUS_SHARE, encode_query, fuse_pages, search_corpus
 
 __all__ = ["SearchResult", "Searcher", "check_question"]
 
@@ -114,7 +114,7 @@ class Searcher:
             for c in route.corpora
             if route.weight(c) > 0
         }
-        hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion)  # type: ignore[arg-type]
+        hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion, share=CORPUS_SHARE)  # type: ignore[arg-type]
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         hits = list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k]

@@ -30,7 +30,7 @@ from rag.types import BBox, Evidence, Hit, Route
 from retrievers.base import CollectionSpec, Filter, ScoredPoint, SparseVector, VectorQuery, VectorStore
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 
-__all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "RRF_K",
+__all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
            "encode_image_query", "image_corpora", "search_image_vector"]
 
 Fusion = Literal["score", "rrf"]
@@ -44,6 +44,12 @@ AGREEMENT = {"score": 0.3, "rrf": 0.2}
 #: few words with any page. Measured (BENCHMARKS.md): sparse 0.45-0.6 with agreement 0.3-0.35
 #: is a plateau on the public questions and on paraphrased ones; 1.0 / 0.5 was below on both.
 VECTOR_WEIGHTS = {DENSE: 1.0, SPARSE: 0.6, IMAGE: 0.5, MULTI: 1.0}
+#: Text search: the share of its route weight a corpus brings to fusion. The ``pages`` corpus
+#: matches a page as a whole (its dense vector is the mean of its chunks'), which says what the
+#: page is about: title pages, introductions and overviews are about every question on their
+#: document. Measured (BENCHMARKS.md): 0.6-0.7 gains one paraphrased question at recall@1 and
+#: leaves the public and held-out sets unchanged; 0.3-0.5 costs public MRR, 0 public recall@1.
+CORPUS_SHARE = {"pages": 0.65}
 
 
 @dataclass(frozen=True)
@@ -236,8 +242,12 @@ def fuse_pages(
     fusion: Fusion = "score",
     k: int = PAGE_RRF_K,
     agreement: float | None = None,
+    share: Mapping[str, float] | None = None,
 ) -> list[Hit]:
     """Fuse per-corpus results into page-level hits.
+
+    ``share``: a corpus's route weight is multiplied by ``share[corpus]`` (default 1), e.g.
+    :data:`CORPUS_SHARE` for text questions.
 
     A corpus contributes to a page the route weight times its best point's score
     (``fusion="score"``) or ``weight / (k + rank)`` of the page in that corpus (``"rrf"``).
@@ -245,13 +255,14 @@ def fuse_pages(
     that agree lift a page, but a page is not outranked merely because it also has a
     (weakly matching) figure.
     """
-    share = AGREEMENT[fusion] if agreement is None else agreement
+    others = AGREEMENT[fusion] if agreement is None else agreement
+    shares = share or {}
     contributions: dict[tuple[str, int], list[tuple[float, str]]] = {}
     # (corpus, point, score) per page; Evidence objects are made only for the pages returned
     evidence: dict[tuple[str, int], list[tuple[str, ScoredPoint, float]]] = {}
     payloads: dict[tuple[str, int], Mapping[str, Any]] = {}
     for corpus, points in results.items():
-        weight = route.weight(corpus)
+        weight = route.weight(corpus) * shares.get(corpus, 1.0)
         if weight <= 0:
             continue
         # points come best first, so a page's first point is its best in this corpus
@@ -270,7 +281,7 @@ def fuse_pages(
     for key, parts in contributions.items():
         parts.sort(reverse=True)
         best[key] = parts[0]
-        scores[key] = parts[0][0] + share * sum(c for c, _ in parts[1:])
+        scores[key] = parts[0][0] + others * sum(c for c, _ in parts[1:])
     order = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
     hits = []
     for key in order:

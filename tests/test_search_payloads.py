@@ -97,3 +97,19 @@ def test_search_of_one_vector_still_returns_payloads(kb):
     qv = encode_query(QUESTIONS[0], kb.embedders)
     (hit,) = store.search(specs["pages"].name, VectorQuery("dense", qv.dense, 1))
     assert hit.payload["doc_id"] and hit.payload["text"]
+
+
+def test_a_page_matched_only_as_a_whole_counts_less_than_a_matching_passage():
+    # the title page's whole text is about the question's topic (pages corpus); another page
+    # holds the passage that answers it (text corpus), with a somewhat lower score
+    from rag.types import Route
+    from retrievers.search import CORPUS_SHARE, fuse_pages
+
+    def point(pid: str, page: int, score: float, kind: str) -> ScoredPoint:
+        return ScoredPoint(pid, score, {"doc_id": "d", "page": page, "kind": kind, "text": "t", "bbox": [0, 0, 1, 1]})
+
+    route = Route(corpora=("text", "pages"), weights=(0.5, 0.5), top_k=20, reason="test")
+    results = {"text": [point("c4", 4, 0.9, "chunk")], "pages": [point("p1", 1, 1.0, "page")]}
+    assert [h.page for h in fuse_pages(results, route, limit=5)] == [1, 4]
+    assert [h.page for h in fuse_pages(results, route, limit=5, share=CORPUS_SHARE)] == [4, 1]
+    assert CORPUS_SHARE["pages"] < 1 and "text" not in CORPUS_SHARE and "figures" not in CORPUS_SHARE
