@@ -47,10 +47,18 @@ def _params() -> dict[str, Any]:
     }
 
 
+_ABANDONED: list[Any] = []
+
+
 def use_in_worker() -> None:
-    """In an extraction worker process: one OCR thread, and no engine inherited through fork
-    (its onnxruntime threads did not survive the fork, and its lock may have been held)."""
+    """In an extraction worker process: one OCR thread, and a fresh engine rather than one
+    inherited through fork (its onnxruntime thread pool did not survive the fork, and its lock
+    may have been held). The inherited engine is kept referenced, never destroyed: tearing down
+    its sessions waits on the parent's pool threads, forever (a test run hung there). Workers
+    end with ``os._exit``, which skips destructors."""
     global _ENGINE, _LOCK, _THREADS
+    if _ENGINE is not None:
+        _ABANDONED.append(_ENGINE)
     _ENGINE, _LOCK, _THREADS = None, threading.Lock(), 1
 
 

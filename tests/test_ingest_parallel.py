@@ -212,16 +212,48 @@ def test_workers_setting_is_checked():
 
 
 def test_a_worker_drops_an_inherited_ocr_engine_and_uses_one_thread(monkeypatch):
-    # workers are forked: an engine the caller made (two onnxruntime threads) would arrive
-    # without its threads; the caller itself keeps two, since it extracts alone
-    import os
-
+    # workers are forked: an engine the caller made (two onnxruntime threads) arrives without
+    # its threads; the caller itself keeps two, since it extracts alone
     import ingest._ocr as ocr
 
     assert ocr._params()["EngineConfig.onnxruntime.intra_op_num_threads"] == min(2, os.cpu_count() or 1)
-    monkeypatch.setattr(ocr, "_ENGINE", object())
+    inherited = object()
+    monkeypatch.setattr(ocr, "_ENGINE", inherited)
+    monkeypatch.setattr(ocr, "_ABANDONED", [])
     monkeypatch.setattr(ocr, "_THREADS", ocr._THREADS)
     monkeypatch.setattr(ocr, "_LOCK", ocr._LOCK)
     ocr.use_in_worker()
-    assert ocr._ENGINE is None
+    assert ocr._ENGINE is None and ocr._ABANDONED == [inherited]  # kept alive: never torn down in the child
     assert ocr._params()["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
+
+
+_OCR_THEN_WORKERS = r"""
+import sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+import numpy as np
+import ingest._ocr as ocr
+from rag import KnowledgeBase
+from rag.config import Config, IngestConfig
+ocr.ocr_array(np.full((120, 400, 3), 255, dtype=np.uint8))  # the caller's own engine, two threads
+with KnowledgeBase.open({kb!r}, Config(ingest=IngestConfig(workers=2)), create=True) as kb:
+    print(" ".join(r.status for r in kb.ingest([Path({docs!r})], progress=False)))
+"""
+
+
+def test_workers_forked_after_the_caller_ocrd_finish(tmp_path):
+    # the caller OCRs first (a single document, a search by image...), then a folder goes to
+    # forked workers: destroying the inherited engine in a worker waited forever on threads
+    # that exist only in the caller
+    import subprocess
+    import sys
+
+    docs = tmp_path / "scans"
+    docs.mkdir()
+    for i in range(2):
+        g.scanned_pdf(docs / f"scan{i}.pdf", text=f"INVOICE NUMBER 44{i}")
+    code = _OCR_THEN_WORKERS.format(root=str(Path(__file__).parents[1]), kb=str(tmp_path / "kb"), docs=str(docs))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["indexed", "indexed"]
