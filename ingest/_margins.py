@@ -11,7 +11,8 @@ A chapter's running header ("Chapter 2: ASN.1 structure handling  3") changes wi
 chapter, so the rule above keeps it on the chapter's first two pages (all of a two-page
 chapter). Most such headers carry the printed page number: once bare page numbers in the
 margins have shown how printed numbers relate to physical pages (the same offset on
-``min_pages`` pages), a margin line that begins or ends with this page's printed number is
+``min_pages`` pages), a margin line that begins or ends with this page's printed number, or
+sits on the same row as it (the Libtasn1 manual sets "Chapter 2: ..." left and "3" right), is
 dropped too.
 """
 
