@@ -71,15 +71,13 @@ def extract_image_page(
     blocks = []
     ocr = False
     if config.ocr != "never":
-        from ingest._ocr import deskewed_boxes, ocr_array, skew_degrees
+        from ingest._ocr import layout_boxes, ocr_array
 
         import numpy as np
 
         found = ocr_array(np.asarray(rgb))
         lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
-        skew = skew_degrees([ln.quad for ln in found])
-        layout = deskewed_boxes([ln.quad for ln in found], skew) if skew else None
-        blocks = reading_order(group_ocr_lines(lines, layout), float(w))
+        blocks = reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w))
         ocr = True
     text_blocks = tuple(
         TextBlock(doc_id, 1, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(blocks)

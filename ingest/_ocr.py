@@ -31,7 +31,8 @@ from rag.errors import MissingDependencyError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "ocr_array", "recognize_lines", "skew_degrees", "use_in_worker"]
+__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "layout_boxes", "ocr_array", "recognize_lines", "skew_degrees",
+           "use_in_worker"]
 
 logger = logging.getLogger(__name__)
 _ENGINE: Any = None
@@ -143,6 +144,14 @@ def deskewed_boxes(quads: Sequence[Sequence[tuple[float, float]]], degrees: floa
         ys = [-x * s + y * c for x, y in q]
         out.append((min(xs), min(ys), max(xs), max(ys)))
     return out
+
+
+def layout_boxes(lines: Sequence[OcrLine]) -> list[tuple[float, float, float, float]] | None:
+    """The lines' boxes turned upright when their page is skewed (input pixels, for grouping
+    them into blocks); None on a straight page."""
+    quads = [ln.quad for ln in lines]
+    skew = skew_degrees(quads)
+    return deskewed_boxes(quads, skew) if skew and all(len(q) == 4 for q in quads) else None
 
 
 def recognize_lines(images: list[np.ndarray]) -> list[tuple[str, float]]:

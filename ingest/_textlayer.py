@@ -4,8 +4,8 @@ there is no usable text at all."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,7 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[t
 
     The render is scaled down to stay within ``max_page_pixels`` (OCR of a huge page at a
     lower resolution rather than a failure)."""
-    from ingest._ocr import deskewed_boxes, ocr_array, skew_degrees
+    from ingest._ocr import layout_boxes, ocr_array
 
     import pymupdf
 
@@ -174,14 +174,10 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[t
         ((rect.x0 + ln.x0 * scale, rect.y0 + ln.y0 * scale, rect.x0 + ln.x1 * scale, rect.y0 + ln.y1 * scale), ln.text)
         for ln in found
     ]
-    skew = skew_degrees([ln.quad for ln in found])
-    if not skew or not all(len(ln.quad) == 4 for ln in found):
+    upright = layout_boxes(found)
+    if upright is None:
         return lines, [box for box, _ in lines]
-    return lines, [_scaled(b, scale) for b in deskewed_boxes([ln.quad for ln in found], skew)]
-
-
-def _scaled(box: Box, scale: float) -> Box:
-    return (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
+    return lines, [(b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale) for b in upright]
 
 
 def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:
