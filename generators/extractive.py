@@ -53,9 +53,10 @@ _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
 # starts a unit. (Splitting at bullet glyphs too made single-word bullets win answers they do
 # not hold: "• Ultra-fast 3½" disk drive ..." for a question about mounted disks.)
 _ITEM_INSIDE = re.compile(r"\s+(?=-[A-Za-z0-9],\s+--[A-Za-z])")
+# a list number the sentence rule cut off its item ("2." of "2. Portability")
+_NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
 # a line that starts a list item: a bullet, a command-line option ("-b, --benchmark ..."), or
 # "1." / "a)" numbering; an item is a unit of its own even without a full stop before it
-_NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
 _LIST_ITEM = re.compile(r"^\s*(?:[•●▪■◦‣∙·*–—-]\s+\S|-{1,2}[A-Za-z0-9][\w-]*(?:[,=\s]|$)|\(?(?:\d{1,2}|[a-z])[.)]\s+\S)")
 _STOPWORDS = frozenset(
     "a an the of to in on at for and or but is are was were be been being by with from as it its this that these "
