@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def narrow_page_citations(
     changed = []
     for c in answer.citations:
         w, h = sizes.get((c.doc_id, c.page), (None, None))
-        whole = c.bbox is None or (w and h and c.bbox.width * c.bbox.height >= 0.9 * w * h)
+        whole = c.bbox is None or (w and h and c.bbox.area >= 0.9 * w * h)
         if not whole:
             changed.append(c)
             continue
@@ -157,8 +158,7 @@ def narrow_page_citations(
         if not boxes:
             changed.append(c)
             continue
-        box = BBox(min(b.x0 for b in boxes), min(b.y0 for b in boxes), max(b.x1 for b in boxes), max(b.y1 for b in boxes))
-        changed.append(replace(c, bbox=box))
+        changed.append(replace(c, bbox=reduce(BBox.union, boxes)))
     return replace(answer, citations=tuple(changed))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from rag.config import IngestConfig
 from rag.errors import MissingDependencyError
 
-from ingest._layout import RawBlock, join_lines, keep_lines
+from ingest._layout import RawBlock, block_from_lines, join_lines, keep_lines
 from ingest._quality import TextQuality, assess_text
 from ingest._render import fit_dpi, pixmap_to_array
 from ingest._repair import GlyphRepair
@@ -142,15 +142,7 @@ def group_ocr_lines(lines: Sequence[tuple[Box, str]], layout: Sequence[Box] | No
                 break
         else:
             groups.append([i])
-    blocks = []
-    for g in groups:
-        members = tuple(lines[i] for i in g)
-        x0 = min(b[0] for b, _ in members)
-        y0 = min(b[1] for b, _ in members)
-        x1 = max(b[2] for b, _ in members)
-        y1 = max(b[3] for b, _ in members)
-        blocks.append(RawBlock((x0, y0, x1, y1), join_lines([t for _, t in members]), members))
-    return blocks
+    return [block_from_lines([lines[i] for i in g]) for g in groups]
 
 
 def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[tuple[Box, str]], list[Box]]:
