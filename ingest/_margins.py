@@ -55,10 +55,9 @@ class RunningLines:
         page_offsets: set[int] = set()
         printed = self._printed_number(page)
         # the rows that hold this page's printed number: a header beside it is a running header
-        number_rows = [
+        number_rows = [] if printed is None else [
             box for b in blocks for box, text in (b.lines or ((b.bbox, b.text),))
-            if (box[3] <= top or box[1] >= bottom) and printed is not None
-            and (m := _BARE_NUMBER.match(text)) is not None and int(m.group(1)) == printed
+            if (box[3] <= top or box[1] >= bottom) and (m := _BARE_NUMBER.match(text)) and int(m.group(1)) == printed
         ]
 
         def keep(box: Box, text: str) -> bool:
