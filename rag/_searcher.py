@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import QueryError
+from rag.ids import point_id
 from rag.types import Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders
+from retrievers.phrases import promote, quoted_phrases
 from retrievers.search import CORPUS_SHARE, encode_query, fuse_pages, search_corpus
 
 __all__ = ["SearchResult", "Searcher", "check_question"]
@@ -26,11 +28,14 @@ class SearchResult:
     route: Route
     hits: tuple[Hit, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    #: The phrases quoted in the question, normalised; pages holding them were ranked first.
+    phrases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "route": route_json(self.route),
+            "quoted": [p.strip() for p in self.phrases],
             "hits": [hit_json(h) for h in self.hits],
             "timings_ms": {k: round(v * 1000, 2) for k, v in self.timings.items()},
         }
@@ -115,13 +120,29 @@ class Searcher:
             if route.weight(c) > 0
         }
         hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion, share=CORPUS_SHARE)  # type: ignore[arg-type]
+        phrases = quoted_phrases(question)
+        texts = self._page_texts(hits) if phrases else {}
+        hits = promote(hits, phrases, texts)
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        hits = list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k]
+        # a reranker judges meaning; the quoted words still decide first (see retrievers.phrases)
+        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts)
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
-        return SearchResult(question, route, tuple(hits), timings)
+        return SearchResult(question, route, tuple(hits), timings, phrases)
+
+    def _page_texts(self, hits: Sequence[Hit]) -> dict[tuple[str, int], str]:
+        """The indexed text of each hit's page (page text plus figure captions and OCR), read from
+        the ``pages`` corpus by point id in one request."""
+        spec = self.specs.get("pages")
+        if spec is None or not hits:
+            return {}
+        ids = [point_id(h.doc_id, h.page, "page") for h in hits]
+        return {
+            (str(p.payload["doc_id"]), int(p.payload["page"])): str(p.payload.get("text") or "")
+            for p in self.store.retrieve(spec.name, ids)
+        }
 
     def search_image(
         self,
