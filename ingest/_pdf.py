@@ -17,7 +17,7 @@ from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, m
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
-from ingest._render import pixmap_to_pil, save_pil, suffix_for
+from ingest._render import fit_dpi, pixmap_to_pil, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_text_layer
 
 __all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block",
@@ -227,13 +227,19 @@ def extract_pdf_page(
     page = doc.load_page(index)
     rect = page.rect
     width, height = float(rect.width), float(rect.height)
-    pixels = (width * config.dpi / 72.0) * (height * config.dpi / 72.0)
+    # a page too large for ``max_page_pixels`` at ``dpi`` (a poster, a fold-out drawing) is
+    # rendered at the largest dpi that fits, not refused: its text layer does not depend on it
+    dpi = fit_dpi(width, height, config.dpi, config.max_page_pixels)
+    pixels = (width * dpi / 72.0) * (height * dpi / 72.0)
     if pixels > config.max_page_pixels:
         raise ResourceLimitError(
             path,
-            f"page {n} is {width:.0f}x{height:.0f} pt; at dpi={config.dpi} that is {pixels:,.0f} pixels, "
-            f"above ingest.max_page_pixels={config.max_page_pixels:,} (lower ingest.dpi or raise the limit)",
+            f"page {n} is {width:.0f}x{height:.0f} pt: even at {dpi} dpi that is {pixels:,.0f} pixels, "
+            f"above ingest.max_page_pixels={config.max_page_pixels:,}",
         )
+    if dpi < config.dpi:
+        logger.info("%s page %d is %.0fx%.0f pt: page image rendered at %d dpi (ingest.max_page_pixels)",
+                    path.name, n, width, height, dpi)
     _check_embedded_images(doc, index, path, config)
     label = page.get_label() or None
     page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
@@ -310,7 +316,7 @@ def extract_pdf_page(
         if out_dir is not None:
             tag = "fig" if kind == "figure" else "tab"
             image_path = out_dir / f"p{n:04d}-{tag}{counters[kind]:02d}{suffix_for(config)}"
-            pix = page.get_pixmap(dpi=config.dpi, clip=box, alpha=False)
+            pix = page.get_pixmap(dpi=dpi, clip=box, alpha=False)
             save_pil(pixmap_to_pil(pix), image_path, config)
             del pix
         cap = captions.get(i)
@@ -330,12 +336,12 @@ def extract_pdf_page(
     image_path = None
     if out_dir is not None:
         image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
-        pix = page.get_pixmap(dpi=config.dpi, alpha=False)
+        pix = page.get_pixmap(dpi=dpi, alpha=False)
         save_pil(pixmap_to_pil(pix), image_path, config)
         del pix
     page_text = "\n\n".join(b.text for b in text_blocks)
     record = Page(
         doc_id, n, width, height, page_text, ocr,
-        image_path=image_path, dpi=config.dpi if image_path else None, label=label,
+        image_path=image_path, dpi=dpi if image_path else None, label=label,
     )
     return PageContent(record, text_blocks, chunks, tuple(figures))

@@ -243,11 +243,12 @@ def open_document(
     ``image_dir/<doc_id>/p0001-fig01.webp`` / ``p0001-tab01.webp``. ``None``: nothing is
     written (inspect mode); everything else is still extracted.
 
-    Limits: a page whose render at ``config.dpi`` would exceed ``max_page_pixels`` raises
-    :class:`ResourceLimitError` before anything is rendered (in both modes, so inspect and
-    ingest agree); OCR renders at ``ocr_dpi`` are instead scaled down to fit the limit.
+    Limits: a page whose render at ``config.dpi`` would exceed ``max_page_pixels`` (a poster,
+    a fold-out drawing) is rendered at the largest dpi that fits (``Page.dpi`` says which; its
+    text comes from the text layer as on any page); OCR renders at ``ocr_dpi`` are scaled down
+    the same way.
     ``max_images_per_page``: extra images on a page are ignored for figure detection (logged).
-    A page that uses an embedded image larger than ``max_page_pixels`` (a decompression bomb)
+    A page that uses an embedded image larger than ``max_image_pixels`` (a decompression bomb)
     raises :class:`ResourceLimitError` before anything decodes it.
     ``page_timeout_s``: checked before table detection and before figure OCR, which are
     skipped (logged) on a slow page; the page keeps its text, image and figures. It cannot

@@ -333,7 +333,7 @@ KINDS: tuple[Kind, ...] = (
          note="MuPDF trusts /Count and refuses the tree"),
     Kind("huge_page", "huge_page.pdf",
          _bytes(lambda: one_page_pdf(text_content("Huge page."), mediabox=b"[0 0 100000 100000]")),
-         "ResourceLimitError", "max_page_pixels"),
+         "indexed", note="rendered at the largest dpi within ingest.max_page_pixels; its text from the text layer"),
     Kind("bomb_image_in_pdf", "bomb_inside.pdf", _bytes(_bomb_in_pdf), "ResourceLimitError", "embedded image"),
     Kind("bomb_png", "bomb.png", _bytes(_bomb_png), "ResourceLimitError", "decompression bomb"),
     Kind("many_tiny_images", "many_images.pdf", _bytes(_many_images), "indexed",

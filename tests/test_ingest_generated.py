@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+from PIL import Image
 
 import _pdfgen as g
 from ingest import inspect_batch, inspect_json, inspect_summary, iter_files, make_samples, open_document
@@ -279,12 +280,31 @@ def test_resource_limits(tmp_path):
     path = g.text_pdf(tmp_path / "three.pdf", ["one " * 20, "two " * 20, "three " * 20])
     assert "max_pages" in _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_pages=2)).reason
     assert "max_file_bytes" in _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_file_bytes=100)).reason
-    # a page whose render would exceed max_page_pixels fails before rendering
-    e = _raises(ResourceLimitError, path, IngestConfig(ocr="never", max_page_pixels=1_000_000))
-    assert "page 1" in e.reason and "max_page_pixels" in e.reason
     img = tmp_path / "big.png"
     img.write_bytes(g.png_bytes(400, 300))
     _raises(ResourceLimitError, img, IngestConfig(ocr="never", max_image_pixels=100_000))
+
+
+def test_a_page_too_large_for_max_page_pixels_is_rendered_smaller_not_refused(tmp_path):
+    """A fold-out drawing among letter pages: its image fits the pixel limit at a lower dpi,
+    its text and figure are read as on any page, and the other pages keep the configured dpi."""
+    doc = pymupdf.open()
+    doc.new_page(width=612, height=792).insert_text((72, 72), "Assembly instructions, page one.")
+    poster = doc.new_page(width=2400, height=1700)  # 33 x 24 inches: 9.9 Mpx at 110 dpi
+    poster.insert_text((100, 100), "Exploded view of the gearbox, part numbers 1 to 40.", fontsize=24)
+    g.chart_page(poster, 200, 300)
+    path = g.save(doc, tmp_path / "foldout.pdf")
+    config = IngestConfig(ocr="never", dpi=110, max_page_pixels=4_000_000)
+    _, pages = _read(path, config, image_dir=tmp_path / "img")
+    letter, big = pages[0].page, pages[1].page
+    assert letter.dpi == 110 and big.dpi is not None and big.dpi < 110
+    assert "gearbox" in big.text and pages[1].figures
+    with Image.open(big.image_path) as im:
+        assert im.width * im.height <= 4_000_000
+        assert abs(im.width / big.width - big.dpi / 72) < 0.01  # boxes map to pixels by the page's own dpi
+    crop = pages[1].figures[0].image_path
+    with Image.open(crop) as im:
+        assert im.width <= pages[1].figures[0].bbox.width * big.dpi / 72 + 2
 
 
 def test_decompression_bomb_image_is_a_resource_limit_error(tmp_path):

@@ -145,3 +145,18 @@ def test_the_api_docs_page_works_offline_with_local_swagger_assets(client):
         assert asset in page.text
         r = client.get(asset)
         assert r.status_code == 200 and kind in r.headers["content-type"] and len(r.content) > 10_000
+
+
+def test_a_highlight_maps_points_to_pixels_by_the_page_image_size(tmp_path):
+    """A page rendered below ingest.dpi (an oversized page) is still boxed in the right place:
+    the scale comes from the image's width over the page's width, not from the configured dpi."""
+    from PIL import Image
+
+    from rag.server._images import crop_png
+
+    page = tmp_path / "page.png"
+    Image.new("RGB", (200, 100), "white").save(page)  # a 400 x 200 pt page at 36 dpi
+    png = crop_png(page, (100, 50, 200, 100), margin=0, page_width=400, scale=110 / 72)
+    crop = Image.open(io.BytesIO(png)).convert("RGB")
+    assert crop.size == (51, 26)  # pixels 50..100 x 25..50
+    assert crop.getpixel((0, 0))[0] > 200 and crop.getpixel((0, 0))[1] < 80  # the box's corner, in red

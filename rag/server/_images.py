@@ -20,11 +20,17 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def crop_png(image_path: Path, box: tuple[float, float, float, float], scale: float, margin: float) -> bytes:
+def crop_png(
+    image_path: Path, box: tuple[float, float, float, float], margin: float, page_width: float | None = None, scale: float = 1.0
+) -> bytes:
+    """The crop around ``box`` (page coordinates) with the box drawn. Page coordinates become
+    the image's pixels by ``image width / page_width`` when the page width is known, else by
+    ``scale``."""
     from PIL import Image, ImageDraw
 
     with Image.open(image_path) as src:
         image = src.convert("RGB")
+    scale = image.width / page_width if page_width else scale
     px = [v * scale for v in box]
     m = margin * scale
     left, top = max(0, int(px[0] - m)), max(0, int(px[1] - m))

@@ -296,8 +296,12 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         box = parse_bbox(bbox)
         found = _page_image(service, doc_id, page)
         record = service.record(doc_id)
-        scale = 1.0 if record.kind == "image" else service.kb.config.ingest.dpi / 72.0
-        return Response(crop_png(found, box, scale, margin), media_type="image/png")
+        # points -> pixels from the page's own size: an oversized page is rendered below ingest.dpi
+        if record.kind == "image":
+            return Response(crop_png(found, box, margin), media_type="image/png")
+        size = service.kb.page_size(record.doc_id, page)
+        png = crop_png(found, box, margin, page_width=size[0] if size else None, scale=service.kb.config.ingest.dpi / 72.0)
+        return Response(png, media_type="image/png")
 
     return app
 
