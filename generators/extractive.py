@@ -40,6 +40,7 @@ from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
 from generators.citations import cited_answer
+from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
 
@@ -272,8 +273,13 @@ class ExtractiveGenerator:
         ordered = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
         # the same sentence in a chunk (or figure) and in its whole page: cite the chunk, whose box
         # is the passage rather than the page
+        # words the question quotes are the words the user read on the page: sentences holding
+        # them come first (as pages holding them do in search, rag.phrases)
+        phrases = quoted_phrases(question)
+        held = [holds(u.text, phrases) for u in units] if phrases else [0] * len(units)
         ranked = sorted(
-            range(len(units)), key=lambda i: (-ordered[i], units[i].item.kind == "page", units[i].item.marker, units[i].position)
+            range(len(units)),
+            key=lambda i: (-held[i], -ordered[i], units[i].item.kind == "page", units[i].item.marker, units[i].position),
         )
         best = scores[ranked[0]]
         if best <= 0:

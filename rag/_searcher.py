@@ -11,10 +11,10 @@ from typing import Any
 
 from rag.errors import QueryError
 from rag.ids import point_id
+from rag.phrases import promote, quoted_phrases
 from rag.types import Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders
-from retrievers.phrases import promote, quoted_phrases
 from retrievers.search import CORPUS_SHARE, encode_query, fuse_pages, search_corpus
 
 __all__ = ["SearchResult", "Searcher", "check_question"]
@@ -125,7 +125,7 @@ class Searcher:
         hits = promote(hits, phrases, texts)
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        # a reranker judges meaning; the quoted words still decide first (see retrievers.phrases)
+        # a reranker judges meaning; the quoted words still decide first (see rag.phrases)
         hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts)
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0

@@ -88,6 +88,16 @@ def test_of_two_similar_sentences_the_one_from_the_better_ranked_page_answers():
         ExtractiveGenerator(rank_decay=-1)
 
 
+def test_a_sentence_holding_the_quoted_words_answers_first():
+    text = ("The economy setting saves the most energy in winter. "
+            "Turbo mode is the former name of the fan curve used before 2019.")
+    hits = [Hit("d1", "pump.pdf", 2, 0.9, "text", evidence=(Evidence("text", "chunk", text, 0.9, BBox(0, 0, 9, 9)),))]
+    plain = ExtractiveGenerator(max_sentences=1).generate("Which energy saving setting is called turbo mode?", hits)
+    quoted = ExtractiveGenerator(max_sentences=1).generate("Which energy saving setting is called 'turbo mode'?", hits)
+    assert plain.text.startswith("The economy setting")  # on word overlap alone, the energy sentence wins
+    assert quoted.text.startswith("Turbo mode is the former name")
+
+
 def test_table_question_picks_the_row_and_keeps_the_header():
     answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
     assert answer.text == "Month: April | Output kWh: 515 [1]."  # the second hit's table, cited first: [1]
