@@ -60,6 +60,20 @@ def test_split_units_sentences_joined_lines_and_table_rows_with_header():
     assert split_units("inter-\nnational trade grew.") == ["international trade grew."]
 
 
+def test_a_numbered_heading_line_does_not_open_the_sentence_below_it():
+    text = "2. Inspection schedule\nInspect the inverter every 6 months: read the event log.\n2.1 Tools\nA torque wrench."
+    assert split_units(text) == [
+        "2. Inspection schedule", "Inspect the inverter every 6 months: read the event log.", "2.1 Tools", "A torque wrench.",
+    ]
+    # a numbered item whose line wraps onto a lower-case continuation stays one unit
+    assert split_units("3. Remove the cover\nand the four screws.") == ["3. Remove the cover and the four screws."]
+    answer = ExtractiveGenerator(max_sentences=1).generate(
+        "How often should the inverter be inspected?",
+        [Hit("d", "m.pdf", 1, 0.9, "text", evidence=(Evidence("text", "chunk", text, 0.9, BBox(0, 0, 9, 9)),))],
+    )
+    assert answer.text.startswith("Inspect the inverter every 6 months")
+
+
 def test_answers_with_the_matching_sentence_and_cites_its_page_and_box():
     answer = ExtractiveGenerator().generate("How often should the solar panel be inspected?", _hits())
     assert isinstance(answer, Answer)
