@@ -166,6 +166,24 @@ def is_heading_line(line: str) -> bool:
     return bool(_HEADING.match(text))
 
 
+_ALNUM = re.compile(r"[\W_]+")
+
+
+def _passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
+    """The item to cite for ``unit``: a sentence taken from a whole page's text is cited from a
+    chunk (or figure) of the same page in the context that holds it too, so its box is the
+    passage, and the answer does not give one passage two markers (the page's box is narrowed
+    to that same chunk later)."""
+    if unit.item.kind != "page":
+        return unit.item
+    wanted = _ALNUM.sub("", unit.text.lower())[:120]
+    for other in items:
+        if (other.kind != "page" and other.doc_id == unit.item.doc_id and other.page == unit.item.page
+                and wanted and wanted in _ALNUM.sub("", other.text.lower())):
+            return other
+    return unit.item
+
+
 def looks_like_text(unit: str) -> bool:
     """False for garbled text-layer debris (``.  @!3  @  6 "(@6")``): too few letters and digits."""
     chars = [c for c in unit if not c.isspace() and c != "|"]
@@ -322,7 +340,8 @@ class ExtractiveGenerator:
         renumbered: dict[int, ContextItem] = {}
         pieces = []
         for i, (unit, _) in enumerate(chosen):
-            item = renumbered.setdefault(unit.item.marker, replace(unit.item, marker=len(renumbered) + 1))
+            source = _passage_holding(unit, items)
+            item = renumbered.setdefault(source.marker, replace(source, marker=len(renumbered) + 1))
             text, end = (unit.text[:-1], unit.text[-1]) if unit.text[-1] in ".!?" else (unit.text, ".")
             pieces.append(("" if i == 0 else " ") + f"{text} [{item.marker}]{end}")
         return pieces, list(renumbered.values())

@@ -112,6 +112,22 @@ def test_a_sentence_holding_the_quoted_words_answers_first():
     assert quoted.text.startswith("Turbo mode is the former name")
 
 
+def test_a_sentence_read_from_a_whole_page_is_cited_from_the_chunk_holding_it():
+    """The demo's answer cited one passage twice: the page's text splits the title from the first
+    sentence, the chunk's does not, so the page's cleaner copy of the sentence won and its
+    citation, narrowed to that chunk later, became a second marker for the first one's box."""
+    chunk = ("Solar Panel Maintenance Manual\nThis manual describes routine care for the inverter.\n"
+             "Inspect the inverter every 6 months.")
+    page = "Solar Panel Maintenance Manual\n\nThis manual describes routine care for the inverter.\n\nInspect the inverter every 6 months."
+    hit = Hit("d", "m.pdf", 1, 0.9, "text", page_width=612, page_height=792, evidence=(
+        Evidence("text", "chunk", chunk, 0.9, BBox(60, 60, 549, 347)),
+        Evidence("pages", "page", page, 0.5, BBox(0, 0, 612, 792)),
+    ))
+    answer = ExtractiveGenerator(max_sentences=2, min_ratio=0.0).generate("How often is the inverter inspected, what care?", [hit])
+    assert len(answer.citations) == 1 and answer.citations[0].bbox == BBox(60, 60, 549, 347), answer
+    assert answer.text.count("[1]") == 2
+
+
 def test_table_question_picks_the_row_and_keeps_the_header():
     answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
     assert answer.text == "Month: April | Output kWh: 515 [1]."  # the second hit's table, cited first: [1]
