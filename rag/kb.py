@@ -106,6 +106,12 @@ class KnowledgeBase:
             from rag._models import build_embedders
 
             self._embedders = build_embedders(self.config.models)
+            built = self._manifest.models.get("sparse") if self._manifest is not None else None
+            sparse = self._embedders.sparse
+            if built and sparse is not None and hasattr(sparse, "matching"):
+                # a knowledge base keeps the BM25 scoring it was built with (a changed default
+                # must not refuse it, nor mix two scorings in one index)
+                self._embedders = replace(self._embedders, sparse=sparse.matching(built))
             wanted = self._embedders.provenance()
             if self._manifest is not None:
                 self._manifest.check_models(wanted, self.path)

@@ -141,7 +141,7 @@ def test_document_weights_follow_bm25_saturation(plain):
     assert one.indices == three.indices
     assert three.values[0] > one.values[0]
     assert three.values[0] < bm25.k1 + 1  # saturates below k1 + 1
-    assert three.values[0] == pytest.approx(bm25_tf(3, 3, 1.2, 0.75, 256))
+    assert three.values[0] == pytest.approx(bm25_tf(3, 3, 1.2, bm25.b, 256))
     short = bm25.encode_document("inverter fault")
     long = bm25.encode_document("inverter " + " ".join(f"word{i}" for i in range(400)))
     i = short.indices.index(term_id("invert"))
@@ -181,7 +181,7 @@ def test_sparse_dot_with_idf_equals_reference_bm25(query):
     docs_terms = [BM25Encoder().terms(t) for t in CORPUS]
     enc = BM25Encoder(avg_len=BM25Encoder().average_length(CORPUS), phrase_weight=0)
     got = _sparse_scores(enc.encode_query(query), enc.encode_documents(CORPUS))
-    want = _reference_bm25(enc.terms(query), docs_terms)
+    want = _reference_bm25(enc.terms(query), docs_terms, b=enc.b)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
     assert want.max() > 0
 
@@ -205,7 +205,7 @@ def test_qdrant_idf_modifier_ranks_like_reference_bm25():
     query = "inverter fault months"
     q = enc.encode_query(query)
     hits = client.query_points("bm25", query=qm.SparseVector(indices=list(q.indices), values=list(q.values)), using="bm25", limit=8).points
-    want = _reference_bm25(enc.terms(query), [enc.terms(t) for t in CORPUS])
+    want = _reference_bm25(enc.terms(query), [enc.terms(t) for t in CORPUS], b=enc.b)
     expected = [i for i in np.argsort(-want) if want[i] > 0]
     assert [h.id for h in hits] == expected
     np.testing.assert_allclose([h.score for h in hits], want[expected], rtol=1e-4)

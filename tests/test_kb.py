@@ -104,6 +104,28 @@ def test_the_same_model_files_in_another_place_open_the_knowledge_base(kb_path):
         manifest.check_models(changed, kb_path)
 
 
+def test_a_knowledge_base_keeps_the_bm25_scoring_it_was_built_with(tmp_path, samples):
+    """The default length normalisation changed (b 0.75 -> 0.5): a knowledge base built before
+    still opens, searches, and adds documents with its own b, instead of being refused."""
+    import json
+
+    from retrievers.embedders.sparse import B
+
+    kb_dir = tmp_path / "kb"
+    with KnowledgeBase.open(kb_dir, create=True) as kb:
+        kb.ingest([samples[0]], progress=False)
+        assert kb.embedders.sparse.b == B
+    manifest = json.loads((kb_dir / "manifest.json").read_text())
+    assert manifest["models"]["sparse"]["b"] == B
+    manifest["models"]["sparse"]["b"] = 0.75  # as written by an earlier version
+    (kb_dir / "manifest.json").write_text(json.dumps(manifest))
+    with KnowledgeBase.open(kb_dir) as kb:
+        assert kb.embedders.sparse.b == 0.75
+        assert kb.search("inverter inspection", top_k=1).hits
+        assert [r.status for r in kb.ingest([samples[1]], progress=False)] == ["indexed"]
+    assert json.loads((kb_dir / "manifest.json").read_text())["models"]["sparse"]["b"] == 0.75
+
+
 def test_changed_file_replaces_points_and_delete_removes_everything(tmp_path, samples):
     doc = tmp_path / "doc.pdf"
     shutil.copy(samples[0], doc)

@@ -49,6 +49,12 @@ __all__ = [
 #: Swept 0.5-6 on the evaluation sets (BENCHMARKS.md): 3-6 is a plateau.
 PHRASE_WEIGHT = 3.0
 
+#: Length normalisation. Chunks are cut to about the same length, so normalisation mostly lifts
+#: the short ones (a title page, a lone heading), whose few words are all topic words. Swept on
+#: the three question sets (BENCHMARKS.md): 0-0.5 is a plateau (one held-out question more in the
+#: top 5, the other sets unchanged); 0.75, the textbook value, and 0.9 are below it.
+B = 0.5
+
 #: Bump when tokenisation changes: knowledge bases built with another version are refused.
 TOKENIZER_VERSION = 1
 
@@ -165,7 +171,7 @@ class BM25Encoder:
         *,
         family: str = "bm25",
         k1: float = 1.2,
-        b: float = 0.75,
+        b: float = B,
         avg_len: float = 256,
         language: str = "english",
         phrase_weight: float = PHRASE_WEIGHT,
@@ -237,6 +243,16 @@ class BM25Encoder:
         if self.phrase_weight > 0:
             weights.update({term_id(p): 1.0 for p in _pairs(terms)})
         return _sparse(weights)
+
+    def matching(self, built: dict[str, Any]) -> BM25Encoder:
+        """This encoder with the document-side scoring (k1, b, avg_len) a knowledge base was
+        built with (its manifest's ``sparse`` provenance), so one built before a default changed
+        keeps opening and keeps its points consistent. Query vectors do not depend on them."""
+        wanted = {k: float(built[k]) for k in ("k1", "b", "avg_len") if k in built}
+        if all(getattr(self, k) == v for k, v in wanted.items()):
+            return self
+        return BM25Encoder(self.name, family=self.family, language=self.language, phrase_weight=self.phrase_weight,
+                           **{"k1": self.k1, "b": self.b, "avg_len": self.avg_len, **wanted})
 
     def provenance(self) -> dict[str, Any]:
         stops = hashlib.sha256(" ".join(sorted(self._lang.stopwords)).encode()).hexdigest()[:12]
