@@ -39,7 +39,7 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
-from generators.citations import cited_answer
+from generators.citations import _MATCH_CHARS, _plain, cited_answer
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -166,9 +166,6 @@ def is_heading_line(line: str) -> bool:
     return bool(_HEADING.match(text))
 
 
-_ALNUM = re.compile(r"[\W_]+")
-
-
 def _passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
     """The item to cite for ``unit``: a sentence taken from a whole page's text is cited from a
     chunk (or figure) of the same page in the context that holds it too, so its box is the
@@ -176,10 +173,10 @@ def _passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
     to that same chunk later)."""
     if unit.item.kind != "page":
         return unit.item
-    wanted = _ALNUM.sub("", unit.text.lower())[:120]
+    wanted = _plain(unit.text)[:_MATCH_CHARS]
     for other in items:
         if (other.kind != "page" and other.doc_id == unit.item.doc_id and other.page == unit.item.page
-                and wanted and wanted in _ALNUM.sub("", other.text.lower())):
+                and wanted and wanted in _plain(other.text)):
             return other
     return unit.item
 
