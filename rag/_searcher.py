@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import QueryError
-from rag.ids import point_id
 from rag.phrases import promote, quoted_phrases
 from rag.types import Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
-from retrievers.corpora import Embedders
+from retrievers.corpora import Embedders, page_payloads
 from retrievers.search import CORPUS_SHARE, encode_query, fuse_pages, search_corpus
 
 __all__ = ["SearchResult", "Searcher", "check_question"]
@@ -133,16 +132,12 @@ class Searcher:
         return SearchResult(question, route, tuple(hits), timings, phrases)
 
     def _page_texts(self, hits: Sequence[Hit]) -> dict[tuple[str, int], str]:
-        """The indexed text of each hit's page (page text plus figure captions and OCR), read from
-        the ``pages`` corpus by point id in one request."""
+        """The indexed text of each hit's page (page text plus figure captions and OCR)."""
         spec = self.specs.get("pages")
-        if spec is None or not hits:
+        if spec is None:
             return {}
-        ids = [point_id(h.doc_id, h.page, "page") for h in hits]
-        return {
-            (str(p.payload["doc_id"]), int(p.payload["page"])): str(p.payload.get("text") or "")
-            for p in self.store.retrieve(spec.name, ids)
-        }
+        found = page_payloads(self.store, spec, [(h.doc_id, h.page) for h in hits])
+        return {key: str(payload.get("text") or "") for key, payload in found.items()}
 
     def search_image(
         self,

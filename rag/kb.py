@@ -335,15 +335,14 @@ class KnowledgeBase:
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;
         ``None`` when the knowledge base holds no such page."""
-        from rag.ids import point_id
+        from retrievers.corpora import page_payloads
 
         store, specs = self._open_store()
         if "pages" not in specs:
             return None
-        found = store.retrieve(specs["pages"].name, [point_id(doc_id, page, "page")])
-        if not found or not found[0].payload.get("page_width"):
+        p = page_payloads(store, specs["pages"], [(doc_id, page)]).get((doc_id, page))
+        if not p or not p.get("page_width"):
             return None
-        p = found[0].payload
         return float(p["page_width"]), float(p.get("page_height") or 0.0)
 
     def _page_passages(self, doc_id: str, page: int) -> list[tuple[str, BBox]]:

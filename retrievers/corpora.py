@@ -33,7 +33,7 @@ from retrievers.base import (
     VectorSpec,
 )
 
-__all__ = ["Embedders", "collection_specs", "build_points", "figure_text", "page_sparse_text"]
+__all__ = ["Embedders", "collection_specs", "build_points", "figure_text", "page_sparse_text", "page_payloads"]
 
 DENSE, SPARSE, IMAGE, MULTI, MEAN = "dense", "sparse", "image", "multi", "mean"
 
@@ -237,3 +237,12 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
         }
         out["pages"].append(Point(point_id(info.doc_id, page.page, "page"), vectors, payload))
     return out
+
+
+def page_payloads(store: Any, spec: Any, pages: Sequence[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The ``pages`` corpus payloads (page text with figure captions and OCR, size, image path) of
+    the given (doc_id, page) pairs, read by point id in one request; pages not indexed are absent."""
+    if not pages:
+        return {}
+    found = store.retrieve(spec.name, [point_id(doc, page, "page") for doc, page in pages])
+    return {(str(p.payload["doc_id"]), int(p.payload["page"])): dict(p.payload) for p in found}
