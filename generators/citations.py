@@ -27,7 +27,7 @@ from rag.types import Answer, BBox, Citation, Page
 from generators.base import MARKER_RE, ContextItem
 
 __all__ = ["MARKER_RE", "CitationResult", "parse_markers", "resolve_citations", "cited_answer", "narrow_page_citations",
-           "write_highlights"]
+           "write_highlights", "plain_text", "MATCH_CHARS"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,11 @@ def cited_answer(
 
 _ALNUM = re.compile(r"[^0-9a-z]+")
 #: characters of a cited sentence (letters and digits only) that must be found in a passage
-_MATCH_CHARS = 60
+MATCH_CHARS = 60
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
+    """Lower-case letters and digits only: spacing, line breaks and punctuation do not matter."""
     return _ALNUM.sub("", text.lower())
 
 
@@ -152,9 +153,9 @@ def narrow_page_citations(
         if not whole:
             changed.append(c)
             continue
-        wanted = [_plain(s)[:_MATCH_CHARS] for s in _cited_sentences(answer.text, c.marker)]
+        wanted = [plain_text(s)[:MATCH_CHARS] for s in _cited_sentences(answer.text, c.marker)]
         wanted = [x for x in wanted if len(x) >= 12]
-        boxes = [bbox for text, bbox in passages(c.doc_id, c.page) if any(x in _plain(text) for x in wanted)] if wanted else []
+        boxes = [bbox for text, bbox in passages(c.doc_id, c.page) if any(x in plain_text(text) for x in wanted)] if wanted else []
         if not boxes:
             changed.append(c)
             continue

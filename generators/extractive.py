@@ -39,7 +39,7 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
-from generators.citations import _MATCH_CHARS, _plain, cited_answer
+from generators.citations import MATCH_CHARS, cited_answer, plain_text
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -173,10 +173,10 @@ def _passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
     to that same chunk later)."""
     if unit.item.kind != "page":
         return unit.item
-    wanted = _plain(unit.text)[:_MATCH_CHARS]
+    wanted = plain_text(unit.text)[:MATCH_CHARS]
     for other in items:
         if (other.kind != "page" and other.doc_id == unit.item.doc_id and other.page == unit.item.page
-                and wanted and wanted in _plain(other.text)):
+                and wanted and wanted in plain_text(other.text)):
             return other
     return unit.item
 

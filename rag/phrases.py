@@ -3,9 +3,9 @@
 A user who writes ``which boxes sit inside the dashed 'User Motivation' box?`` quotes a label
 they read on the page, the way web and library search engines read quotes. Embeddings and
 BM25 both treat the quoted words as a few terms among many (a page about "User's Motivation to
-Use System" scores as well); here a candidate page that holds every quoted phrase, word for word
-(case, punctuation and line breaks aside), ranks ahead of the candidates that do not, each group
-keeping its retrieval order. When no candidate holds a phrase (the user paraphrased), the order
+Use System" scores as well); here candidate pages holding more of the quoted phrases, word for
+word (case, punctuation and line breaks aside), rank ahead of those holding fewer or none, each
+group keeping its retrieval order. When no candidate holds a phrase (the user paraphrased), the order
 is left alone: quotes lift, they never filter.
 
 Apostrophes inside and at the end of words (``Davis's``, ``users'``, ``don't``) are not quotes.
