@@ -26,7 +26,10 @@ __all__ = [
     "VectorStore",
     "TextEmbedder",
     "SparseEncoder",
+    "ImageOnlyEmbedder",
     "ImageEmbedder",
+    "MultimodalEmbedder",
+    "AnyImageEmbedder",
     "LateInteractionEmbedder",
 ]
 
@@ -205,8 +208,8 @@ class SparseEncoder(Protocol):
 
 
 @runtime_checkable
-class ImageEmbedder(Protocol):
-    """One vector per image and per text in a shared space (CLIP, SigLIP)."""
+class ImageOnlyEmbedder(Protocol):
+    """One vector per image, no text side (DINOv2, ViT): figures are found by an example image only."""
 
     name: str
 
@@ -217,9 +220,30 @@ class ImageEmbedder(Protocol):
 
     def embed_images(self, paths: Sequence[Path]) -> np.ndarray: ...
 
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ImageEmbedder(ImageOnlyEmbedder, Protocol):
+    """One vector per image and per text in a shared space (CLIP, SigLIP): text questions
+    search figure images too."""
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def provenance(self) -> dict[str, Any]: ...
+
+@runtime_checkable
+class MultimodalEmbedder(ImageEmbedder, Protocol):
+    """One vector for a text, an image or a text+image pair (VLM embedders such as GME), with
+    a query-side prompt for images."""
+
+    def embed_image_queries(self, paths: Sequence[Path]) -> np.ndarray: ...
+
+    def embed_pairs(self, texts: Sequence[str], paths: Sequence[Path]) -> np.ndarray: ...
+
+
+#: What fills a knowledge base's ``image`` slot: the widest protocol a model meets decides what
+#: it answers (image-only: query by example; dual encoder: text questions too; multimodal: text+image).
+AnyImageEmbedder = ImageOnlyEmbedder | ImageEmbedder | MultimodalEmbedder
 
 
 @runtime_checkable

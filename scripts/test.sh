@@ -9,7 +9,7 @@ bash scripts/setup-venv.sh
 if [ ! -x /usr/bin/chromium ] && [ -z "${MMRAG_CHROMIUM:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: installing Debian's chromium for the web-page test (once)" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-    || echo "setup: could not install chromium; tests/test_web_page.py will fail" >&2
+    || echo "setup: could not install chromium; tests/system/test_web_page.py will fail" >&2
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 set +e

@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
+
+from retrievers.base import ImageOnlyEmbedder
 
 from retrievers.embedders._common import (
     load_pretrained,
@@ -48,22 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class ImageOnlyEmbedder(Protocol):
-    """One L2-normalised vector per image; no text side (query by example image)."""
-
-    name: str
-
-    @property
-    def dimension(self) -> int: ...
-
-    def load(self) -> None: ...
-
-    def embed_images(self, paths: Sequence[Path]) -> np.ndarray: ...
-
-    def provenance(self) -> dict[str, Any]: ...
 
 
 def cls_pool(hidden: np.ndarray, prefix_tokens: int = 1) -> np.ndarray:

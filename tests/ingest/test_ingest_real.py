@@ -9,7 +9,7 @@ import pytest
 from ingest import assess_text, inspect_json, open_document
 from rag.config import IngestConfig
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
 DOCS = EVAL / "docs"
 pytestmark = pytest.mark.skipif(not DOCS.is_dir(), reason=f"real eval PDFs not found at {DOCS}")
 NO_OCR = IngestConfig(ocr="never")

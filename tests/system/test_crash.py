@@ -25,7 +25,7 @@ import _pdfgen as g
 from rag._manifest import DocumentRegistry
 from retrievers.store.edge import EdgeStore
 
-DRIVER = Path(__file__).with_name("_crash_driver.py")
+DRIVER = Path(__file__).resolve().parents[1] / "_crash_driver.py"
 KNOWN_ROOT_ENTRIES = {"manifest.json", "documents.json", ".write.lock", "store", "images"}
 
 

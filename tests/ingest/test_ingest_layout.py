@@ -207,7 +207,7 @@ def test_public_api_is_pinned_and_import_is_light():
     }
     assert all(hasattr(ingest, name) for name in ingest.__all__)
     code = "import sys, ingest; print(sorted(m for m in ('torch', 'pymupdf', 'fitz', 'rapidocr', 'PIL') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2], check=True)
     assert out.stdout.strip() == "[]"
 
 

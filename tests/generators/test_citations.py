@@ -137,7 +137,7 @@ def test_write_highlights_skips_citations_without_scale_image_or_box(tmp_path, i
     assert write_highlights(no_image, tmp_path / "hl", dpi=72) == []
 
 
-EVAL_DOCS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "docs"
+EVAL_DOCS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "docs"
 
 
 @pytest.mark.skipif(not (EVAL_DOCS / "pdfjs_wikipedia.pdf").is_file(), reason=f"shared eval PDFs not found in {EVAL_DOCS}")

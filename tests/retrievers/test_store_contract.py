@@ -22,7 +22,7 @@ from rag.errors import StoreError  # noqa: E402
 from retrievers.base import CollectionSpec, Filter, Point, SparseVector, VectorQuery, VectorSpec  # noqa: E402
 from retrievers.store import EdgeStore, QdrantServerStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIM = 16
 DOCS = ("doc-a", "doc-b", "doc-c")
 PAGES = 12

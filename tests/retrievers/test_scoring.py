@@ -135,7 +135,7 @@ def test_rrf_weights_k_duplicates_and_ties():
 
 def test_scoring_does_not_import_torch():
     code = "import sys, retrievers.scoring; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 def test_public_api_is_pinned():

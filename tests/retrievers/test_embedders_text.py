@@ -211,7 +211,7 @@ def test_importing_the_module_does_not_import_torch():
     import subprocess
 
     code = "import sys, retrievers.embedders.text, retrievers.embedders.clip, retrievers.embedders.sparse; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 

@@ -25,7 +25,7 @@ from rag.errors import KnowledgeBaseLockedError
 
 FAST = Config(ingest=IngestConfig(ocr="never", dpi=72))
 MMRAG = Path(sys.executable).with_name("mmrag")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TIDES = "Tide tables for the harbour of Kestrel Bay list high water and low water times for every day."
 ZEBRA = "Zebrafish migration along the Okavango delta follows the seasonal floods of the river basin."

@@ -20,7 +20,7 @@ from retrievers.base import Filter, VectorQuery  # noqa: E402
 from retrievers.store import EdgeStore, QdrantServerStore, collection_name, open_store  # noqa: E402
 from test_store_contract import POINTS, SPEC  # noqa: E402  (pytest puts tests/ on sys.path)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

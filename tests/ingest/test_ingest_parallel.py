@@ -253,7 +253,7 @@ def test_workers_forked_after_the_caller_ocrd_finish(tmp_path):
     docs.mkdir()
     for i in range(2):
         g.scanned_pdf(docs / f"scan{i}.pdf", text=f"INVOICE NUMBER 44{i}")
-    code = _OCR_THEN_WORKERS.format(root=str(Path(__file__).parents[1]), kb=str(tmp_path / "kb"), docs=str(docs))
+    code = _OCR_THEN_WORKERS.format(root=str(Path(__file__).parents[2]), kb=str(tmp_path / "kb"), docs=str(docs))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -17,7 +17,7 @@ from retrievers import registry
 from retrievers.base import SparseEncoder, SparseVector
 from retrievers.embedders.sparse import BM25Encoder, bm25_tf, term_id
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CORPUS = [
     "The inverter shows fault code E21 when the grid voltage is too high.",

@@ -237,7 +237,7 @@ def test_module_import_does_not_import_torch():
         "import sys, retrievers.embedders.colpali, retrievers.registry; "
         "assert 'torch' not in sys.modules and 'colpali_engine' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 def test_unreachable_hub_id_raises_model_error_naming_it():
@@ -264,7 +264,7 @@ else:
     raise AssertionError("no MissingDependencyError")
 """
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1], env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2], env=env)
 
 
 def test_protocol_public_api_progress_bar_and_summary_log(checkpoints, pages, capsys, caplog):

@@ -356,7 +356,7 @@ def test_importing_the_router_and_rerankers_does_not_import_torch() -> None:
         "bad = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -76,7 +76,7 @@ def test_a_question_needs_no_torch_once_exported(pair, tmp_path):
         "print(json.dumps({'torch': 'torch' in sys.modules, 'v': v.tolist(), 'w': w.tolist()}))\n" % (TEXTS[0], TEXTS[0])
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "MMRAG_CACHE": str(tmp_path / "cache")}, cwd=Path(__file__).resolve().parents[1])
+                         env={**os.environ, "MMRAG_CACHE": str(tmp_path / "cache")}, cwd=Path(__file__).resolve().parents[2])
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["torch"] is False
     assert copy.with_name("model.int8.onnx").is_file()

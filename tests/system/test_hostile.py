@@ -157,7 +157,7 @@ def test_bombs_and_huge_pages_stay_within_a_memory_cap(corpus):
     script = f"""
 import resource, sys, json
 resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
-sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1])]!r}
+sys.path[:0] = {[str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]!r}
 from pathlib import Path
 from ingest import open_document
 from rag.config import IngestConfig
