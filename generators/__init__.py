@@ -19,7 +19,8 @@ from generators.base import (
     build_context,
     build_prompt,
 )
-from generators.citations import CitationResult, parse_markers, resolve_citations, write_highlights
+from generators.highlights import write_highlights
+from generators.markers import CitationResult, parse_markers, resolve_citations
 from generators.extractive import ExtractiveGenerator
 from generators.registry import GENERATORS, GeneratorSpec, build_generator, generator_from_config
 

@@ -3,7 +3,7 @@
 Every generator answers a question from page-level hits:
 
 - :func:`build_context` turns hits into numbered :class:`ContextItem` records (marker 1, 2, ...).
-  Only these markers may be cited: :mod:`generators.citations` rejects any other.
+  Only these markers may be cited: :mod:`generators.markers` rejects any other.
 - :func:`build_prompt` renders the evidence and the question into the text prompt that asks
   for citations like ``[1]`` or ``[2][3]``; :func:`select_images` picks which page images or
   figure crops a vision model sees.

@@ -39,7 +39,8 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
-from generators.citations import MATCH_CHARS, cited_answer, plain_text
+from generators.markers import cited_answer
+from generators.matching import MATCH_CHARS, plain_text
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]

@@ -3,7 +3,7 @@
 The model sees the top page images / figure crops (at most ``max_images``, each captioned with
 its marker) and the numbered evidence text, with the citation prompt of
 :mod:`generators.base`. Tokens stream through ``TextIteratorStreamer`` to ``on_token``; the
-final text goes through :func:`generators.citations.resolve_citations`.
+final text goes through :func:`generators.markers.resolve_citations`.
 
 The family is data: ``config.json``'s ``architectures`` (then ``model_type``) is looked up in
 :data:`ARCHITECTURES` / :data:`MODEL_TYPES`, or given explicitly with ``family=``. Three steps
@@ -34,7 +34,7 @@ from generators.base import (
     image_caption,
     select_images,
 )
-from generators.citations import cited_answer
+from generators.markers import cited_answer
 
 __all__ = ["VLMFamily", "VLM_FAMILIES", "ARCHITECTURES", "MODEL_TYPES", "LocalVLMGenerator", "resolve_family"]
 

@@ -40,7 +40,7 @@ from generators.base import (
     image_caption,
     select_images,
 )
-from generators.citations import cited_answer
+from generators.markers import cited_answer
 
 if TYPE_CHECKING:
     import httpx

@@ -328,7 +328,7 @@ class KnowledgeBase:
         answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
         answer = replace(answer, route=result.route, hits=result.hits, timings=timings)
-        from generators.citations import narrow_page_citations
+        from generators.matching import narrow_page_citations
 
         return narrow_page_citations(answer, self._page_passages)
 
@@ -358,7 +358,7 @@ class KnowledgeBase:
 
 def write_highlights(answer: Answer, folder: str | Path) -> list[Path]:
     """Write a PNG crop of each cited region with its box drawn; returns the paths."""
-    from generators.citations import write_highlights as _write
+    from generators.highlights import write_highlights as _write
     from rag.types import Page
 
     pages = [

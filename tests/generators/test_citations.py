@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from generators.base import build_context, build_prompt, select_images
-from generators.citations import parse_markers, resolve_citations, write_highlights
+from generators.highlights import write_highlights
+from generators.markers import parse_markers, resolve_citations
 from rag.types import Answer, BBox, Evidence, Hit, Page
 
 
@@ -85,7 +86,7 @@ def test_valid_markers_map_to_their_evidence(items):
 
 def test_marker_naming_evidence_not_given_is_stripped_and_never_cited(items, caplog):
     assert len(items) == 4
-    with caplog.at_level(logging.WARNING, logger="generators.citations"):
+    with caplog.at_level(logging.WARNING, logger="generators.markers"):
         result = resolve_citations("Alpha is one [1]. Delta is four [7]. Mixed [2, 9]. Zero [0].", items)
     assert result.text == "Alpha is one [1]. Delta is four. Mixed [2]. Zero."
     assert [c.marker for c in result.citations] == [1, 2]
@@ -172,7 +173,7 @@ def test_real_pdf_page_answer_cites_the_block_and_highlights_it(tmp_path):
 
 
 def test_a_whole_page_citation_gets_the_box_of_the_passage_it_quotes():
-    from generators.citations import narrow_page_citations
+    from generators.matching import narrow_page_citations
     from rag.types import Citation
 
     page_box = BBox(0, 0, 612, 792)
