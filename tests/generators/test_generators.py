@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import generators
@@ -15,6 +13,8 @@ from generators.base import StreamingGenerator
 from generators.extractive import split_units
 from rag.errors import ConfigError, GeneratorError
 from rag.types import Answer, BBox, Evidence, Hit
+
+from _doubles import ConceptEmbedder
 
 MANUAL = (
     "The inverter shows fault code E21 when the grid voltage is too high. "
@@ -210,29 +210,6 @@ def test_streamed_pieces_equal_the_text_and_runs_are_deterministic():
 def test_max_sentences_bounds_the_answer():
     answer = ExtractiveGenerator(max_sentences=1, min_ratio=0.0).generate("inverter fault code and output March", _hits())
     assert answer.text.count("[") == 1
-
-
-class ConceptEmbedder:
-    """A duck-typed embedder that knows cost/price/euros are about money."""
-
-    CONCEPTS = {"cost": 0, "price": 0, "euros": 0, "much": 0, "expensive": 0, "tables": 1, "appendix": 1, "shipping": 2}
-
-    def __init__(self) -> None:
-        self.embedded: list[int] = []
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(3, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            if word in self.CONCEPTS:
-                v[self.CONCEPTS[word]] += 1
-        return v
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._vec(text)
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        self.embedded.append(len(texts))
-        return np.stack([self._vec(t) for t in texts])
 
 
 def test_semantic_similarity_from_an_embedder_changes_the_pick():

@@ -19,6 +19,8 @@ from generators.openai_api import OpenAIChatGenerator
 from rag.errors import GeneratorError
 from rag.types import BBox, Evidence, Hit
 
+from _doubles import HTTPRecorder
+
 BASE = "http://llm.test/v1"
 SECRET = "sk-test-0123456789abcdef"
 
@@ -81,25 +83,7 @@ def hits(tmp_path) -> list[Hit]:
     ]
 
 
-class Recorder:
-    """A MockTransport handler replaying canned responses and keeping the requests."""
-
-    def __init__(self, *responses: httpx.Response | Exception) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        response = self.responses.pop(0)
-        if isinstance(response, Exception):
-            raise response
-        return response
-
-    def body(self, i: int = -1) -> dict:
-        return json.loads(self.requests[i].content)
-
-
-def generator(recorder: Recorder, **options) -> OpenAIChatGenerator:
+def generator(recorder: HTTPRecorder, **options) -> OpenAIChatGenerator:
     gen = OpenAIChatGenerator("gpt-4o-mini", base_url=BASE, transport=httpx.MockTransport(recorder), **options)
     gen._sleep = lambda s: recorder.__dict__.setdefault("waits", []).append(s)
     return gen
@@ -121,7 +105,7 @@ def test_sse_parser_joins_multiline_data_and_skips_comments_and_fields():
 
 def test_streamed_answer_sends_images_and_key_and_cites_pages(hits, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    rec = Recorder(event_stream(STREAM))
+    rec = HTTPRecorder(event_stream(STREAM))
     tokens: list[str] = []
     answer = generator(rec).generate("How often is the panel inspected?", hits, on_token=tokens.append)
 
@@ -146,7 +130,7 @@ def test_streamed_answer_sends_images_and_key_and_cites_pages(hits, monkeypatch)
 
 def test_non_streaming_answer_strips_markers_for_evidence_not_given(hits, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    rec = Recorder(httpx.Response(200, json=completion("Every 6 months [1], see also [7].")))
+    rec = HTTPRecorder(httpx.Response(200, json=completion("Every 6 months [1], see also [7].")))
     answer = generator(rec, max_tokens=64).generate("How often?", hits)
     assert rec.body()["stream"] is False and rec.body()["max_tokens"] == 64
     assert "authorization" not in rec.requests[0].headers
@@ -160,7 +144,7 @@ def test_at_most_max_images_are_sent(tmp_path):
         page = tmp_path / f"p{i}.webp"
         Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(page)
         many.append(Hit("d", "d.pdf", i, 1 / i, "pages", image_path=page))
-    rec = Recorder(httpx.Response(200, json=completion("ok")))
+    rec = HTTPRecorder(httpx.Response(200, json=completion("ok")))
     generator(rec, max_images=2).generate("q", many)
     urls = [p["image_url"]["url"] for p in rec.body()["messages"][1]["content"] if p["type"] == "image_url"]
     assert len(urls) == 2 and all(u.startswith("data:image/webp;base64,") for u in urls)
@@ -168,7 +152,7 @@ def test_at_most_max_images_are_sent(tmp_path):
 
 
 def test_complete_returns_the_message_text():
-    rec = Recorder(httpx.Response(200, json=completion('{"corpora": ["text"]}')))
+    rec = HTTPRecorder(httpx.Response(200, json=completion('{"corpora": ["text"]}')))
     assert generator(rec).complete("Route: ...") == '{"corpora": ["text"]}'
     assert rec.body()["messages"] == [{"role": "user", "content": "Route: ..."}]
 
@@ -177,7 +161,7 @@ def test_429_is_retried_after_the_servers_retry_after(hits):
     rate_limited = httpx.Response(
         429, headers={"Retry-After": "2"}, json={"error": {"message": "Rate limit reached", "type": "requests"}}
     )
-    rec = Recorder(rate_limited, event_stream(STREAM))
+    rec = HTTPRecorder(rate_limited, event_stream(STREAM))
     answer = generator(rec).generate("q", hits, on_token=lambda t: None)
     assert len(rec.requests) == 2
     assert rec.waits == [2.0]
@@ -185,7 +169,7 @@ def test_429_is_retried_after_the_servers_retry_after(hits):
 
 
 def test_connection_dropped_before_a_response_is_retried(hits):
-    rec = Recorder(httpx.RemoteProtocolError("Server disconnected without sending a response."), event_stream(STREAM))
+    rec = HTTPRecorder(httpx.RemoteProtocolError("Server disconnected without sending a response."), event_stream(STREAM))
     gen = generator(rec)
     assert isinstance(gen, StreamingGenerator)
     answer = gen.generate("q", hits, on_token=lambda t: None)
@@ -194,7 +178,7 @@ def test_connection_dropped_before_a_response_is_retried(hits):
 
 
 def test_5xx_and_connect_errors_back_off_exponentially_then_give_up(hits):
-    rec = Recorder(
+    rec = HTTPRecorder(
         httpx.ConnectError("connection reset"),
         httpx.Response(502, text="<html>Bad Gateway</html>"),
         httpx.Response(500, json={"error": {"message": "The server had an error"}}),
@@ -211,7 +195,7 @@ def test_401_is_not_retried_and_names_the_cause_without_leaking_the_key(hits, mo
     monkeypatch.setenv("MY_KEY", SECRET)
     error = {"error": {"message": "Incorrect API key provided: sk-test-***cdef.", "type": "invalid_request_error",
                        "code": "invalid_api_key"}}
-    rec = Recorder(httpx.Response(401, json=error))
+    rec = HTTPRecorder(httpx.Response(401, json=error))
     with caplog.at_level(logging.DEBUG), pytest.raises(GeneratorError) as info:
         generator(rec, api_key_env="MY_KEY").generate("q", hits)
     assert len(rec.requests) == 1
@@ -233,7 +217,7 @@ def test_401_is_not_retried_and_names_the_cause_without_leaking_the_key(hits, mo
     ids=["html-body", "wrong-json", "truncated-stream", "garbage-line", "bad-event-json", "error-event"],
 )
 def test_malformed_responses_raise_generator_error(hits, response, stream, cause):
-    rec = Recorder(response)
+    rec = HTTPRecorder(response)
     on_token = (lambda t: None) if stream else None
     with pytest.raises(GeneratorError, match=cause) as info:
         generator(rec).generate("q", hits, on_token=on_token)
@@ -248,7 +232,7 @@ def test_base_url_without_scheme_is_a_config_error():
 
 
 def test_read_timeout_is_reported_not_retried(hits):
-    rec = Recorder(httpx.ReadTimeout("timed out"))
+    rec = HTTPRecorder(httpx.ReadTimeout("timed out"))
     with pytest.raises(GeneratorError, match="no response within 5.0s"):
         generator(rec, timeout=5.0).generate("q", hits)
     assert len(rec.requests) == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import _pdfgen as g
+from _doubles import text_hit
 from rag import KnowledgeBase
 from rag.config import Config, IngestConfig
-from rag.types import Evidence, Hit
 from rag.phrases import holds, promote, quoted_phrases
 
 FAST = Config(ingest=IngestConfig(ocr="never", dpi=72))
@@ -40,14 +40,9 @@ def test_a_phrase_is_held_across_punctuation_case_line_breaks_and_hyphenation():
     assert holds(page, quoted_phrases("'dashed box' and 'missing words'")) == 1
 
 
-def _hit(page: int, score: float, text: str) -> Hit:
-    return Hit(doc_id="d", source="d.pdf", page=page, score=score, corpus="text",
-               evidence=(Evidence(corpus="text", kind="chunk", text=text, score=score),))
-
-
 def test_pages_holding_the_phrase_move_ahead_in_their_own_order():
-    hits = [_hit(1, 0.9, "motivation of users"), _hit(2, 0.8, "User Motivation box"),
-            _hit(3, 0.7, "nothing"), _hit(4, 0.6, "the user motivation again")]
+    hits = [text_hit(1, "motivation of users", 0.9), text_hit(2, "User Motivation box", 0.8),
+            text_hit(3, "nothing", 0.7), text_hit(4, "the user motivation again", 0.6)]
     out = promote(hits, quoted_phrases("the 'user motivation' box"), {})
     assert [h.page for h in out] == [2, 4, 1, 3]
     # the page text, where known, is what is judged (not only the evidence shown)
@@ -56,13 +51,13 @@ def test_pages_holding_the_phrase_move_ahead_in_their_own_order():
 
 
 def test_a_phrase_no_candidate_holds_leaves_the_order_alone():
-    hits = [_hit(1, 0.9, "alpha"), _hit(2, 0.8, "beta")]
+    hits = [text_hit(1, "alpha", 0.9), text_hit(2, "beta", 0.8)]
     assert promote(hits, quoted_phrases("what is 'gamma ray'?"), {}) == hits
     assert promote(hits, (), {}) == hits
 
 
 def test_more_phrases_held_ranks_higher():
-    hits = [_hit(1, 0.9, "red"), _hit(2, 0.8, "red and amber"), _hit(3, 0.7, "amber")]
+    hits = [text_hit(1, "red", 0.9), text_hit(2, "red and amber", 0.8), text_hit(3, "amber", 0.7)]
     out = promote(hits, quoted_phrases("what do 'red' and 'amber' mean?"), {})
     assert [h.page for h in out] == [2, 1, 3]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rag.errors import ConfigError, EmbedderMismatchError, ModelError, QueryError
-from rag.types import BBox, Evidence, Hit
+from rag.types import Evidence, Hit
 from retrievers.rerank import (
     RERANKERS,
     CrossEncoderReranker,
@@ -28,6 +28,8 @@ from retrievers.rerank import (
     build_reranker,
 )
 
+from _doubles import RecordingEmbedder, make_hits
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 QUESTION = "what is the fault code of the inverter"
@@ -37,23 +39,6 @@ TEXTS = (
     "red bar chart of energy output per month",
     "the weather",
 )
-
-
-def make_hits(images: list[Path | None] | None = None, texts: tuple[str, ...] = TEXTS) -> list[Hit]:
-    images = images or [None] * len(texts)
-    return [
-        Hit(
-            doc_id="doc",
-            source="manual.pdf",
-            page=i + 1,
-            score=1.0 - 0.1 * i,
-            corpus="text",
-            bbox=BBox(0, 0, 10, 10 + i),
-            evidence=(Evidence("text", "chunk", text, 1.0 - 0.1 * i, bbox=BBox(0, 0, 10, 10 + i)),),
-            image_path=image,
-        )
-        for i, (text, image) in enumerate(zip(texts, images))
-    ]
 
 
 def assert_reranked(out: list[Hit], hits: list[Hit], scores) -> None:
@@ -68,7 +53,7 @@ def assert_reranked(out: list[Hit], hits: list[Hit], scores) -> None:
 
 # ----------------------------------------------------------------------------- no reranker, factory
 def test_no_reranker_keeps_order_and_cuts() -> None:
-    hits = make_hits()
+    hits = make_hits(TEXTS)
     assert NoReranker().rerank(QUESTION, hits) == hits
     assert NoReranker().rerank(QUESTION, hits, top_k=2) == hits[:2]
     assert NoReranker().rerank(QUESTION, hits, top_k=0) == []
@@ -79,7 +64,7 @@ def test_no_reranker_keeps_order_and_cuts() -> None:
 def test_scores_a_few_1e_6_apart_tie_and_keep_the_input_order() -> None:
     from retrievers.rerank._base import ranked
 
-    hits = make_hits(texts=TEXTS[:3])  # pages 1, 2, 3
+    hits = make_hits(TEXTS[:3])  # pages 1, 2, 3
     # pages 1 and 3 scored apart only by batch-padding noise: input order kept, full scores carried
     out = ranked(hits, [8.573667, 2.0, 8.573669])
     assert [h.page for h in out] == [1, 3, 2]
@@ -147,36 +132,12 @@ def colpali_embedder(colpali_checkpoint):
     return embedder
 
 
-class RecordingEmbedder:
-    """Wraps a real embedder and records which page images it was asked to encode."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.encoded = inner, inner.name, []
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    def load(self) -> None:
-        self.inner.load()
-
-    def embed_images(self, paths):
-        self.encoded.extend(paths)
-        return self.inner.embed_images(paths)
-
-    def embed_queries(self, texts):
-        return self.inner.embed_queries(texts)
-
-    def provenance(self):
-        return self.inner.provenance()
-
-
 def test_late_interaction_order_matches_colpali_engine_scorer(colpali_checkpoint, colpali_embedder, li_pages) -> None:
     import torch
     from PIL import Image
 
     question = "red bar chart"
-    hits = make_hits(images=li_pages, texts=TEXTS[: len(li_pages)])
+    hits = make_hits(TEXTS[: len(li_pages)], images=li_pages)
     out = LateInteractionReranker(colpali_embedder).rerank(question, hits)
 
     # the reference: the model as built (before saving) and colpali-engine's own scorer
@@ -191,7 +152,7 @@ def test_late_interaction_order_matches_colpali_engine_scorer(colpali_checkpoint
 
 
 def test_late_interaction_uses_stored_multivectors_first(colpali_embedder, li_pages) -> None:
-    hits = make_hits(images=li_pages, texts=TEXTS[: len(li_pages)])
+    hits = make_hits(TEXTS[: len(li_pages)], images=li_pages)
     query = colpali_embedder.embed_queries([QUESTION])[0]
     stored = {2: np.asarray(query, dtype=np.float32), 3: -np.asarray(query, dtype=np.float32)}
     recorder = RecordingEmbedder(colpali_embedder)
@@ -204,7 +165,7 @@ def test_late_interaction_uses_stored_multivectors_first(colpali_embedder, li_pa
 
 
 def test_late_interaction_without_image_or_vectors_is_a_query_error(colpali_embedder) -> None:
-    hits = make_hits()
+    hits = make_hits(TEXTS)
     with pytest.raises(QueryError, match="page 1: no stored multivector and no page image"):
         LateInteractionReranker(colpali_embedder).rerank(QUESTION, hits)
     assert LateInteractionReranker(colpali_embedder).rerank(QUESTION, []) == []
@@ -213,14 +174,14 @@ def test_late_interaction_without_image_or_vectors_is_a_query_error(colpali_embe
 def test_build_reranker_late_interaction_from_a_model_folder(colpali_checkpoint, colpali_embedder, li_pages) -> None:
     reranker = build_reranker("late-interaction", model=str(colpali_checkpoint.folder), pool_factor=1)
     assert isinstance(reranker, LateInteractionReranker)
-    hits = make_hits(images=li_pages, texts=TEXTS[: len(li_pages)])
+    hits = make_hits(TEXTS[: len(li_pages)], images=li_pages)
     np.testing.assert_allclose(
         reranker.scores(QUESTION, hits), LateInteractionReranker(colpali_embedder).scores(QUESTION, hits), atol=1e-5
     )
 
 
 def test_late_interaction_refuses_vectors_from_another_embedder(colpali_embedder, li_pages) -> None:
-    hits = make_hits(images=li_pages[:2], texts=TEXTS[:2])
+    hits = make_hits(TEXTS[:2], images=li_pages[:2])
     reranker = LateInteractionReranker(colpali_embedder, multivectors=lambda hit: np.ones((5, 7), np.float32))
     with pytest.raises(EmbedderMismatchError, match=r"page 1 has shape \(5, 7\)"):
         reranker.rerank(QUESTION, hits)
@@ -257,7 +218,7 @@ def direct_ce_scores(folder: Path, question: str, texts, column: int) -> np.ndar
 @pytest.mark.parametrize(("labels", "column"), [(1, 0), (2, 1)])
 def test_cross_encoder_scores_equal_a_direct_forward_pass(ce_folders, labels: int, column: int) -> None:
     reranker = CrossEncoderReranker(str(ce_folders[labels]))
-    hits = make_hits()
+    hits = make_hits(TEXTS)
     out = reranker.rerank(QUESTION, hits)
     expected = direct_ce_scores(ce_folders[labels], QUESTION, TEXTS, column)
     assert np.ptp(expected) > 1e-3, "tiny model must tell the texts apart"
@@ -276,7 +237,7 @@ def test_cross_encoder_reads_every_evidence_text_of_a_hit(ce_folders) -> None:
     reranker = CrossEncoderReranker(str(ce_folders[1]))
     chunk, caption = TEXTS[0], TEXTS[2]
     hit = replace(
-        make_hits()[0],
+        make_hits(TEXTS)[0],
         evidence=(Evidence("text", "chunk", chunk, 0.9), Evidence("figures", "figure", caption, 0.5),
                   Evidence("pages", "page", chunk, 0.1)),  # a repeated text is read once
     )
@@ -353,7 +314,7 @@ def hand_vlm_score(folder: Path, question: str, image: Path | None, text: str) -
 
 def test_vlm_score_equals_a_hand_computed_forward_pass(vlm, vlm_folder, vlm_pages) -> None:
     images = [vlm_pages[0], None, vlm_pages[1], None]  # mixed rows in one left-padded batch
-    hits = make_hits(images=images)
+    hits = make_hits(TEXTS, images=images)
     scores = vlm.scores(QUESTION, hits)
     expected = [hand_vlm_score(vlm_folder, QUESTION, img, text) for img, text in zip(images, TEXTS)]
     np.testing.assert_allclose(scores, expected, atol=1e-4)
@@ -367,7 +328,7 @@ def test_vlm_reranker_runs_other_architectures(tmp_path_factory, vlm_pages, arch
     folder = build_vlm_reranker(tmp_path_factory.mktemp(arch), arch=arch)
     reranker = build_reranker("vlm", model=str(folder), batch_size=2)
     images = [vlm_pages[0], None]
-    hits = make_hits(images=images, texts=TEXTS[:2])
+    hits = make_hits(TEXTS[:2], images=images)
     scores = reranker.scores(QUESTION, hits)
     assert type(reranker._model).__name__ == f"{model_class}ForConditionalGeneration"
     expected = [hand_vlm_score(folder, QUESTION, img, text) for img, text in zip(images, TEXTS)]
@@ -376,21 +337,21 @@ def test_vlm_reranker_runs_other_architectures(tmp_path_factory, vlm_pages, arch
 
 
 def test_vlm_feeds_the_page_image(vlm, vlm_pages) -> None:
-    with_image = make_hits(images=[vlm_pages[0]])
+    with_image = make_hits(TEXTS, images=[vlm_pages[0]])
     inputs = vlm.prepare(QUESTION, with_image)
     assert "pixel_values" in inputs and inputs["image_grid_thw"].shape == (1, 3)
     image_token = vlm._processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     n_image_tokens = int((inputs["input_ids"] == image_token).sum())
     assert n_image_tokens == int(inputs["image_grid_thw"][0].prod()) // 4 > 0
     # the picture changes the verdict: same question and text, another page image, another score
-    red, blue = vlm.scores(QUESTION, make_hits(images=[vlm_pages[0], vlm_pages[1]], texts=TEXTS[:1] * 2))
+    red, blue = vlm.scores(QUESTION, make_hits(TEXTS[:1] * 2, images=[vlm_pages[0], vlm_pages[1]]))
     assert abs(red - blue) > 1e-4
-    text_only = vlm.prepare(QUESTION, make_hits(texts=TEXTS[:1]))
+    text_only = vlm.prepare(QUESTION, make_hits(TEXTS[:1]))
     assert "pixel_values" not in text_only
 
 
 def test_vlm_ties_keep_input_order_and_prob_mode(vlm_folder, vlm_pages) -> None:
-    hits = make_hits(images=[vlm_pages[1], vlm_pages[0], vlm_pages[1]], texts=TEXTS[:3])
+    hits = make_hits(TEXTS[:3], images=[vlm_pages[1], vlm_pages[0], vlm_pages[1]])
     diff = VLMReranker(str(vlm_folder), batch_size=3).scores(QUESTION, hits)
     assert diff[0] == pytest.approx(diff[2], abs=1e-5)  # same page image: a tie
     out = VLMReranker(str(vlm_folder)).rerank(QUESTION, hits)
@@ -415,6 +376,6 @@ def test_vlm_refuses_tokens_outside_the_vocabulary(vlm_folder) -> None:
 def test_vlm_missing_image_file_is_a_typed_error(vlm, tmp_path: Path) -> None:
     from rag.errors import UnreadableFileError
 
-    hits = [replace(make_hits()[0], image_path=tmp_path / "gone.png")]
+    hits = [replace(make_hits(TEXTS)[0], image_path=tmp_path / "gone.png")]
     with pytest.raises(UnreadableFileError, match="gone.png"):
         vlm.rerank(QUESTION, hits)

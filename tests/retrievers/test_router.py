@@ -29,6 +29,8 @@ from retrievers.router import (
     build_router,
 )
 
+from _doubles import ScriptedCompleter
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CHART_Q = "What does the bar chart of monthly energy output show?"
@@ -220,20 +222,6 @@ def test_embedding_router_rejects_bad_inputs(minilm) -> None:
 
 
 # ----------------------------------------------------------------------------- LLM
-class ScriptedCompleter:
-    """A stand-in language model: returns a fixed reply and records the prompts it saw."""
-
-    def __init__(self, reply: str | Exception) -> None:
-        self.reply = reply
-        self.prompts: list[str] = []
-
-    def complete(self, prompt: str) -> str:
-        self.prompts.append(prompt)
-        if isinstance(self.reply, Exception):
-            raise self.reply
-        return self.reply
-
-
 def test_llm_router_follows_a_valid_answer() -> None:
     llm = ScriptedCompleter('```json\n{"corpora": ["pages", "figures"], "reason": "asks about a screenshot"}\n```')
     router = LLMRouter(llm, fallback=RulesRouter(), top_k=3)
