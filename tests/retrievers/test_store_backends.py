@@ -66,7 +66,7 @@ def test_edge_crash_after_upsert_loses_nothing_that_was_upserted(tmp_path):
         f"""
         import os
         from retrievers.store import EdgeStore
-        from tests.test_store_contract import POINTS, SPEC
+        from tests.retrievers.test_store_contract import POINTS, SPEC
         s = EdgeStore({str(tmp_path / "store")!r})
         s.ensure_collection(SPEC)
         s.upsert(SPEC.name, POINTS[:20])
