@@ -166,3 +166,19 @@ def test_blind_docs_refuses_other_versions_by_name(tmp_path: Path, monkeypatch: 
     # the same bytes with the hash they have: written under the file's name, from the .deb alone
     monkeypatch.setattr(bd, "FILES", {"R-data.pdf": (package, version, path, bd._sha256(b"%PDF-1.4 not the real one"))})
     assert [p.name for p in bd.gather(tmp_path / "out", debs, debian_root=tmp_path / "empty-root")] == ["R-data.pdf"]
+
+
+def test_blind_questions_match_their_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blind set keeps the shape BLIND.md promises: every question well-formed and on a page
+    its document has, at least 8 per document, enough table and figure questions, and as many in
+    a reader's own words as in the document's; rag.eval reads the file as it is."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import blind_docs as bd
+    from rag.eval import load_questions
+
+    counts = bd.check_questions()
+    total = sum(counts["doc"].values())
+    assert total >= 60 and set(counts["doc"]) == set(bd.FILES) and min(counts["doc"].values()) >= 8
+    assert counts["type"]["table"] >= 10 and counts["type"]["figure"] >= 8
+    assert counts["style"]["own_words"] == counts["style"]["document_words"]
+    assert len(load_questions(bd.QUESTIONS)) == total
