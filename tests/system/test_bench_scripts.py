@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,55 @@ def test_heldout_docs_refuses_other_versions_by_name(tmp_path: Path, monkeypatch
     with pytest.raises(hd.GatherError, match=r"libtasn1\.pdf is missing: install it with `apt-get install libtasn1-doc="):
         hd.gather(tmp_path / "out2", sdists, debian_root=tmp_path / "empty-root")
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["c03-29.pdf", "congress.pdf", "epson.pdf", "linn.pdf"]
+
+
+def _fake_deb(folder: Path, package: str, version: str, files: dict[str, bytes]) -> Path:
+    """A minimal .deb holding ``files`` (path inside the package -> bytes), built with dpkg-deb."""
+    root = Path(tempfile.mkdtemp(dir=folder.parent))  # a fresh tree for each package built
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: {version}\nArchitecture: all\nMaintainer: test <t@example.org>\nDescription: fake\n")
+    for path, data in files.items():
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_bytes(data)
+    deb = folder / f"{package}_{version.replace(':', '%3a')}_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="needs dpkg-deb")
+def test_blind_docs_refuses_other_versions_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blind gold pages belong to exact files: a package of another version, or a file whose
+    SHA-256 differs, is refused with the file's (or package's) name; a right file is written."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import blind_docs as bd
+    package, version, path, _ = bd.FILES["R-data.pdf"]
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    _fake_deb(debs, package, "9.9-1", {path: b"%PDF-1.4 other"})
+    with pytest.raises(bd.GatherError, match=rf"r-doc-pdf_9\.9-1_all\.deb is r-doc-pdf 9\.9-1, not {re.escape(version)}"):
+        bd.gather(tmp_path / "out", debs, debian_root=tmp_path / "empty-root")
+    for old in debs.glob("*.deb"):
+        old.unlink()
+    _fake_deb(debs, package, version, {path: b"%PDF-1.4 not the real one"})
+    with pytest.raises(bd.GatherError, match=r"R-data\.pdf from r-doc-pdf_.*\.deb is not the version the gold pages belong to"):
+        bd.gather(tmp_path / "out", debs, debian_root=tmp_path / "empty-root")
+    # the same bytes with the hash they have: written under the file's name, from the .deb alone
+    monkeypatch.setattr(bd, "FILES", {"R-data.pdf": (package, version, path, bd._sha256(b"%PDF-1.4 not the real one"))})
+    assert [p.name for p in bd.gather(tmp_path / "out", debs, debian_root=tmp_path / "empty-root")] == ["R-data.pdf"]
+
+
+def test_blind_questions_match_their_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blind set keeps the shape BLIND.md promises: every question well-formed and on a page
+    its document has, at least 8 per document, enough table and figure questions, and as many in
+    a reader's own words as in the document's; rag.eval reads the file as it is."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import blind_docs as bd
+    from rag.eval import load_questions
+
+    counts = bd.check_questions()
+    total = sum(counts["doc"].values())
+    assert total >= 60 and set(counts["doc"]) == set(bd.FILES) and min(counts["doc"].values()) >= 8
+    assert counts["type"]["table"] >= 10 and counts["type"]["figure"] >= 8
+    assert counts["style"]["own_words"] == counts["style"]["document_words"]
+    assert len(load_questions(bd.QUESTIONS)) == total
