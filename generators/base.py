@@ -65,14 +65,18 @@ class Generator(Protocol):
 
     ``generate`` returns the final :class:`rag.types.Answer`; when ``on_token`` is given it is
     called with each piece of text as it is produced (their concatenation is the raw text
-    before invalid citation markers are removed). ``complete`` is a plain text completion
+    before invalid citation markers are removed). ``phrases`` are the question's quoted phrases
+    as search read them (:func:`rag.phrases.quoted_phrases`); ``None`` (not given): read from
+    the question where a generator uses them. ``complete`` is a plain text completion
     (used e.g. by an LLM router); generators that cannot do it raise
     :class:`rag.errors.GeneratorError`.
     """
 
     name: str
 
-    def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer: ...
+    def generate(
+        self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None, phrases: Sequence[str] | None = None
+    ) -> Answer: ...
 
     def complete(self, prompt: str) -> str: ...
 

@@ -268,8 +268,11 @@ class ExtractiveGenerator:
         """Nothing to load; present for symmetry with model-based generators."""
         return self
 
-    def select(self, question: str, items: Sequence[ContextItem]) -> list[tuple[Unit, float]]:
-        """The chosen units with their scores, best first."""
+    def select(
+        self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
+    ) -> list[tuple[Unit, float]]:
+        """The chosen units with their scores, best first; units holding more of the quoted
+        ``phrases`` (``None``: those quoted in ``question``) first."""
         units = [
             Unit(item, i, text) for item in items for i, text in enumerate(split_units(item.text)) if looks_like_text(text)
         ]
@@ -303,8 +306,9 @@ class ExtractiveGenerator:
         # the same sentence in a chunk (or figure) and in its whole page: cite the chunk, whose box
         # is the passage rather than the page
         # words the question quotes are the words the user read on the page: sentences holding
-        # them come first (as pages holding them do in search, rag.phrases)
-        phrases = quoted_phrases(question)
+        # them come first (as pages holding them do in search, retrievers.pipeline.promote)
+        if phrases is None:
+            phrases = quoted_phrases(question)
         held = [holds(u.text, phrases) for u in units] if phrases else [0] * len(units)
         ranked = sorted(
             range(len(units)),
@@ -328,11 +332,13 @@ class ExtractiveGenerator:
             chosen.append(i)
         return [(units[i], ordered[i]) for i in chosen]
 
-    def _answer(self, question: str, items: Sequence[ContextItem]) -> tuple[list[str], list[ContextItem]]:
+    def _answer(
+        self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
+    ) -> tuple[list[str], list[ContextItem]]:
         """The answer in pieces (one per sentence) and the cited items, renumbered 1, 2, ... in
         the order the answer first cites them (the evidence's own numbers follow hit rank, so an
         answer would otherwise read "... [2] ... [1]")."""
-        chosen = self.select(question, items)
+        chosen = self.select(question, items, phrases)
         if not chosen:
             return [NO_ANSWER], []
         renumbered: dict[int, ContextItem] = {}
@@ -348,9 +354,11 @@ class ExtractiveGenerator:
         """The answer text in pieces (one per sentence)."""
         yield from self._answer(question, build_context(hits, max_items=self.max_items))[0]
 
-    def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer:
+    def generate(
+        self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None, phrases: Sequence[str] | None = None
+    ) -> Answer:
         watch = Stopwatch()
-        pieces, cited = self._answer(question, build_context(hits, max_items=self.max_items))
+        pieces, cited = self._answer(question, build_context(hits, max_items=self.max_items), phrases)
         raw = "".join(watch.iterate(iter(pieces), on_token))
         watch.lap("generate")
         return cited_answer(self.name, question, raw, cited, hits, watch.timings)

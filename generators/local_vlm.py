@@ -297,7 +297,9 @@ class LocalVLMGenerator:
         items = build_context(hits, max_items=self.max_items)
         yield from self._run(self.prepare_inputs(question, items))
 
-    def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer:
+    def generate(
+        self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None, phrases: Sequence[str] | None = None
+    ) -> Answer:
         watch = Stopwatch()
         items = build_context(hits, max_items=self.max_items)
         inputs = self.prepare_inputs(question, items)

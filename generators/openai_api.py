@@ -288,7 +288,9 @@ class OpenAIChatGenerator:
         items = build_context(hits, max_items=self.max_items)
         yield from self._chat(self.build_messages(question, items), stream=True)
 
-    def generate(self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None) -> Answer:
+    def generate(
+        self, question: str, hits: Sequence[Hit], *, on_token: TokenCallback | None = None, phrases: Sequence[str] | None = None
+    ) -> Answer:
         """Answer with citations; streams when ``on_token`` is given, else one JSON response."""
         watch = Stopwatch()
         items = build_context(hits, max_items=self.max_items)

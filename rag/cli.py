@@ -185,15 +185,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _citations_json(answer: Any) -> list[dict[str, Any]]:
-    return [
-        {"marker": c.marker, "source": c.source, "doc_id": c.doc_id, "page": c.page, "label": c.label, "bbox": c.bbox.as_list() if c.bbox else None, "text": c.text}
-        for c in answer.citations
-    ]
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag._searcher import hit_json, route_json
+    from rag.json_shapes import answer_json
 
     stream = None if args.json else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
     with _open_kb(args) as kb:
@@ -204,18 +197,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         highlights = write_highlights(answer, args.highlights)
     if args.json:
-        _emit(
-            {
-                "question": answer.question,
-                "answer": answer.text,
-                "citations": _citations_json(answer),
-                "route": route_json(answer.route) if answer.route else None,
-                "hits": [hit_json(h) for h in answer.hits],
-                "generator": answer.generator,
-                "timings_ms": {k: round(v * 1000, 2) for k, v in answer.timings.items()},
-                "highlights": [str(p) for p in highlights],
-            }
-        )
+        _emit({**answer_json(answer), "highlights": [str(p) for p in highlights]})
         return 0
     if not answer.text.endswith("\n"):
         sys.stdout.write("\n")

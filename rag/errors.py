@@ -18,6 +18,7 @@ failure it was::
     │   └── UnknownModelError       a name that is neither in the registry nor a folder
     ├── StoreError                  the vector store failed (backend errors are mapped here)
     │   ├── KnowledgeBaseNotFoundError
+    │   ├── DocumentNotFoundError   no document of the knowledge base matches the name given
     │   ├── KnowledgeBaseLockedError
     │   └── EmbedderMismatchError   the knowledge base was built with another embedder
     ├── QueryError                  a question that cannot be asked (empty, too long)
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownModelError",
     "StoreError",
     "KnowledgeBaseNotFoundError",
+    "DocumentNotFoundError",
     "KnowledgeBaseLockedError",
     "EmbedderMismatchError",
     "QueryError",
@@ -118,6 +120,10 @@ class StoreError(MmragError):
 
 class KnowledgeBaseNotFoundError(StoreError):
     """The knowledge-base folder does not exist or holds no knowledge base."""
+
+
+class DocumentNotFoundError(StoreError):
+    """No document of the knowledge base matches the doc id, file name or path given."""
 
 
 class KnowledgeBaseLockedError(StoreError):

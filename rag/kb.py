@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from rag._manifest import DocumentRecord, DocumentRegistry, Manifest
-from rag._searcher import SearchResult, Searcher, check_question
 from rag.config import Config
-from rag.errors import ConfigError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError
-from rag.types import CORPORA, Answer, BBox, FileReport
+from rag.errors import DocumentNotFoundError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError, QueryError
+from rag.types import CORPORA, Answer, FileReport
+from retrievers.pipeline import SearchResult, Searcher
 
-__all__ = ["KnowledgeBase", "SearchResult", "write_highlights"]
+__all__ = ["KnowledgeBase", "SearchResult", "check_question", "write_highlights"]
 
 log = logging.getLogger("mmrag")
 
@@ -104,11 +104,12 @@ class KnowledgeBase:
     def _build_embedders(self) -> Any:
         if self._embedders is None:
             from rag._models import build_embedders
+            from retrievers.embedders.sparse import BM25Encoder
 
             self._embedders = build_embedders(self.config.models)
             built = self._manifest.models.get("sparse") if self._manifest is not None else None
             sparse = self._embedders.sparse
-            if built and sparse is not None and hasattr(sparse, "matching"):
+            if built and isinstance(sparse, BM25Encoder):
                 # a knowledge base keeps the BM25 scoring it was built with (a changed default
                 # must not refuse it, nor mix two scorings in one index)
                 self._embedders = replace(self._embedders, sparse=sparse.matching(built))
@@ -202,7 +203,9 @@ class KnowledgeBase:
         """Remove documents by doc id (or an 8+ character prefix), file name or path."""
         matches = self._registry.find(doc)  # before recovery: a delete killed part-way is still found
         if not matches:
-            raise ConfigError(f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag info`)")
+            raise DocumentNotFoundError(
+                f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag info`)"
+            )
         with self._writer() as indexer:
             for record in matches:
                 indexer.delete(record.doc_id)
@@ -315,8 +318,12 @@ class KnowledgeBase:
         generator: str | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Answer a question from the knowledge base, with citations to page and box."""
+        """Answer a question from the knowledge base, with citations to page and box: search,
+        generate from the hits (given the question's quoted phrases), narrow whole-page citations
+        to the passage cited."""
+        from generators.matching import narrow_page_citations
         from rag._models import build_generator_for
+        from retrievers.pipeline import page_passages
 
         result = self.search(question, top_k=top_k, router=router, reranker=reranker)
         kind = self.config.ask.generator if generator is None else generator
@@ -325,35 +332,29 @@ class KnowledgeBase:
             if key not in self._ask_parts:
                 self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
         t0 = time.perf_counter()
-        answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token)
+        answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token, phrases=result.phrases)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
         answer = replace(answer, route=result.route, hits=result.hits, timings=timings)
-        from generators.matching import narrow_page_citations
-
-        return narrow_page_citations(answer, self._page_passages)
+        store, specs = self._open_store()
+        return narrow_page_citations(answer, lambda doc_id, page: page_passages(store, specs, doc_id, page))
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;
         ``None`` when the knowledge base holds no such page."""
-        from retrievers.corpora import page_payloads
+        from retrievers.pipeline import page_size
 
         store, specs = self._open_store()
-        if "pages" not in specs:
-            return None
-        p = page_payloads(store, specs["pages"], [(doc_id, page)]).get((doc_id, page))
-        if not p or not p.get("page_width"):
-            return None
-        return float(p["page_width"]), float(p.get("page_height") or 0.0)
+        return page_size(store, specs, doc_id, page)
 
-    def _page_passages(self, doc_id: str, page: int) -> list[tuple[str, BBox]]:
-        """The text chunks of one page with their boxes (for narrowing a whole-page citation)."""
-        from retrievers.base import Filter
 
-        store, specs = self._open_store()
-        if "text" not in specs:
-            return []
-        points = store.scroll(specs["text"].name, Filter(doc_ids=(doc_id,), page_range=(page, page)))
-        return [(str(p.payload.get("text") or ""), BBox.from_sequence(p.payload["bbox"])) for p in points if p.payload.get("bbox")]
+def check_question(question: str, max_chars: int) -> str:
+    """``question`` stripped; :class:`QueryError` when it is empty or longer than ``max_chars``."""
+    q = (question or "").strip()
+    if not q:
+        raise QueryError("the question is empty: ask something, e.g. mmrag ask \"what does figure 2 show?\"")
+    if len(q) > max_chars:
+        raise QueryError(f"the question is {len(q)} characters long; the limit is {max_chars} (ask.max_question_chars)")
+    return q
 
 
 def write_highlights(answer: Answer, folder: str | Path) -> list[Path]:

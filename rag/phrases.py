@@ -3,10 +3,12 @@
 A user who writes ``which boxes sit inside the dashed 'User Motivation' box?`` quotes a label
 they read on the page, the way web and library search engines read quotes. Embeddings and
 BM25 both treat the quoted words as a few terms among many (a page about "User's Motivation to
-Use System" scores as well); here candidate pages holding more of the quoted phrases, word for
-word (case, punctuation and line breaks aside), rank ahead of those holding fewer or none, each
-group keeping its retrieval order. When no candidate holds a phrase (the user paraphrased), the order
-is left alone: quotes lift, they never filter.
+Use System" scores as well). This module is the pure text part, shared by retrieval and
+generation: :func:`quoted_phrases` reads the phrases (once per question: the search result
+carries them), :func:`holds` counts those a text holds word for word (case, punctuation and
+line breaks aside). Search lifts the candidate pages holding more of them
+(:func:`retrievers.pipeline.promote`); the extractive generator puts the sentences holding
+them first. Quotes lift, they never filter.
 
 Apostrophes inside and at the end of words (``Davis's``, ``users'``, ``don't``) are not quotes.
 """
@@ -15,11 +17,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from rag.types import Hit
-
-__all__ = ["quoted_phrases", "normalise", "holds", "promote"]
+__all__ = ["quoted_phrases", "normalise", "holds"]
 
 #: Opening and closing marks, each pair on its own: a quote opens after a non-word character
 #: (or the start) and closes before one (or the end), so an apostrophe inside a word never does.
@@ -57,22 +57,3 @@ def holds(text: str, phrases: Sequence[str]) -> int:
     forms = {normalise(text), normalise(_LINE_HYPHEN.sub(r"\1\2", text))}
     return sum(1 for p in phrases if any(p in f for f in forms))
 
-
-def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str]) -> list[Hit]:
-    """``hits`` reordered: pages holding more of the quoted ``phrases`` first, retrieval order
-    within each group (a stable sort). ``page_texts`` maps (doc_id, page) to the page's indexed
-    text; a page missing from it is judged by its hit's evidence texts."""
-    if not phrases:
-        return list(hits)
-
-    def count(hit: Hit) -> int:
-        text = page_texts.get((hit.doc_id, hit.page))
-        if text is None:
-            text = "\n".join(e.text for e in hit.evidence)
-        return holds(text, phrases)
-
-    counts = [count(h) for h in hits]
-    if not any(counts):
-        return list(hits)
-    order = sorted(range(len(hits)), key=lambda i: -counts[i])
-    return [hits[i] for i in order]

@@ -6,7 +6,8 @@
 - ``pages``: whole pages (dense + sparse of the page text; a pooled late-interaction
   multivector and its mean vector when a late-interaction model is configured).
 
-Payloads carry document id, file name, page, bbox and image *paths*, never pixels.
+Payloads (:mod:`retrievers.payloads`) carry document id, file name, page, bbox and image
+*paths*, never pixels.
 """
 
 from __future__ import annotations
@@ -21,19 +22,20 @@ from typing import Any
 import numpy as np
 
 from rag.ids import point_id
-from rag.types import CORPORA, DocumentInfo, Figure, PageContent, TextChunk
-from retrievers.store._common import collection_name
+from rag.types import CORPORA, DocumentInfo, Figure, PageContent
 from retrievers.base import (
+    AnyImageEmbedder,
     CollectionSpec,
-    ImageEmbedder,
     LateInteractionEmbedder,
     Point,
     SparseEncoder,
     TextEmbedder,
     VectorSpec,
 )
+from retrievers.payloads import ChunkPayload, FigurePayload, PagePayload
+from retrievers.store._common import collection_name
 
-__all__ = ["Embedders", "collection_specs", "build_points", "figure_text", "page_sparse_text", "page_payloads"]
+__all__ = ["Embedders", "collection_specs", "build_points", "figure_text", "page_sparse_text"]
 
 DENSE, SPARSE, IMAGE, MULTI, MEAN = "dense", "sparse", "image", "multi", "mean"
 
@@ -44,7 +46,7 @@ class Embedders:
 
     text: TextEmbedder
     sparse: SparseEncoder | None = None
-    image: ImageEmbedder | None = None
+    image: AnyImageEmbedder | None = None
     late: LateInteractionEmbedder | None = None
     #: also give each page an image vector from ``image`` (query by example page); off by default
     page_images: bool = False
@@ -118,37 +120,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
 
 
-def _base_payload(info: DocumentInfo, content: PageContent) -> dict[str, Any]:
-    page = content.page
-    return {
-        "doc_id": info.doc_id,
-        "source": info.name,
-        "path": str(info.path),
-        "page": page.page,
-        "label": page.label,
-        "page_image": str(page.image_path) if page.image_path else None,
-        "page_width": page.width,
-        "page_height": page.height,
-    }
-
-
-def _chunk_payload(base: dict[str, Any], chunk: TextChunk) -> dict[str, Any]:
-    return {**base, "kind": "chunk", "index": chunk.index, "bbox": chunk.bbox.as_list(), "text": chunk.text}
-
-
-def _figure_payload(base: dict[str, Any], fig: Figure) -> dict[str, Any]:
-    return {
-        **base,
-        "kind": fig.kind,
-        "index": fig.index,
-        "bbox": fig.bbox.as_list(),
-        "caption": fig.caption,
-        "text": figure_text(fig),
-        "image_path": str(fig.image_path) if fig.image_path else None,
-        "source_kind": fig.source,
-    }
-
-
 def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embedders) -> dict[str, list[Point]]:
     """Embed a batch of pages of one document into points for each corpus.
 
@@ -197,7 +168,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
         if sparse:
             vectors[SPARSE] = chunk_sparse[i]
         pid = point_id(info.doc_id, ch.page, "chunk", ch.index)
-        out["text"].append(Point(pid, vectors, _chunk_payload(_base_payload(info, content), ch)))
+        out["text"].append(Point(pid, vectors, ChunkPayload.of(info, content.page, ch).to_payload()))
 
     img_i = 0
     for i, (content, fig) in enumerate(figures):
@@ -208,7 +179,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
             vectors[IMAGE] = image_vecs[img_i]
             img_i += 1
         pid = point_id(info.doc_id, fig.page, fig.kind, fig.index)
-        out["figures"].append(Point(pid, vectors, _figure_payload(_base_payload(info, content), fig)))
+        out["figures"].append(Point(pid, vectors, FigurePayload.of(info, content.page, fig, figure_text(fig)).to_payload()))
 
     per_page: dict[int, list[np.ndarray]] = {}
     for (content, _), vec in zip(chunks, chunk_vecs):
@@ -226,23 +197,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
         if multis is not None:
             vectors[MULTI] = multis[i]
             vectors[MEAN] = _unit(multis[i].mean(axis=0))
-        payload = {
-            **_base_payload(info, content),
-            "kind": "page",
-            "index": 0,
-            "text": page_texts[i],
-            "ocr": page.ocr,
-            "image_path": str(page.image_path) if page.image_path else None,
-            "bbox": [0.0, 0.0, round(page.width, 2), round(page.height, 2)],
-        }
+        payload = PagePayload.of(info, page, page_texts[i]).to_payload()
         out["pages"].append(Point(point_id(info.doc_id, page.page, "page"), vectors, payload))
     return out
 
-
-def page_payloads(store: Any, spec: Any, pages: Sequence[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """The ``pages`` corpus payloads (page text with figure captions and OCR, size, image path) of
-    the given (doc_id, page) pairs, read by point id in one request; pages not indexed are absent."""
-    if not pages:
-        return {}
-    found = store.retrieve(spec.name, [point_id(doc, page, "page") for doc, page in pages])
-    return {(str(p.payload["doc_id"]), int(p.payload["page"])): dict(p.payload) for p in found}

@@ -26,9 +26,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag.types import BBox, Evidence, Hit, Route
-from retrievers.base import CollectionSpec, Filter, ScoredPoint, SparseVector, VectorQuery, VectorStore
+from rag.types import Evidence, Hit, Route
+from retrievers.base import (
+    CollectionSpec,
+    Filter,
+    ImageEmbedder,
+    MultimodalEmbedder,
+    ScoredPoint,
+    SparseVector,
+    VectorQuery,
+    VectorStore,
+)
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
+from retrievers.payloads import decode, page_key
+from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
            "encode_image_query", "image_corpora", "search_image_vector"]
@@ -62,11 +73,11 @@ class QueryVectors:
 
 def encode_query(question: str, emb: Embedders) -> QueryVectors:
     # image-only encoders (DINOv2, ViT) have no text side: their vectors answer image queries only
-    texts_too = emb.image is not None and hasattr(emb.image, "embed_texts")
+    image = emb.image if isinstance(emb.image, ImageEmbedder) else None
     return QueryVectors(
         dense=emb.text.embed_query(question),
         sparse=emb.sparse.encode_query(question) if emb.sparse is not None else None,
-        image=emb.image.embed_texts([question])[0] if texts_too else None,
+        image=image.embed_texts([question])[0] if image is not None else None,
         multi=emb.late.embed_queries([question])[0] if emb.late is not None else None,
     )
 
@@ -87,13 +98,13 @@ def encode_image_query(image: Path, emb: Embedders, text: str | None = None) -> 
             "model (mmrag ingest --image-model clip-vit-b-32, dinov2-small, gme-qwen2-vl-2b or a folder)"
         )
     if text:
-        if not hasattr(model, "embed_pairs"):
+        if not isinstance(model, MultimodalEmbedder):
             raise ConfigError(
                 f"the image model {model.name!r} embeds an image or a text, not both together; a text+image query "
                 "needs a VLM embedder (e.g. gme-qwen2-vl-2b). Search by the image alone, or by the text alone."
             )
         return np.asarray(model.embed_pairs([text], [image])[0], dtype=np.float32)
-    embed = getattr(model, "embed_image_queries", None) or model.embed_images
+    embed = model.embed_image_queries if isinstance(model, MultimodalEmbedder) else model.embed_images
     return np.asarray(embed([image])[0], dtype=np.float32)
 
 
@@ -173,6 +184,17 @@ def search_corpus(
     return results
 
 
+def _rrf_points(lists: Sequence[Sequence[ScoredPoint]], limit: int) -> list[ScoredPoint]:
+    """Reciprocal-rank fusion of point lists (:func:`retrievers.scoring.rrf`), each point with its
+    first-seen payload."""
+    first: dict[str, ScoredPoint] = {}
+    for results in lists:
+        for point in results:
+            first.setdefault(point.id, point)
+    fused = rrf(([p.id for p in results] for results in lists), k=RRF_K)[:limit]
+    return [ScoredPoint(pid, score, first[pid].payload) for pid, score in fused]
+
+
 def _with_payloads(store: VectorStore, spec: CollectionSpec, points: Sequence[ScoredPoint]) -> list[ScoredPoint]:
     """The same points and scores with their stored payloads (one request); a point deleted
     since the search (a concurrent ``mmrag delete``) is left out."""
@@ -201,17 +223,6 @@ def _score_fuse(lists: Sequence[tuple[str, Sequence[ScoredPoint]]], limit: int) 
     return [ScoredPoint(pid, round(scores[pid] + floors, 6), first[pid].payload) for pid in order]
 
 
-def _rrf_points(lists: Sequence[Sequence[ScoredPoint]], limit: int, k: int = RRF_K) -> list[ScoredPoint]:
-    scores: dict[str, float] = {}
-    first: dict[str, ScoredPoint] = {}
-    for results in lists:
-        for rank, point in enumerate(results):
-            scores[point.id] = scores.get(point.id, 0.0) + 1.0 / (k + rank + 1)
-            first.setdefault(point.id, point)
-    order = sorted(scores, key=lambda pid: -scores[pid])[:limit]
-    return [ScoredPoint(pid, scores[pid], first[pid].payload) for pid in order]
-
-
 @lru_cache(maxsize=4096)
 def _path(value: str) -> Path:
     """``Path(value)``, memoised: pathlib parses every string anew (about 10 us), and one
@@ -220,16 +231,14 @@ def _path(value: str) -> Path:
 
 
 def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
-    p: Mapping[str, Any] = point.payload
-    kind = p.get("kind", "chunk")
-    bbox = BBox.from_sequence(p["bbox"]) if p.get("bbox") else None
-    image = p.get("image_path") or p.get("page_image")
+    stored = decode(point.payload)
+    image = stored.image
     return Evidence(
         corpus=corpus,  # type: ignore[arg-type]
-        kind=kind if kind in ("chunk", "figure", "table", "page") else "chunk",
-        text=str(p.get("text") or ""),
+        kind=stored.kind,
+        text=stored.text,
         score=score,
-        bbox=bbox,
+        bbox=stored.bbox,
         image_path=_path(image) if image else None,
         point_id=point.id,
     )
@@ -268,7 +277,7 @@ def fuse_pages(
         # points come best first, so a page's first point is its best in this corpus
         page_value: dict[tuple[str, int], float] = {}
         for point in points:
-            key = (str(point.payload["doc_id"]), int(point.payload["page"]))
+            key = page_key(point.payload)
             if key not in page_value:
                 rank = len(page_value)
                 page_value[key] = weight * point.score if fusion == "score" else weight / (k + rank + 1)
@@ -286,23 +295,22 @@ def fuse_pages(
     hits = []
     for key in order:
         ev = tuple(sorted((_evidence(*item) for item in evidence[key]), key=lambda e: -e.score))
-        p = payloads[key]
+        p = decode(payloads[key])
         top = next((e for e in ev if e.kind != "page"), ev[0])
-        page_image = p.get("page_image")
         hits.append(
             Hit(
                 doc_id=key[0],
-                source=str(p.get("source", "")),
+                source=p.source,
                 page=key[1],
                 score=round(scores[key], 6),
                 corpus=best[key][1],  # type: ignore[arg-type]
                 bbox=top.bbox if top.kind != "page" else None,
                 evidence=ev,
-                label=p.get("label"),
-                image_path=_path(page_image) if page_image else None,
-                path=_path(p["path"]) if p.get("path") else None,
-                page_width=p.get("page_width"),
-                page_height=p.get("page_height"),
+                label=p.label,
+                image_path=_path(p.page_image) if p.page_image else None,
+                path=_path(p.path) if p.path else None,
+                page_width=p.page_width,
+                page_height=p.page_height,
             )
         )
     return hits

@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import HTTPException, UploadFile
 
-from rag._searcher import hit_json, route_json
 from rag.errors import ConfigError
+from rag.json_shapes import answer_json, citation_json, hit_json
 from rag.server._jobs import JobQueue
 from rag.server._security import safe_upload_name
-from rag.types import Answer, Hit
+from rag.types import Answer, Citation, Hit
 
 __all__ = ["Service"]
 
@@ -58,23 +58,13 @@ class Service:
         out["page_height"] = hit.page_height
         return out
 
+    def citation(self, citation: Citation) -> dict[str, Any]:
+        out = citation_json(citation, max_text=600)
+        out["image_url"] = self.image_url(citation.doc_id, citation.image_path)
+        return out
+
     def answer(self, answer: Answer) -> dict[str, Any]:
-        return {
-            "question": answer.question,
-            "answer": answer.text,
-            "citations": [
-                {
-                    "marker": c.marker, "source": c.source, "doc_id": c.doc_id, "page": c.page, "label": c.label,
-                    "bbox": c.bbox.as_list() if c.bbox else None, "text": c.text[:600],
-                    "image_url": self.image_url(c.doc_id, c.image_path),
-                }
-                for c in answer.citations
-            ],
-            "route": route_json(answer.route) if answer.route else None,
-            "hits": [self.hit(h) for h in answer.hits],
-            "generator": answer.generator,
-            "timings_ms": {k: round(v * 1000, 2) for k, v in answer.timings.items()},
-        }
+        return answer_json(answer, hit=self.hit, citation=self.citation)
 
     def document(self, record: Any) -> dict[str, Any]:
         return {

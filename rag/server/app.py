@@ -23,16 +23,17 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from rag._searcher import route_json
 from rag.errors import (
     ConfigError,
     DocumentError,
+    DocumentNotFoundError,
     GeneratorError,
     KnowledgeBaseLockedError,
     KnowledgeBaseNotFoundError,
     MmragError,
     QueryError,
 )
+from rag.json_shapes import route_json
 from rag.server._images import crop_png, parse_bbox
 from rag.server._service import Service
 from rag.server._security import inside, token_matches
@@ -81,6 +82,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _STATUS = (
     (QueryError, 400),
     (KnowledgeBaseNotFoundError, 404),
+    (DocumentNotFoundError, 404),
     (KnowledgeBaseLockedError, 409),
     (ConfigError, 400),
     (DocumentError, 422),
@@ -206,9 +208,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         if not service.jobs.write_lock.acquire(timeout=30):
             raise HTTPException(409, "an ingest job is running; retry the delete when it finishes (GET /api/jobs)")
         try:
-            removed = service.kb.delete(doc)
-        except ConfigError as exc:
-            raise HTTPException(404, str(exc)) from exc
+            removed = service.kb.delete(doc)  # DocumentNotFoundError: 404
         finally:
             service.jobs.write_lock.release()
         for record in removed:
@@ -244,9 +244,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
                 raise HTTPException(404, f"no document matches {body.documents!r} (see GET /api/documents)")
         with service.query_lock:
             result = service.kb.search(body.question, top_k=body.top_k, documents=body.documents, pages=pages)
-        out = result.to_json()
-        out["hits"] = [service.hit(h) for h in result.hits]
-        return out
+        return result.to_json(hit=service.hit)
 
     @app.post("/api/ask", tags=["ask"])
     def ask(body: AskRequest) -> dict[str, Any]:
@@ -263,7 +261,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     def ask_stream(body: AskRequest) -> StreamingResponse:
         """Server-sent events: ``search`` (route and hits), ``token`` (answer text as it is made),
         ``answer`` (final text, citations, hits), or ``error``."""
-        from rag._searcher import check_question
+        from rag.kb import check_question
 
         check_question(body.question, service.kb.config.ask.max_question_chars)
         return StreamingResponse(_stream(service, body), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

@@ -12,6 +12,7 @@ from generators import NO_ANSWER, ExtractiveGenerator, Generator, build_generato
 from generators.base import StreamingGenerator
 from generators.extractive import split_units
 from rag.errors import ConfigError, GeneratorError
+from rag.phrases import quoted_phrases
 from rag.types import Answer, BBox, Evidence, Hit
 
 from _doubles import ConceptEmbedder
@@ -110,6 +111,13 @@ def test_a_sentence_holding_the_quoted_words_answers_first():
     quoted = ExtractiveGenerator(max_sentences=1).generate("Which energy saving setting is called 'turbo mode'?", hits)
     assert plain.text.startswith("The economy setting")  # on word overlap alone, the energy sentence wins
     assert quoted.text.startswith("Turbo mode is the former name")
+    # the phrases search read from the question are handed over, not read again
+    given = ExtractiveGenerator(max_sentences=1).generate(
+        "Which energy saving setting is called turbo mode?", hits, phrases=quoted_phrases("'turbo mode'")
+    )
+    assert given.text.startswith("Turbo mode is the former name")
+    none = ExtractiveGenerator(max_sentences=1).generate("Which energy saving setting is called 'turbo mode'?", hits, phrases=())
+    assert none.text.startswith("The economy setting")
 
 
 def test_a_sentence_read_from_a_whole_page_is_cited_from_the_chunk_holding_it():

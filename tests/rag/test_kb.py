@@ -11,7 +11,7 @@ import pytest
 
 from rag import KnowledgeBase
 from rag.config import Config, ModelsConfig
-from rag.errors import EmbedderMismatchError, KnowledgeBaseNotFoundError, QueryError
+from rag.errors import DocumentNotFoundError, EmbedderMismatchError, KnowledgeBaseNotFoundError, QueryError
 
 
 @pytest.fixture()
@@ -74,6 +74,19 @@ def test_bad_questions_are_refused_clearly(kb):
         kb.search("   ")
     with pytest.raises(QueryError, match="limit is"):
         kb.search("x" * 5000)
+
+
+def test_a_document_filter_that_matches_nothing_finds_nothing(kb):
+    question = "How often should the inverter be inspected?"
+    assert kb.search(question, documents=["no-such-document.pdf"]).hits == ()
+    # while a write runs only complete documents are searchable: the (empty) filter must still
+    # hold, not widen to every visible document
+    kb._writing += 1
+    try:
+        assert kb.search(question).hits
+        assert kb.search(question, documents=["no-such-document.pdf"]).hits == ()
+    finally:
+        kb._writing -= 1
 
 
 def test_missing_knowledge_base_is_a_clear_error(tmp_path):
@@ -148,6 +161,8 @@ def test_changed_file_replaces_points_and_delete_removes_everything(tmp_path, sa
         assert info["documents"] == 0
         assert all(c["points"] == 0 for c in info["corpora"].values())
         assert not (tmp_path / "kb" / "images" / second.doc_id).exists()
+        with pytest.raises(DocumentNotFoundError, match="no document matches 'doc.pdf'"):
+            kb.delete("doc.pdf")  # already gone
 
 
 def test_batch_goes_on_after_a_bad_file(tmp_path, samples):

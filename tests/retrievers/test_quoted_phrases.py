@@ -8,7 +8,8 @@ import _pdfgen as g
 from _doubles import text_hit
 from rag import KnowledgeBase
 from rag.config import Config, IngestConfig
-from rag.phrases import holds, promote, quoted_phrases
+from rag.phrases import holds, quoted_phrases
+from retrievers.pipeline import promote
 
 FAST = Config(ingest=IngestConfig(ocr="never", dpi=72))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag import KnowledgeBase
-from rag._searcher import hit_json
+from rag.json_shapes import hit_json
 from retrievers.base import ScoredPoint, VectorQuery
 from retrievers.search import _queries, _score_fuse, encode_query, search_corpus
 

@@ -122,7 +122,9 @@ def test_clear_errors_for_bad_requests(client):
     assert invalid.status_code == 422 and invalid.json()["type"] == "ValidationError" and "top_k" in invalid.json()["error"]
     assert client.post("/api/search", json={"question": "x", "page_from": 5, "page_to": 2}).status_code == 400
     assert client.get("/api/jobs/job-999").status_code == 404
-    assert client.delete("/api/documents/no-such-document.pdf").status_code == 404
+    missing = client.delete("/api/documents/no-such-document.pdf")
+    assert missing.status_code == 404 and missing.json()["type"] == "DocumentNotFoundError"
+    assert "no document matches 'no-such-document.pdf'" in missing.json()["error"]
     doc = client.get("/api/documents").json()["documents"][0]
     assert client.get(f"/api/documents/{doc['doc_id']}/pages/99/image").status_code == 404
     bad_box = client.get(f"/api/documents/{doc['doc_id']}/pages/1/highlight", params={"bbox": "1,2,3"})

@@ -1,0 +1,92 @@
+"""The JSON shapes of routes, hits, citations and answers: what ``mmrag search|ask --json``, the
+HTTP server and the search result's ``to_json`` print. One function per record; callers that
+show more (the server's image URLs, the CLI's highlight files) add keys on top.
+
+Times are milliseconds rounded to 0.01; boxes are ``[x0, y0, x1, y1]`` in PDF points; images
+are file paths (the server swaps them for URLs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rag.types import Answer, Citation, Evidence, Hit, Route
+
+__all__ = ["route_json", "evidence_json", "hit_json", "citation_json", "answer_json", "timings_json"]
+
+#: Evidence listed per hit, and the characters of each evidence text shown.
+EVIDENCE_SHOWN = 5
+EVIDENCE_CHARS = 300
+
+
+def timings_json(timings: Mapping[str, float]) -> dict[str, float]:
+    """Seconds -> milliseconds."""
+    return {k: round(v * 1000, 2) for k, v in timings.items()}
+
+
+def route_json(route: Route) -> dict[str, Any]:
+    return {
+        "corpora": list(route.corpora),
+        "weights": {c: round(w, 4) for c, w in zip(route.corpora, route.weights)},
+        "top_k": route.top_k,
+        "reason": route.reason,
+        "router": route.router,
+    }
+
+
+def evidence_json(ev: Evidence) -> dict[str, Any]:
+    return {
+        "corpus": ev.corpus,
+        "kind": ev.kind,
+        "score": round(ev.score, 6),
+        "bbox": ev.bbox.as_list() if ev.bbox else None,
+        "text": ev.text[:EVIDENCE_CHARS],
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "source": hit.source,
+        "doc_id": hit.doc_id,
+        "page": hit.page,
+        "label": hit.label,
+        "score": hit.score,
+        "corpus": hit.corpus,
+        "bbox": hit.bbox.as_list() if hit.bbox else None,
+        "image_path": str(hit.image_path) if hit.image_path else None,
+        "evidence": [evidence_json(e) for e in hit.evidence[:EVIDENCE_SHOWN]],
+    }
+
+
+def citation_json(citation: Citation, max_text: int | None = None) -> dict[str, Any]:
+    """A citation; ``max_text`` cuts its quoted text (``None``: all of it)."""
+    c = citation
+    return {
+        "marker": c.marker,
+        "source": c.source,
+        "doc_id": c.doc_id,
+        "page": c.page,
+        "label": c.label,
+        "bbox": c.bbox.as_list() if c.bbox else None,
+        "text": c.text if max_text is None else c.text[:max_text],
+    }
+
+
+def answer_json(
+    answer: Answer,
+    *,
+    hit: Callable[[Hit], dict[str, Any]] = hit_json,
+    citation: Callable[[Citation], dict[str, Any]] = citation_json,
+) -> dict[str, Any]:
+    """An answer with its citations, the route and hits it came from, and timings; ``hit`` and
+    ``citation`` shape those records (the server's add image URLs)."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "citations": [citation(c) for c in answer.citations],
+        "route": route_json(answer.route) if answer.route else None,
+        "hits": [hit(h) for h in answer.hits],
+        "generator": answer.generator,
+        "timings_ms": timings_json(answer.timings),
+    }

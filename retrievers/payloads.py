@@ -1,0 +1,246 @@
+"""What a stored point carries besides its vectors: the one place payload keys are spelled.
+
+Every point says where it is: ``doc_id``, ``source`` (file name), ``path``, ``page`` (physical,
+1-based), ``label`` (printed page label), ``page_image``, ``page_width``, ``page_height``;
+then, by corpus:
+
+- ``text``: :class:`ChunkPayload`: ``kind="chunk"``, ``index``, ``bbox``, ``text``;
+- ``figures``: :class:`FigurePayload`: ``kind`` (``figure`` or ``table``), ``index``, ``bbox``,
+  ``caption``, ``text`` (caption and body, what it is searched by), ``image_path`` (its crop),
+  ``source_kind`` (raster, vector, table, image);
+- ``pages``: :class:`PagePayload`: ``kind="page"``, ``index=0``, ``text`` (page text with figure
+  captions and OCR), ``ocr``, ``image_path`` (the page image), ``bbox`` (the whole page).
+
+``to_payload()`` gives the dict the store keeps, key for key and in the order knowledge bases
+built before this module hold them; :func:`decode` reads any stored payload back. Reading is
+lenient, as search always was: a missing key reads as its default (``kind`` as a chunk, a text
+as ``""``, a box or an image as none), so points written by older versions still search.
+Images are file paths (strings, as stored), never pixels. The store backends read ``doc_id``
+and ``page`` on their own, for filters (:class:`retrievers.base.Filter`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from rag.types import BBox, DocumentInfo, Figure, Page, TextChunk
+
+__all__ = ["ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Located:
+    """The fields every point carries: which document, which page, and the page's image and size."""
+
+    doc_id: str
+    page: int
+    source: str = ""
+    path: str | None = None
+    label: str | None = None
+    page_image: str | None = None
+    page_width: float | None = None
+    page_height: float | None = None
+
+    def _where(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "path": self.path,
+            "page": self.page,
+            "label": self.label,
+            "page_image": self.page_image,
+            "page_width": self.page_width,
+            "page_height": self.page_height,
+        }
+
+    @staticmethod
+    def _read_where(p: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "doc_id": str(p["doc_id"]),
+            "page": int(p["page"]),
+            "source": str(p.get("source", "")),
+            "path": p.get("path"),
+            "label": p.get("label"),
+            "page_image": p.get("page_image"),
+            "page_width": p.get("page_width"),
+            "page_height": p.get("page_height"),
+        }
+
+    @staticmethod
+    def _where_of(info: DocumentInfo, page: Page) -> dict[str, Any]:
+        return {
+            "doc_id": info.doc_id,
+            "source": info.name,
+            "path": str(info.path),
+            "page": page.page,
+            "label": page.label,
+            "page_image": str(page.image_path) if page.image_path else None,
+            "page_width": page.width,
+            "page_height": page.height,
+        }
+
+
+def _bbox(p: Mapping[str, Any]) -> BBox | None:
+    box = p.get("bbox")
+    return BBox.from_sequence(box) if box else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkPayload(_Located):
+    """A text chunk (``text`` corpus)."""
+
+    kind: ClassVar[Literal["chunk"]] = "chunk"
+    index: int = 0
+    bbox: BBox | None = None
+    text: str = ""
+
+    @property
+    def image(self) -> str | None:
+        """The image that shows this evidence: the page's."""
+        return self.page_image
+
+    @classmethod
+    def of(cls, info: DocumentInfo, page: Page, chunk: TextChunk) -> ChunkPayload:
+        return cls(**cls._where_of(info, page), index=chunk.index, bbox=chunk.bbox, text=chunk.text)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **self._where(),
+            "kind": self.kind,
+            "index": self.index,
+            "bbox": self.bbox.as_list() if self.bbox else None,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> ChunkPayload:
+        return cls(**cls._read_where(p), index=int(p.get("index") or 0), bbox=_bbox(p), text=str(p.get("text") or ""))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FigurePayload(_Located):
+    """A figure or table crop (``figures`` corpus); ``text`` is its caption then its body."""
+
+    kind: Literal["figure", "table"] = "figure"
+    index: int = 0
+    bbox: BBox | None = None
+    caption: str | None = None
+    text: str = ""
+    image_path: str | None = None
+    source_kind: str | None = None
+
+    @property
+    def image(self) -> str | None:
+        """The image that shows this evidence: its crop, else the page's."""
+        return self.image_path or self.page_image
+
+    @classmethod
+    def of(cls, info: DocumentInfo, page: Page, fig: Figure, text: str) -> FigurePayload:
+        return cls(
+            **cls._where_of(info, page),
+            kind=fig.kind,
+            index=fig.index,
+            bbox=fig.bbox,
+            caption=fig.caption,
+            text=text,
+            image_path=str(fig.image_path) if fig.image_path else None,
+            source_kind=fig.source,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **self._where(),
+            "kind": self.kind,
+            "index": self.index,
+            "bbox": self.bbox.as_list() if self.bbox else None,
+            "caption": self.caption,
+            "text": self.text,
+            "image_path": self.image_path,
+            "source_kind": self.source_kind,
+        }
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> FigurePayload:
+        return cls(
+            **cls._read_where(p),
+            kind="table" if p.get("kind") == "table" else "figure",
+            index=int(p.get("index") or 0),
+            bbox=_bbox(p),
+            caption=p.get("caption"),
+            text=str(p.get("text") or ""),
+            image_path=p.get("image_path"),
+            source_kind=p.get("source_kind"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PagePayload(_Located):
+    """A whole page (``pages`` corpus); ``text`` is the page text plus figure captions and OCR."""
+
+    kind: ClassVar[Literal["page"]] = "page"
+    index: ClassVar[int] = 0
+    text: str = ""
+    ocr: bool = False
+    image_path: str | None = None
+    bbox: BBox | None = None
+
+    @property
+    def image(self) -> str | None:
+        """The image that shows this evidence: the page image."""
+        return self.image_path or self.page_image
+
+    @classmethod
+    def of(cls, info: DocumentInfo, page: Page, text: str) -> PagePayload:
+        return cls(
+            **cls._where_of(info, page),
+            text=text,
+            ocr=page.ocr,
+            image_path=str(page.image_path) if page.image_path else None,
+            bbox=BBox(0.0, 0.0, round(page.width, 2), round(page.height, 2)),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **self._where(),
+            "kind": self.kind,
+            "index": self.index,
+            "text": self.text,
+            "ocr": self.ocr,
+            "image_path": self.image_path,
+            "bbox": self.bbox.as_list() if self.bbox else None,
+        }
+
+    @classmethod
+    def from_payload(cls, p: Mapping[str, Any]) -> PagePayload:
+        return cls(
+            **cls._read_where(p),
+            text=str(p.get("text") or ""),
+            ocr=bool(p.get("ocr", False)),
+            image_path=p.get("image_path"),
+            bbox=_bbox(p),
+        )
+
+
+Payload = ChunkPayload | FigurePayload | PagePayload
+
+_BY_KIND: dict[str, type[ChunkPayload] | type[FigurePayload] | type[PagePayload]] = {
+    "chunk": ChunkPayload,
+    "figure": FigurePayload,
+    "table": FigurePayload,
+    "page": PagePayload,
+}
+
+
+def decode(payload: Mapping[str, Any]) -> Payload:
+    """The typed record of a stored payload, by its ``kind`` (an unknown or missing kind reads
+    as a chunk). Raises ``KeyError`` when it has no ``doc_id`` or ``page``: such a point was not
+    written by mmrag."""
+    return _BY_KIND.get(str(payload.get("kind", "chunk")), ChunkPayload).from_payload(payload)
+
+
+def page_key(payload: Mapping[str, Any]) -> tuple[str, int]:
+    """``(doc_id, page)`` of a stored payload, without decoding the rest (fusion groups many
+    points by page and keeps the evidence of only a few)."""
+    return str(payload["doc_id"]), int(payload["page"])

@@ -1,0 +1,224 @@
+"""Question -> hits: the one path a question takes through retrieval.
+
+:class:`Searcher` runs it: the router picks corpora and weights; the question is encoded once
+(dense, sparse, image text side, late interaction); each routed corpus is searched (hybrid,
+:func:`retrievers.search.search_corpus`); the results are fused into page-level hits; pages
+holding the phrases the question quotes are lifted (:func:`promote`); the reranker rescores;
+the quoted phrases decide first again. The :class:`SearchResult` carries the route, the hits,
+the timings and the phrases, parsed once (:func:`rag.phrases.quoted_phrases`), so a generator
+is handed them rather than reading the question again.
+
+Also here: the reads of stored pages a question's answer needs (:func:`page_texts`,
+:func:`page_passages`, :func:`page_size`), through the payload codec
+(:mod:`retrievers.payloads`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.ids import point_id
+from rag.json_shapes import hit_json, route_json, timings_json
+from rag.phrases import holds, quoted_phrases
+from rag.types import BBox, Hit, Route
+from retrievers.base import CollectionSpec, Filter, VectorStore
+from retrievers.corpora import Embedders
+from retrievers.payloads import PagePayload, decode
+from retrievers.search import (
+    CORPUS_SHARE,
+    Fusion,
+    encode_image_query,
+    encode_query,
+    fuse_pages,
+    image_corpora,
+    search_corpus,
+    search_image_vector,
+)
+
+if TYPE_CHECKING:
+    from retrievers.rerank import Reranker
+    from retrievers.router import Router
+
+__all__ = ["SearchResult", "Searcher", "promote", "page_payloads", "page_texts", "page_passages", "page_size"]
+
+log = logging.getLogger("mmrag.search")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Page-level hits for a question, best first, with the route taken and timings (seconds)."""
+
+    question: str
+    route: Route
+    hits: tuple[Hit, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    #: The phrases quoted in the question, normalised; pages holding them were ranked first.
+    phrases: tuple[str, ...] = ()
+
+    def to_json(self, hit: Callable[[Hit], dict[str, Any]] = hit_json) -> dict[str, Any]:
+        """What ``mmrag search --json`` prints; ``hit`` shapes each hit (the server adds image URLs)."""
+        return {
+            "question": self.question,
+            "route": route_json(self.route),
+            "quoted": [p.strip() for p in self.phrases],
+            "hits": [hit(h) for h in self.hits],
+            "timings_ms": timings_json(self.timings),
+        }
+
+
+class Searcher:
+    """Runs one question through router, corpora, fusion, phrase promotion and reranker."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        specs: Mapping[str, CollectionSpec],
+        embedders: Embedders,
+        router: Router,
+        reranker: Reranker,
+        fusion: Fusion = "score",
+    ) -> None:
+        self.fusion: Fusion = fusion
+        self.store = store
+        self.specs = specs
+        self.embedders = embedders
+        self.router = router
+        self.reranker = reranker
+
+    def search(self, question: str, top_k: int, flt: Filter | None = None, visible: Sequence[str] | None = None) -> SearchResult:
+        """The ``top_k`` best pages for ``question``. ``visible``: the documents that may be found
+        (others are being written); ``flt`` further restricts, and an empty document filter finds nothing."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        route = self.router.route(question)
+        timings["route"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        qv = encode_query(question, self.embedders)
+        timings["encode"] = time.perf_counter() - t1
+        if visible is not None:
+            flt = _restrict(flt, visible)
+        t2 = time.perf_counter()
+        depth = max(top_k * 4, route.top_k)
+        results = {
+            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)
+            for c in route.corpora
+            if route.weight(c) > 0
+        }
+        hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion, share=CORPUS_SHARE)
+        phrases = quoted_phrases(question)
+        texts = page_texts(self.store, self.specs, hits) if phrases else {}
+        hits = promote(hits, phrases, texts)
+        timings["retrieve"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        # a reranker judges meaning; the quoted words still decide first
+        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts)
+        timings["rerank"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
+        return SearchResult(question, route, tuple(hits), timings, phrases)
+
+    def search_image(
+        self,
+        image: Path,
+        top_k: int,
+        flt: Filter | None = None,
+        visible: Sequence[str] | None = None,
+        text: str | None = None,
+    ) -> SearchResult:
+        """Pages whose figures (or page images, where indexed) look like ``image``; with ``text``
+        a composed text+image query (VLM embedders). Page-level hits as for a question; no reranker
+        (rerankers judge a question's text)."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        vector = encode_image_query(image, self.embedders, text)
+        timings["encode"] = time.perf_counter() - t0
+        if visible is not None:
+            flt = _restrict(flt, visible)
+        corpora = image_corpora(self.specs)
+        t1 = time.perf_counter()
+        depth = max(top_k * 4, 40)
+        results = {c: search_image_vector(self.store, self.specs[c], vector, depth, flt) for c in corpora}
+        what = f"image {image.name}" + (f" + text {text!r}" if text else "")
+        route = Route(tuple(corpora), tuple(1.0 for _ in corpora), depth,  # type: ignore[arg-type]
+                      f"query by example ({what}): image vectors of {', '.join(corpora)}", router="image")
+        # a page ranks by its single best-matching image (figure crop or page): no agreement bonus,
+        # which would lift pages merely for having several somewhat similar pictures
+        hits = fuse_pages(results, route, limit=top_k, fusion="score", agreement=0.0)
+        timings["retrieve"] = time.perf_counter() - t1
+        timings["total"] = time.perf_counter() - t0
+        return SearchResult(text or f"[image] {image.name}", route, tuple(hits), timings)
+
+
+def _restrict(flt: Filter | None, visible: Sequence[str]) -> Filter:
+    """Only ``visible`` documents are searchable: intersect with the caller's document filter
+    (no filter: all visible ones; an empty one stays empty)."""
+    if flt is None:
+        return Filter(doc_ids=tuple(visible))
+    shown = set(visible)
+    wanted = tuple(d for d in (visible if flt.doc_ids is None else flt.doc_ids) if d in shown)
+    return Filter(doc_ids=wanted, page_range=flt.page_range, equals=flt.equals)
+
+
+def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str]) -> list[Hit]:
+    """``hits`` reordered: pages holding more of the quoted ``phrases`` first, retrieval order
+    within each group (a stable sort). ``page_texts`` maps (doc_id, page) to the page's indexed
+    text; a page missing from it is judged by its hit's evidence texts. When no page holds any
+    phrase (the user paraphrased) the order is left alone: quotes lift, they never filter."""
+    if not phrases:
+        return list(hits)
+
+    def count(hit: Hit) -> int:
+        text = page_texts.get((hit.doc_id, hit.page))
+        if text is None:
+            text = "\n".join(e.text for e in hit.evidence)
+        return holds(text, phrases)
+
+    counts = [count(h) for h in hits]
+    if not any(counts):
+        return list(hits)
+    order = sorted(range(len(hits)), key=lambda i: -counts[i])
+    return [hits[i] for i in order]
+
+
+def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]]) -> dict[tuple[str, int], PagePayload]:
+    """The ``pages`` corpus records (page text with figure captions and OCR, size, image path) of
+    the given (doc_id, page) pairs, read by point id in one request; pages not indexed are absent."""
+    if not pages:
+        return {}
+    found = store.retrieve(spec.name, [point_id(doc, page, PagePayload.kind) for doc, page in pages])
+    records = (PagePayload.from_payload(p.payload) for p in found)
+    return {(r.doc_id, r.page): r for r in records}
+
+
+def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit]) -> dict[tuple[str, int], str]:
+    """The indexed text of each hit's page (page text plus figure captions and OCR)."""
+    spec = specs.get("pages")
+    if spec is None:
+        return {}
+    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits]).items()}
+
+
+def page_size(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> tuple[float, float] | None:
+    """A page's width and height in PDF points (pixels for an image file), as indexed; ``None``
+    when the knowledge base holds no such page."""
+    spec = specs.get("pages")
+    if spec is None:
+        return None
+    record = page_payloads(store, spec, [(doc_id, page)]).get((doc_id, page))
+    if record is None or not record.page_width:
+        return None
+    return float(record.page_width), float(record.page_height or 0.0)
+
+
+def page_passages(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> list[tuple[str, BBox]]:
+    """The text chunks of one page with their boxes (to narrow a whole-page citation to a passage)."""
+    spec = specs.get("text")
+    if spec is None:
+        return []
+    records = (decode(p.payload) for p in store.scroll(spec.name, Filter(doc_ids=(doc_id,), page_range=(page, page))))
+    return [(r.text, r.bbox) for r in records if r.bbox is not None]
