@@ -96,6 +96,10 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--report", help="write per-question misses (what was retrieved instead) to this JSON file")
     p.add_argument("--manifest", help='JSON restricting documents to page ranges: {"documents": [{"doc_id": "a.pdf", "pages": [3, 9]}]}')
+    p.add_argument("--answers", action="store_true",
+                   help="score answers (ask) instead of page retrieval: first citation on a gold page, key facts, length, "
+                   "abstention; beside the top retrieved chunk as a baseline")
+    p.add_argument("--unanswerable", help="with --answers: JSON lines of questions the documents cannot answer {id, question}")
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--config", help="TOML config file")

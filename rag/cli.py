@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Config, load_config
-from rag.errors import MmragError
+from rag.errors import ConfigError, MmragError
 
 __all__ = ["main", "build_parser"]
 
@@ -233,6 +233,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.eval import format_summary, misses_report, run_eval
 
+    if args.answers:
+        return _eval_answers(args)
+    if args.unanswerable:
+        raise ConfigError("--unanswerable goes with --answers (it scores abstention, not page retrieval)")
     summary, results, reports = run_eval(
         args.questions, args.docs, args.kb, config=_config(args), top_k=args.top_k, progress=_progress(args),
         manifest=args.manifest,
@@ -246,6 +250,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _emit(summary)
     else:
         sys.stdout.write(format_summary(summary) + "\n")
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rag.eval_answers import format_answer_summary, run_answer_eval
+
+    rows, results, reports = run_answer_eval(
+        args.questions, args.docs, args.kb, unanswerable_path=args.unanswerable, config=_config(args),
+        progress=_progress(args), manifest=args.manifest,
+    )
+    for r in reports:
+        if not r.ok:
+            sys.stderr.write(f"FAILED {r.path}: {r.error}\n")
+    if args.report:
+        detail = {name: [asdict(r) for r in rs] for name, rs in results.items()}
+        Path(args.report).write_text(json.dumps({"summary": rows, "answers": detail}, indent=2), encoding="utf-8")
+    if args.json:
+        _emit(rows)
+    else:
+        sys.stdout.write(format_answer_summary(rows) + "\n")
     return 0
 
 

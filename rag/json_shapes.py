@@ -84,6 +84,7 @@ def answer_json(
     return {
         "question": answer.question,
         "answer": answer.text,
+        "answered": answer.answered,
         "citations": [citation(c) for c in answer.citations],
         "route": route_json(answer.route) if answer.route else None,
         "hits": [hit(h) for h in answer.hits],

@@ -260,3 +260,6 @@ class Answer:
     route: Route | None = None
     timings: dict[str, float] = field(default_factory=dict)
     generator: str = "extractive"
+    #: False when the generator judged that the evidence does not answer the question: the text
+    #: says so, ``citations`` is empty and ``hits`` are the closest pages, not an answer's sources.
+    answered: bool = True
