@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import HTTPException, UploadFile
 
 from rag._searcher import hit_json, route_json
+from rag.atomic import replace_durably
 from rag.errors import ConfigError
 from rag.server._jobs import JobQueue
 from rag.server._security import safe_upload_name
@@ -110,7 +111,7 @@ class Service:
                     raise ConfigError(f"upload {name!r} would land outside the knowledge base")
                 targets.append((tmp, target))
             for tmp, target in targets:
-                os.replace(tmp, target)
+                replace_durably(tmp, target)
             return [target for _, target in targets]
         finally:
             for _, tmp in received:
