@@ -1,11 +1,13 @@
 """Ingestion: PDFs and images -> pages, text blocks, chunks, figures, tables, captions.
 
-``open_document`` streams one document page by page; ``inspect_batch`` reads many files
-and reports each outcome; ``make_samples`` writes the demo documents. Heavy libraries
-(PyMuPDF, Pillow, rapidocr) are imported only when a document is opened.
+``identify_file`` checks a file and hashes it once (its ``FileIdentity``: format, size,
+sha256 = document id); ``open_document`` streams one document page by page (all pages or a
+physical page range); ``inspect_batch`` reads many files and reports each outcome;
+``make_samples`` writes the demo documents. Heavy libraries (PyMuPDF, Pillow, rapidocr) are
+imported only when a document is opened.
 """
 
-from ingest._files import SUPPORTED_SUFFIXES
+from ingest._files import SUPPORTED_SUFFIXES, FileIdentity, identify_file
 from ingest._quality import TextQuality, assess_text
 from ingest.batch import (
     iter_files,
@@ -19,6 +21,8 @@ from ingest.reader import DocumentReader, open_document
 from ingest.samples import make_samples
 
 __all__ = [
+    "FileIdentity",
+    "identify_file",
     "DocumentReader",
     "open_document",
     "iter_files",

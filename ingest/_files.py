@@ -1,8 +1,11 @@
-"""Checks on an input path before any engine touches it: readable, size, format by magic bytes."""
+"""A file's identity, read once before any engine touches it: readable, size, format by
+magic bytes, and the sha256 of its bytes (the document id, ``rag.ids.sha256_file``'s value)."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -14,11 +17,23 @@ from rag.errors import (
     UnsupportedFormatError,
 )
 
-__all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "sniff_format", "check_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "FileIdentity", "sniff_format", "identify_file"]
 
 FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp"]
 SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
 _HEAD_BYTES = 1024
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """A checked input file: its format (from its bytes), its size and the sha256 of its
+    bytes, which is the document id (``DocumentInfo.doc_id``)."""
+
+    path: Path
+    format: FileFormat
+    size: int
+    sha256: str
 
 
 def sniff_format(head: bytes) -> FileFormat | None:
@@ -36,8 +51,12 @@ def sniff_format(head: bytes) -> FileFormat | None:
     return None
 
 
-def check_file(path: Path, config: IngestConfig) -> tuple[FileFormat, int]:
-    """Return (format, size in bytes) or raise the typed error that says why the file cannot be read."""
+def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
+    """Check a file and hash it in one read, or raise the typed error that says why it cannot
+    be read. Nothing is read from a file that is missing, not a regular file, empty or above
+    ``ingest.max_file_bytes``; one that is not a supported format is refused after its first
+    block."""
+    path = Path(path)
     try:
         st = path.stat()
     except FileNotFoundError as exc:
@@ -54,18 +73,24 @@ def check_file(path: Path, config: IngestConfig) -> tuple[FileFormat, int]:
         )
     if st.st_size == 0:
         raise EmptyDocumentError(path, "file is empty (0 bytes)")
+    digest = hashlib.sha256()
+    size = 0
     try:
         with open(path, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
+            block = fh.read(_CHUNK_BYTES)
+            fmt = sniff_format(block[:_HEAD_BYTES])
+            if fmt is None:
+                suffix = path.suffix.lower() or "no extension"
+                raise UnsupportedFormatError(
+                    path,
+                    f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {block[:8]!r})",
+                )
+            while block:
+                digest.update(block)
+                size += len(block)
+                block = fh.read(_CHUNK_BYTES)
     except PermissionError as exc:
         raise UnreadableFileError(path, "permission denied") from exc
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    fmt = sniff_format(head)
-    if fmt is None:
-        suffix = path.suffix.lower() or "no extension"
-        raise UnsupportedFormatError(
-            path,
-            f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {head[:8]!r})",
-        )
-    return fmt, st.st_size
+    return FileIdentity(path, fmt, size, digest.hexdigest())

@@ -19,7 +19,7 @@ records an in-process read gives. What comes back are the same frozen dataclasse
 (``DocumentInfo``, ``PageContent``); a :class:`rag.errors.DocumentError` raised in the
 worker is raised again by :meth:`ExtractionJob.info` / :meth:`ExtractionJob.batches`, with
 the same class and message. A worker that dies (a crash inside a native library) fails the
-documents it was reading with :class:`WorkerDiedError`, naming each file.
+documents it was reading with :class:`rag.errors.WorkerDiedError`, naming each file.
 """
 
 from __future__ import annotations
@@ -38,28 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import IngestConfig
-from rag.errors import DocumentError, MmragError
+from rag.errors import MmragError, WorkerDiedError
 from rag.types import DocumentInfo, PageContent
 
-__all__ = ["ExtractionPool", "ExtractionJob", "WorkerDiedError", "select_pages"]
+from ingest._files import FileIdentity
+
+__all__ = ["ExtractionPool", "ExtractionJob"]
 
 logger = logging.getLogger("ingest")
 _POLL_S = 0.5  # how often a waiting consumer checks that the job's worker is alive
 _QUEUE: Any = None  # the worker process's end of the results queue (set by _init_worker)
-
-
-class WorkerDiedError(DocumentError):
-    """The extraction worker process died while reading this file (a native crash or a kill)."""
-
-
-def select_pages(reader: Any, page_range: tuple[int, int] | None, progress: bool | None = False) -> Iterator[PageContent]:
-    """All pages of an open reader, or only the physical pages ``first..last`` (clipped)."""
-    if page_range is None:
-        yield from reader.pages(progress=progress)
-        return
-    first, last = page_range
-    for n in range(max(1, first), min(last, reader.info.page_count) + 1):
-        yield reader.page(n)
 
 
 @dataclass(frozen=True)
@@ -123,7 +111,7 @@ def _drop_inherited_locks() -> None:
 
 
 def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | None,
-             page_range: tuple[int, int] | None, batch_pages: int) -> None:
+             page_range: tuple[int, int] | None, batch_pages: int, identity: FileIdentity | None) -> None:
     """Runs in a worker: put ("info", DocumentInfo), ("pages", [PageContent, ...])...,
     then ("done", None) or ("error", _Failure) on the results queue."""
     from ingest.reader import open_document
@@ -131,10 +119,10 @@ def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | N
     put = _QUEUE.put
     put((job_id, "start", os.getpid()))
     try:
-        with open_document(path, config, image_dir=image_root) as reader:
+        with open_document(path, config, image_dir=image_root, identity=identity) as reader:
             put((job_id, "info", reader.info))
             batch: list[PageContent] = []
-            for content in select_pages(reader, page_range):
+            for content in reader.pages(progress=False, page_range=page_range):
                 batch.append(content)
                 if len(batch) >= batch_pages:
                     put((job_id, "pages", batch))
@@ -151,12 +139,13 @@ class ExtractionJob:
     """One document being extracted in a worker; consume :meth:`info`, then :meth:`batches`."""
 
     def __init__(self, pool: ExtractionPool, job_id: int, path: Path, page_range: tuple[int, int] | None,
-                 future: Future[None], doc_id: str | None = None) -> None:
+                 future: Future[None], identity: FileIdentity | None = None) -> None:
         self._pool = pool
         self.job_id = job_id
         self.path = path
         self.page_range = page_range
-        self.doc_id = doc_id  # the file's content id when the submitter knew it
+        self.identity = identity  # the file checked and hashed by the submitter, when it was
+        self.doc_id = None if identity is None else identity.sha256
         self.future = future
         self.pid: int | None = None  # the worker process reading it
         self.delivered = 0  # pages handed out (a re-run skips them)
@@ -235,19 +224,29 @@ class ExtractionPool:
             )
         return self._executor
 
-    def _run(self, path: Path, page_range: tuple[int, int] | None) -> tuple[int, Future[None]]:
+    def _run(self, path: Path, page_range: tuple[int, int] | None, identity: FileIdentity | None) -> tuple[int, Future[None]]:
         job_id, self._next_id = self._next_id, self._next_id + 1
         executor = self._start()
-        future = executor.submit(_extract, job_id, path, self.config, self.image_root, page_range, self.batch_pages)
+        future = executor.submit(
+            _extract, job_id, path, self.config, self.image_root, page_range, self.batch_pages, identity
+        )
         self._processes.update(getattr(executor, "_processes", None) or {})
         return job_id, future
 
-    def submit(self, path: str | Path, page_range: tuple[int, int] | None = None, doc_id: str | None = None) -> ExtractionJob:
-        """Queue one document; its pages are read as soon as a worker is free. ``doc_id``
-        (its sha256, when the caller has it) is kept on the job for the caller's clean-up."""
+    def submit(
+        self, path: str | Path, page_range: tuple[int, int] | None = None, identity: FileIdentity | None = None
+    ) -> ExtractionJob:
+        """Queue one document; its pages are read as soon as a worker is free.
+
+        ``page_range=(first, last)``: only those physical pages (clipped to the document).
+        ``identity``: the file's :func:`ingest.identify_file` result when the caller has it;
+        the worker then does not hash the file again, and ``job.doc_id`` is known before the
+        worker starts (for the caller's clean-up)."""
         path = Path(path)
-        job_id, future = self._run(path, page_range)
-        job = ExtractionJob(self, job_id, path, page_range, future, doc_id)
+        if identity is not None and identity.path != path:
+            raise ValueError(f"identity is of {identity.path}, not of {path}")
+        job_id, future = self._run(path, page_range, identity)
+        job = ExtractionJob(self, job_id, path, page_range, future, identity)
         self._active[job_id] = job
         return job
 
@@ -340,7 +339,7 @@ class ExtractionPool:
                 self._buffers[old_id].append(("error", _Failure.of(failure)))
                 continue
             job.pid, job._skip = None, job.delivered
-            job.job_id, job.future = self._run(job.path, job.page_range)
+            job.job_id, job.future = self._run(job.path, job.page_range, job.identity)
             self._active[job.job_id] = job
 
     def close(self) -> None:

@@ -4,7 +4,7 @@
 
     with open_document("manual.pdf", IngestConfig(), image_dir=Path("kb/images")) as reader:
         print(reader.info.page_count)
-        for content in reader.pages():
+        for content in reader.pages():  # or reader.pages(page_range=(3, 7))
             ...
 
 Only one page is alive at a time: no page object, pixmap or image is kept after its
@@ -31,10 +31,9 @@ from rag.errors import (
     ResourceLimitError,
     UnreadableFileError,
 )
-from rag.ids import sha256_file
 from rag.types import DocumentInfo, PageContent
 
-from ingest._files import check_file
+from ingest._files import FileIdentity, identify_file
 
 __all__ = ["DocumentReader", "open_document"]
 
@@ -69,12 +68,20 @@ class DocumentReader:
     """A document opened for reading. Cheap to construct; :meth:`open` does the work.
 
     Use as a context manager, or call :meth:`close`. ``info`` is available after ``open``.
+    ``identity``: the file's :class:`FileIdentity` when the caller already has it (the file
+    is then not checked and hashed again).
     """
 
-    def __init__(self, path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None,
+        identity: FileIdentity | None = None,
+    ) -> None:
         self.path = Path(path)
+        if identity is not None and identity.path != self.path:
+            raise ValueError(f"identity is of {identity.path}, not of {self.path}")
         self.config = IngestConfig() if config is None else config
         self.image_dir = None if image_dir is None else Path(image_dir)
+        self._identity = identity
         self._doc: Any = None
         self._image: Any = None
         self._info: DocumentInfo | None = None
@@ -86,12 +93,10 @@ class DocumentReader:
         """Check and open the file; idempotent. Raises a DocumentError subclass on a bad file."""
         if self._info is not None:
             return self
-        fmt, size = check_file(self.path, self.config)
-        try:
-            doc_id = sha256_file(self.path)
-        except OSError as exc:
-            raise UnreadableFileError(self.path, f"cannot read: {exc.strerror or exc}") from exc
-        if fmt == "pdf":
+        if self._identity is None:
+            self._identity = identify_file(self.path, self.config)
+        identity = self._identity
+        if identity.format == "pdf":
             self._doc, title, count = self._open_pdf()
             kind = "pdf"
         else:
@@ -99,7 +104,7 @@ class DocumentReader:
 
             self._image = open_image(self.path, self.config)
             title, count, kind = None, 1, "image"
-        self._info = DocumentInfo(doc_id, self.path, self.path.name, kind, count, size, title)  # type: ignore[arg-type]
+        self._info = DocumentInfo(identity.sha256, self.path, self.path.name, kind, count, identity.size, title)  # type: ignore[arg-type]
         return self
 
     def _open_pdf(self) -> tuple[Any, str | None, int]:
@@ -160,23 +165,27 @@ class DocumentReader:
         assert self._info is not None
         return self._info
 
-    def pages(self, progress: bool | None = None) -> Iterator[PageContent]:
+    def pages(self, progress: bool | None = None, *, page_range: tuple[int, int] | None = None) -> Iterator[PageContent]:
         """Yield one :class:`PageContent` per page, in order (physical page 1, 2, ...).
 
-        ``progress`` shows a tqdm bar; ``None`` shows it when the ``ingest`` logger is at
-        INFO or below.
+        ``page_range=(first, last)``: only the physical pages ``first..last`` (1-based,
+        inclusive), clipped to the document: ``(3, 99)`` on a 10-page file gives pages 3-10,
+        a range past the last page gives nothing. ``progress`` shows a tqdm bar; ``None``
+        shows it when the ``ingest`` logger is at INFO or below.
         """
         info = self.info
         if self._doc is None and self._image is None:
             raise UnreadableFileError(self.path, "document is closed")
         out_dir = None if self.image_dir is None else self.image_dir / info.doc_id
+        first, last = (1, info.page_count) if page_range is None else page_range
+        indices = range(max(1, first) - 1, min(last, info.page_count))
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=info.page_count, desc=info.name, unit="page", disable=not _progress_enabled(progress), leave=False)
+        bar = tqdm(total=len(indices), desc=info.name, unit="page", disable=not _progress_enabled(progress), leave=False)
         started = time.perf_counter()
         stats = {"ocr": 0, "figure": 0, "table": 0}
         try:
-            for index in range(info.page_count):
+            for index in indices:
                 content = self._extract(index, info, out_dir)
                 stats["ocr"] += int(content.page.ocr)
                 for f in content.figures:
@@ -187,7 +196,7 @@ class DocumentReader:
             bar.close()
         logger.info(
             "ingested %s: %d pages (%d OCR), %d figures, %d tables in %.1f s",
-            info.name, info.page_count, stats["ocr"], stats["figure"], stats["table"], time.perf_counter() - started,
+            info.name, len(indices), stats["ocr"], stats["figure"], stats["table"], time.perf_counter() - started,
         )
 
     def page(self, number: int) -> PageContent:
@@ -234,9 +243,13 @@ class DocumentReader:
 
 
 def open_document(
-    path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None
+    path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None,
+    identity: FileIdentity | None = None,
 ) -> DocumentReader:
     """Open a PDF or an image file for streaming extraction (also a context manager).
+
+    ``identity``: the file's :func:`identify_file` result when the caller has it, so the
+    file is checked and hashed once (``info.doc_id`` is ``identity.sha256``).
 
     ``image_dir`` given: page images (at ``config.dpi``, format ``config.image_format``) go
     to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to
@@ -254,4 +267,4 @@ def open_document(
     skipped (logged) on a slow page; the page keeps its text, image and figures. It cannot
     interrupt a single engine call.
     """
-    return DocumentReader(path, config, image_dir).open()
+    return DocumentReader(path, config, image_dir, identity).open()

@@ -9,6 +9,10 @@ Embedding a batch (onnxruntime releases the GIL) runs in one worker thread while
 caller's thread extracts the next batch, so extraction and embedding share the cores. At
 most one batch is in flight; the worker has finished (and its error, if any, is raised in
 the caller) before the document is marked complete or rolled back.
+
+What a file is (checked, hashed once: its doc id) and which of its pages are read is
+``ingest``'s business (:func:`ingest.identify_file`, ``reader.pages(page_range=...)``); this
+module only orders the work: which files, in which order, which pages are asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,10 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest import FileIdentity, identify_file
 from rag._manifest import DocumentRecord, DocumentRegistry
 from rag.config import IngestConfig
-from rag.errors import DocumentError, MmragError, ResourceLimitError, UnreadableFileError
-from rag.ids import sha256_file
+from rag.errors import DocumentError, MmragError
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders, build_points
@@ -85,37 +88,35 @@ class Indexer:
                 pool = stack.enter_context(ExtractionPool(self.config, self.image_root, workers, self.page_batch))
                 ahead = _Lookahead(self, pool, todo, depth=workers + 1)
             for i, (path, page_range) in enumerate(todo):
-                job = ahead.take(i) if ahead is not None else None
-                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job)
+                job, identity = ahead.take(i) if ahead is not None else (None, None)
+                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job, identity=identity)
                 reports.append(report)
                 if on_report is not None:
                     on_report(report)
         return reports
 
-    def needs_extraction(self, path: Path, page_range: tuple[int, int] | None) -> str | None:
-        """The file's doc id when :meth:`ingest_one` would read it; None when it is already
-        indexed (same bytes, same page range) or cannot be read (reported at its turn)."""
-        try:
-            doc_id = _content_id(path, self.config.max_file_bytes)
-        except DocumentError:
-            return None
+    def _indexed(self, doc_id: str, page_range: tuple[int, int] | None) -> DocumentRecord | None:
+        """The complete record of these bytes with this page range, if there is one."""
         existing = self.registry.get(doc_id)
         wanted = list(page_range) if page_range is not None else None
         if existing is not None and existing.status == "complete" and existing.page_range == wanted:
-            return None
-        return doc_id
+            return existing
+        return None
 
     def ingest_one(
         self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
-        job: ExtractionJob | None = None,
+        job: ExtractionJob | None = None, identity: FileIdentity | None = None,
     ) -> FileReport:
-        """Index one file; ``job``: its extraction already running in a worker process."""
+        """Index one file; ``job``: its extraction already running in a worker process;
+        ``identity``: the file already checked and hashed (by :func:`ingest.identify_file`)."""
         started = time.perf_counter()
         try:
-            doc_id = _content_id(path, self.config.max_file_bytes)
-            existing = self.registry.get(doc_id)
+            if identity is None:
+                identity = identify_file(path, self.config)
+            doc_id = identity.sha256
             wanted = list(page_range) if page_range is not None else None
-            if existing is not None and existing.status == "complete" and existing.page_range == wanted:
+            existing = self._indexed(doc_id, page_range)
+            if existing is not None:
                 if job is not None:  # cannot happen (checked before submitting); never leave it writing
                     _drain(job)
                 if existing.path != str(path):
@@ -125,7 +126,10 @@ class Indexer:
             if previous is not None and previous.doc_id != doc_id:
                 log.info("%s changed: replacing %s", path, previous.doc_id[:12])
                 self.delete(previous.doc_id)
-            source = _local_source(path, self.config, self.image_root, page_range, progress) if job is None else _job_source(job)
+            if job is None:
+                source = _local_source(identity, self.config, self.image_root, page_range, progress)
+            else:
+                source = _job_source(job)
             with source as (info, pages):
                 record = DocumentRecord(
                     doc_id=info.doc_id,
@@ -281,22 +285,16 @@ class _OneInFlight:
             self._pool.shutdown(wait=True)
 
 
-def _selected_pages(reader: object, page_range: tuple[int, int] | None, progress: bool | None) -> Iterable[PageContent]:
-    """All pages, or only the physical pages ``first..last`` (clipped to the document)."""
-    from ingest.parallel import select_pages
-
-    return select_pages(reader, page_range, progress)
-
-
 @contextlib.contextmanager
 def _local_source(
-    path: Path, config: IngestConfig, image_root: Path, page_range: tuple[int, int] | None, progress: bool | None
+    identity: FileIdentity, config: IngestConfig, image_root: Path, page_range: tuple[int, int] | None,
+    progress: bool | None,
 ) -> Iterator[tuple[DocumentInfo, Iterable[PageContent]]]:
     """The document read in this process (the embedding thread overlaps it)."""
     from ingest import open_document
 
-    with open_document(path, config, image_dir=image_root) as reader:
-        yield reader.info, _selected_pages(reader, page_range, progress)
+    with open_document(identity.path, config, image_dir=image_root, identity=identity) as reader:
+        yield reader.info, reader.pages(progress, page_range=page_range)
 
 
 @contextlib.contextmanager
@@ -316,7 +314,11 @@ def _drain(job: ExtractionJob) -> None:
 class _Lookahead:
     """Submits the next few files that need reading to the pool, so workers stay busy while
     this process embeds; at most ``depth`` jobs are out at a time. A file is submitted once
-    per doc id (a second copy is found unchanged at its turn, after the first is indexed)."""
+    per doc id (a second copy is found unchanged at its turn, after the first is indexed).
+
+    Each file is identified (checked and hashed) once, here; its identity goes with the job
+    to the worker and back to :meth:`Indexer.ingest_one`. A file that cannot be identified
+    is left to its turn, where the same check reports it."""
 
     def __init__(self, indexer: Indexer, pool: ExtractionPool, todo: Sequence[tuple[Path, tuple[int, int] | None]], depth: int) -> None:
         self.indexer = indexer
@@ -324,39 +326,23 @@ class _Lookahead:
         self.todo = todo
         self.depth = depth
         self.jobs: dict[int, ExtractionJob] = {}
+        self.identities: dict[int, FileIdentity] = {}
         self.doc_ids: set[str] = set()
         self.next = 0
 
-    def take(self, index: int) -> ExtractionJob | None:
-        """The job of file ``index`` (None: read it in-process), after topping up the queue."""
+    def take(self, index: int) -> tuple[ExtractionJob | None, FileIdentity | None]:
+        """The job of file ``index`` (None: read it in-process) and its identity (None: not
+        known yet), after topping up the queue."""
         while self.next < len(self.todo) and len(self.jobs) < self.depth:
             i, self.next = self.next, self.next + 1
             path, page_range = self.todo[i]
-            doc_id = self.indexer.needs_extraction(path, page_range)
-            if doc_id is not None and doc_id not in self.doc_ids:
-                self.doc_ids.add(doc_id)
-                self.jobs[i] = self.pool.submit(path, page_range, doc_id=doc_id)
-        return self.jobs.pop(index, None)
+            try:
+                identity = identify_file(path, self.indexer.config)
+            except DocumentError:
+                continue  # reported at its turn
+            self.identities[i] = identity
+            if self.indexer._indexed(identity.sha256, page_range) is None and identity.sha256 not in self.doc_ids:
+                self.doc_ids.add(identity.sha256)
+                self.jobs[i] = self.pool.submit(path, page_range, identity=identity)
+        return self.jobs.pop(index, None), self.identities.pop(index, None)
 
-
-def _content_id(path: Path, max_bytes: int) -> str:
-    """The sha256 of a readable regular file, or the DocumentError saying why not (before
-    hashing: a file over ``max_bytes`` is refused without reading it)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise UnreadableFileError(path, "no such file") from exc
-    except OSError as exc:  # symlink loop, a parent that is a file, name too long
-        raise UnreadableFileError(path, f"cannot stat: {exc.strerror or exc}") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise UnreadableFileError(path, "is a directory, expected a PDF or image file")
-    if not stat.S_ISREG(st.st_mode):
-        raise UnreadableFileError(path, "not a regular file (a FIFO, socket or device), expected a PDF or image file")
-    if st.st_size > max_bytes:
-        raise ResourceLimitError(path, f"file is {st.st_size:,} bytes, above ingest.max_file_bytes={max_bytes:,}")
-    try:
-        return sha256_file(path)
-    except PermissionError as exc:
-        raise UnreadableFileError(path, "permission denied") from exc
-    except OSError as exc:
-        raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc

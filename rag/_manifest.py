@@ -7,14 +7,12 @@ with other models fails with a message that names the difference.
 ``documents.json`` records every document and its state. A document becomes
 visible only when its record says ``complete``; a crash mid-way leaves it
 ``pending`` and the next ingest redoes it (point ids are deterministic, so redoing
-never duplicates). Both files are written atomically (temp file + ``os.replace``).
+never duplicates). Both files are written atomically and durably (:mod:`rag.atomic`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from rag.atomic import atomic_write
 from rag.errors import EmbedderMismatchError, StoreError
 
 __all__ = ["Manifest", "DocumentRecord", "DocumentRegistry", "write_json_atomic", "library_versions"]
@@ -31,17 +30,7 @@ MANIFEST_VERSION = 1
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a reader (or a crash) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def _read_json(path: Path) -> Any:

@@ -13,7 +13,8 @@ failure it was::
     │   ├── CorruptDocumentError    truncated or broken file the engine cannot open
     │   ├── EncryptedDocumentError  password protected, no (or a wrong) password
     │   ├── EmptyDocumentError      zero pages
-    │   └── ResourceLimitError      a page, an image or the file exceeds a configured limit
+    │   ├── ResourceLimitError      a page, an image or the file exceeds a configured limit
+    │   └── WorkerDiedError         the extraction worker process died reading it (native crash, kill)
     ├── ModelError                  a model cannot be resolved or loaded
     │   └── UnknownModelError       a name that is neither in the registry nor a folder
     ├── StoreError                  the vector store failed (backend errors are mapped here)
@@ -42,6 +43,7 @@ __all__ = [
     "EncryptedDocumentError",
     "EmptyDocumentError",
     "ResourceLimitError",
+    "WorkerDiedError",
     "ModelError",
     "UnknownModelError",
     "StoreError",
@@ -104,6 +106,10 @@ class EmptyDocumentError(DocumentError):
 
 class ResourceLimitError(DocumentError):
     """The file, a page or an image exceeds a configured resource limit."""
+
+
+class WorkerDiedError(DocumentError):
+    """The extraction worker process died while reading this file (a native crash or a kill)."""
 
 
 class ModelError(MmragError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import HTTPException, UploadFile
 
+from rag.atomic import replace_durably
 from rag.errors import ConfigError
 from rag.json_shapes import answer_json, citation_json, hit_json
 from rag.server._jobs import JobQueue
@@ -100,7 +101,7 @@ class Service:
                     raise ConfigError(f"upload {name!r} would land outside the knowledge base")
                 targets.append((tmp, target))
             for tmp, target in targets:
-                os.replace(tmp, target)
+                replace_durably(tmp, target)
             return [target for _, target in targets]
         finally:
             for _, tmp in received:

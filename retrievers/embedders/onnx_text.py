@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.atomic import replace_durably
 from retrievers.embedders._common import folder_fingerprint
 
 __all__ = ["OnnxTextEncoder", "PRECISIONS", "cache_root", "plain_pipeline"]
@@ -153,7 +154,7 @@ class OnnxTextEncoder:
         logging.getLogger().addFilter(quiet)  # onnxruntime's advice, logged on the root logger
         try:
             quantize_dynamic(str(self.path), tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-            os.replace(tmp, target)
+            replace_durably(tmp, target)
         finally:
             logging.getLogger().removeFilter(quiet)
             Path(tmp).unlink(missing_ok=True)
@@ -184,7 +185,7 @@ class OnnxTextEncoder:
                     _Wrapped(transformer.eval()), example, tmp, input_names=list(_INPUTS),
                     output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
                 )
-            os.replace(tmp, self.path)
+            replace_durably(tmp, self.path)
         finally:
             Path(tmp).unlink(missing_ok=True)
         logger.info("exported %s to ONNX at %s in %.1f s", self.pipeline.folder, self.path, time.perf_counter() - started)

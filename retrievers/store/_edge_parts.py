@@ -1,16 +1,15 @@
 """Pieces of the embedded store that only translate: spec -> edge config, Filter -> edge
-filter, engine errors -> StoreError, and small file helpers. Split out of ``edge.py``."""
+filter, engine errors -> StoreError, the engine's version. Split out of ``edge.py``."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from rag.errors import KnowledgeBaseLockedError, MmragError, StoreError
 from retrievers.base import CollectionSpec, Filter
 
-__all__ = ["edge_config", "edge_filter", "EdgeErrors", "atomic_write", "edge_version"]
+__all__ = ["edge_config", "edge_filter", "EdgeErrors", "edge_version"]
 
 #: VectorSpec.datatype -> qdrant_edge.VectorStorageDatatype member (float32 is the default).
 _DATATYPES = {"float16": "Float16", "turbo8": "Turbo8", "turbo4": "Turbo4"}
@@ -74,15 +73,6 @@ class EdgeErrors:
         if "WouldBlock" in message or "already locked" in message.lower():
             raise KnowledgeBaseLockedError(f"{where}: the shard is open in another process or store ({message})") from exc
         raise StoreError(f"{where}: {message}") from exc
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def edge_version() -> str:

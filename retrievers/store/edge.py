@@ -40,7 +40,8 @@ from retrievers.store._common import (
     spec_from_dict,
     spec_to_dict,
 )
-from retrievers.store._edge_parts import EdgeErrors, atomic_write, edge_config, edge_filter, edge_version
+from rag.atomic import atomic_write
+from retrievers.store._edge_parts import EdgeErrors, edge_config, edge_filter, edge_version
 from retrievers.store._lock import FolderLock
 
 __all__ = ["EdgeStore"]

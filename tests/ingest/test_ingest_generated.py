@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 import _pdfgen as g
-from ingest import inspect_batch, inspect_json, inspect_summary, iter_files, make_samples, open_document
+import ingest._files as files_mod
+from ingest import identify_file, inspect_batch, inspect_json, inspect_summary, iter_files, make_samples, open_document
 from rag.config import IngestConfig
+from rag.ids import sha256_file
 from rag.errors import (
     CorruptDocumentError,
     DocumentError,
@@ -163,6 +165,48 @@ def test_page_labels_are_kept_beside_physical_pages(tmp_path):
     assert [(p.page.page, p.page.label) for p in pages] == [(1, "i"), (2, "ii"), (3, "iii")]
     _, plain = _read(g.text_pdf(tmp_path / "plain.pdf", ["hello world " * 10]))
     assert plain[0].page.label is None
+
+
+@pytest.fixture(scope="module")
+def labelled_pdf(tmp_path_factory) -> Path:
+    """Five pages: front matter i, ii, then the body numbered 1, 2, 3."""
+    doc = pymupdf.open()
+    for i in range(5):
+        doc.new_page().insert_text((72, 72), f"Physical page {i + 1}: " + g.LOREM[:80])
+    doc.set_page_labels([
+        {"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
+        {"startpage": 2, "prefix": "", "style": "D", "firstpagenum": 1},
+    ])
+    return g.save(doc, tmp_path_factory.mktemp("labels") / "labelled.pdf")
+
+
+def _range(path: Path, page_range) -> list[tuple[int, str | None, bool]]:
+    with open_document(path, NO_OCR) as reader:
+        return [
+            (c.page.page, c.page.label, f"Physical page {c.page.page}:" in c.page.text)
+            for c in reader.pages(progress=False, page_range=page_range)
+        ]
+
+
+def test_a_page_range_reads_those_physical_pages_with_their_labels(labelled_pdf):
+    assert _range(labelled_pdf, (2, 3)) == [(2, "ii", True), (3, "1", True)]
+    assert _range(labelled_pdf, (4, 4)) == [(4, "2", True)]
+    assert [p for p, _, _ in _range(labelled_pdf, None)] == [1, 2, 3, 4, 5]
+
+
+def test_a_page_range_is_clipped_to_the_document(labelled_pdf):
+    assert [p for p, _, _ in _range(labelled_pdf, (4, 99))] == [4, 5]
+    assert [p for p, _, _ in _range(labelled_pdf, (-3, 2))] == [1, 2]
+    assert _range(labelled_pdf, (6, 9)) == []  # past the last page: nothing, no error
+    assert _range(labelled_pdf, (3, 2)) == []
+
+
+def test_a_page_range_of_an_image_is_its_one_page(tmp_path):
+    path = tmp_path / "shot.png"
+    path.write_bytes(g.png_bytes())
+    with open_document(path, NO_OCR) as reader:
+        assert [c.page.page for c in reader.pages(progress=False, page_range=(1, 5))] == [1]
+        assert list(reader.pages(progress=False, page_range=(2, 5))) == []
 
 
 def test_scanned_page_is_ocrd_in_auto_mode_and_left_empty_with_never(tmp_path):
@@ -323,6 +367,78 @@ def test_decompression_bomb_image_is_a_resource_limit_error(tmp_path):
 
 
 # -- batches and identity ----------------------------------------------------------------
+
+
+def test_a_files_identity_is_its_format_size_and_the_sha256_doc_id(tmp_path, figure_pdf):
+    identity = identify_file(figure_pdf, NO_OCR)
+    assert identity.path == figure_pdf and identity.format == "pdf"
+    assert identity.size == figure_pdf.stat().st_size
+    assert identity.sha256 == sha256_file(figure_pdf)  # the doc id of every existing knowledge base
+    with open_document(figure_pdf, NO_OCR) as reader:
+        assert reader.info.doc_id == identity.sha256 and reader.info.size_bytes == identity.size
+    png = tmp_path / "named.pdf"
+    png.write_bytes(g.png_bytes())
+    assert identify_file(png, NO_OCR).format == "png"  # sniffed from the bytes, not the name
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "reason"),
+    [
+        (lambda p: p.mkdir(), UnreadableFileError, "is a directory"),
+        (lambda p: None, UnreadableFileError, "no such file"),
+        (lambda p: p.write_bytes(b""), EmptyDocumentError, "file is empty"),
+        (lambda p: p.write_bytes(b"plain text, not a document"), UnsupportedFormatError, "not a PDF"),
+        (lambda p: p.write_bytes(b"%PDF-1.7" + b"x" * 2000), ResourceLimitError, "ingest.max_file_bytes=1,000"),
+    ],
+)
+def test_a_file_that_cannot_be_identified_says_why(tmp_path, make, error, reason):
+    path = tmp_path / "input.pdf"
+    make(path)
+    with pytest.raises(error, match=reason) as err:
+        identify_file(path, IngestConfig(max_file_bytes=1000))
+    assert err.value.path == path
+
+
+class _HashSpy:
+    """Counts the sha256 digests made in this process that equal ``target`` (a full hash of the file)."""
+
+    def __init__(self, monkeypatch, target: str) -> None:
+        self.target, self.count = target, 0
+        real = files_mod.hashlib.sha256
+        spy = self
+
+        class Wrapped:
+            def __init__(self, *args, **kwargs):
+                self._h = real(*args, **kwargs)
+
+            def update(self, data):
+                self._h.update(data)
+
+            def hexdigest(self):
+                out = self._h.hexdigest()
+                spy.count += out == spy.target
+                return out
+
+            def digest(self):
+                spy.count += self._h.hexdigest() == spy.target
+                return self._h.digest()
+
+        monkeypatch.setattr(files_mod.hashlib, "sha256", Wrapped)
+
+
+def test_the_reader_hashes_a_file_once_and_not_again_when_given_its_identity(monkeypatch, figure_pdf):
+    spy = _HashSpy(monkeypatch, sha256_file(figure_pdf))
+    with open_document(figure_pdf, NO_OCR) as reader:
+        list(reader.pages(progress=False))
+    assert spy.count == 1
+    identity = identify_file(figure_pdf, NO_OCR)
+    assert spy.count == 2
+    with open_document(figure_pdf, NO_OCR, identity=identity) as reader:
+        assert reader.info.doc_id == identity.sha256
+        list(reader.pages(progress=False))
+    assert spy.count == 2  # the identity was reused: no second read for hashing
+    with pytest.raises(ValueError, match="not of"):
+        open_document(figure_pdf.with_name("other.pdf"), NO_OCR, identity=identity)
 
 
 def test_same_bytes_under_two_names_have_one_doc_id(tmp_path, figure_pdf):

@@ -202,6 +202,7 @@ def test_public_api_is_pinned_and_import_is_light():
     import ingest
 
     assert set(ingest.__all__) == {
+        "FileIdentity", "identify_file",
         "DocumentReader", "open_document", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
         "inspect_summary", "summarize_reports", "make_samples", "assess_text", "TextQuality", "SUPPORTED_SUFFIXES",
     }

@@ -15,11 +15,13 @@ import pytest
 
 import _pdfgen as g
 import ingest.reader as reader_mod
-from ingest.parallel import ExtractionPool, WorkerDiedError
+import rag.errors
+from ingest import identify_file
+from ingest.parallel import ExtractionPool
 from rag import KnowledgeBase
 from rag.config import Config, IngestConfig
 from rag._manifest import DocumentRegistry
-from rag.errors import ConfigError, DocumentError, EncryptedDocumentError
+from rag.errors import ConfigError, DocumentError, EncryptedDocumentError, MmragError, WorkerDiedError
 from retrievers.store.edge import EdgeStore
 
 
@@ -194,7 +196,16 @@ def test_pool_errors_keep_their_class_and_message(tmp_path):
         with pytest.raises(EncryptedDocumentError) as err:
             job.info()
     assert err.value.path == locked and "locked.pdf" in str(err.value) and "password" in str(err.value)
-    assert issubclass(WorkerDiedError, DocumentError)  # reported like any bad file
+
+
+def test_a_dead_worker_is_reported_like_any_bad_file_of_the_error_tree():
+    assert issubclass(WorkerDiedError, DocumentError) and issubclass(WorkerDiedError, MmragError)
+    assert "WorkerDiedError" in rag.errors.__all__ and "WorkerDiedError" in (rag.errors.__doc__ or "")
+    err = WorkerDiedError(Path("x.pdf"), "the extraction worker process died while reading it")
+    try:
+        raise err
+    except MmragError as caught:  # one except catches it with every other failure
+        assert caught.path == Path("x.pdf") and str(caught).startswith("x.pdf: ")
 
 
 def test_pool_streams_pages_in_order_and_honours_page_ranges(tmp_path, docs):
@@ -203,6 +214,18 @@ def test_pool_streams_pages_in_order_and_honours_page_ranges(tmp_path, docs):
         assert [c.page.page for c in part.pages()] == list(range(4, 14))  # consumed first: the other is buffered
         assert whole.info().page_count == 13
         assert [c.page.page for c in whole.pages()] == list(range(1, 14))
+
+
+def test_a_job_given_the_files_identity_knows_its_doc_id_and_the_worker_uses_it(tmp_path, docs):
+    path = docs / "doc1.pdf"
+    identity = identify_file(path, IngestConfig())
+    with ExtractionPool(IngestConfig(ocr="never", dpi=72), None, workers=1) as pool:
+        job = pool.submit(path, page_range=(2, 3), identity=identity)
+        assert job.doc_id == identity.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # before the worker ran
+        assert job.info().doc_id == identity.sha256 and job.info().size_bytes == identity.size
+        assert [c.page.page for c in job.pages()] == [2, 3]
+        with pytest.raises(ValueError, match="doc0.pdf"):
+            pool.submit(docs / "doc0.pdf", identity=identity)  # another file's identity
 
 
 def test_workers_setting_is_checked():

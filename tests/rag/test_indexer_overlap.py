@@ -10,6 +10,7 @@ import pytest
 
 import _pdfgen as g
 import rag._indexer as indexer_mod
+from ingest.reader import DocumentReader
 from rag import KnowledgeBase
 from rag._indexer import _OneInFlight
 from rag.config import Config, IngestConfig
@@ -49,15 +50,15 @@ def test_batches_embed_in_a_worker_one_at_a_time_while_pages_are_extracted(tmp_p
             with lock:
                 active[0] -= 1
 
-    real_pages = indexer_mod._selected_pages
+    real_pages = DocumentReader.pages
 
-    def watched_pages(reader, page_range, progress):
-        for content in real_pages(reader, page_range, progress):
+    def watched_pages(reader, *args, **kwargs):
+        for content in real_pages(reader, *args, **kwargs):
             events.append(("page", content.page.page))
             yield content
 
     monkeypatch.setattr(indexer_mod, "build_points", slow_build_points)
-    monkeypatch.setattr(indexer_mod, "_selected_pages", watched_pages)
+    monkeypatch.setattr(DocumentReader, "pages", watched_pages)
     with KnowledgeBase.open(tmp_path / "kb", FAST, create=True) as kb:
         [report] = kb.ingest([long_pdf], progress=False)
         assert report.status == "indexed", report.error
@@ -100,16 +101,16 @@ def test_an_extraction_error_waits_for_the_batch_in_flight_before_rolling_back(t
         finished.append(batch[0].page.page)
         return out
 
-    real_pages = indexer_mod._selected_pages
+    real_pages = DocumentReader.pages
 
-    def failing_pages(reader, page_range, progress):
-        for content in real_pages(reader, page_range, progress):
+    def failing_pages(reader, *args, **kwargs):
+        for content in real_pages(reader, *args, **kwargs):
             if content.page.page == 18:
                 raise RuntimeError("extractor exploded")
             yield content
 
     monkeypatch.setattr(indexer_mod, "build_points", slow_build_points)
-    monkeypatch.setattr(indexer_mod, "_selected_pages", failing_pages)
+    monkeypatch.setattr(DocumentReader, "pages", failing_pages)
     with KnowledgeBase.open(tmp_path / "kb", FAST, create=True) as kb:
         with pytest.raises(RuntimeError, match="extractor exploded"):
             kb.ingest([long_pdf], progress=False)
