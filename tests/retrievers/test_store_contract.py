@@ -355,7 +355,7 @@ def test_data_survives_close_and_reopen_in_a_new_process(name, tmp_path):
         import numpy as np
         from pathlib import Path
         from retrievers.base import VectorQuery
-        from tests.test_store_contract import open_backend
+        from tests.retrievers.test_store_contract import open_backend
         s = open_backend({name!r}, Path({str(tmp_path)!r}))
         hit = s.search("mmrag_test", VectorQuery("dense", np.array({q.tolist()!r}), 1))[0]
         print(s.collections(), s.count("mmrag_test"), hit.id)
