@@ -22,6 +22,7 @@ import numpy as np
 
 from rag.ids import point_id
 from rag.types import CORPORA, DocumentInfo, Figure, PageContent, TextChunk
+from rag.vectors import l2_normalize
 from retrievers.store._common import collection_name
 from retrievers.base import (
     CollectionSpec,
@@ -113,11 +114,6 @@ def page_sparse_text(content: PageContent) -> str:
     return "\n".join([text, *missing]).strip()
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
-
-
 def _base_payload(info: DocumentInfo, content: PageContent) -> dict[str, Any]:
     page = content.page
     return {
@@ -173,7 +169,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     fig_vecs = list(dense_all[at : at + len(fig_texts)])
     at += len(fig_texts)
     for j, i in enumerate(titled):
-        fig_vecs[i] = _unit(np.asarray(fig_vecs[i]) + np.asarray(dense_all[at + j]))
+        fig_vecs[i] = l2_normalize(np.asarray(fig_vecs[i]) + np.asarray(dense_all[at + j]))
     empty_vecs = dense_all[at + len(caption_texts) :]
 
     sparse = emb.sparse
@@ -217,7 +213,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     for i, content in enumerate(contents):
         page = content.page
         vecs = per_page.get(page.page)
-        dense = _unit(np.mean(vecs, axis=0)) if vecs else empty_map[page.page]
+        dense = l2_normalize(np.mean(vecs, axis=0)) if vecs else empty_map[page.page]
         vectors = {DENSE: dense}
         if sparse:
             vectors[SPARSE] = page_sparse[i]
@@ -225,7 +221,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
             vectors[IMAGE] = page_image_vecs[i]
         if multis is not None:
             vectors[MULTI] = multis[i]
-            vectors[MEAN] = _unit(multis[i].mean(axis=0))
+            vectors[MEAN] = l2_normalize(multis[i].mean(axis=0))
         payload = {
             **_base_payload(info, content),
             "kind": "page",
