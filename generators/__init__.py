@@ -21,7 +21,7 @@ from generators.base import (
 )
 from generators.citations import CitationResult, parse_markers, resolve_citations, write_highlights
 from generators.extractive import ExtractiveGenerator
-from generators.registry import GENERATORS, GeneratorSpec, build_generator, generator_from_config
+from generators.registry import GENERATORS, build_generator
 
 __all__ = [
     "Generator",
@@ -39,9 +39,7 @@ __all__ = [
     "LocalVLMGenerator",
     "OpenAIChatGenerator",
     "GENERATORS",
-    "GeneratorSpec",
     "build_generator",
-    "generator_from_config",
 ]
 
 _LAZY = {
