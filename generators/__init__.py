@@ -22,7 +22,7 @@ from generators.base import (
 from generators.highlights import write_highlights
 from generators.markers import CitationResult, parse_markers, resolve_citations
 from generators.extractive import ExtractiveGenerator
-from generators.registry import GENERATORS, GeneratorSpec, build_generator, generator_from_config
+from generators.registry import GENERATORS, build_generator
 
 __all__ = [
     "Generator",
@@ -40,9 +40,7 @@ __all__ = [
     "LocalVLMGenerator",
     "OpenAIChatGenerator",
     "GENERATORS",
-    "GeneratorSpec",
     "build_generator",
-    "generator_from_config",
 ]
 
 _LAZY = {

@@ -208,10 +208,11 @@ def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0
 def _cosines(embedder: Any, question: str, texts: list[str]) -> list[float]:
     import numpy as np
 
+    from rag.vectors import l2_normalize
+
     q = np.asarray(embedder.embed_query(question), dtype=np.float32).reshape(-1)
     d = np.asarray(embedder.embed_documents(texts), dtype=np.float32).reshape(len(texts), -1)
-    q = q / (np.linalg.norm(q) or 1.0)
-    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    q, d = l2_normalize(q), l2_normalize(d)
     return [float(x) for x in d @ q]
 
 

@@ -6,7 +6,9 @@ its marker) and the numbered evidence text, with the citation prompt of
 final text goes through :func:`generators.markers.resolve_citations`.
 
 The family is data: ``config.json``'s ``architectures`` (then ``model_type``) is looked up in
-:data:`ARCHITECTURES` / :data:`MODEL_TYPES`, or given explicitly with ``family=``. Three steps
+``generators.registry.ARCHITECTURES`` / ``MODEL_TYPES``, or given explicitly with ``family=``;
+:func:`local_vlm_generator` (the ``local`` generator) also takes a registered name
+(``smolvlm-256m``...). Three steps
 are separate methods: :meth:`LocalVLMGenerator.prepare_inputs` (messages -> tensors),
 generation (:meth:`stream`), and citation parsing.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError, GeneratorError, MissingDependencyError, ModelError
+from rag.lazy import require
 from rag.types import Answer, Hit
 
 from generators.base import (
@@ -35,8 +38,9 @@ from generators.base import (
     select_images,
 )
 from generators.markers import cited_answer
+from generators.registry import ARCHITECTURES, MODEL_TYPES, find
 
-__all__ = ["VLMFamily", "VLM_FAMILIES", "ARCHITECTURES", "MODEL_TYPES", "LocalVLMGenerator", "resolve_family"]
+__all__ = ["VLMFamily", "VLM_FAMILIES", "LocalVLMGenerator", "local_vlm_generator", "resolve_family"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class VLMFamily:
     nested_images: bool = False
 
 
+#: family (a row of ``generators.registry.FAMILIES``) -> how it loads and is fed
 VLM_FAMILIES: dict[str, VLMFamily] = {
     f.family: f
     for f in (
@@ -63,23 +68,6 @@ VLM_FAMILIES: dict[str, VLMFamily] = {
         VLMFamily("smolvlm", "SmolVLMForConditionalGeneration", nested_images=True),
     )
 }
-
-#: ``config.json`` ``architectures`` entry -> family.
-ARCHITECTURES: dict[str, str] = {
-    "Qwen2VLForConditionalGeneration": "qwen2-vl",
-    "Qwen2_5_VLForConditionalGeneration": "qwen2.5-vl",
-    "Idefics3ForConditionalGeneration": "idefics3",
-    "SmolVLMForConditionalGeneration": "smolvlm",
-}
-
-#: ``config.json`` ``model_type`` -> family (used when no architecture is recognised).
-MODEL_TYPES: dict[str, str] = {
-    "qwen2_vl": "qwen2-vl",
-    "qwen2_5_vl": "qwen2.5-vl",
-    "idefics3": "idefics3",
-    "smolvlm": "smolvlm",
-}
-
 
 _DTYPES = (None, "auto", "float32", "float16", "bfloat16")
 
@@ -100,11 +88,8 @@ def resolve_family(config: dict[str, Any], where: str) -> VLMFamily:
 
 
 def _imports() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(exc.name or "transformers", extra="vision", purpose="local VLM generation") from exc
+    torch = require("torch", "vision", "local VLM generation")
+    transformers = require("transformers", "vision", "local VLM generation")
     return torch, transformers
 
 
@@ -189,7 +174,7 @@ class LocalVLMGenerator:
             if self.dtype is not None:
                 options["dtype"] = self.dtype if self.dtype == "auto" else getattr(torch, self.dtype)
             model = model_cls.from_pretrained(self.model_id, **options)
-        except ImportError as exc:  # e.g. SmolVLM's processor needs num2words
+        except ImportError as exc:  # raised inside from_pretrained (e.g. SmolVLM's processor needs num2words)
             raise MissingDependencyError(exc.name or str(exc), extra="vision", purpose=f"{family.family} models") from exc
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load {family.family} model {self.model_id!r}: {exc}") from exc
@@ -312,3 +297,14 @@ class LocalVLMGenerator:
         """Plain completion of a text prompt (no images, no citation parsing)."""
         messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
         return "".join(self._run(self._encode(messages, []))).strip()
+
+
+def local_vlm_generator(model: str, *, family: str | None = None, **options: Any) -> LocalVLMGenerator:
+    """The ``local`` generator: a registered name or hub id (``mmrag models``, e.g. ``smolvlm-256m``)
+    loads its hub id with its family; any other hub id or folder loads as given. An explicit
+    ``family`` wins over the registered one."""
+    spec = find(model)
+    if spec is not None:
+        model = spec.hub_id if spec.hub_id is not None else spec.name
+        family = spec.family if family is None else family
+    return LocalVLMGenerator(model, family=family, **options)

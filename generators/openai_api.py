@@ -26,7 +26,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import ConfigError, GeneratorError, MissingDependencyError
+from rag.errors import ConfigError, GeneratorError
+from rag.lazy import require
 from rag.types import Answer, Hit
 
 from generators._sse import SSEError, iter_chat_deltas
@@ -143,10 +144,7 @@ class OpenAIChatGenerator:
     def load(self) -> OpenAIChatGenerator:
         """Create the HTTP client (idempotent). No request is made."""
         if self._client is None:
-            try:
-                import httpx
-            except ImportError as exc:
-                raise MissingDependencyError("httpx", extra="api", purpose="OpenAI-compatible generators") from exc
+            httpx = require("httpx", "api", "OpenAI-compatible generators")
             self._client = httpx.Client(timeout=self.timeout, transport=self.transport)
         return self
 

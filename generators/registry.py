@@ -1,84 +1,128 @@
-"""Generators by name: a small explicit table, never guessed from strings.
+"""Generators by name, and the catalogue of local generator models: explicit tables, never
+guessed from strings. Both are :class:`rag.registry.Registry` tables (one row per name).
 
-=============  ==========================================  =========================
-name           class                                       required options
-=============  ==========================================  =========================
+=============  ==================================================  =========================
+name           loader                                              required options
+=============  ==================================================  =========================
 ``extractive`` :class:`generators.extractive.ExtractiveGenerator`  (none)
-``local``      :class:`generators.local_vlm.LocalVLMGenerator`     ``model`` (folder or hub id)
+``local``      :func:`generators.local_vlm.local_vlm_generator`    ``model`` (name, hub id or folder)
 ``openai``     :class:`generators.openai_api.OpenAIChatGenerator`  ``model``, ``base_url``
-=============  ==========================================  =========================
+=============  ==================================================  =========================
 
-Classes are ``"module:Class"`` strings imported only when built, so importing this module
+The ``local`` generator's models: :data:`FAMILIES` (Qwen2-VL, Qwen2.5-VL, Idefics3, SmolVLM),
+:data:`MODELS` (registered short names and hub ids, listed by ``mmrag models``) and the
+``config.json`` rows that recognise a local folder's family (:data:`ARCHITECTURES`, then
+:data:`MODEL_TYPES`). How each family is loaded and fed is the loader's data
+(``generators.local_vlm.VLM_FAMILIES``).
+
+Loaders are ``"module:callable"`` strings imported only when built, so importing this module
 imports neither torch nor httpx. Building does not load weights or open connections.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rag.errors import ConfigError
+from rag.registry import ModelSpec, Registry, Spec, find_model, model_rows
 
-if TYPE_CHECKING:
-    from rag.config import AskConfig
+from generators.base import Generator
 
-__all__ = ["GeneratorSpec", "GENERATORS", "build_generator", "generator_from_config"]
+__all__ = [
+    "GENERATORS",
+    "FAMILIES",
+    "MODELS",
+    "ARCHITECTURES",
+    "MODEL_TYPES",
+    "build_generator",
+    "find",
+    "list_models",
+]
 
+_LOCAL_OPTIONS = frozenset({
+    "family", "device", "max_new_tokens", "max_images", "max_items", "max_image_side", "dtype", "generation_kwargs",
+})
 
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """A registered generator: its loader and the options it cannot do without."""
-
-    name: str
-    loader: str
-    required: tuple[str, ...] = ()
-    description: str = ""
-
-
-GENERATORS: dict[str, GeneratorSpec] = {
-    s.name: s
-    for s in (
-        GeneratorSpec("extractive", "generators.extractive:ExtractiveGenerator", (), "best evidence sentences, no model"),
-        GeneratorSpec("local", "generators.local_vlm:LocalVLMGenerator", ("model",), "local transformers VLM"),
-        GeneratorSpec(
-            "openai", "generators.openai_api:OpenAIChatGenerator", ("model", "base_url"), "OpenAI-compatible endpoint"
+#: generator name -> its loader and the options it takes
+GENERATORS = Registry(
+    "generator",
+    (
+        Spec(
+            "extractive", "generators.extractive:ExtractiveGenerator",
+            frozenset({"embedder", "semantic_weight", "max_sentences", "min_ratio", "max_items", "semantic_candidates",
+                       "min_similarity", "rank_decay"}),
+            description="best evidence sentences, no model", role="generator",
         ),
+        Spec("local", "generators.local_vlm:local_vlm_generator", _LOCAL_OPTIONS, ("model",),
+             description="local transformers VLM", role="generator"),
+        Spec(
+            "openai", "generators.openai_api:OpenAIChatGenerator",
+            frozenset({"api_key_env", "timeout", "max_retries", "backoff", "transport", "max_images", "max_items",
+                       "max_tokens", "temperature"}),
+            ("model", "base_url"), description="OpenAI-compatible endpoint", role="generator",
+        ),
+    ),
+)
+
+_VLM = "generators.local_vlm:LocalVLMGenerator"
+_VLM_OPTIONS = _LOCAL_OPTIONS | {"model"}
+
+#: local image-text-to-text model families (``generators.local_vlm.VLM_FAMILIES`` says how each loads)
+FAMILIES = Registry(
+    "generator model family",
+    (
+        Spec("qwen2-vl", _VLM, _VLM_OPTIONS, description="Qwen2-VL", role="generator"),
+        Spec("qwen2.5-vl", _VLM, _VLM_OPTIONS, description="Qwen2.5-VL", role="generator"),
+        Spec("idefics3", _VLM, _VLM_OPTIONS, description="Idefics3 (SmolVLM v1)", role="generator"),
+        Spec("smolvlm", _VLM, _VLM_OPTIONS, description="SmolVLM2", role="generator"),
+    ),
+)
+
+#: Registered generator models (``ask --generator local --generator-model NAME``).
+MODELS: dict[str, ModelSpec] = {
+    m.name: m
+    for m in (
+        ModelSpec("qwen2-vl-2b", "qwen2-vl", "Qwen/Qwen2-VL-2B-Instruct", None, notes="2.2B params; slow on CPU, GPU advised"),
+        ModelSpec("qwen2.5-vl-3b", "qwen2.5-vl", "Qwen/Qwen2.5-VL-3B-Instruct", None, notes="3.8B params; GPU advised"),
+        ModelSpec("smolvlm-256m", "idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct", None,
+                  notes="256M params (Idefics3); CPU-usable"),
+        ModelSpec("smolvlm2-256m", "smolvlm", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", None,
+                  notes="256M params (SmolVLM2); CPU-usable; processor needs num2words"),
     )
 }
 
+#: ``config.json`` ``architectures`` entry -> family.
+ARCHITECTURES: dict[str, str] = {
+    "Qwen2VLForConditionalGeneration": "qwen2-vl",
+    "Qwen2_5_VLForConditionalGeneration": "qwen2.5-vl",
+    "Idefics3ForConditionalGeneration": "idefics3",
+    "SmolVLMForConditionalGeneration": "smolvlm",
+}
 
-def build_generator(name: str, **options: Any) -> Any:
+#: ``config.json`` ``model_type`` -> family (used when no architecture is recognised).
+MODEL_TYPES: dict[str, str] = {
+    "qwen2_vl": "qwen2-vl",
+    "qwen2_5_vl": "qwen2.5-vl",
+    "idefics3": "idefics3",
+    "smolvlm": "smolvlm",
+}
+
+
+def build_generator(name: str, **options: Any) -> Generator:
     """Construct (cheaply, nothing loaded) the generator registered as ``name``.
 
-    ``options`` are the constructor's arguments (``model=``, ``base_url=``...). Unknown names,
-    missing required options and unknown options raise :class:`rag.errors.ConfigError`.
+    ``options`` are the loader's arguments (``model=``, ``base_url=``...). Unknown names,
+    missing required options and options the generator does not take raise
+    :class:`rag.errors.ConfigError`.
     """
-    spec = GENERATORS.get(name)
-    if spec is None:
-        raise ConfigError(f"unknown generator {name!r}; known generators: {', '.join(GENERATORS)}")
-    missing = [key for key in spec.required if options.get(key) is None]
-    if missing:
-        raise ConfigError(f"generator {name!r} needs {', '.join(f'{k}=' for k in missing)} (required: {spec.required})")
-    module_name, _, class_name = spec.loader.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    positional = [options.pop("model")] if "model" in spec.required else []
-    try:
-        return cls(*positional, **options)
-    except TypeError as exc:
-        raise ConfigError(f"generator {name!r}: bad options {sorted(options)}: {exc}") from exc
+    generator: Generator = GENERATORS.build(name, **options)
+    return generator
 
 
-def generator_from_config(ask: AskConfig, **options: Any) -> Any:
-    """Build the generator an :class:`rag.config.AskConfig` names.
+def find(name: str) -> ModelSpec | None:
+    """The generator model registered under ``name`` (short name or hub id), else ``None``."""
+    return find_model(MODELS, name)
 
-    ``local`` takes its model from ``generator_model``; ``openai`` takes ``api_model`` and
-    ``api_base``. ``options`` are passed on (and win over the config).
-    """
-    from_config: dict[str, Any] = {}
-    if ask.generator == "local":
-        from_config["model"] = ask.generator_model
-    elif ask.generator == "openai":
-        from_config["model"] = ask.api_model
-        from_config["base_url"] = ask.api_base
-    return build_generator(ask.generator, **{**from_config, **options})
+
+def list_models() -> list[dict[str, Any]]:
+    """This catalogue's ``mmrag models`` rows."""
+    return model_rows(MODELS, FAMILIES, (ARCHITECTURES,))

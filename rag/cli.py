@@ -213,7 +213,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from retrievers.registry import list_models
+    from rag._models import list_models
 
     rows = list_models()
     if args.json:

@@ -23,6 +23,7 @@ import numpy as np
 
 from rag.ids import point_id
 from rag.types import CORPORA, DocumentInfo, Figure, PageContent
+from rag.vectors import l2_normalize
 from retrievers.base import (
     AnyImageEmbedder,
     CollectionSpec,
@@ -115,9 +116,6 @@ def page_sparse_text(content: PageContent) -> str:
     return "\n".join([text, *missing]).strip()
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
 
 
 def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embedders) -> dict[str, list[Point]]:
@@ -144,7 +142,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     fig_vecs = list(dense_all[at : at + len(fig_texts)])
     at += len(fig_texts)
     for j, i in enumerate(titled):
-        fig_vecs[i] = _unit(np.asarray(fig_vecs[i]) + np.asarray(dense_all[at + j]))
+        fig_vecs[i] = l2_normalize(np.asarray(fig_vecs[i]) + np.asarray(dense_all[at + j]))
     empty_vecs = dense_all[at + len(caption_texts) :]
 
     sparse = emb.sparse
@@ -188,7 +186,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     for i, content in enumerate(contents):
         page = content.page
         vecs = per_page.get(page.page)
-        dense = _unit(np.mean(vecs, axis=0)) if vecs else empty_map[page.page]
+        dense = l2_normalize(np.mean(vecs, axis=0)) if vecs else empty_map[page.page]
         vectors = {DENSE: dense}
         if sparse:
             vectors[SPARSE] = page_sparse[i]
@@ -196,7 +194,7 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
             vectors[IMAGE] = page_image_vecs[i]
         if multis is not None:
             vectors[MULTI] = multis[i]
-            vectors[MEAN] = _unit(multis[i].mean(axis=0))
+            vectors[MEAN] = l2_normalize(multis[i].mean(axis=0))
         payload = PagePayload.of(info, page, page_texts[i]).to_payload()
         out["pages"].append(Point(point_id(info.doc_id, page.page, "page"), vectors, payload))
     return out

@@ -1,8 +1,8 @@
-"""The model registry: a name, a hub id or a local folder -> the right loader.
+"""The embedder and reranker model catalogue: a name, a hub id or a local folder -> the right loader.
 
 Resolution is explicit data, never substring matching on model names:
 
-1. a registered short name (``all-MiniLM-L6-v2``, ``colqwen2``...) or its hub id;
+1. a registered short name (``all-MiniLM-L6-v2``, ``colqwen2``...) or its hub id (:data:`MODELS`);
 2. a local folder: ``modules.json`` means sentence-transformers; otherwise the first
    entry of ``architectures`` in ``config.json`` is looked up in
    :data:`ROLE_ARCHITECTURE_FAMILIES` for the requested role (a Qwen2-VL folder is a GME
@@ -10,41 +10,46 @@ Resolution is explicit data, never substring matching on model names:
    :data:`ARCHITECTURE_FAMILIES`;
 3. anything else raises :class:`rag.errors.UnknownModelError` listing what is known.
 
-Families the installed libraries cannot load without remote code are listed with
-``supported=False`` and the reason; resolving them raises :class:`rag.errors.ModelError`.
+:data:`FAMILIES` is a :class:`rag.registry.Registry`: one row per family with its loader
+(``"module:Callable"``, imported only when a model is built, so this module stays free of
+torch) and the options it takes. Building passes the source, the family and, for a
+registered model, its vector size as ``dimension=`` (the embedder checks the checkpoint
+against it). Families the installed libraries cannot load without remote code are listed
+with ``supported=False`` and the reason; resolving them raises :class:`rag.errors.ModelError`.
 ``build(..., dimension=N)`` wraps single-vector embedders in Matryoshka truncation.
 
-Loaders are ``"module:Callable"`` strings imported only when a model is built, so this
-module stays free of torch.
+Generator models (Qwen2-VL, SmolVLM...) have their own catalogue in ``generators.registry``;
+``mmrag models`` lists both (``rag._models.list_models``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from rag.errors import ModelError, UnknownModelError
+from rag.registry import ModelSpec, Registry, Spec, find_model, model_rows
 
 __all__ = [
     "Role",
     "ModelSpec",
-    "FamilySpec",
     "FAMILIES",
     "MODELS",
     "ARCHITECTURE_FAMILIES",
     "ROLE_ARCHITECTURE_FAMILIES",
     "ROLE_ACCEPTS",
     "TRUNCATABLE_ROLES",
-    "RERANKER_PRESETS",
+    "Resolved",
+    "find",
     "resolve",
     "build",
     "list_models",
 ]
 
-Role = Literal["text", "sparse", "image", "image_only", "multimodal", "late_interaction", "reranker", "generator"]
+Role = Literal["text", "sparse", "image", "image_only", "multimodal", "late_interaction", "reranker"]
 
 #: A requested role -> the family roles that can fill it. The ``image`` slot of a knowledge base
 #: (figure vectors) takes dual encoders (CLIP/SigLIP: text and image queries), image-only
@@ -54,93 +59,92 @@ ROLE_ACCEPTS: dict[str, tuple[str, ...]] = {"image": ("image", "image_only", "mu
 #: Roles whose vectors may be truncated Matryoshka-style (``build(..., dimension=N)``).
 TRUNCATABLE_ROLES = ("text", "image", "image_only", "multimodal")
 
+#: Options every family's loader takes: ``build`` passes the source and the family.
+_SOURCE = frozenset({"model", "family"})
+#: ... and the batch settings every embedder takes.
+_BATCH = _SOURCE | {"device", "batch_size", "show_progress"}
+#: The transformers-backed single-vector embedders (``retrievers.embedders._hf``).
+_PRETRAINED = _BATCH | {"dtype", "dimension"}
 
-@dataclass(frozen=True)
-class FamilySpec:
-    """A model family: which role it plays and which class loads it."""
-
-    family: str
-    role: Role
-    loader: str
-    supported: bool = True
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered model: short name, family, real hub id, vector size, cost."""
-
-    name: str
-    family: str
-    hub_id: str | None
-    dimension: int | None
-    bundled: bool = False
-    notes: str = ""
+_TEXT = _BATCH | {"dimension", "normalize", "fast", "precision"}
+_SPARSE = _BATCH | {"k1", "b", "avg_len", "language", "phrase_weight"}
+_LATE = _BATCH | {"pool_factor", "pooling", "dtype"}
+_VLM_RERANKER = _SOURCE | {"device", "yes_token", "no_token", "prompt", "score", "batch_size", "max_text_chars"}
 
 
-FAMILIES: dict[str, FamilySpec] = {
-    f.family: f
-    for f in (
-        FamilySpec("sentence-transformers", "text", "retrievers.embedders.text:SentenceTransformerEmbedder"),
-        FamilySpec("bm25", "sparse", "retrievers.embedders.sparse:BM25Encoder"),
-        FamilySpec("clip", "image", "retrievers.embedders.clip:ClipEmbedder"),
-        FamilySpec("chinese-clip", "image", "retrievers.embedders.clip:ClipEmbedder"),
-        FamilySpec("siglip", "image", "retrievers.embedders.clip:ClipEmbedder"),
-        FamilySpec("siglip2", "image", "retrievers.embedders.clip:ClipEmbedder"),
-        FamilySpec("colpali", "late_interaction", "retrievers.embedders.colpali:ColVisionEmbedder"),
-        FamilySpec("colqwen2", "late_interaction", "retrievers.embedders.colpali:ColVisionEmbedder"),
-        FamilySpec("colqwen2.5", "late_interaction", "retrievers.embedders.colpali:ColVisionEmbedder"),
-        FamilySpec("colidefics3", "late_interaction", "retrievers.embedders.colpali:ColVisionEmbedder"),
+def _family(name: str, role: Role, loader: str, accepts: frozenset[str]) -> Spec:
+    return Spec(name, loader, accepts, role=role)
+
+
+def _unsupported(name: str, role: Role, reason: str) -> Spec:
+    return Spec(name, "", role=role, supported=False, reason=reason)
+
+
+_CLIP = "retrievers.embedders.clip:ClipEmbedder"
+_COL = "retrievers.embedders.colpali:ColVisionEmbedder"
+_VISION = "retrievers.embedders.vision:VisionEmbedder"
+_VLM_EMBED = "retrievers.embedders.vlm_embed:VLMEmbedder"
+_RERANK = "retrievers.rerank.vlm:reranker_for_family"
+
+FAMILIES = Registry(
+    "model family",
+    (
+        _family("sentence-transformers", "text", "retrievers.embedders.text:SentenceTransformerEmbedder", _TEXT),
+        _family("bm25", "sparse", "retrievers.embedders.sparse:BM25Encoder", _SPARSE),
+        _family("clip", "image", _CLIP, _PRETRAINED),
+        _family("chinese-clip", "image", _CLIP, _PRETRAINED),
+        _family("siglip", "image", _CLIP, _PRETRAINED),
+        _family("siglip2", "image", _CLIP, _PRETRAINED),
+        _family("colpali", "late_interaction", _COL, _LATE),
+        _family("colqwen2", "late_interaction", _COL, _LATE),
+        _family("colqwen2.5", "late_interaction", _COL, _LATE),
+        _family("colidefics3", "late_interaction", _COL, _LATE),
         # image-only vision encoders (query by example image)
-        FamilySpec("vit", "image_only", "retrievers.embedders.vision:VisionEmbedder"),
-        FamilySpec("dinov2", "image_only", "retrievers.embedders.vision:VisionEmbedder"),
-        FamilySpec("webssl-dino", "image_only", "retrievers.embedders.vision:VisionEmbedder"),
-        FamilySpec("internvl-vision", "image_only", "retrievers.embedders.vision:VisionEmbedder"),
+        _family("vit", "image_only", _VISION, _PRETRAINED | {"pooling"}),
+        _family("dinov2", "image_only", _VISION, _PRETRAINED | {"pooling"}),
+        _family("webssl-dino", "image_only", _VISION, _PRETRAINED | {"pooling"}),
+        _family("internvl-vision", "image_only", _VISION, _PRETRAINED | {"pooling"}),
         # one vector from a vision-language model, for text, image or text+image
-        FamilySpec("gme-qwen2-vl", "multimodal", "retrievers.embedders.vlm_embed:VLMEmbedder"),
-        FamilySpec("gme-qwen2.5-vl", "multimodal", "retrievers.embedders.vlm_embed:VLMEmbedder"),
-        FamilySpec("vlm2vec-qwen2vl", "multimodal", "retrievers.embedders.vlm_embed:VLMEmbedder"),
-        FamilySpec("e5-v", "multimodal", "retrievers.embedders.vlm_embed:VLMEmbedder"),
-        # local image-text-to-text generators (generators.local_vlm takes the family name)
-        FamilySpec("qwen2-vl", "generator", "generators.local_vlm:LocalVLMGenerator"),
-        FamilySpec("qwen2.5-vl", "generator", "generators.local_vlm:LocalVLMGenerator"),
-        FamilySpec("idefics3", "generator", "generators.local_vlm:LocalVLMGenerator"),
-        FamilySpec("smolvlm", "generator", "generators.local_vlm:LocalVLMGenerator"),
+        _family("gme-qwen2-vl", "multimodal", _VLM_EMBED, _PRETRAINED | {"pooling", "max_pixels"}),
+        _family("gme-qwen2.5-vl", "multimodal", _VLM_EMBED, _PRETRAINED | {"pooling", "max_pixels"}),
+        _family("vlm2vec-qwen2vl", "multimodal", _VLM_EMBED, _PRETRAINED | {"pooling", "max_pixels"}),
+        _family("e5-v", "multimodal", _VLM_EMBED, _PRETRAINED | {"pooling", "max_pixels"}),
         # yes/no VLM rerankers (retrievers.rerank.vlm with the family's preset)
-        FamilySpec("vlm-reranker", "reranker", "retrievers.registry:_vlm_reranker"),
-        FamilySpec("monoqwen2-vl", "reranker", "retrievers.registry:_vlm_reranker"),
+        _family("vlm-reranker", "reranker", _RERANK, _VLM_RERANKER),
+        _family("monoqwen2-vl", "reranker", _RERANK, _VLM_RERANKER),
         # listed so users see why they are not offered
-        FamilySpec(
-            "eva-clip", "image", "", supported=False,
-            reason="EVA-CLIP checkpoints load only with trust_remote_code (custom EVA vision tower) or open_clip/timm; "
+        _unsupported(
+            "eva-clip", "image",
+            "EVA-CLIP checkpoints load only with trust_remote_code (custom EVA vision tower) or open_clip/timm; "
             "transformers 5.23 has no EVA-CLIP class and mmrag does not run remote code",
         ),
-        FamilySpec(
-            "jina-clip", "image", "", supported=False,
-            reason="jina-clip-v1/v2 declare JinaCLIPModel via auto_map (trust_remote_code); transformers 5.23 has no "
+        _unsupported(
+            "jina-clip", "image",
+            "jina-clip-v1/v2 declare JinaCLIPModel via auto_map (trust_remote_code); transformers 5.23 has no "
             "native class and mmrag does not run remote code",
         ),
-        FamilySpec(
-            "internvit", "image_only", "", supported=False,
-            reason="OpenGVLab/InternViT-* repos declare InternVisionModel via auto_map (trust_remote_code). The "
+        _unsupported(
+            "internvit", "image_only",
+            "OpenGVLab/InternViT-* repos declare InternVisionModel via auto_map (trust_remote_code). The "
             "transformers-native InternVL vision tower is supported as family internvl-vision: save "
             "InternVLForConditionalGeneration(...).model.vision_tower of an OpenGVLab/InternVL3-*-hf checkpoint "
             "with save_pretrained (plus its image processor) and give the folder",
         ),
-        FamilySpec(
-            "jina-embeddings-v4", "multimodal", "", supported=False,
-            reason="jinaai/jina-embeddings-v4 (Qwen2.5-VL-3B with task LoRA adapters and its own pooling/projection) "
+        _unsupported(
+            "jina-embeddings-v4", "multimodal",
+            "jinaai/jina-embeddings-v4 (Qwen2.5-VL-3B with task LoRA adapters and its own pooling/projection) "
             "loads only with trust_remote_code; mmrag does not run remote code. Its Matryoshka truncation is "
             "available for supported models via dimension= / [models] image_dimension",
         ),
-        FamilySpec(
-            "jina-reranker-m0", "reranker", "", supported=False,
-            reason="jinaai/jina-reranker-m0 is JinaVLForRanking (Qwen2-VL with a score head) loaded only with "
+        _unsupported(
+            "jina-reranker-m0", "reranker",
+            "jinaai/jina-reranker-m0 is JinaVLForRanking (Qwen2-VL with a score head) loaded only with "
             "trust_remote_code; mmrag does not run remote code",
         ),
-    )
-}
+    ),
+)
 
+#: Registered embedder and reranker models (``mmrag models`` lists them with the generators').
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
@@ -186,13 +190,6 @@ MODELS: dict[str, ModelSpec] = {
                   notes="8.4B params (LLaVA-NeXT, Llama-3-8B), last-token pooling; GPU with >= 20 GB"),
         ModelSpec("jina-embeddings-v4", "jina-embeddings-v4", "jinaai/jina-embeddings-v4", 2048,
                   notes="3.8B params; Matryoshka 2048 -> 128"),
-        # generators (ask --generator local --generator-model NAME)
-        ModelSpec("qwen2-vl-2b", "qwen2-vl", "Qwen/Qwen2-VL-2B-Instruct", None, notes="2.2B params; slow on CPU, GPU advised"),
-        ModelSpec("qwen2.5-vl-3b", "qwen2.5-vl", "Qwen/Qwen2.5-VL-3B-Instruct", None, notes="3.8B params; GPU advised"),
-        ModelSpec("smolvlm-256m", "idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct", None,
-                  notes="256M params (Idefics3); CPU-usable"),
-        ModelSpec("smolvlm2-256m", "smolvlm", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", None,
-                  notes="256M params (SmolVLM2); CPU-usable; processor needs num2words"),
         # rerankers (ask --reranker vlm --reranker-model NAME)
         ModelSpec("monoqwen2-vl", "monoqwen2-vl", "lightonai/MonoQwen2-VL-v0.1", None,
                   notes="LoRA adapter on Qwen/Qwen2-VL-2B-Instruct (2.2B): transformers loads base + adapter through "
@@ -207,6 +204,7 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
+
 #: ``config.json`` ``architectures[0]`` -> family, for local folders.
 ARCHITECTURE_FAMILIES: dict[str, str] = {
     "CLIPModel": "clip",
@@ -220,16 +218,13 @@ ARCHITECTURE_FAMILIES: dict[str, str] = {
     "ViTModel": "vit",
     "Dinov2Model": "dinov2",
     "InternVLVisionModel": "internvl-vision",
-    "Qwen2VLForConditionalGeneration": "qwen2-vl",
-    "Qwen2_5_VLForConditionalGeneration": "qwen2.5-vl",
-    "Idefics3ForConditionalGeneration": "idefics3",
-    "SmolVLMForConditionalGeneration": "smolvlm",
     "LlavaNextForConditionalGeneration": "e5-v",
 }
 
-#: The same architecture plays other roles: a Qwen2-VL folder asked for as an ``image`` (or
-#: ``multimodal``) model is a GME-style embedder, asked for as a ``reranker`` a yes/no reranker.
-#: role -> ``architectures[0]`` -> family; consulted before :data:`ARCHITECTURE_FAMILIES`.
+#: The same architecture plays several roles: a Qwen2-VL folder asked for as an ``image`` (or
+#: ``multimodal``) model is a GME-style embedder, asked for as a ``reranker`` a yes/no reranker
+#: (and, in ``generators.registry``, a generator). role -> ``architectures[0]`` -> family;
+#: consulted before :data:`ARCHITECTURE_FAMILIES`.
 ROLE_ARCHITECTURE_FAMILIES: dict[str, dict[str, str]] = {
     "image": {
         "Qwen2VLForConditionalGeneration": "gme-qwen2-vl",
@@ -247,38 +242,32 @@ ROLE_ARCHITECTURE_FAMILIES: dict[str, dict[str, str]] = {
     },
 }
 
-#: reranker family -> ``retrievers.rerank.vlm.VLM_PRESETS`` key (prompt and yes/no tokens)
-RERANKER_PRESETS: dict[str, str] = {"vlm-reranker": "default", "monoqwen2-vl": "monoqwen2-vl"}
-
-
-def _vlm_reranker(source: str, *, family: str, **options: Any) -> Any:
-    """Registry loader for VLM rerankers: :class:`retrievers.rerank.vlm.VLMReranker` with the family's preset."""
-    from retrievers.rerank.vlm import VLMReranker
-
-    return VLMReranker.from_preset(RERANKER_PRESETS[family], source, **options)
-
 
 @dataclass(frozen=True)
 class Resolved:
-    """What a name resolved to: the family and the id or folder to load from."""
+    """What a name resolved to: the family, the id or folder to load from, the registered row if any."""
 
     family: str
     source: str
     spec: ModelSpec | None
 
 
-def _family_of_folder(folder: Path, role: str | None = None) -> str | None:
-    if (folder / "modules.json").is_file():
-        return "sentence-transformers"
+def _architectures(folder: Path) -> list[str] | None:
+    """``config.json``'s ``architectures`` of a folder (``None`` without a config)."""
     config = folder / "config.json"
     if not config.is_file():
         return None
     try:
-        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        return list(json.loads(config.read_text(encoding="utf-8")).get("architectures") or [])
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{config}: unreadable model config: {exc}") from exc
+
+
+def _family_of_folder(folder: Path, role: str | None = None) -> str | None:
+    if (folder / "modules.json").is_file():
+        return "sentence-transformers"
     by_role = ROLE_ARCHITECTURE_FAMILIES.get(role or "", {})
-    for arch in architectures:
+    for arch in _architectures(folder) or []:
         if arch in by_role:
             return by_role[arch]
         if arch in ARCHITECTURE_FAMILIES:
@@ -286,9 +275,19 @@ def _family_of_folder(folder: Path, role: str | None = None) -> str | None:
     return None
 
 
+def _roles_of(architectures: Iterable[str]) -> list[str]:
+    """The roles this catalogue can load a folder of these architectures as."""
+    return sorted({role for role, table in ROLE_ARCHITECTURE_FAMILIES.items() for arch in architectures if arch in table})
+
+
+def find(name: str) -> ModelSpec | None:
+    """The row registered under ``name`` (short name or hub id), else ``None``."""
+    return find_model(MODELS, name)
+
+
 def resolve(name: str, role: Role | None = None) -> Resolved:
     """Resolve a registered name, a registered hub id, or a local model folder."""
-    spec = MODELS.get(name) or next((m for m in MODELS.values() if m.hub_id == name), None)
+    spec = find(name)
     if spec is not None:
         family, source = spec.family, spec.hub_id or spec.name
     else:
@@ -296,14 +295,21 @@ def resolve(name: str, role: Role | None = None) -> Resolved:
         family = _family_of_folder(folder, role) if folder.is_dir() else None
         if family is None:
             known = ", ".join(sorted(MODELS))
-            where = "a folder without a recognised config.json/modules.json" if folder.is_dir() else "not registered"
+            roles = _roles_of(_architectures(folder) or []) if folder.is_dir() else []
+            if roles:
+                where = f"a folder whose architecture loads here only as a {' or '.join(roles)} model; ask for that role"
+            elif folder.is_dir():
+                where = "a folder without a recognised config.json/modules.json"
+            else:
+                where = "not registered"
             raise UnknownModelError(
                 f"unknown model {name!r} ({where}). Known names: {known}. "
                 f"A local folder works when its config.json names one of: {', '.join(sorted(ARCHITECTURE_FAMILIES))}, "
-                "or when it is a sentence-transformers folder (modules.json)."
+                "or when it is a sentence-transformers folder (modules.json). Generator models are listed by "
+                "`mmrag models` too and load through generators.build_generator('local', model=...)."
             )
         source = str(folder)
-    fam = FAMILIES[family]
+    fam = FAMILIES.spec(family)
     if role is not None and fam.role not in ROLE_ACCEPTS.get(role, (role,)):
         raise ModelError(f"model {name!r} is a {fam.role} model (family {family}), not a {role} model")
     if not fam.supported:
@@ -312,62 +318,29 @@ def resolve(name: str, role: Role | None = None) -> Resolved:
 
 
 def build(name: str, role: Role | None = None, **options: Any) -> Any:
-    """Construct (without loading weights) the embedder for ``name``."""
+    """Construct (without loading weights) the embedder or reranker for ``name``.
+
+    ``options`` go to the family's loader (:data:`FAMILIES` says which it takes), except
+    ``dimension=N``: a Matryoshka truncation of a single-vector embedder. A registered model's
+    own vector size reaches the constructor as ``dimension=``.
+    """
     resolved = resolve(name, role)
-    dimension = options.pop("dimension", None)
-    fam = FAMILIES[resolved.family]
-    if dimension is not None and fam.role not in TRUNCATABLE_ROLES:
+    truncate_to = options.pop("dimension", None)
+    fam = FAMILIES.spec(resolved.family)
+    if truncate_to is not None and fam.role not in TRUNCATABLE_ROLES:
         raise ModelError(f"model {name!r} ({fam.role}) has no truncatable single vector; dimension= applies to "
                          f"{', '.join(TRUNCATABLE_ROLES)} models")
-    module_name, _, class_name = fam.loader.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    model = cls(resolved.source, family=resolved.family, **options)
-    if dimension is not None:
+    registered = resolved.spec.dimension if resolved.spec is not None else None
+    if registered is not None and "dimension" in fam.options:
+        options["dimension"] = registered
+    model = FAMILIES.build(resolved.family, model=resolved.source, family=resolved.family, **options)
+    if truncate_to is not None:
         from retrievers.embedders.matryoshka import Truncated
 
-        model = Truncated(model, dimension)
+        model = Truncated(model, truncate_to)
     return model
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Rows for ``mmrag models``."""
-    rows = []
-    for m in MODELS.values():
-        fam = FAMILIES[m.family]
-        rows.append(
-            {
-                "name": m.name,
-                "family": m.family,
-                "role": fam.role,
-                "dimension": m.dimension,
-                "hub_id": m.hub_id,
-                "bundled": m.bundled,
-                "supported": fam.supported,
-                "notes": m.notes if fam.supported else fam.reason,
-                "reason": fam.reason,
-            }
-        )
-    # families with no registered name are reached through a local folder
-    named = {m.family for m in MODELS.values()}
-    archs: dict[str, list[str]] = {}
-    for table in (ARCHITECTURE_FAMILIES, *ROLE_ARCHITECTURE_FAMILIES.values()):
-        for arch, family in table.items():
-            archs.setdefault(family, []).append(arch)
-    for fam in FAMILIES.values():
-        if fam.family in named:
-            continue
-        where = " or ".join(sorted(set(archs.get(fam.family, []))))
-        rows.append(
-            {
-                "name": f"<folder:{fam.family}>",
-                "family": fam.family,
-                "role": fam.role,
-                "dimension": None,
-                "hub_id": None,
-                "bundled": False,
-                "supported": fam.supported,
-                "notes": f"a local folder whose config.json names {where}" if fam.supported else fam.reason,
-                "reason": fam.reason,
-            }
-        )
-    return rows
+    """This catalogue's ``mmrag models`` rows: registered models, then families reached by folder."""
+    return model_rows(MODELS, FAMILIES, (ARCHITECTURE_FAMILIES, *ROLE_ARCHITECTURE_FAMILIES.values()))

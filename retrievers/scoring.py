@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from rag.vectors import l2_normalize
+
 __all__ = ["maxsim", "maxsim_batch", "mean_vector", "rrf"]
 
 K = TypeVar("K", bound=Hashable)
@@ -81,10 +83,9 @@ def mean_vector(multi: np.ndarray) -> np.ndarray:
     if m.shape[0] == 0:
         return np.zeros(m.shape[1], dtype=np.float32)
     mean = m.mean(axis=0, dtype=np.float64)
-    norm = float(np.linalg.norm(mean))
-    if norm == 0.0 or not np.isfinite(norm):
+    if not np.all(np.isfinite(mean)):
         return np.zeros(m.shape[1], dtype=np.float32)
-    return (mean / norm).astype(np.float32)
+    return l2_normalize(mean)
 
 
 def rrf(

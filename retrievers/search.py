@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.types import Evidence, Hit, Route
+from rag.vectors import l2_normalize
 from retrievers.base import (
     CollectionSpec,
     Filter,
@@ -126,7 +127,7 @@ def _has(spec: CollectionSpec, name: str) -> bool:
 
 def _mean_query(multi: np.ndarray) -> np.ndarray:
     mean = multi.mean(axis=0)
-    return (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+    return l2_normalize(mean)
 
 
 def _queries(spec: CollectionSpec, qv: QueryVectors, depth: int) -> list[VectorQuery]:

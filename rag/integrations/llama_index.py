@@ -24,16 +24,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from rag.errors import MissingDependencyError
+from rag.lazy import require
 from rag.types import Answer, Hit
 
-try:
-    from llama_index.core.base.base_query_engine import BaseQueryEngine
-    from llama_index.core.base.base_retriever import BaseRetriever
-    from llama_index.core.base.response.schema import Response
-    from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("llama-index-core", "llama", "rag.integrations.llama_index") from exc
+require("llama_index.core", "llama", "rag.integrations.llama_index", package="llama-index-core")
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine  # noqa: E402 - after the install hint
+from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
+from llama_index.core.base.response.schema import Response  # noqa: E402
+from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode  # noqa: E402
 
 __all__ = ["MmragRetriever", "MmragQueryEngine", "hit_to_node"]
 

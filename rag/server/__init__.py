@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rag.errors import MissingDependencyError
+from rag.lazy import require
 from rag.server._security import TOKEN_ENV, BindPlan, plan_bind, read_token, safe_upload_name
 
 __all__ = ["create_app", "serve", "plan_bind", "read_token", "safe_upload_name", "BindPlan", "TOKEN_ENV"]
@@ -26,10 +26,7 @@ log = logging.getLogger("mmrag.server")
 
 def _require_web() -> None:
     for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
-        try:
-            __import__(module)
-        except ImportError as exc:
-            raise MissingDependencyError(package, "web", "mmrag serve") from exc
+        require(module, "web", "mmrag serve", package=package)
 
 
 def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int | None = None) -> Any:

@@ -21,19 +21,12 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelError
-from retrievers.embedders._common import (
-    batched,
-    PretrainedEmbedder,
-    check_settings,
-    checked_dimension,
-    folder_fingerprint,
-    l2_normalize,
-    library_versions,
-    open_rgb,
-    progress,
-    require,
-    wants_progress,
-)
+from rag.lazy import require
+from rag.vectors import l2_normalize
+from retrievers.embedders._batching import batched, progress, wants_progress
+from retrievers.embedders._hf import PretrainedEmbedder, check_settings, checked_dimension
+from retrievers.embedders._images import open_rgb
+from retrievers.embedders._provenance import folder_fingerprint, library_versions
 
 __all__ = ["DualEncoderFamily", "DUAL_ENCODERS", "ClipEmbedder"]
 
@@ -83,9 +76,10 @@ class ClipEmbedder(PretrainedEmbedder):
         batch_size: int = 16,
         show_progress: bool | None = None,
         dtype: str | None = None,
+        dimension: int | None = None,
     ) -> None:
         self._spec = check_settings("ClipEmbedder", model, family, DUAL_ENCODERS, batch_size)
-        self._setup(model, family, device, batch_size, show_progress, dtype)
+        self._setup(model, family, device, batch_size, show_progress, dtype, dimension)
         self._max_text_tokens = self._spec.max_text_tokens
 
     # ---------------------------------------------------------------- loading

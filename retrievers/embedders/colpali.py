@@ -26,15 +26,10 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
-from retrievers.embedders._common import (
-    batched,
-    folder_fingerprint,
-    library_versions,
-    open_rgb,
-    progress,
-    require,
-    wants_progress,
-)
+from rag.lazy import require
+from retrievers.embedders._batching import batched, progress, wants_progress
+from retrievers.embedders._images import open_rgb
+from retrievers.embedders._provenance import folder_fingerprint, library_versions
 
 __all__ = ["ColFamily", "COL_FAMILIES", "POOLERS", "ColVisionEmbedder"]
 

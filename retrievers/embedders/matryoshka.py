@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError
-from retrievers.embedders._common import l2_normalize
+from rag.vectors import l2_normalize
 
 __all__ = ["truncate", "Truncated", "TRUNCATED_METHODS"]
 

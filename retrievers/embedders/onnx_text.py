@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from rag.atomic import replace_durably
-from retrievers.embedders._common import folder_fingerprint
+from rag.vectors import l2_normalize
+from retrievers.embedders._provenance import folder_fingerprint
 
 __all__ = ["OnnxTextEncoder", "PRECISIONS", "cache_root", "plain_pipeline"]
 
@@ -239,6 +240,6 @@ class OnnxTextEncoder:
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             if self.pipeline.normalize:
-                pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+                pooled = l2_normalize(pooled)
             out[idx] = pooled
         return out

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.lazy import require
 from retrievers.base import SparseVector
-from retrievers.embedders._common import library_versions, require
+from retrievers.embedders._provenance import library_versions
 
 __all__ = [
     "ENGLISH_STOPWORDS",

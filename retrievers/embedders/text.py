@@ -29,15 +29,11 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
+from rag.lazy import require
+from rag.vectors import l2_normalize
+from retrievers.embedders._batching import wants_progress
+from retrievers.embedders._provenance import folder_fingerprint, library_versions
 from retrievers.embedders.onnx_text import PRECISIONS, OnnxTextEncoder, plain_pipeline
-from retrievers.embedders._common import (
-    folder_fingerprint,
-    l2_normalize,
-    library_versions,
-    registered_dimension,
-    require,
-    wants_progress,
-)
 
 __all__ = ["BundledModel", "BUNDLED", "resolve_source", "SentenceTransformerEmbedder"]
 
@@ -101,6 +97,7 @@ class SentenceTransformerEmbedder:
         normalize: bool = True,
         fast: bool = True,
         precision: str = "int8",
+        dimension: int | None = None,
     ) -> None:
         if family != "sentence-transformers":
             raise ConfigError(f"SentenceTransformerEmbedder loads the sentence-transformers family, not {family!r}")
@@ -116,7 +113,8 @@ class SentenceTransformerEmbedder:
         self.normalize = normalize
         self._model: Any = None
         self._source: str | None = None
-        self._dimension: int | None = registered_dimension(self.name)
+        #: the registered vector size (the registry passes it), else known after load()
+        self._dimension: int | None = dimension
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.fast = fast
         #: weight precision on the ONNX path; the sentence-transformers path is always fp32

@@ -25,19 +25,11 @@ import numpy as np
 
 from retrievers.base import ImageOnlyEmbedder
 
-from retrievers.embedders._common import (
-    load_pretrained,
-    batched,
-    PretrainedEmbedder,
-    check_settings,
-    checked_dimension,
-    folder_fingerprint,
-    l2_normalize,
-    library_versions,
-    open_rgb,
-    progress,
-    wants_progress,
-)
+from rag.vectors import l2_normalize
+from retrievers.embedders._batching import batched, progress, wants_progress
+from retrievers.embedders._hf import PretrainedEmbedder, check_settings, checked_dimension, load_pretrained
+from retrievers.embedders._images import open_rgb
+from retrievers.embedders._provenance import folder_fingerprint, library_versions
 
 __all__ = [
     "ImageOnlyEmbedder",
@@ -117,9 +109,10 @@ class VisionEmbedder(PretrainedEmbedder):
         show_progress: bool | None = None,
         pooling: str | None = None,
         dtype: str | None = None,
+        dimension: int | None = None,
     ) -> None:
         self.spec = check_settings("VisionEmbedder", model, family, VISION_ENCODERS, batch_size, pooling, POOLINGS)
-        self._setup(model, family, device, batch_size, show_progress, dtype)
+        self._setup(model, family, device, batch_size, show_progress, dtype, dimension)
         self._pooling_override = pooling
         self.pooling = pooling or self.spec.pooling
 

@@ -29,19 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from retrievers.embedders._common import (
-    load_pretrained,
-    batched,
-    PretrainedEmbedder,
-    check_settings,
-    checked_dimension,
-    folder_fingerprint,
-    l2_normalize,
-    library_versions,
-    open_rgb,
-    progress,
-    wants_progress,
-)
+from rag.vectors import l2_normalize
+from retrievers.embedders._batching import batched, progress, wants_progress
+from retrievers.embedders._hf import PretrainedEmbedder, check_settings, checked_dimension, load_pretrained
+from retrievers.embedders._images import open_rgb
+from retrievers.embedders._provenance import folder_fingerprint, library_versions
 
 __all__ = ["VLMEmbedFamily", "VLM_EMBEDDERS", "POOLINGS", "last_token_pool", "mean_pool", "VLMEmbedder"]
 
@@ -140,9 +132,10 @@ class VLMEmbedder(PretrainedEmbedder):
         pooling: str | None = None,
         dtype: str | None = None,
         max_pixels: int | None = None,
+        dimension: int | None = None,
     ) -> None:
         self.spec = check_settings("VLMEmbedder", model, family, VLM_EMBEDDERS, batch_size, pooling, POOLINGS)
-        self._setup(model, family, device, batch_size, show_progress, dtype)
+        self._setup(model, family, device, batch_size, show_progress, dtype, dimension)
         self.pooling = pooling or self.spec.pooling
         self.max_pixels = max_pixels
 

@@ -13,7 +13,7 @@ sorted best first with ties in the input order, cut to ``top_k`` when given.
 """
 
 from retrievers.rerank._base import NoReranker, Reranker
-from retrievers.rerank._factory import RERANKERS, build_reranker
+from retrievers.rerank._registry import RERANKERS, build_reranker
 from retrievers.rerank.cross_encoder import CrossEncoderReranker
 from retrievers.rerank.late_interaction import LateInteractionReranker
 from retrievers.rerank.vlm import SCORES, VLM_PRESETS, VLM_PROMPT, VLMReranker

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
+from rag.lazy import require
 from rag.types import Hit
-from retrievers.embedders._common import batched, require
+from retrievers.embedders._batching import batched
 from retrievers.rerank._base import check_top_k, hit_text, ranked
 
 __all__ = ["CrossEncoderReranker", "POSITIVE_LOGIT"]

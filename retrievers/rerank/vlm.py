@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ConfigError, ModelError
+from rag.lazy import require
 from rag.types import Hit
-from retrievers.embedders._common import batched, open_rgb, require
+from retrievers.embedders._batching import batched
+from retrievers.embedders._images import open_rgb
 from retrievers.rerank._base import check_top_k, hit_text, page_image, ranked
 
-__all__ = ["VLMReranker", "VLM_PROMPT", "VLM_PRESETS", "SCORES"]
+__all__ = ["VLMReranker", "VLM_PROMPT", "VLM_PRESETS", "FAMILY_PRESETS", "SCORES", "vlm_reranker", "reranker_for_family"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ VLM_PRESETS: dict[str, dict[str, str]] = {
         "answer True or False. The query is: {question}",
     },
 }
+
+#: reranker model family (a row of ``retrievers.registry.FAMILIES``) -> its :data:`VLM_PRESETS` key
+FAMILY_PRESETS: dict[str, str] = {"vlm-reranker": "default", "monoqwen2-vl": "monoqwen2-vl"}
 
 
 def _logit_diff(yes: np.ndarray, no: np.ndarray) -> np.ndarray:
@@ -205,3 +210,29 @@ class VLMReranker:
 
     def __repr__(self) -> str:
         return f"VLMReranker({self.source!r}, device={self.device!r}, score={self.score_mode!r})"
+
+
+def reranker_for_family(model: str, *, family: str, **options: Any) -> VLMReranker:
+    """The model registry's loader for reranker families: a :class:`VLMReranker` with the
+    family's prompt and yes/no tokens (:data:`FAMILY_PRESETS`); ``options`` override them."""
+    if family not in FAMILY_PRESETS:
+        raise ConfigError(f"unknown VLM reranker family {family!r}; known: {', '.join(FAMILY_PRESETS)}")
+    return VLMReranker.from_preset(FAMILY_PRESETS[family], model, **options)
+
+
+def vlm_reranker(model: str, *, preset: str | None = None, **options: Any) -> VLMReranker:
+    """The ``vlm`` reranker kind (``build_reranker("vlm", model=...)``).
+
+    A name or hub id registered as a reranker (``mmrag models``: ``monoqwen2-vl``...) loads its
+    hub id with its family's preset; a registered model of another role or an unsupported family
+    raises :class:`rag.errors.ModelError` saying why. Any other hub id or folder loads as given,
+    with ``preset`` (``"default"`` when not given). An explicit ``preset`` always wins.
+    """
+    from retrievers import registry  # the model catalogue; imported on use, never at module level
+
+    if registry.find(model) is not None:
+        resolved = registry.resolve(model, "reranker")
+        if preset is None:
+            return registry.build(model, "reranker", **options)
+        model = resolved.source
+    return VLMReranker.from_preset("default" if preset is None else preset, model, **options)

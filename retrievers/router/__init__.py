@@ -12,12 +12,14 @@ corpus keeps some weight, so routing can lower recall but never make it impossib
 - :class:`HybridRouter`: rules and embedding combined (the default).
 - :class:`AllRouter`: every corpus, equal weights.
 
-:func:`build_router` builds one by name from an explicit table.
+:func:`build_router` builds one by name from an explicit table (:data:`ROUTERS`, a
+:class:`rag.registry.Registry`).
 """
 
 from retrievers.router._base import AllRouter, Completer, Router
-from retrievers.router._factory import ROUTERS, SHARED_DEPS, HybridRouter, build_router
+from retrievers.router._registry import ROUTERS, SHARED_DEPS, build_router
 from retrievers.router.embedding import DEFAULT_DESCRIPTIONS, EmbeddingRouter
+from retrievers.router.hybrid import HybridRouter
 from retrievers.router.llm import LLM_PROMPT, LLMRouter
 from retrievers.router.rules import CUES, PROFILES, Cue, RulesRouter
 

@@ -9,10 +9,14 @@ import numpy as np
 
 from rag.errors import ConfigError
 from rag.types import CORPORA, Route
+from rag.vectors import l2_normalize
 from retrievers.base import TextEmbedder
 from retrievers.router._base import check_top_k, describe_weights, make_route
 
-__all__ = ["DEFAULT_DESCRIPTIONS", "EmbeddingRouter"]
+__all__ = ["DEFAULT_DESCRIPTIONS", "DEFAULT_EMBEDDER", "EmbeddingRouter", "embedding_router"]
+
+#: The text model an embedding router uses when none is given (the bundled one: no download).
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
 #: Example phrasings per corpus; the question is compared with each.
@@ -100,7 +104,7 @@ class EmbeddingRouter:
                 raise ConfigError(
                     f"centroid of {corpus!r} must be a finite (dim,) or (k, dim) array, got shape {arr.shape}"
                 )
-            anchors[corpus] = _unit_rows(arr)
+            anchors[corpus] = l2_normalize(arr)
         dims = {a.shape[1] for a in anchors.values()}
         if len(dims) != 1:
             raise ConfigError(f"centroids have different dimensions: { {c: a.shape[1] for c, a in anchors.items()} }")
@@ -115,7 +119,7 @@ class EmbeddingRouter:
         self.embedder.load()
         if self._anchors is None:
             self._anchors = {
-                c: _unit_rows(self.embedder.embed_documents(list(v))) for c, v in self.descriptions.items()
+                c: l2_normalize(self.embedder.embed_documents(list(v))) for c, v in self.descriptions.items()
             }
         dim = next(iter(self._anchors.values())).shape[1]
         if dim != self.embedder.dimension:
@@ -129,7 +133,7 @@ class EmbeddingRouter:
         """Corpus -> (best cosine, index of the closest description/centroid)."""
         self.load()
         assert self._anchors is not None
-        q = _unit_rows(np.atleast_2d(self.embedder.embed_query(question)))[0]
+        q = l2_normalize(np.atleast_2d(self.embedder.embed_query(question)))[0]
         out = {}
         for corpus, anchors in self._anchors.items():
             sims = anchors @ q
@@ -151,10 +155,24 @@ class EmbeddingRouter:
         return make_route(weights, self.top_k, reason, self.name)
 
 
-def _unit_rows(arr: Any) -> np.ndarray:
-    a = np.asarray(arr, dtype=np.float32)
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
-    return a / np.maximum(norms, 1e-12)
+def embedding_router(
+    *,
+    embedder: TextEmbedder | None = None,
+    descriptions: Mapping[str, Sequence[str]] | None = None,
+    centroids: Mapping[str, np.ndarray] | None = None,
+    top_k: int = 10,
+    temperature: float = 0.1,
+    floor: float = 0.05,
+) -> EmbeddingRouter:
+    """The ``embedding`` router kind: by ``centroids`` when given (``descriptions`` then unused),
+    else by ``descriptions``; ``embedder`` defaults to :data:`DEFAULT_EMBEDDER`."""
+    if embedder is None:
+        from retrievers import registry  # the model catalogue; imported on use only
+
+        embedder = registry.build(DEFAULT_EMBEDDER, "text")
+    if centroids is not None:
+        return EmbeddingRouter.from_centroids(embedder, centroids, top_k=top_k, temperature=temperature, floor=floor)
+    return EmbeddingRouter(embedder, descriptions, top_k=top_k, temperature=temperature, floor=floor)
 
 
 def _check_corpora(mapping: Mapping[str, Any], what: str) -> None:

@@ -8,9 +8,12 @@ from dataclasses import replace
 
 from rag.errors import ConfigError, MmragError
 from rag.types import CORPORA, Route
+from retrievers.base import TextEmbedder
 from retrievers.router._base import Completer, Router, check_top_k, describe_weights, make_route
+from retrievers.router.hybrid import hybrid_router
+from retrievers.router.rules import RulesRouter
 
-__all__ = ["LLM_PROMPT", "LLMRouter"]
+__all__ = ["LLM_PROMPT", "LLMRouter", "llm_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +125,20 @@ class LLMRouter:
         logger.warning("LLMRouter falling back to %s: %s", getattr(self.fallback, "name", "fallback"), what)
         route = self.fallback.route(question)
         return replace(route, reason=f"LLM routing fell back to {route.router}: {what}; {route.reason}")
+
+
+def llm_router(
+    *,
+    completer: Completer,
+    embedder: TextEmbedder | None = None,
+    fallback: Router | None = None,
+    top_k: int = 10,
+    exclusive: bool = False,
+    floor: float = 0.05,
+    prompt: str = LLM_PROMPT,
+) -> LLMRouter:
+    """The ``llm`` router kind. ``fallback`` defaults to the hybrid router when an ``embedder``
+    is at hand, else to the rules."""
+    if fallback is None:
+        fallback = RulesRouter(top_k) if embedder is None else hybrid_router(embedder=embedder, top_k=top_k)
+    return LLMRouter(completer, fallback, top_k, exclusive=exclusive, floor=floor, prompt=prompt)

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import MissingDependencyError, StoreError
+from rag.errors import StoreError
+from rag.lazy import require
 from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, WithPayload
 from retrievers.store._common import (
     DEFAULT_RRF_K,
@@ -54,11 +55,7 @@ _UPSERT_CHUNK = 256
 
 
 def _import_edge() -> Any:
-    try:
-        import qdrant_edge
-    except ImportError as exc:
-        raise MissingDependencyError("qdrant-edge-py", extra="store", purpose="the embedded vector store") from exc
-    return qdrant_edge
+    return require("qdrant_edge", "store", "the embedded vector store", package="qdrant-edge-py")
 
 
 class EdgeStore:

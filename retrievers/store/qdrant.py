@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rag.errors import KnowledgeBaseLockedError, MissingDependencyError, StoreError
+from rag.errors import KnowledgeBaseLockedError, StoreError
+from rag.lazy import require
 from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, WithPayload
 from retrievers.store._common import (
     DEFAULT_RRF_K,
@@ -38,12 +39,8 @@ _UPSERT_CHUNK = 256
 
 
 def _import_client() -> tuple[Any, Any]:
-    try:
-        import qdrant_client
-        from qdrant_client import models
-    except ImportError as exc:
-        raise MissingDependencyError("qdrant-client", extra="store", purpose="the Qdrant server store") from exc
-    return qdrant_client, models
+    qdrant_client = require("qdrant_client", "store", "the Qdrant server store", package="qdrant-client")
+    return qdrant_client, require("qdrant_client.models", "store", "the Qdrant server store", package="qdrant-client")
 
 
 class QdrantServerStore:

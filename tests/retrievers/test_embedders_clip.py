@@ -116,7 +116,7 @@ def test_batch_size_does_not_change_vectors(tiny_models, embedders, images, fami
 def test_reloaded_model_matches_the_model_that_was_saved(tiny_models, embedders, images, family):
     import torch
 
-    from retrievers.embedders._common import open_rgb
+    from retrievers.embedders._images import open_rgb
 
     _, model, processor = tiny_models[family]
     emb = embedders[family]

@@ -216,9 +216,9 @@ def test_importing_the_module_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-# ------------------------------------------------------------------ shared helpers (_common)
+# ------------------------------------------------------------------ shared helpers
 def test_require_names_the_pip_line_and_purpose():
-    from retrievers.embedders._common import require
+    from rag.lazy import require
 
     assert require("json").dumps([1]) == "[1]"
     with pytest.raises(MissingDependencyError, match=r"pip install 'mmrag\[vision\]'.*") as info:
@@ -227,7 +227,8 @@ def test_require_names_the_pip_line_and_purpose():
 
 
 def test_batched_and_l2_normalize():
-    from retrievers.embedders._common import batched, l2_normalize
+    from rag.vectors import l2_normalize
+    from retrievers.embedders._batching import batched
 
     assert [len(b) for b in batched(range(7), 3)] == [3, 3, 1]
     assert list(batched([], 3)) == []
@@ -236,12 +237,16 @@ def test_batched_and_l2_normalize():
     out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float64))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+    one = l2_normalize([0.0, 3.0, 4.0])  # a single vector, as the router and search pass
+    assert one.shape == (3,) and one.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(one, [0.0, 0.6, 0.8])
+    assert not np.any(l2_normalize(np.zeros(4)))  # zero stays zero, never NaN
 
 
 def test_progress_default_follows_log_level():
     import logging
 
-    from retrievers.embedders._common import wants_progress
+    from retrievers.embedders._batching import wants_progress
 
     log = logging.getLogger("mmrag.test.progress")
     log.setLevel(logging.WARNING)
@@ -253,7 +258,7 @@ def test_progress_default_follows_log_level():
 
 
 def test_folder_fingerprint_is_none_for_non_folders(tmp_path):
-    from retrievers.embedders._common import folder_fingerprint
+    from retrievers.embedders._provenance import folder_fingerprint
 
     assert folder_fingerprint("org/some-hub-id") is None
     (tmp_path / "config.json").write_text('{"a": 1}')

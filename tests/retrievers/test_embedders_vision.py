@@ -84,7 +84,7 @@ def test_vectors_are_the_saved_models_pooled_features(tiny_vision, vision_embedd
     """The reloaded checkpoint reproduces the in-memory model, pooled as the family says."""
     import torch
 
-    from retrievers.embedders._common import open_rgb
+    from retrievers.embedders._images import open_rgb
 
     _, model, processor = tiny_vision[family]
     with torch.no_grad():

@@ -68,7 +68,7 @@ def test_last_token_pooling_is_the_last_hidden_state_of_the_same_forward_pass(qw
     import torch
     from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
-    from retrievers.embedders._common import open_rgb
+    from retrievers.embedders._images import open_rgb
 
     model = Qwen2VLForConditionalGeneration.from_pretrained(str(qwen_folder), local_files_only=True).eval()
     processor = AutoProcessor.from_pretrained(str(qwen_folder), local_files_only=True)
@@ -145,7 +145,7 @@ def test_e5v_llava_next_folder_words_prompts_by_modality(tmp_path, pictures):
     import torch
     from transformers import AutoProcessor, LlavaNextForConditionalGeneration
 
-    from retrievers.embedders._common import open_rgb
+    from retrievers.embedders._images import open_rgb
     from tiny.vision import build_llava_next
 
     folder = build_llava_next(tmp_path / "e5v")

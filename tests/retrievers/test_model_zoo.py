@@ -1,5 +1,6 @@
-"""The model zoo: every family goes through one registry, has a real hub id or a folder route, a
-tiny real-architecture checkpoint in the tests, and unsupported families say why."""
+"""The model zoo: every family goes through its stage's registry (embedders and rerankers in
+``retrievers.registry``, generators in ``generators.registry``), has a real hub id or a folder
+route, a tiny real-architecture checkpoint in the tests, and unsupported families say why."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ import json
 import numpy as np
 import pytest
 
-from rag.errors import ModelError
+from generators import registry as generator_registry
+from rag.errors import ModelError, UnknownModelError
 from retrievers import registry
+
+#: both model catalogues: family -> its registry row, name -> its model row
+ALL_FAMILIES = {**registry.FAMILIES, **generator_registry.FAMILIES}
+ALL_MODELS = {**registry.MODELS, **generator_registry.MODELS}
 
 #: family -> the tiny builder that proves it (module:function under tests/tiny), and the test file using it
 TINY_CHECKPOINTS = {
@@ -47,7 +53,8 @@ NO_CHECKPOINT = {"sentence-transformers", "bm25"}
 
 
 def test_every_supported_family_has_a_tiny_checkpoint_builder():
-    supported = {f for f, s in registry.FAMILIES.items() if s.supported}
+    supported = {f for f, s in ALL_FAMILIES.items() if s.supported}
+    assert {"qwen2-vl", "qwen2.5-vl", "idefics3", "smolvlm"} <= supported  # the generator catalogue counts too
     assert set(TINY_CHECKPOINTS) == supported - NO_CHECKPOINT
     for target in TINY_CHECKPOINTS.values():
         module, _, func = target.partition(":")
@@ -55,7 +62,7 @@ def test_every_supported_family_has_a_tiny_checkpoint_builder():
 
 
 def test_every_supported_loader_imports_without_loading_weights():
-    for fam in registry.FAMILIES.values():
+    for fam in ALL_FAMILIES.values():
         if not fam.supported:
             continue
         module, _, name = fam.loader.partition(":")
@@ -63,21 +70,30 @@ def test_every_supported_loader_imports_without_loading_weights():
 
 
 def test_registry_rows_are_consistent():
-    names = [m.name for m in registry.MODELS.values()]
-    hubs = [m.hub_id for m in registry.MODELS.values() if m.hub_id]
+    names = [*registry.MODELS, *generator_registry.MODELS]
+    hubs = [m.hub_id for m in ALL_MODELS.values() if m.hub_id]
     assert len(set(hubs)) == len(hubs)
-    assert len(set(names)) == len(names)
+    assert len(set(names)) == len(names)  # no short name is registered in both catalogues
+    assert not set(registry.FAMILIES) & set(generator_registry.FAMILIES)
     for m in registry.MODELS.values():
         assert m.family in registry.FAMILIES, m
+    for m in generator_registry.MODELS.values():
+        assert m.family in generator_registry.FAMILIES, m
+    for m in ALL_MODELS.values():
         assert m.bundled or m.hub_id, f"{m.name}: neither bundled nor a hub id"
         assert m.notes, f"{m.name}: no cost notes"
     for table in (registry.ARCHITECTURE_FAMILIES, *registry.ROLE_ARCHITECTURE_FAMILIES.values()):
         assert set(table.values()) <= set(registry.FAMILIES)
+    for table in (generator_registry.ARCHITECTURES, generator_registry.MODEL_TYPES):
+        assert set(table.values()) == set(generator_registry.FAMILIES)
     # every supported family is reachable: a registered name or a folder architecture
     reachable = {m.family for m in registry.MODELS.values()} | set(registry.ARCHITECTURE_FAMILIES.values())
     for table in registry.ROLE_ARCHITECTURE_FAMILIES.values():
         reachable |= set(table.values())
     assert {f for f, s in registry.FAMILIES.items() if s.supported} <= reachable
+    from generators.local_vlm import VLM_FAMILIES
+
+    assert set(VLM_FAMILIES) == set(generator_registry.FAMILIES)  # every generator family has its loading data
 
 
 @pytest.mark.parametrize("family", [f for f, s in registry.FAMILIES.items() if not s.supported])
@@ -108,7 +124,7 @@ def test_documented_hub_ids_and_sizes():
         "colsmol": ("vidore/colSmol-256M", 128, "colidefics3"),
     }
     for name, (hub, dim, family) in expect.items():
-        m = registry.MODELS[name]
+        m = ALL_MODELS[name]
         assert (m.hub_id, m.dimension, m.family) == (hub, dim, family), name
     assert "peft" in registry.MODELS["monoqwen2-vl"].notes
 
@@ -118,7 +134,9 @@ def test_mmrag_models_lists_role_size_offline_and_support(capsys):
 
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows == json.loads(json.dumps(registry.list_models()))
+    from rag._models import list_models
+
+    assert rows == json.loads(json.dumps(list_models()))
     by_name = {r["name"]: r for r in rows}
     assert by_name["all-MiniLM-L6-v2"]["bundled"] and not by_name["dinov2-small"]["bundled"]
     assert by_name["dinov2-small"]["role"] == "image_only" and by_name["gme-qwen2-vl-2b"]["role"] == "multimodal"
@@ -165,15 +183,17 @@ def test_siglip2_giant_opt_shape_text_tower_projected_to_the_vision_width(tmp_pa
     assert registry.build("siglip2-giant-opt", "image").dimension == 1536
 
 
-def test_generators_and_rerankers_come_from_the_same_registry(tmp_path):
+def test_one_vlm_folder_is_a_generator_or_a_reranker_by_the_registry_asked(tmp_path):
+    from generators import build_generator
     from generators.local_vlm import LocalVLMGenerator
     from retrievers.rerank.vlm import VLMReranker
     from tiny.rerankers import build_vlm_reranker, page_image
 
     folder = build_vlm_reranker(tmp_path / "vlm")
-    gen = registry.build(str(folder), "generator")
+    gen = build_generator("local", model=str(folder)).load()
     assert isinstance(gen, LocalVLMGenerator) and gen.family.family == "qwen2-vl"
-    assert registry.resolve(str(folder)).family == "qwen2-vl"  # no role: the architecture's default (a generator)
+    with pytest.raises(UnknownModelError, match="reranker"):  # no role: the embedder catalogue says which it can be
+        registry.resolve(str(folder))
     rr = registry.build(str(folder), "reranker", batch_size=2)
     assert isinstance(rr, VLMReranker) and rr.yes_token == "yes"
     mono = registry.build("monoqwen2-vl", "reranker")
@@ -241,6 +261,8 @@ def test_registered_generator_and_reranker_names_work_in_the_ask_settings():
 
     gen = build_generator_for("local", None, Config(ask=AskConfig(generator="local", generator_model="smolvlm-256m")))
     assert (gen.model_id, gen.family.family) == ("HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3")
+    with pytest.raises(ModelError, match="not a reranker"):  # a generator name given as the reranker
+        build_reranker_for("vlm", None, Config(ask=AskConfig(reranker="vlm", reranker_model="qwen2-vl-2b")))
     rr = build_reranker_for("vlm", None, Config(ask=AskConfig(reranker="vlm", reranker_model="monoqwen2-vl")))
     assert (rr.source, rr.yes_token, rr.no_token) == ("lightonai/MonoQwen2-VL-v0.1", "True", "False")
     folder = build_reranker_for("vlm", None, Config(ask=AskConfig(reranker="vlm", reranker_model="/some/folder")))
