@@ -26,8 +26,7 @@ EXPORTS: dict[str, list[str]] = {
     "generators": [
         "Generator", "StreamingGenerator", "ContextItem", "SYSTEM_PROMPT", "NO_ANSWER", "build_context",
         "build_prompt", "CitationResult", "parse_markers", "resolve_citations", "write_highlights",
-        "ExtractiveGenerator", "LocalVLMGenerator", "OpenAIChatGenerator", "GENERATORS", "GeneratorSpec",
-        "build_generator", "generator_from_config",
+        "ExtractiveGenerator", "LocalVLMGenerator", "OpenAIChatGenerator", "GENERATORS", "build_generator",
     ],
     "retrievers": ["embedders", "rerank", "router", "store"],
     "retrievers.rerank": [
