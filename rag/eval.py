@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rag.errors import ConfigError
 
@@ -27,6 +27,7 @@ __all__ = [
     "Question",
     "QuestionResult",
     "load_questions",
+    "read_question_lines",
     "doc_key",
     "first_relevant_rank",
     "score_ranking",
@@ -38,6 +39,8 @@ __all__ = [
     "load_page_manifest",
     "run_eval",
 ]
+
+T = TypeVar("T")
 
 #: Which corpus a question type implies, for route accuracy (tables live in ``figures``).
 TYPE_CORPUS = {"text": "text", "table": "figures", "figure": "figures"}
@@ -74,7 +77,9 @@ def doc_key(name: str) -> str:
     return base.rsplit(".", 1)[0].lower() if "." in base else base.lower()
 
 
-def load_questions(path: str | Path) -> list[Question]:
+def read_question_lines(path: str | Path, parse: Callable[[dict[str, Any], int], T], expected: str) -> list[T]:
+    """Each non-blank JSON line of ``path`` through ``parse(record, line number)``; a bad line is a
+    :class:`ConfigError` naming the file, the line and ``expected`` (the fields a line needs)."""
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
@@ -85,14 +90,22 @@ def load_questions(path: str | Path) -> list[Question]:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            gold = tuple(int(g) for g in raw["gold_pages"])
-            out.append(Question(str(raw.get("id", n)), str(raw["doc_id"]), str(raw["question"]), gold, str(raw.get("type", "text")), str(raw.get("answer", ""))))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{p}:{n}: not a valid question line ({exc}); expected doc_id, question, gold_pages") from exc
+            out.append(parse(json.loads(line), n))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{p}:{n}: not a valid question line ({exc}); expected {expected}") from exc
     if not out:
         raise ConfigError(f"{p}: no questions")
     return out
+
+
+def _question(raw: dict[str, Any], n: int) -> Question:
+    gold = tuple(int(g) for g in raw["gold_pages"])
+    return Question(str(raw.get("id", n)), str(raw["doc_id"]), str(raw["question"]), gold, str(raw.get("type", "text")),
+                    str(raw.get("answer", "")))
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    return read_question_lines(path, _question, "doc_id, question, gold_pages")
 
 
 def first_relevant_rank(ranked: Sequence[tuple[str, int]], question: Question) -> int | None:

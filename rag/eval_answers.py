@@ -22,7 +22,6 @@ abstains. The scoring functions are pure.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.eval import Question, doc_key, load_questions
+from rag.eval import Question, doc_key, load_questions, read_question_lines
 from rag.types import Answer, Citation, Hit
 
 __all__ = [
@@ -81,26 +80,14 @@ class AnswerResult:
     words: int
 
 
+def _unanswerable(raw: dict[str, Any], n: int) -> UnanswerableQuestion:
+    doc = raw.get("doc_id")
+    return UnanswerableQuestion(str(raw.get("id", n)), None if doc is None else str(doc), str(raw["question"]),
+                                tuple(int(x) for x in raw.get("near_pages") or ()))
+
+
 def load_unanswerable(path: str | Path) -> list[UnanswerableQuestion]:
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read questions: {exc.strerror or exc}") from exc
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            doc = raw.get("doc_id")
-            out.append(UnanswerableQuestion(str(raw.get("id", n)), None if doc is None else str(doc), str(raw["question"]),
-                                            tuple(int(x) for x in raw.get("near_pages") or ())))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{p}:{n}: not a valid unanswerable-question line ({exc}); expected id, question") from exc
-    if not out:
-        raise ConfigError(f"{p}: no questions")
-    return out
+    return read_question_lines(path, _unanswerable, "id, question")
 
 
 def _stem(word: str) -> str:
