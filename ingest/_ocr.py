@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import MissingDependencyError
+from rag.lazy import require
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -83,11 +83,8 @@ def get_engine() -> Any:
     if _ENGINE is None:
         with _LOCK:
             if _ENGINE is None:
-                try:
-                    from rapidocr import RapidOCR
-                except ImportError as exc:
-                    raise MissingDependencyError("rapidocr", extra="ocr", purpose="OCR of scanned pages") from exc
-                _ENGINE = RapidOCR(params=_params())
+                rapidocr = require("rapidocr", extra="ocr", purpose="OCR of scanned pages")
+                _ENGINE = rapidocr.RapidOCR(params=_params())
                 logger.debug("rapidocr engine created")
     return _ENGINE
 

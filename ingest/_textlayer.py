@@ -11,6 +11,7 @@ from typing import Any
 
 from rag.config import IngestConfig
 from rag.errors import MissingDependencyError
+from rag.lazy import require
 
 from ingest._layout import RawBlock, block_from_lines, join_lines, keep_lines
 from ingest._quality import TextQuality, assess_text
@@ -179,10 +180,11 @@ def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:
 def _ocr_available(config: IngestConfig) -> bool:
     global _warned_missing_ocr
     try:
-        import rapidocr  # noqa: F401
-    except ImportError as exc:
+        require("rapidocr", extra="ocr", purpose="ingest.ocr='always'")
+    except MissingDependencyError:
         if config.ocr == "always":
-            raise MissingDependencyError("rapidocr", extra="ocr", purpose="ingest.ocr='always'") from exc
+            raise
+        # ocr='auto': a missing OCR engine degrades ingestion (said once), it does not stop it
         if not _warned_missing_ocr:
             logger.warning("rapidocr is not installed: pages without a usable text layer stay without text")
             _warned_missing_ocr = True
