@@ -96,3 +96,20 @@ def test_ocr_never_leaves_the_garbled_text_alone(broken):
     with open_document(broken, IngestConfig(ocr="never")) as reader:
         page = reader.page(1)
     assert not page.page.ocr and "Wkh txlfn" in page.page.text
+
+
+def test_without_rapidocr_auto_ocr_warns_once_and_always_ocr_names_the_install_line(monkeypatch, caplog):
+    import sys
+
+    import ingest._textlayer as textlayer
+    from rag.config import IngestConfig
+    from rag.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # as if not installed
+    monkeypatch.setattr(textlayer, "_warned_missing_ocr", False)
+    with caplog.at_level("WARNING"):
+        assert textlayer._ocr_available(IngestConfig(ocr="auto")) is False
+        assert textlayer._ocr_available(IngestConfig(ocr="auto")) is False
+    assert sum("rapidocr is not installed" in r.getMessage() for r in caplog.records) == 1
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mmrag\[ocr\]'"):
+        textlayer._ocr_available(IngestConfig(ocr="always"))
