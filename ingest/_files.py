@@ -3,7 +3,6 @@ magic bytes, and the sha256 of its bytes (the document id, ``rag.ids.sha256_file
 
 from __future__ import annotations
 
-import hashlib
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,13 @@ from rag.errors import (
     UnreadableFileError,
     UnsupportedFormatError,
 )
+from rag.ids import sha256_stream
 
 __all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "FileIdentity", "sniff_format", "identify_file"]
 
 FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp"]
 SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
 _HEAD_BYTES = 1024
-_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,24 +72,19 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
         )
     if st.st_size == 0:
         raise EmptyDocumentError(path, "file is empty (0 bytes)")
-    digest = hashlib.sha256()
-    size = 0
     try:
         with open(path, "rb") as fh:
-            block = fh.read(_CHUNK_BYTES)
-            fmt = sniff_format(block[:_HEAD_BYTES])
+            head = fh.read(_HEAD_BYTES)
+            fmt = sniff_format(head)
             if fmt is None:
                 suffix = path.suffix.lower() or "no extension"
                 raise UnsupportedFormatError(
                     path,
-                    f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {block[:8]!r})",
+                    f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {head[:8]!r})",
                 )
-            while block:
-                digest.update(block)
-                size += len(block)
-                block = fh.read(_CHUNK_BYTES)
+            sha256, size = sha256_stream(fh, head)
     except PermissionError as exc:
         raise UnreadableFileError(path, "permission denied") from exc
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    return FileIdentity(path, fmt, size, digest.hexdigest())
+    return FileIdentity(path, fmt, size, sha256)

@@ -5,19 +5,32 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["sha256_file", "point_id", "NAMESPACE"]
+__all__ = ["sha256_file", "sha256_stream", "point_id", "NAMESPACE"]
 
 NAMESPACE = uuid.UUID("6f1c3a52-4d0e-4b8e-9a57-0b6c2f4e9d11")
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (constant memory)."""
+def sha256_stream(fh: BinaryIO, first: bytes = b"", chunk_size: int = 1 << 20) -> tuple[str, int]:
+    """Hex sha256 and size in bytes of ``first`` followed by the rest of ``fh``, read in chunks
+    (constant memory). ``first`` lets a caller that has read the head (to sniff the format)
+    hash the file in the same read."""
     digest = hashlib.sha256()
+    size = 0
+    block = first
+    while True:
+        digest.update(block)
+        size += len(block)
+        block = fh.read(chunk_size)
+        if not block:
+            return digest.hexdigest(), size
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes: a document's id."""
     with open(path, "rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_stream(fh, chunk_size=chunk_size)[0]
 
 
 def point_id(doc_id: str, page: int, kind: str, index: int = 0) -> str:

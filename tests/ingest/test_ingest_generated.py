@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,7 +13,6 @@ import pytest
 from PIL import Image
 
 import _pdfgen as g
-import ingest._files as files_mod
 from ingest import identify_file, inspect_batch, inspect_json, inspect_summary, iter_files, make_samples, open_document
 from rag.config import IngestConfig
 from rag.ids import sha256_file
@@ -404,7 +404,7 @@ class _HashSpy:
 
     def __init__(self, monkeypatch, target: str) -> None:
         self.target, self.count = target, 0
-        real = files_mod.hashlib.sha256
+        real = hashlib.sha256
         spy = self
 
         class Wrapped:
@@ -423,7 +423,7 @@ class _HashSpy:
                 spy.count += self._h.hexdigest() == spy.target
                 return self._h.digest()
 
-        monkeypatch.setattr(files_mod.hashlib, "sha256", Wrapped)
+        monkeypatch.setattr(hashlib, "sha256", Wrapped)
 
 
 def test_the_reader_hashes_a_file_once_and_not_again_when_given_its_identity(monkeypatch, figure_pdf):
