@@ -12,6 +12,7 @@ provenance records both sizes (a knowledge base built at 256 refuses a query emb
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from rag.vectors import l2_normalize
 __all__ = ["truncate", "Truncated", "TRUNCATED_METHODS"]
 
 #: embedder methods whose output vectors are truncated (the ones the wrapped model has)
-TRUNCATED_METHODS = ("embed_documents", "embed_query", "embed_texts", "embed_images", "embed_pairs")
+TRUNCATED_METHODS = ("embed_documents", "embed_query", "embed_texts", "embed_images", "embed_image_queries", "embed_pairs")
 
 
 def truncate(vectors: Any, dimension: int) -> np.ndarray:
@@ -39,9 +40,16 @@ def truncate(vectors: Any, dimension: int) -> np.ndarray:
 class Truncated:
     """A single-vector embedder whose vectors are cut to ``dimension`` and re-normalised.
 
-    It has exactly the embedding methods the wrapped model has (so it satisfies the same
-    role protocols); every other attribute is the wrapped model's.
+    ``Truncated(model, n)`` is an instance of a subclass that defines exactly the embedding
+    methods the wrapped model has, as real methods of the class (so it satisfies the same
+    role protocols, also where ``isinstance`` looks only at the class, as Python 3.12's does);
+    every other attribute is the wrapped model's.
     """
+
+    def __new__(cls, inner: Any, dimension: int) -> Truncated:
+        if cls is Truncated:
+            cls = _truncating_class(tuple(m for m in TRUNCATED_METHODS if callable(getattr(inner, m, None))))
+        return super().__new__(cls)
 
     def __init__(self, inner: Any, dimension: int) -> None:
         if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
@@ -70,19 +78,7 @@ class Truncated:
     def __getattr__(self, attr: str) -> Any:
         if attr == "inner":  # not set yet (e.g. during unpickling)
             raise AttributeError(attr)
-        value = getattr(self.inner, attr)
-        if attr in TRUNCATED_METHODS:
-            return self._wrap(value)
-        return value
-
-    def _wrap(self, method: Callable[..., Any]) -> Callable[..., np.ndarray]:
-        def truncated(*args: Any, **kwargs: Any) -> np.ndarray:
-            self.load()
-            return truncate(method(*args, **kwargs), self._dimension)
-
-        truncated.__name__ = getattr(method, "__name__", "embed")
-        truncated.__doc__ = f"{method.__doc__ or ''}\n\nTruncated to {self._dimension} dimensions and re-normalised."
-        return truncated
+        return getattr(self.inner, attr)
 
     def provenance(self) -> dict[str, Any]:
         self.load()
@@ -91,3 +87,21 @@ class Truncated:
 
     def __repr__(self) -> str:
         return f"Truncated({self.inner!r}, dimension={self._dimension})"
+
+
+def _truncating(method: str) -> Callable[..., np.ndarray]:
+    """``Truncated``'s version of the wrapped model's ``method``."""
+
+    def truncated(self: Truncated, *args: Any, **kwargs: Any) -> np.ndarray:
+        self.load()
+        return truncate(getattr(self.inner, method)(*args, **kwargs), self._dimension)
+
+    truncated.__name__ = truncated.__qualname__ = method
+    truncated.__doc__ = f"The wrapped model's ``{method}``, truncated to ``dimension`` and re-normalised."
+    return truncated
+
+
+@functools.lru_cache(maxsize=None)
+def _truncating_class(methods: tuple[str, ...]) -> type[Truncated]:
+    """The subclass of :class:`Truncated` with exactly ``methods`` (one class per set of methods)."""
+    return type("Truncated", (Truncated,), {m: _truncating(m) for m in methods})

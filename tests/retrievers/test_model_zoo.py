@@ -229,6 +229,58 @@ def test_matryoshka_truncation_of_the_bundled_text_model():
         registry.build("colqwen2", "late_interaction", dimension=64)
 
 
+def test_a_truncated_model_has_its_models_methods_on_the_class_and_truncates_image_queries():
+    """Python 3.12's protocol checks look methods up on the class, not through ``__getattr__``:
+    a truncated VLM embedder must still be a MultimodalEmbedder there (else text questions
+    silently stop using its image vectors), and its image-query vectors must be cut like the
+    stored ones."""
+    import inspect
+
+    from retrievers.base import ImageEmbedder, ImageOnlyEmbedder, MultimodalEmbedder
+    from retrievers.embedders.matryoshka import Truncated
+
+    class Stand:  # a VLM embedder's shape: 8-d vectors for images, texts, image queries, pairs
+        name, dimension = "stand", 8
+
+        def load(self):
+            pass
+
+        def provenance(self):
+            return {"name": self.name}
+
+        def embed_images(self, paths):
+            return np.ones((len(paths), 8))
+
+        def embed_texts(self, texts):
+            return np.ones((len(texts), 8))
+
+        def embed_image_queries(self, paths):
+            return np.ones((len(paths), 8))
+
+        def embed_pairs(self, texts, paths):
+            return np.ones((len(texts), 8))
+
+    class ImageOnly:
+        name, dimension = "image-only", 8
+
+        def load(self):
+            pass
+
+        def provenance(self):
+            return {}
+
+        def embed_images(self, paths):
+            return np.ones((len(paths), 8))
+
+    short = Truncated(Stand(), 4)
+    for method in ("embed_images", "embed_texts", "embed_image_queries", "embed_pairs"):
+        assert inspect.getattr_static(short, method, None) is not None, method
+    assert isinstance(short, MultimodalEmbedder) and short.embed_image_queries(["a.png"]).shape == (1, 4)
+    only = Truncated(ImageOnly(), 4)
+    assert isinstance(only, ImageOnlyEmbedder) and not isinstance(only, ImageEmbedder)
+    assert inspect.getattr_static(only, "embed_texts", None) is None
+
+
 def _in_local_cache(hub_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
