@@ -55,6 +55,7 @@ def _citation(item: ContextItem) -> Citation:
         text=item.text,
         label=item.label,
         image_path=item.image_path,
+        crop_path=item.crop_path,
     )
 
 

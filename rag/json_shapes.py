@@ -70,6 +70,7 @@ def citation_json(citation: Citation, max_text: int | None = None) -> dict[str, 
         "label": c.label,
         "bbox": c.bbox.as_list() if c.bbox else None,
         "text": c.text if max_text is None else c.text[:max_text],
+        "crop_path": str(c.crop_path) if c.crop_path is not None else None,
     }
 
 
@@ -85,6 +86,7 @@ def answer_json(
         "question": answer.question,
         "answer": answer.text,
         "answered": answer.answered,
+        "unsupported": list(answer.unsupported),
         "citations": [citation(c) for c in answer.citations],
         "route": route_json(answer.route) if answer.route else None,
         "hits": [hit(h) for h in answer.hits],

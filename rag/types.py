@@ -247,6 +247,9 @@ class Citation:
     text: str = ""
     label: str | None = None
     image_path: Path | None = None
+    #: The cited evidence's own image (a figure or table crop) when it has one; ``image_path``
+    #: is the whole rendered page.
+    crop_path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,3 +266,6 @@ class Answer:
     #: False when the generator judged that the evidence does not answer the question: the text
     #: says so, ``citations`` is empty and ``hits`` are the closest pages, not an answer's sources.
     answered: bool = True
+    #: Sentences of ``text`` whose claims were not found in the evidence they cited (a generated
+    #: answer checked against its citations); their markers were removed from ``text``.
+    unsupported: tuple[str, ...] = ()
