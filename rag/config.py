@@ -135,7 +135,7 @@ class StoreConfig:
 class AskConfig:
     """How questions are answered."""
 
-    router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "hybrid"
+    router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
     reranker: str = "none"
     reranker_model: str | None = None
     generator: str = "extractive"

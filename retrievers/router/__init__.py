@@ -4,12 +4,15 @@ A :class:`Router` turns a question into a :class:`rag.types.Route`. Weights sum 
 the corpora are listed best first. Unless a router is built ``exclusive=True`` every
 corpus keeps some weight, so routing can lower recall but never make it impossible.
 
-- :class:`RulesRouter`: a table of keyword/pattern cues (figure words, table words).
+- :class:`RulesRouter`: a table of cues (the default). A phrase that points at a figure or
+  a table ("in the chart", "Table 2") leans the weights toward that intent; a bare cue word
+  ("picture", "colour", "how many") leans them a quarter as far; no cue, equal weights. The
+  weights move at most half way from equal, so a cue never takes a corpus away.
 - :class:`EmbeddingRouter`: the question against example phrasings per corpus (or a
   knowledge base's own corpus centroids), softmax over cosine similarities.
 - :class:`LLMRouter`: asks any :class:`Completer` for a constrained JSON answer, validates
   it, and falls back to another router on anything it cannot use.
-- :class:`HybridRouter`: rules and embedding combined (the default).
+- :class:`HybridRouter`: rules and embedding combined.
 - :class:`AllRouter`: every corpus, equal weights.
 
 :func:`build_router` builds one by name from an explicit table (:data:`ROUTERS`, a

@@ -16,11 +16,11 @@ ROUTERS = Registry(
     "router",
     (
         Spec("rules", "retrievers.router.rules:RulesRouter", frozenset({"top_k", "exclusive"}),
-             description="keyword and pattern cues (figure words, table words)", role="router"),
+             description="phrase and keyword cues leaning every corpus's weight (the default)", role="router"),
         Spec("embedding", "retrievers.router.embedding:embedding_router", _EMBEDDING,
              description="the question against example phrasings or corpus centroids", role="router"),
         Spec("hybrid", "retrievers.router.hybrid:hybrid_router", _EMBEDDING | {"alpha", "exclusive"},
-             description="rules and embedding mixed (the default)", role="router"),
+             description="rules and embedding mixed", role="router"),
         Spec("llm", "retrievers.router.llm:llm_router",
              frozenset({"embedder", "fallback", "top_k", "exclusive", "floor", "prompt"}), ("completer",),
              description="a language model's JSON answer, validated, with a fallback", role="router"),

@@ -80,11 +80,13 @@ def test_rules_table_questions_go_to_figures_and_text(question: str) -> None:
     assert "table cues" in route.reason
 
 
-def test_rules_plain_question_goes_to_text_then_pages() -> None:
+def test_rules_plain_question_searches_every_corpus_alike() -> None:
     route = RulesRouter().route(PROSE_Q)
     _assert_valid(route)
-    assert route.corpora == ("text", "pages", "figures")
-    assert "no figure or table cues" in route.reason
+    assert route.weights == pytest.approx((1 / 3, 1 / 3, 1 / 3), abs=1e-5)
+    assert "no figure or table cues" in route.reason and "equal weights" in route.reason
+    leaning = RulesRouter(plain=1.0).route(PROSE_Q)  # the absence of cues counted as a text cue
+    assert leaning.corpora == ("text", "pages", "figures")
 
 
 def test_rules_mixed_cues_blend_the_profiles() -> None:
@@ -357,3 +359,60 @@ def test_public_exports_are_pinned() -> None:
                                    "HybridRouter", "build_router"}
     for name in router.__all__:
         assert hasattr(router, name), name
+
+
+# ----------------------------------------------------------------------------- a router that never hurts
+# The user's tests: a cue word inside an ordinary question sent it to the figures corpus and
+# the answer page (a passage) fell out of the top 20; with equal weights it was first.
+ORDINARY_WITH_CUE_WORD = [
+    "Can I load a picture file into R as a numeric matrix?",
+    "Which colour spaces does the manual say a printer understands?",
+]
+
+
+@pytest.mark.parametrize("question", ORDINARY_WITH_CUE_WORD)
+def test_a_cue_word_in_an_ordinary_question_keeps_text_and_pages_weighted(question: str) -> None:
+    route = RulesRouter().route(question)
+    _assert_valid(route)
+    assert min(route.weights) > 0.3, route  # close to equal: the word only leans the route
+    assert "figure cues" in route.reason and "moved" in route.reason
+    pointed = RulesRouter().route("In the chart of monthly output, which month is highest?")
+    assert pointed.weight("figures") - pointed.weight("text") > 2 * (route.weight("figures") - route.weight("text"))
+
+
+@pytest.mark.parametrize("question", ORDINARY_WITH_CUE_WORD)
+def test_a_cue_word_does_not_take_the_answer_passage_out_of_the_ranking(question: str) -> None:
+    # the passage that answers (text corpus) scores a little above the best figure caption
+    from retrievers.base import ScoredPoint
+    from retrievers.search import CORPUS_SHARE, fuse_pages
+
+    def point(pid: str, page: int, score: float, kind: str) -> ScoredPoint:
+        return ScoredPoint(pid, score, {"doc_id": "d", "page": page, "kind": kind, "text": "t", "bbox": [0, 0, 1, 1]})
+
+    results = {
+        "text": [point("c7", 7, 0.9, "chunk"), point("c2", 2, 0.6, "chunk")],
+        "figures": [point("f3", 3, 0.75, "figure"), point("f5", 5, 0.7, "figure")],
+        "pages": [point("p1", 1, 0.7, "page")],
+    }
+    every = AllRouter().route(question)
+    assert fuse_pages(results, every, limit=5, share=CORPUS_SHARE)[0].page == 7
+    routed = fuse_pages(results, RulesRouter().route(question), limit=5, share=CORPUS_SHARE)
+    assert routed[0].page == 7
+
+
+def test_every_rules_route_stays_near_equal_weights() -> None:
+    questions = [CHART_Q, PLOT_Q, TABLE_Q, PROSE_Q, SCREEN_Q, "Figure 6: the legend's red dashed curve in Table 2?"]
+    rules = RulesRouter()
+    for q in questions:
+        route = rules.route(q)
+        _assert_valid(route)
+        assert min(route.weights) >= (1 - rules.shift) / len(CORPORA) - 1e-6, (q, route)
+    assert RulesRouter(shift=0.0).route(CHART_Q).weights == pytest.approx((1 / 3, 1 / 3, 1 / 3), abs=1e-5)
+    with pytest.raises(ConfigError, match="shift"):
+        RulesRouter(shift=1.5)
+
+
+def test_the_default_router_is_the_rules_router() -> None:
+    from rag.config import load_config
+
+    assert load_config().ask.router == "rules"
