@@ -22,7 +22,7 @@ ROUTERS = Registry(
         Spec("hybrid", "retrievers.router.hybrid:hybrid_router", _EMBEDDING | {"alpha", "exclusive"},
              description="rules and embedding mixed", role="router"),
         Spec("llm", "retrievers.router.llm:llm_router",
-             frozenset({"embedder", "fallback", "top_k", "exclusive", "floor", "prompt"}), ("completer",),
+             frozenset({"fallback", "top_k", "exclusive", "floor", "prompt"}), ("completer",),
              description="a language model's JSON answer, validated, with a fallback", role="router"),
         Spec("all", "retrievers.router._base:AllRouter", frozenset({"top_k"}),
              description="every corpus, equal weights", role="router"),

@@ -8,9 +8,7 @@ from dataclasses import replace
 
 from rag.errors import ConfigError, MmragError
 from rag.types import CORPORA, Route
-from retrievers.base import TextEmbedder
 from retrievers.router._base import Completer, Router, check_top_k, describe_weights, make_route
-from retrievers.router.hybrid import hybrid_router
 from retrievers.router.rules import RulesRouter
 
 __all__ = ["LLM_PROMPT", "LLMRouter", "llm_router"]
@@ -130,15 +128,14 @@ class LLMRouter:
 def llm_router(
     *,
     completer: Completer,
-    embedder: TextEmbedder | None = None,
     fallback: Router | None = None,
     top_k: int = 10,
     exclusive: bool = False,
     floor: float = 0.05,
     prompt: str = LLM_PROMPT,
 ) -> LLMRouter:
-    """The ``llm`` router kind. ``fallback`` defaults to the hybrid router when an ``embedder``
-    is at hand, else to the rules."""
+    """The ``llm`` router kind. ``fallback`` defaults to the rules router, the default router
+    (the hybrid one was measured below ``all`` on the blind set, BENCHMARKS.md)."""
     if fallback is None:
-        fallback = RulesRouter(top_k) if embedder is None else hybrid_router(embedder=embedder, top_k=top_k)
+        fallback = RulesRouter(top_k)
     return LLMRouter(completer, fallback, top_k, exclusive=exclusive, floor=floor, prompt=prompt)

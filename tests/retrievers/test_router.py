@@ -334,9 +334,9 @@ def test_build_router_takes_one_dependency_bag_for_every_kind(minilm) -> None:
         assert route.router == kind and route.top_k == 20
         if kind != "all":
             assert route.corpora[0] == "figures"
-    # the LLM's fallback is the hybrid router when an embedder is given, the rules without one
+    # the LLM's fallback is the rules router (the default), with or without an embedder at hand
     garbage = ScriptedCompleter("no idea")
-    assert "fell back to hybrid" in build_router("llm", **{**bag, "completer": garbage}).route(CHART_Q).reason
+    assert "fell back to rules" in build_router("llm", **{**bag, "completer": garbage}).route(CHART_Q).reason
     assert "fell back to rules" in build_router("llm", completer=garbage).route(CHART_Q).reason
 
 
