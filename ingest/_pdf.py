@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rag.errors import ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock
 
 from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
+from ingest._labels import page_labels
 from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
@@ -216,12 +218,14 @@ def extract_pdf_page(
     out_dir: Path | None,
     repair: GlyphRepair | None = None,
     margins: RunningLines | None = None,
+    labels: Sequence[str | None] | None = None,
 ) -> PageContent:
     """Extract one page (0-based ``index``) of an open PyMuPDF document.
 
     ``repair`` (one per document, kept across its pages) decodes garbled text layers from a
     few OCR'd lines before falling back to OCR of the whole page; ``margins`` (also one per
-    document) drops running headers and footers seen on earlier pages."""
+    document) drops running headers and footers seen on earlier pages; ``labels`` (the document's
+    :func:`ingest._labels.page_labels`, read once) gives the printed page label."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -241,7 +245,7 @@ def extract_pdf_page(
         logger.info("%s page %d is %.0fx%.0f pt: page image rendered at %d dpi (ingest.max_page_pixels)",
                     path.name, n, width, height, dpi)
     _check_embedded_images(doc, index, path, config)
-    label = page.get_label() or None
+    label = (page_labels(doc) if labels is None else labels)[index]
     page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
 
     layer = read_text_layer(page, path, n, config, repair)

@@ -87,6 +87,7 @@ class DocumentReader:
         self._info: DocumentInfo | None = None
         self._repair: Any = None  # what this document's broken fonts mean, learned page by page
         self._margins: Any = None  # its running headers and footers, learned page by page
+        self._labels: Any = None  # its printed page labels, read once
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> DocumentReader:
@@ -221,9 +222,12 @@ class DocumentReader:
                 from ingest._margins import RunningLines
                 from ingest._repair import GlyphRepair
 
+                from ingest._labels import page_labels
+
                 self._repair, self._margins = GlyphRepair(), RunningLines()
+                self._labels = page_labels(self._doc)
             content = extract_pdf_page(
-                self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins
+                self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins, self._labels
             )
             if (index + 1) % _SHRINK_EVERY == 0:
                 import pymupdf

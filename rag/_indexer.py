@@ -39,7 +39,10 @@ from retrievers.corpora import Embedders, build_points
 if TYPE_CHECKING:  # pragma: no cover
     from ingest.parallel import ExtractionJob, ExtractionPool
 
-__all__ = ["Indexer"]
+__all__ = ["Indexer", "PageProgress"]
+
+#: ``on_page(path, pages_read, pages_total)``: ingest progress within one file
+PageProgress = Callable[[Path, int, int], None]
 
 log = logging.getLogger("mmrag.index")
 
@@ -71,8 +74,10 @@ class Indexer:
         progress: bool | None = None,
         on_report: Callable[[FileReport], None] | None = None,
         page_ranges: Mapping[str, tuple[int, int]] | None = None,
+        on_page: PageProgress | None = None,
     ) -> list[FileReport]:
-        """``page_ranges`` maps a file name (or its stem) to the physical pages to index.
+        """``page_ranges`` maps a file name (or its stem) to the physical pages to index;
+        ``on_page(path, pages_read, pages_total)`` is called as each page of a file is read.
 
         With ``ingest.workers`` above 1 and several files, documents are extracted in worker
         processes (a few files ahead) while this process embeds and writes them in order."""
@@ -89,7 +94,7 @@ class Indexer:
                 ahead = _Lookahead(self, pool, todo, depth=workers + 1)
             for i, (path, page_range) in enumerate(todo):
                 job, identity = ahead.take(i) if ahead is not None else (None, None)
-                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job, identity=identity)
+                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job, identity=identity, on_page=on_page)
                 reports.append(report)
                 if on_report is not None:
                     on_report(report)
@@ -105,7 +110,7 @@ class Indexer:
 
     def ingest_one(
         self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
-        job: ExtractionJob | None = None, identity: FileIdentity | None = None,
+        job: ExtractionJob | None = None, identity: FileIdentity | None = None, on_page: PageProgress | None = None,
     ) -> FileReport:
         """Index one file; ``job``: its extraction already running in a worker process;
         ``identity``: the file already checked and hashed (by :func:`ingest.identify_file`)."""
@@ -144,6 +149,8 @@ class Indexer:
                 )
                 self.registry.put(record)
                 self._remove_points(info.doc_id)
+                if on_page is not None:
+                    pages = _counted(pages, path, _pages_in(info.page_count, page_range), on_page)
                 counts = self._index_pages(info, pages)
             record.points = counts
             if page_range is not None:
@@ -283,6 +290,20 @@ class _OneInFlight:
                     log.warning("embedding batch failed while another error was raised", exc_info=sys.exc_info())
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _pages_in(page_count: int, page_range: tuple[int, int] | None) -> int:
+    if page_range is None:
+        return page_count
+    return max(0, min(page_range[1], page_count) - max(1, page_range[0]) + 1)
+
+
+def _counted(pages: Iterable[PageContent], path: Path, total: int, on_page: PageProgress) -> Iterator[PageContent]:
+    """``pages``, telling ``on_page`` how many were read so far."""
+    on_page(path, 0, total)
+    for done, content in enumerate(pages, 1):
+        yield content
+        on_page(path, done, total)
 
 
 @contextlib.contextmanager

@@ -183,18 +183,20 @@ class KnowledgeBase:
         progress: bool | None = None,
         on_report: Callable[[FileReport], None] | None = None,
         page_ranges: Mapping[str, tuple[int, int]] | None = None,
+        on_page: Callable[[Path, int, int], None] | None = None,
     ) -> list[FileReport]:
         """Index files and folders (folders recurse). Never raises for one bad file: each
         file gets a :class:`FileReport` (indexed / unchanged / failed + reason).
 
         ``page_ranges`` restricts files (by name or stem) to physical pages ``(first, last)``;
-        page numbers stay physical."""
+        page numbers stay physical. ``on_page(path, pages_read, pages_total)`` follows each file
+        page by page."""
         from ingest import iter_files
 
         with self._writer() as indexer:
             files = list(iter_files([Path(p) for p in paths]))
             started = time.perf_counter()
-            reports = indexer.ingest(files, progress=progress, on_report=on_report, page_ranges=page_ranges)
+            reports = indexer.ingest(files, progress=progress, on_report=on_report, page_ranges=page_ranges, on_page=on_page)
             failed = sum(1 for r in reports if not r.ok)
             log.info("ingest: %d files, %d failed, %.1f s", len(reports), failed, time.perf_counter() - started)
             return reports
@@ -345,6 +347,17 @@ class KnowledgeBase:
 
         store, specs = self._open_store()
         return page_size(store, specs, doc_id, page)
+
+    def examples(self, limit: int = 4, scan: int = 2000) -> list[str]:
+        """A few questions about the documents held, made from their figure and table captions
+        and titles (:func:`rag.examples.example_questions`); reads at most ``scan`` figure points."""
+        import itertools
+
+        from rag.examples import example_questions
+
+        store, specs = self._open_store()
+        figures = (p.payload for p in itertools.islice(store.scroll(specs["figures"].name), scan))
+        return example_questions(self.documents(), figures, limit)
 
 
 def check_question(question: str, max_chars: int) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from rag.pdf_strings import readable_label
 from rag.types import BBox, DocumentInfo, Figure, Page, TextChunk
 
 __all__ = ["ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key"]
@@ -62,7 +63,7 @@ class _Located:
             "page": int(p["page"]),
             "source": str(p.get("source", "")),
             "path": p.get("path"),
-            "label": p.get("label"),
+            "label": readable_label(p.get("label")),  # knowledge bases from before labels were decoded
             "page_image": p.get("page_image"),
             "page_width": p.get("page_width"),
             "page_height": p.get("page_height"),

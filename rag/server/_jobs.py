@@ -36,6 +36,8 @@ class FileProgress:
     pages: int = 0
     error: str | None = None
     seconds: float = 0.0
+    pages_done: int = 0  # pages read so far while ingesting
+    pages_total: int = 0  # pages to read (0 until the file is opened)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class Job:
             "id": self.id,
             "state": self.state,
             "files": [
-                {"name": f.name, "state": f.state, "doc_id": f.doc_id, "pages": f.pages, "error": f.error, "seconds": round(f.seconds, 3)}
+                {"name": f.name, "state": f.state, "doc_id": f.doc_id, "pages": f.pages, "error": f.error, "seconds": round(f.seconds, 3),
+                 "pages_done": f.pages_done, "pages_total": f.pages_total}
                 for f in self.files
             ],
             "done": self.done_files,
@@ -69,11 +72,14 @@ class Job:
         }
 
 
-IngestOne = Callable[[Path], FileReport]
+#: ``on_page(path, pages_read, pages_total)``
+PageProgress = Callable[[Path, int, int], None]
+#: ``ingest_one(path, on_page)``: index one file, telling ``on_page`` page by page
+IngestOne = Callable[[Path, PageProgress], FileReport]
 
 
 class JobQueue:
-    """Runs ``ingest_one(path)`` for each file of each submitted job on one worker thread."""
+    """Runs ``ingest_one(path, on_page)`` for each file of each submitted job on one worker thread."""
 
     def __init__(self, ingest_one: IngestOne, *, warm_up: Callable[[], None] | None = None, keep: int = 200) -> None:
         self._ingest_one = ingest_one
@@ -137,6 +143,12 @@ class JobQueue:
             files[index] = replace(files[index], **changes)
             self._jobs[job_id] = replace(job, files=tuple(files))
 
+    def _page_reporter(self, job_id: str, index: int) -> PageProgress:
+        def on_page(_path: Path, done: int, total: int) -> None:
+            self._set_file(job_id, index, pages_done=done, pages_total=total)
+
+        return on_page
+
     def _trim(self) -> None:
         finished = [k for k, j in self._jobs.items() if j.state in ("done", "failed")]
         for key in finished[: max(0, len(self._jobs) - self._keep)]:
@@ -168,7 +180,7 @@ class JobQueue:
                         self._set(job_id, state="failed", finished=time.time(), error="the server stopped before this job finished")
                         return
                     self._set_file(job_id, i, state="ingesting")
-                    report = self._ingest_one(path)
+                    report = self._ingest_one(path, self._page_reporter(job_id, i))
                     self._set_file(
                         job_id, i, state=report.status if report.status != "ok" else "indexed",
                         doc_id=report.doc_id, pages=report.pages, error=report.error, seconds=report.seconds,

@@ -15,7 +15,7 @@ from rag.atomic import replace_durably
 from rag.errors import ConfigError
 from rag.json_shapes import answer_json, citation_json, hit_json
 from rag.server._jobs import JobQueue
-from rag.server._security import safe_upload_name
+from rag.server._security import inside, safe_upload_name
 from rag.types import Answer, Citation, Hit
 
 __all__ = ["Service"]
@@ -42,8 +42,8 @@ class Service:
             self.kb.info()
             self.kb.search("warm up", top_k=1)
 
-    def _ingest_one(self, path: Path) -> Any:
-        return self.kb.ingest([path], progress=False)[0]
+    def _ingest_one(self, path: Path, on_page: Any) -> Any:
+        return self.kb.ingest([path], progress=False, on_page=on_page)[0]
 
     # -- JSON shapes -----------------------------------------------------------------------
     def image_url(self, doc_id: str, image_path: Path | None) -> str | None:
@@ -60,8 +60,20 @@ class Service:
         return out
 
     def citation(self, citation: Citation) -> dict[str, Any]:
+        """A citation with URLs instead of paths: ``image_url`` (its page), ``crop_url`` (a
+        figure's or table's own crop, when ingestion stored one in this knowledge base) and
+        ``highlight_url`` (the page around the cited box, the box drawn)."""
         out = citation_json(citation, max_text=600)
+        out.pop("crop_path", None)
         out["image_url"] = self.image_url(citation.doc_id, citation.image_path)
+        crop = citation.crop_path
+        kept = inside(self.images, self.images / citation.doc_id / Path(crop).name) if crop is not None else None
+        out["crop_url"] = self.image_url(citation.doc_id, kept) if kept is not None else None
+        box = citation.bbox
+        out["highlight_url"] = (
+            f"/api/documents/{citation.doc_id}/pages/{citation.page}/highlight?bbox="
+            + ",".join(f"{v:.1f}" for v in box.as_list()) if box is not None else None
+        )
         return out
 
     def answer(self, answer: Answer) -> dict[str, Any]:

@@ -187,7 +187,17 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         data["server"] = {"auth": bool(service.token), "max_upload_bytes": service.max_upload_bytes, "version": _version()}
         return data
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     # -- documents and jobs -----------------------------------------------------------------------
+    @app.get("/api/examples", tags=["documents"])
+    def examples(limit: int = Query(4, ge=1, le=20)) -> dict[str, Any]:
+        """A few questions about the documents held, made from their figure captions and titles."""
+        with service.query_lock:
+            return {"examples": service.kb.examples(limit)}
+
     @app.get("/api/documents", tags=["documents"])
     def documents() -> dict[str, Any]:
         return {"documents": [service.document(r) for r in service.kb.documents()]}

@@ -139,6 +139,30 @@ def test_the_web_page_and_its_assets_are_served(client):
         assert r.status_code == 200 and kind in r.headers["content-type"]
 
 
+def test_example_questions_come_from_the_documents_held(client):
+    examples = client.get("/api/examples").json()["examples"]
+    assert 1 <= len(examples) <= 4 and all(q.endswith("?") for q in examples)
+    # from the manual's title and its figure/table captions, not a fixed list
+    assert "What is “Solar Panel Maintenance Manual” about?" in examples
+    assert any(q.startswith(("What does Figure", "What does Table")) for q in examples), examples
+    assert len(client.get("/api/examples", params={"limit": 1}).json()["examples"]) == 1
+
+
+def test_citations_carry_image_urls_never_file_paths(client):
+    answer = client.post("/api/ask", json={"question": "What torque for the roof mounting bolts?"}).json()
+    c = next(c for c in answer["citations"] if c["bbox"])
+    assert "crop_path" not in c and "image_path" not in c
+    crop = client.get(c["highlight_url"])
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    assert c["crop_url"] is None or client.get(c["crop_url"]).status_code == 200
+
+
+def test_the_favicon_is_served(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml") and b"<svg" in icon.content
+    assert 'rel="icon"' in client.get("/").text
+
+
 def test_the_api_docs_page_works_offline_with_local_swagger_assets(client):
     page = client.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text

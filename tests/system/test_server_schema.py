@@ -17,6 +17,7 @@ OPERATIONS = [
     ("GET", "/api/health"),
     ("GET", "/api/info"),
     ("GET", "/api/documents"),
+    ("GET", "/api/examples"),
     ("POST", "/api/documents"),
     ("DELETE", "/api/documents/{doc}"),
     ("GET", "/api/jobs"),
@@ -30,7 +31,7 @@ OPERATIONS = [
 ]
 
 #: Operations where schema-valid generated requests must sometimes succeed (not only 4xx).
-ANSWERED = {("GET", "/api/health"), ("GET", "/api/info"), ("GET", "/api/documents"), ("GET", "/api/jobs"),
+ANSWERED = {("GET", "/api/health"), ("GET", "/api/info"), ("GET", "/api/documents"), ("GET", "/api/examples"), ("GET", "/api/jobs"),
             ("POST", "/api/search"), ("POST", "/api/ask"), ("POST", "/api/ask/stream")}
 
 

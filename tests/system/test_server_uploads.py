@@ -59,6 +59,7 @@ def test_upload_ingest_search_delete(writable, tmp_path):
     job = wait_job(http, r.json()["id"])
     assert job["state"] == "done" and job["files"][0]["state"] == "indexed", job
     assert job["files"][0]["pages"] == 1
+    assert job["files"][0]["pages_done"] == job["files"][0]["pages_total"] == 1  # page-by-page progress, finished
     assert (root / "kb" / "uploads" / "pump.pdf").is_file()
     assert not (root / "escape").exists() and not (root.parent / "escape").exists()
 
@@ -214,7 +215,7 @@ def test_job_queue_runs_one_file_at_a_time_in_order_and_survives_a_crash():
     active = [0, 0]  # now, max
     guard = threading.Lock()
 
-    def ingest_one(path: Path) -> FileReport:
+    def ingest_one(path: Path, on_page) -> FileReport:
         with guard:
             active[0] += 1
             active[1] = max(active)
@@ -222,6 +223,7 @@ def test_job_queue_runs_one_file_at_a_time_in_order_and_survives_a_crash():
             seen.append(path.name)
             if path.name == "boom.pdf":
                 raise RuntimeError("disk on fire")
+            on_page(path, 1, 2)
             time.sleep(0.01)
             return FileReport(path, "indexed", f"id-{path.stem}", 2)
         finally:
@@ -240,6 +242,7 @@ def test_job_queue_runs_one_file_at_a_time_in_order_and_survives_a_crash():
     assert seen == ["a.pdf", "b.pdf", "boom.pdf", "c.pdf"] and active[1] == 1
     done = jobs.get(first.id)
     assert done.state == "done" and [f.state for f in done.files] == ["indexed", "indexed"] and done.files[0].pages == 2
+    assert [(f["pages_done"], f["pages_total"]) for f in done.to_json()["files"]] == [(1, 2), (1, 2)]  # as last reported
     failed = jobs.get(crash.id)
     assert failed.state == "failed" and "disk on fire" in failed.error
     assert jobs.get(last.id).state == "done" and jobs.get(last.id).to_json()["done"] == 1

@@ -1,9 +1,11 @@
-// mmrag web page: ask with a streamed answer, clickable citations, page thumbnails with the
-// cited boxes highlighted, the route and why, documents with ingest progress. No build step.
+// mmrag web page: the answer first (markdown tables as tables, clickable citation markers), its
+// sources with crops of the cited boxes, "why these results" folded away, then the pages found;
+// documents with page-by-page ingest progress; example questions while the box is empty.
+// No build step; untrusted text only ever goes through textContent / text nodes.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: localStorage.getItem("mmrag-token") || "", hits: [], citations: [], polling: null };
+const state = { token: localStorage.getItem("mmrag-token") || "", hits: [], citations: [], polling: null, asked: false };
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -40,12 +42,22 @@ function el(tag, attrs = {}, ...children) {
 
 function setStatus(text) { $("status").textContent = text; }
 
+/** "strucplot.pdf · page 12 (printed 10)": the physical page, and the printed label when it differs. */
+function pageName(x) {
+  const printed = x.label && x.label !== String(x.page) ? ` (printed ${x.label})` : "";
+  return `${x.source} · page ${x.page}${printed}`;
+}
+
+function loadImage(img, url) {
+  if (url) imageSrc(url).then((src) => { img.src = src; }).catch((e) => setStatus(e.message));
+}
+
 // -- page images with boxes ---------------------------------------------------------------
 function pageView(hit, boxes) {
   const wrap = el("div", { class: "page" });
-  const img = el("img", { alt: `${hit.source} page ${hit.page}` });
+  const img = el("img", { alt: pageName(hit) });
   wrap.append(img);
-  if (hit.image_url) imageSrc(hit.image_url).then((src) => { img.src = src; }).catch((e) => setStatus(e.message));
+  loadImage(img, hit.image_url);
   const w = hit.page_width, h = hit.page_height;
   if (w && h) {
     for (const { bbox, cited } of boxes) {
@@ -70,13 +82,13 @@ function citedBoxes(hit) {
 function renderHits() {
   const grid = $("hits");
   grid.replaceChildren();
+  $("hits-title").hidden = !state.hits.length;
   state.hits.forEach((hit, i) => {
     const cited = citedBoxes(hit);
     const boxes = cited.length ? cited : [{ bbox: hit.bbox, cited: false }];
-    const label = hit.label && hit.label !== String(hit.page) ? ` (printed ${hit.label})` : "";
-    const card = el("figure", { class: "hit", "data-doc": hit.doc_id, "data-page": String(hit.page), onclick: () => openViewer(hit, boxes) },
-      pageView(hit, boxes),
-      el("figcaption", {}, `${i + 1}. ${hit.source} p.${hit.page}${label} · ${hit.corpus} · ${hit.score.toFixed(3)}`));
+    const card = el("figure", { class: "hit", "data-doc": hit.doc_id, "data-page": String(hit.page) },
+      el("button", { type: "button", class: "plain", "aria-label": `open ${pageName(hit)}`, onclick: () => openViewer(hit, boxes) }, pageView(hit, boxes)),
+      el("figcaption", {}, `${i + 1}. ${pageName(hit)}`, el("span", { class: "muted score" }, `${hit.corpus} · score ${hit.score.toFixed(3)}`)));
     grid.append(card);
   });
 }
@@ -84,46 +96,115 @@ function renderHits() {
 function renderRoute(route) {
   if (!route) return;
   $("route").hidden = false;
-  $("route-summary").textContent = Object.entries(route.weights).map(([c, w]) => `${c} ${w.toFixed(2)}`).join(", ") + ` (${route.router})`;
   $("route-reason").textContent = route.reason;
+  $("route-summary").textContent = "weights: " + Object.entries(route.weights).map(([c, w]) => `${c} ${w.toFixed(2)}`).join(", ") + ` · router: ${route.router}`;
 }
 
 function openViewer(hit, boxes) {
-  $("viewer-title").textContent = `${hit.source}, page ${hit.page}`;
+  $("viewer-title").textContent = pageName(hit);
   $("viewer-page").replaceChildren(pageView(hit, boxes));
   if (!$("viewer").open) $("viewer").showModal();
 }
 
 function focusCitation(c) {
-  document.querySelectorAll(".hit.focus").forEach((n) => n.classList.remove("focus"));
+  document.querySelectorAll(".focus").forEach((n) => n.classList.remove("focus"));
+  const source = $(`source-${c.marker}`);
+  if (source) { source.classList.add("focus"); source.scrollIntoView({ block: "nearest" }); }
   const card = document.querySelector(`.hit[data-doc="${c.doc_id}"][data-page="${c.page}"]`);
-  if (card) { card.classList.add("focus"); card.scrollIntoView({ block: "nearest" }); }
+  if (card) card.classList.add("focus");
   const hit = state.hits.find((h) => h.doc_id === c.doc_id && h.page === c.page);
   if (hit) openViewer(hit, [{ bbox: c.bbox, cited: true }]);
 }
 
-function renderAnswer(data) {
-  state.citations = data.citations || [];
-  const byMarker = new Map(state.citations.map((c) => [c.marker, c]));
-  const out = $("answer");
-  out.replaceChildren();
-  for (const part of data.answer.split(/(\[\d+\])/)) {
+// -- the answer: paragraphs, markdown tables, citation markers --------------------------------
+function withMarkers(text, byMarker) {
+  const nodes = [];
+  for (const part of text.split(/(\[\d+\])/)) {
     const m = part.match(/^\[(\d+)\]$/);
     const c = m && byMarker.get(Number(m[1]));
-    out.append(c ? el("a", { class: "cite", href: "#", title: `${c.source} p.${c.page}`, onclick: (e) => { e.preventDefault(); focusCitation(c); } }, part) : part);
+    if (c) {
+      nodes.push(el("a", { class: "cite", href: `#source-${c.marker}`, title: pageName(c),
+        onclick: (e) => { e.preventDefault(); focusCitation(c); } }, part));
+    } else if (part) {
+      nodes.push(document.createTextNode(part));
+    }
   }
-  $("citations").replaceChildren(...state.citations.map((c) =>
-    el("li", { value: String(c.marker), onclick: () => focusCitation(c) }, `${c.source}, page ${c.page}` + (c.bbox ? `, box [${c.bbox.map(Math.round).join(", ")}]` : ", whole page"))));
+  return nodes;
+}
+
+const isRow = (line) => /^\s*\|.*\|\s*$/.test(line);
+const isRule = (line) => /^\s*\|?(\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*\|?\s*$/.test(line);
+const cells = (line) => line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((s) => s.trim());
+
+function tableFrom(lines, byMarker) {
+  const rows = lines.filter((l) => !isRule(l)).map(cells);
+  const headed = lines.length > 1 && isRule(lines[1]);
+  const table = el("table");
+  if (headed) table.append(el("thead", {}, el("tr", {}, ...rows.shift().map((t) => el("th", { scope: "col" }, ...withMarkers(t, byMarker))))));
+  table.append(el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((t) => el("td", {}, ...withMarkers(t, byMarker)))))));
+  return el("div", { class: "table-wrap" }, table);
+}
+
+function answerBlocks(text, byMarker) {
+  const blocks = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length;) {
+    if (isRow(lines[i])) {
+      const start = i;
+      while (i < lines.length && isRow(lines[i])) i++;
+      blocks.push(tableFrom(lines.slice(start, i), byMarker));
+      continue;
+    }
+    const para = [];
+    while (i < lines.length && !isRow(lines[i]) && lines[i].trim()) para.push(lines[i++]);
+    if (para.length) blocks.push(el("p", {}, ...withMarkers(para.join("\n"), byMarker)));
+    else i++;
+  }
+  return blocks;
+}
+
+function sourceItem(c) {
+  const crop = el("img", { class: "crop", alt: c.crop_url ? `figure on ${pageName(c)}` : `cited passage on ${pageName(c)}` });
+  loadImage(crop, c.crop_url || c.highlight_url || c.image_url);
+  const quote = c.text ? el("blockquote", {}, c.text.length > 280 ? c.text.slice(0, 280) + "…" : c.text) : "";
+  return el("li", { id: `source-${c.marker}`, value: String(c.marker) },
+    el("button", { type: "button", class: "link", onclick: () => focusCitation(c) }, pageName(c)),
+    el("div", { class: "source-body" }, crop, quote));
+}
+
+function renderAnswer(data) {
+  const answered = data.answered !== false;
+  state.citations = answered ? (data.citations || []) : [];
   if (data.hits) state.hits = data.hits;
+  const byMarker = new Map(state.citations.map((c) => [c.marker, c]));
+  const out = $("answer");
+  out.className = answered ? "" : "abstain";
+  out.replaceChildren(...answerBlocks(data.answer, byMarker));
+  if (answered) {
+    $("sources-title").textContent = "Sources";
+    $("citations").replaceChildren(...state.citations.map(sourceItem));
+    $("sources-panel").hidden = !state.citations.length;
+  } else {
+    // no answer in the documents: the closest pages, plainly, not as citations
+    $("sources-title").textContent = "Closest pages";
+    $("citations").replaceChildren(...state.hits.slice(0, 3).map((h) => el("li", { class: "closest" },
+      el("button", { type: "button", class: "link", onclick: () => openViewer(h, [{ bbox: h.bbox, cited: false }]) }, pageName(h)))));
+    $("sources-panel").hidden = !state.hits.length;
+  }
   renderRoute(data.route);
   renderHits();
 }
 
 // -- asking (server-sent events over fetch) ---------------------------------------------------
 async function ask(question) {
+  state.asked = true;
+  $("empty").hidden = true;
+  $("result").hidden = false;
   $("ask-button").disabled = true;
   $("answer").textContent = "";
+  $("answer").className = "streaming";
   $("citations").replaceChildren();
+  $("sources-panel").hidden = true;
   state.citations = [];
   setStatus("searching…");
   try {
@@ -164,10 +245,23 @@ function handleEvent(block) {
   } else if (event === "answer") {
     renderAnswer(payload);
     const t = payload.timings_ms || {};
-    setStatus(`${payload.citations.length} citations · ${payload.generator} · ${Math.round(t.total || 0)} ms retrieval`);
+    const what = payload.answered === false ? "no answer found in the documents" : `${payload.citations.length} source${payload.citations.length === 1 ? "" : "s"}`;
+    setStatus(`${what} · ${payload.generator} · ${Math.round(t.total || 0)} ms retrieval`);
   } else if (event === "error") {
     setStatus("error: " + payload.error);
   }
+}
+
+// -- empty state: what to do, or example questions about the documents -------------------------
+async function renderEmpty(docs) {
+  if (state.asked) return;
+  $("empty-no-docs").hidden = docs.length > 0;
+  $("empty-examples").hidden = true;
+  if (!docs.length) return;
+  const examples = (await (await api("/api/examples")).json()).examples;
+  $("examples").replaceChildren(...examples.map((q) => el("li", {},
+    el("button", { type: "button", class: "example", onclick: () => { $("question").value = q; $("question").focus(); } }, q))));
+  $("empty-examples").hidden = !examples.length;
 }
 
 // -- documents and ingest progress ----------------------------------------------------------------
@@ -175,8 +269,9 @@ async function loadDocuments() {
   const docs = (await (await api("/api/documents")).json()).documents;
   $("documents").replaceChildren(...docs.map((d) => el("li", {},
     el("span", { title: d.doc_id }, `${d.name} · ${d.pages} p.`),
-    el("button", { type: "button", title: "delete", onclick: () => removeDocument(d) }, "×"))));
+    el("button", { type: "button", class: "delete", "aria-label": `delete ${d.name}`, onclick: () => removeDocument(d) }, "×"))));
   if (!docs.length) $("documents").append(el("li", { class: "muted" }, "no documents yet: upload PDFs or images"));
+  renderEmpty(docs).catch((e) => setStatus(e.message));
   try {
     const info = await (await api("/api/info")).json();
     $("kb-info").textContent = `${info.documents} documents · ${info.pages} pages · ${info.store} store`;
@@ -189,15 +284,24 @@ async function removeDocument(d) {
   loadDocuments();
 }
 
+function fileLine(f) {
+  const line = el("div", { class: "file", "data-state": f.state });
+  if (f.state === "ingesting" && f.pages_total) {
+    line.append(`${f.name}: page ${f.pages_done} of ${f.pages_total}`,
+      el("progress", { max: String(f.pages_total), value: String(f.pages_done), "aria-label": `${f.name} pages read` }));
+  } else {
+    line.append(`${f.name}: ${f.state}${f.pages && f.state !== "failed" ? ` (${f.pages} pages)` : ""}${f.error ? " — " + f.error : ""}`);
+  }
+  return line;
+}
+
 async function loadJobs() {
   const jobs = (await (await api("/api/jobs")).json()).jobs.slice(-5);
   $("jobs").replaceChildren(...jobs.map((j) => el("li", { class: "job", "data-state": j.state },
-    `${j.id}: ${j.state} ${j.done}/${j.total}`,
-    el("progress", { max: String(j.total), value: String(j.done) }),
-    ...j.files.map((f) => el("div", { class: "muted" }, `${f.name}: ${f.state}${f.error ? " — " + f.error : ""}`)))));
+    `${j.id}: ${j.state} ${j.done}/${j.total}`, ...j.files.map(fileLine))));
   const running = jobs.some((j) => j.state === "queued" || j.state === "running");
   if (!running && state.polling) { clearInterval(state.polling); state.polling = null; loadDocuments(); }
-  if (running && !state.polling) state.polling = setInterval(() => loadJobs().catch((e) => setStatus(e.message)), 1000);
+  if (running && !state.polling) state.polling = setInterval(() => loadJobs().catch((e) => setStatus(e.message)), 700);
 }
 
 async function upload(files) {
