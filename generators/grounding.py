@@ -27,7 +27,7 @@ that last clause, so ``X [1].`` and ``According to [1], X.`` both cite X with [1
 - *identifiers and code*: tokens that mix letters and digits (``E21``, ``Qwen2-VL``) or join
   word characters with ``_ . / :`` (``config.yaml``, ``os.path``), and text in backticks;
 - *key words*: the remaining words of four or more letters that are not function words or
-  words about the evidence itself (``according``, ``document``, ``mentioned``...).
+  words about the evidence itself (``according``, ``document``, ``figure``, ``mentioned``...).
 
 **Support.** A marker supports a clause when every number, name, identifier and code token of
 the clause is found in that marker's evidence, and at least a third (at least one) of its key
@@ -96,10 +96,10 @@ _STOP = frozenset(
     were what whatever when whenever where whereas whether which while who whom whose why will
     with within without would yet you your yours yourself yourselves
     according answer answers based cited cites citing context describe described describes
-    document documents evidence excerpt excerpts find found given indicate indicated indicates
+    document documents evidence excerpt excerpts figure figures find found given image images indicate indicated indicates
     information mention mentioned mentions note noted notes passage passages provide provided
-    provides question refer referred refers say says section shown shows specifically state
-    stated states text""".split()
+    provides page pages question refer referred refers say says section shown shows specifically state
+    stated states table tables text""".split()
 )
 
 #: number words -> digits (claims use these; evidence also maps ``one``)
@@ -137,10 +137,9 @@ _BULLET = re.compile(r"^\s*(?:[-*\u2022>#]+|\d{1,2}[.)])\s+")
 def _fold(text: str) -> str:
     """Unicode-compatible forms, ASCII dashes and apostrophes, line-end hyphenation joined,
     thousands separators and possessives removed; case is kept."""
-    text = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
+    text = unicodedata.normalize("NFKC", _THOUSANDS.sub("", text)).replace("\u00ad", "")
     text = _DASHES.sub("-", text).replace("\u2019", "'").replace("\u2018", "'")
-    text = _LINE_HYPHEN.sub(r"\1\2", text)
-    text = _THOUSANDS.sub("", text)
+    text = _THOUSANDS.sub("", _LINE_HYPHEN.sub(r"\1\2", text))
     return _POSSESSIVE.sub("", text)
 
 
@@ -409,7 +408,8 @@ def ground(text: str, evidence: Mapping[int, str]) -> Grounded:
     pieces.append(text[pos:])
     marked = "".join(pieces)
     unsupported = [_plain_sentence(text[s:e]) for s, e in uncited]
-    checked = re.sub(r"[ \t]*\0", "", marked)
+    # an emptied group goes with the space before it, or after it when a kept group follows
+    checked = re.sub(r"[ \t]*\0", "", re.sub(r"\0[ \t]*(?=" + MARKER_RE.pattern + ")", "", marked))
     logger.info(
         "grounding: %d cited clause(s), %d marker(s) removed, %d sentence(s) left unsupported",
         clauses, len(removed), len(unsupported),
