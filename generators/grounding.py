@@ -279,7 +279,7 @@ class EvidenceIndex:
         variants = (folded, _DECIMAL_COMMA.sub(".", folded), unicodedata.normalize("NFKC", text).replace(",", " "))
         numbers: set[str] = set()
         for variant in variants:
-            numbers.update(_number(n) for n in re.findall(r"(?<![\d.])\d+(?:\.\d+)?", variant))
+            numbers.update(_number(n) for n in re.findall(r"(?<!\d)\d+(?:\.\d+)?", variant))
         tokens: set[str] = set()
         stems: set[str] = set()
         for m in _TOKEN.finditer(folded):

@@ -129,3 +129,9 @@ def test_cited_answer_checks_only_when_asked_and_drops_citations_no_marker_names
     assert checked.unsupported == ("Siemens made it.",)
     only_wrong = cited_answer("openai:m", "q", "Siemens made it [2].", items, hits, {}, check=True)
     assert only_wrong.citations == () and only_wrong.text == "Siemens made it."
+
+
+def test_decimals_written_without_a_leading_zero_are_found():
+    evidence = {1: "Use (r{.75em}l) with widths .16 and .14 of the line."}
+    assert ground("Use r{.75em}l with widths of .16 and .14 [1].", evidence).unsupported == ()
+    assert ground("Use widths of .17 [1].", evidence).unsupported == ("Use widths of .17.",)
