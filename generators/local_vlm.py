@@ -3,7 +3,9 @@
 The model sees the top page images / figure crops (at most ``max_images``, each captioned with
 its marker) and the numbered evidence text, with the citation prompt of
 :mod:`generators.base`. Tokens stream through ``TextIteratorStreamer`` to ``on_token``; the
-final text goes through :func:`generators.markers.resolve_citations`.
+final text goes through :func:`generators.markers.cited_answer` with ``check=True``: invalid
+markers are removed and the rest are checked against their evidence (:mod:`generators.grounding`).
+``on_token`` receives the raw text; the returned Answer is the checked one.
 
 The family is data: ``config.json``'s ``architectures`` (then ``model_type``) is looked up in
 ``generators.registry.ARCHITECTURES`` / ``MODEL_TYPES``, or given explicitly with ``family=``;
@@ -291,7 +293,7 @@ class LocalVLMGenerator:
         watch.lap("prepare")
         raw = "".join(watch.iterate(self._run(inputs), on_token))
         watch.lap("generate")
-        return cited_answer(self.name, question, raw, items, hits, watch.timings)
+        return cited_answer(self.name, question, raw, items, hits, watch.timings, check=True)
 
     def complete(self, prompt: str) -> str:
         """Plain completion of a text prompt (no images, no citation parsing)."""

@@ -10,6 +10,12 @@ left empty is removed with the space before it. The answer text therefore only e
 markers that resolve to a citation; the rejected numbers are reported in
 :attr:`CitationResult.rejected` and logged as a warning. They are never cited.
 
+With ``check=True`` (the model-written answers of the local VLM and OpenAI-compatible
+generators) :func:`cited_answer` also checks each cited clause against the evidence its markers
+name (:mod:`generators.grounding`): markers whose evidence does not hold the clause's claims are
+removed, citations no marker names any more are dropped (the markers left keep their numbers),
+and the sentences left uncited are listed in :attr:`rag.types.Answer.unsupported`.
+
 Boxes are narrowed to the cited passage by :mod:`generators.matching`; crops with the box
 drawn are written by :mod:`generators.highlights`.
 """
@@ -25,6 +31,7 @@ from typing import Any
 from rag.types import Answer, Citation
 
 from generators.base import MARKER_RE, ContextItem
+from generators.grounding import evidence_texts, ground
 
 __all__ = ["CitationResult", "parse_markers", "resolve_citations", "cited_answer"]
 
@@ -87,10 +94,27 @@ def resolve_citations(text: str, items: Sequence[ContextItem]) -> CitationResult
 
 
 def cited_answer(
-    generator: str, question: str, raw: str, items: Sequence[ContextItem], hits: Sequence[Any], timings: dict[str, float]
+    generator: str,
+    question: str,
+    raw: str,
+    items: Sequence[ContextItem],
+    hits: Sequence[Any],
+    timings: dict[str, float],
+    *,
+    check: bool = False,
 ) -> Answer:
-    """The generated text with its markers resolved against the evidence given, as an Answer."""
+    """The generated text with its markers resolved against the evidence given, as an Answer.
+
+    ``check``: also check each cited clause against its evidence (:func:`generators.grounding.ground`)
+    and drop the markers and citations it does not support; for text a model wrote, not for
+    quotes of the evidence."""
     result = resolve_citations(raw.strip(), items)
+    unsupported: tuple[str, ...] = ()
+    if check:
+        grounded = ground(result.text, evidence_texts(items, hits))
+        unsupported = grounded.unsupported
+        if grounded.removed:
+            result = resolve_citations(grounded.text, items)
     logger.info(
         "%s answer: %d evidence item(s), %d citation(s), %.2fs",
         generator, len(items), len(result.citations), timings.get("generate", 0.0),
@@ -102,4 +126,5 @@ def cited_answer(
         hits=tuple(hits),
         timings=timings,
         generator=generator,
+        unsupported=unsupported,
     )

@@ -4,6 +4,11 @@ Page images and figure crops are sent as ``data:image/...;base64,`` URLs, encode
 files at request time and never stored. With streaming (``on_token`` given, or :meth:`stream`)
 the server-sent events are parsed strictly (:mod:`generators._sse`).
 
+The answer is checked against its citations (:mod:`generators.grounding`): a marker whose
+evidence does not hold the claims it is placed after is removed and its sentence listed in
+``Answer.unsupported``. ``on_token`` still receives the raw text as it streams; the returned
+Answer is the checked one.
+
 Retries: connection failures (refused, dropped before a response), HTTP 429 and 5xx are retried up to ``max_retries`` times with
 exponential backoff (``backoff * 2**attempt`` seconds), or the server's ``Retry-After`` when it
 sends one (capped at 60 s). Read timeouts and other HTTP errors are not retried. Every failure
@@ -296,7 +301,7 @@ class OpenAIChatGenerator:
         watch.lap("prepare")
         raw = "".join(watch.iterate(self._chat(messages, stream=on_token is not None), on_token))
         watch.lap("generate")
-        return cited_answer(self.name, question, raw, items, hits, watch.timings)
+        return cited_answer(self.name, question, raw, items, hits, watch.timings, check=True)
 
     def complete(self, prompt: str) -> str:
         """Plain completion of a text prompt (one user message, no streaming)."""

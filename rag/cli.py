@@ -201,6 +201,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     if not answer.text.endswith("\n"):
         sys.stdout.write("\n")
+    if answer.unsupported:
+        # the text above streamed raw; these sentences lost their markers in the final answer
+        sys.stdout.write("\nNot found in the evidence they cited (citation removed):\n")
+        for sentence in answer.unsupported:
+            sys.stdout.write(f"  ! {sentence}\n")
     if answer.citations:
         sys.stdout.write("\nSources:\n")
         for c in answer.citations:

@@ -140,6 +140,18 @@ def test_scripted_citations_keep_valid_markers_and_reject_invalid_ones(qwen2vl_d
     assert [(c.marker, c.source, c.page) for c in answer.citations] == [(2, "doc2.pdf", 2)]
 
 
+def test_scripted_answer_is_checked_against_its_citations(qwen2vl_dir, hits):
+    gen = LocalVLMGenerator(str(qwen2vl_dir), max_new_tokens=30).load()
+    # evidence [n] is "solar panel output n kwh": the second clause cites [1] for 7 kwh
+    gen.generation_kwargs = script(gen, "solar panel output 2 kwh [ 2 ] . solar panel output 7 kwh [ 1 ] .")
+    tokens: list[str] = []
+    answer = gen.generate("What is the solar output?", hits, on_token=tokens.append)
+    assert "[ 1 ]" in "".join(tokens)  # the raw text streams unchecked
+    assert answer.text == "solar panel output 2 kwh [ 2 ] . solar panel output 7 kwh ."
+    assert [c.marker for c in answer.citations] == [2]
+    assert answer.unsupported == ("solar panel output 2 kwh . solar panel output 7 kwh .",)
+
+
 def test_max_new_tokens_bounds_the_answer(qwen2vl_dir, hits):
     gen = LocalVLMGenerator(str(qwen2vl_dir), max_new_tokens=4).load()
     gen.generation_kwargs = script(gen, "one two three solar panel output energy kwh")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -288,3 +291,124 @@ def test_streams_from_a_real_loopback_http_server(hits, monkeypatch):
     first = _ChatHandler.seen[0]
     assert first["path"] == "/v1/chat/completions" and first["auth"] == f"Bearer {SECRET}"
     assert first["body"]["stream"] is True and first["body"]["model"] == "local-model"
+
+
+# -- answers checked against their citations (generators.grounding) ---------------------------
+class _ScriptedChat(BaseHTTPRequestHandler):
+    """A loopback OpenAI-compatible server whose answer is ``reply(user prompt)``: streamed as
+    server-sent events when the request asks for a stream, else one JSON completion."""
+
+    protocol_version = "HTTP/1.0"
+    reply: Callable[[str], str] = staticmethod(lambda prompt: "")
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][-1]["content"][-1]["text"]
+        text = type(self).reply(prompt)
+        self.send_response(200)
+        if body["stream"]:
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            words = text.split(" ")
+            pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+            self.wfile.write(sse(chunk("", role=True), *(chunk(p) for p in pieces), chunk(finish="stop")))
+        else:
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(completion(text)).encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def scripted_server(reply: Callable[[str], str]) -> Iterator[str]:
+    """The base URL of a loopback chat server answering ``reply(prompt)``."""
+    handler = type("Handler", (_ScriptedChat,), {"reply": staticmethod(reply)})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SUPPORTED = "The panel is inspected every 6 months [1]."
+WRONG_NUMBER = "Fault E21 means the grid voltage is above 253 V [2]."
+WRONG_MARKER = "Fault E21 means the grid voltage is too high [1]."
+UNKNOWN_NAME = "Fault E21 grid voltage alarms come from Siemens inverters [2]."
+SCRIPT = " ".join([SUPPORTED, WRONG_NUMBER, WRONG_MARKER, UNKNOWN_NAME])
+
+
+def _uncited(sentence: str) -> str:
+    return sentence.replace(" [1]", "").replace(" [2]", "")
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["stream", "json"])
+def test_a_loopback_answer_is_checked_against_its_citations(hits, streamed):
+    tokens: list[str] = []
+    with scripted_server(lambda prompt: SCRIPT) as base, OpenAIChatGenerator("m", base_url=base, timeout=10.0) as gen:
+        answer = gen.generate("What does fault E21 mean?", hits, on_token=tokens.append if streamed else None)
+    if streamed:
+        assert "".join(tokens) == SCRIPT  # the raw text streams as the model wrote it
+    assert answer.text == " ".join([SUPPORTED, *map(_uncited, (WRONG_NUMBER, WRONG_MARKER, UNKNOWN_NAME))])
+    assert [(c.marker, c.page) for c in answer.citations] == [(1, 3)]  # no marker names [2] any more
+    assert answer.unsupported == tuple(map(_uncited, (WRONG_NUMBER, WRONG_MARKER, UNKNOWN_NAME)))
+
+
+def test_a_supported_answer_keeps_every_marker_and_citation(hits):
+    text = "The panel is inspected every six months [1], and fault E21 means the grid voltage is too high [2]."
+    with scripted_server(lambda prompt: text) as base, OpenAIChatGenerator("m", base_url=base, timeout=10.0) as gen:
+        answer = gen.generate("q", hits)
+    assert answer.text == text and answer.unsupported == ()
+    assert [(c.marker, c.page) for c in answer.citations] == [(1, 3), (2, 5)]
+
+
+def _evidence_blocks(prompt: str) -> dict[int, str]:
+    """The numbered evidence of a prompt (``[n] source, page p, kind:`` then its text)."""
+    evidence = prompt.split("Question:")[0]
+    blocks = re.split(r"^\[(\d+)\] [^\n]*:\n", evidence, flags=re.M)
+    return {int(n): body for n, body in zip(blocks[1::2], blocks[2::2])}
+
+
+def _kb_reply(prompt: str) -> str:
+    """Cites the passage that holds the inspection interval, once right and three times wrong."""
+    blocks = _evidence_blocks(prompt)
+    right = next(n for n, body in blocks.items() if "every 6 months" in " ".join(body.split()))
+    other = next(n for n, body in blocks.items() if "inspect" not in body.lower() and "6 months" not in body)
+    return (
+        f"Inspect the inverter every 6 months [{right}]. Inspect the inverter every 9 months [{right}]. "
+        f"The inverter event log is read by Siemens [{right}]. Inspect the inverter every 6 months [{other}]."
+    )
+
+
+def test_mmrag_ask_json_flags_the_sentences_the_openai_answer_could_not_support(capsys, kb_path):
+    from rag.cli import main
+
+    with scripted_server(_kb_reply) as base:
+        code = main(["ask", "How often should the inverter be inspected?", "--kb", str(kb_path), "--json",
+                     "--generator", "openai", "--api-base", base, "--api-model", "m"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["generator"] == "openai:m"
+    right = data["citations"][0]["marker"]
+    assert data["answer"] == (
+        f"Inspect the inverter every 6 months [{right}]. Inspect the inverter every 9 months. "
+        "The inverter event log is read by Siemens. Inspect the inverter every 6 months."
+    )
+    assert len(data["citations"]) == 1 and "every 6 months" in " ".join(data["citations"][0]["text"].split())
+    assert data["unsupported"] == [
+        "Inspect the inverter every 9 months.", "The inverter event log is read by Siemens.",
+        "Inspect the inverter every 6 months.",
+    ]
+
+    with scripted_server(_kb_reply) as base:
+        code = main(["ask", "How often should the inverter be inspected?", "--kb", str(kb_path),
+                     "--generator", "openai", "--api-base", base, "--api-model", "m"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    flagged = out.split("Not found in the evidence they cited (citation removed):\n")[1]
+    assert "  ! The inverter event log is read by Siemens.\n" in flagged
