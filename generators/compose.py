@@ -116,8 +116,12 @@ def _window(text: str, terms: set[str], max_words: int) -> str:
     return (ELLIPSIS if cut_start else "") + span + (ELLIPSIS if cut_end else "")
 
 
-def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], items: Sequence[ContextItem]) -> None:
-    rows = [u for u in candidates if u.item is lead.item and u.is_row and u.header == lead.header]
+def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[str]) -> None:
+    # further rows must match the question by their own cells: every row repeats the header's words
+    rows = [
+        u for u in candidates
+        if u.item is lead.item and u.is_row and u.header == lead.header and terms.intersection(tokenize(" ".join(u.cells)))
+    ]
     rows = sorted(([lead] + [u for u in rows if u is not lead])[:MAX_ROWS], key=lambda u: u.position)
     header = lead.header if lead.header else tuple("" for _ in lead.cells)
     table = markdown_table(header, [u.cells for u in rows])
@@ -172,8 +176,11 @@ def compose(
     if asks_about_figure(question) and lead.item.kind != "figure":
         # a figure of the same or a better-ranked hit; a lower hit's figure is another picture
         lead = next((u for u in candidates if u.item.kind == "figure" and u.item.rank <= lead.item.rank), lead)
+    if not lead.is_row and lead.item.kind == "table":
+        # a table's caption matched: its best matching row answers
+        lead = next((u for u in candidates if u.item is lead.item and u.is_row), lead)
     if lead.is_row:
-        _table(writer, lead, candidates, items)
+        _table(writer, lead, candidates, terms)
     elif lead.item.kind == "figure":
         _figure(writer, lead, terms)
     else:
@@ -189,7 +196,7 @@ def compose(
         if unit.is_row:  # a matching row of another table: that table's header and row(s)
             if unit.item.marker not in tables:
                 tables.add(unit.item.marker)
-                _table(writer, unit, candidates, items)
+                _table(writer, unit, candidates, terms)
             continue
         if _words(unit.text) > room + SUPPORT_SLACK and room < 2 * MIN_SUPPORT_WORDS:
             continue

@@ -134,11 +134,18 @@ def reflow_rows(text: str, min_rows: int = 3) -> Rows | None:
     width, count = widths.most_common(1)[0]
     if count < min_rows:
         return None
-    rows = tuple((" ".join(label), *values) for label, values in groups if label and len(values) == width)
+    # the header's words run into the first row's label ("Loops Trees Aborts 3d-cube 25 27 3"):
+    # the first row's label is as long as the other rows' labels, the words before it are the header
+    label_words = Counter(len(label) for label, values in groups[1:] if label and len(values) == width)
+    size = label_words.most_common(1)[0][0] if label_words else 1
     header: tuple[str, ...] = ()
     first_label, first_values = groups[0]
-    if not first_values and len(first_label) in (width, width + 1):
-        header = tuple(([""] if len(first_label) == width else []) + first_label)
+    if len(first_values) == width and len(first_label) > size:
+        head = first_label[:-size]
+        groups[0] = (first_label[-size:], first_values)
+        if len(head) in (width, width + 1):
+            header = tuple(([""] if len(head) == width else []) + head)
+    rows = tuple((" ".join(label), *values) for label, values in groups if label and len(values) == width)
     return Rows(header, rows)
 
 
