@@ -116,6 +116,14 @@ def _window(text: str, terms: set[str], max_words: int) -> str:
     return (ELLIPSIS if cut_start else "") + span + (ELLIPSIS if cut_end else "")
 
 
+def _caption_sentence(caption: str) -> str:
+    """The first sentence of a caption; "Figure 2." alone is a label, not a sentence."""
+    sentences = _SENTENCE_END.split(caption)
+    if len(sentences) > 1 and _words(sentences[0]) <= 3:
+        return f"{sentences[0]} {sentences[1]}"
+    return sentences[0]
+
+
 def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[str]) -> None:
     # further rows must match the question by their own cells: every row repeats the header's words
     rows = [
@@ -127,7 +135,7 @@ def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[s
     table = markdown_table(header, [u.cells for u in rows])
     caption, _ = figure_parts(lead.item.text)
     caption = caption.split("\n")[0]
-    first = _SENTENCE_END.split(caption)[0] if caption and not caption.lstrip().startswith("|") else ""
+    first = _caption_sentence(caption) if caption and not caption.lstrip().startswith("|") else ""
     marker = writer.marker(lead.item)
     lead_in = _sentence(first)[0] if first else f"The table on page {lead.item.page}"
     writer.add(f"{lead_in} [{marker}]:\n\n{table}", _words(lead_in) + sum(len(u.cells) for u in rows) + len([h for h in header if h]))
@@ -136,8 +144,8 @@ def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[s
 def _figure(writer: _Writer, lead: Unit, terms: set[str]) -> None:
     caption, labels = figure_parts(strip_furniture(lead.item.text))
     sentences = _SENTENCE_END.split(caption) if caption else []
-    if len(sentences) > 1 and _words(sentences[0]) <= 3:  # "Figure 2." is a label, not a sentence
-        sentences[:2] = [f"{sentences[0]} {sentences[1]}"]
+    if sentences:
+        sentences[0] = _caption_sentence(caption)
     said = sentences[:1]
     if not lead.flat and lead.text in caption and plain_text(lead.text) not in plain_text(" ".join(said)):
         said.append(lead.text)
