@@ -39,8 +39,10 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
+from generators.compose import MAX_WORDS, compose
+from generators.furniture import furniture_lines, strip_furniture
 from generators.markers import cited_answer
-from generators.matching import MATCH_CHARS, plain_text
+from generators.spans import is_flattened, reflow_rows, tokenize
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -62,29 +64,6 @@ _NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
 _LIST_ITEM = re.compile(r"^\s*(?:[•●▪■◦‣∙·*–—-]\s+\S|-{1,2}[A-Za-z0-9][\w-]*(?:[,=\s]|$)|\(?(?:\d{1,2}|[a-z])[.)]\s+\S)")
 # a numbered heading ("2.1 ASN.1 syntax", "A.3 Examples")
 _HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
-_STOPWORDS = frozenset(
-    "a an the of to in on at for and or but is are was were be been being by with from as it its this that these "
-    "those what which who whom whose how many much where when why does do did done has have had can could should "
-    "would will shall may might must i you he she we they me my your our their there here than then so such not no "
-    "yes if into onto about over under between per all any each some most more less very also only just show shows "
-    "tell give list describe explain please according document page".split()
-)
-
-
-_SUFFIXES = ("ings", "ing", "ed", "es", "s")
-
-
-def _stem(word: str) -> str:
-    """A crude suffix stripper so ``connects``/``connected`` and ``section``/``sections`` meet."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
-            return word[: -len(suffix)]
-    return word
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, crudely stemmed content words (letters or digits) without stopwords."""
-    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,30 +73,50 @@ class Unit:
     item: ContextItem
     position: int
     text: str
+    #: for a table row: the column headings (may be empty) and the row's cells
+    header: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ()
+    #: a run of table cells or diagram labels read as one line (:func:`generators.spans.is_flattened`)
+    flat: bool = False
+
+    @property
+    def is_row(self) -> bool:
+        return bool(self.cells)
 
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _table_units(lines: list[str]) -> list[str]:
+_Piece = tuple[str, tuple[str, ...], tuple[str, ...]]  # text, header, cells
+
+
+def _row_text(header: Sequence[str], cells: Sequence[str]) -> str:
+    if len(cells) == len(header) and any(header):
+        return " | ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells))
+    return " | ".join(cells)
+
+
+def _table_units(lines: list[str]) -> list[_Piece]:
     rows = [ln for ln in lines if not _TABLE_SEPARATOR.match(ln.strip())]
     if not rows:
         return []
-    header = _cells(rows[0])
-    units = []
+    header = tuple(_cells(rows[0]))
+    units: list[_Piece] = []
     for row in rows[1:]:
-        cells = _cells(row)
-        if len(cells) == len(header) and any(header):
-            units.append(" | ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells)))
-        else:
-            units.append(" | ".join(cells))
-    return units or [" | ".join(header)]
+        cells = tuple(_cells(row))
+        units.append((_row_text(header, cells), header if len(cells) == len(header) else (), cells))
+    return units or [(" | ".join(header), (), ())]
 
 
 def split_units(text: str) -> list[str]:
     """Split evidence text into sentences and table rows (markdown ``| a | b |`` lines)."""
-    units: list[str] = []
+    return [piece[0] for piece in _split(text)]
+
+
+def _split(text: str) -> list[_Piece]:
+    """:func:`split_units` with each table row's header and cells."""
+    units: list[_Piece] = []
     prose: list[str] = []
     table: list[str] = []
 
@@ -129,7 +128,7 @@ def split_units(text: str) -> list[str]:
             if i + 1 < len(parts) and _NUMBER_ONLY.match(part):
                 parts[i + 1] = f"{part} {parts[i + 1]}"
             else:
-                units.append(part)
+                units.append((part, (), ()))
         prose.clear()
 
     lines = text.splitlines()
@@ -165,21 +164,6 @@ def is_heading_line(line: str) -> bool:
     if not text or len(text.split()) > 10 or text.endswith((".", "!", "?", ":", ";", ",")):
         return False
     return bool(_HEADING.match(text))
-
-
-def _passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
-    """The item to cite for ``unit``: a sentence taken from a whole page's text is cited from a
-    chunk (or figure) of the same page in the context that holds it too, so its box is the
-    passage, and the answer does not give one passage two markers (the page's box is narrowed
-    to that same chunk later)."""
-    if unit.item.kind != "page":
-        return unit.item
-    wanted = plain_text(unit.text)[:MATCH_CHARS]
-    for other in items:
-        if (other.kind != "page" and other.doc_id == unit.item.doc_id and other.page == unit.item.page
-                and wanted and wanted in plain_text(other.text)):
-            return other
-    return unit.item
 
 
 def looks_like_text(unit: str) -> bool:
@@ -227,6 +211,9 @@ def _form(unit: str) -> float:
     return 1.0
 
 
+#: a flattened run of table cells or diagram labels scores this share of its match
+FLAT_WEIGHT = 0.5
+
 #: a unit's score is divided by 1 + RANK_DECAY x (the 0-based rank of the hit it comes from)
 RANK_DECAY = 0.6
 
@@ -247,6 +234,7 @@ class ExtractiveGenerator:
         semantic_candidates: int = 32,
         min_similarity: float = 0.3,
         rank_decay: float = RANK_DECAY,
+        max_words: int = MAX_WORDS,
     ) -> None:
         if embedder is not None and not (hasattr(embedder, "embed_query") and hasattr(embedder, "embed_documents")):
             raise TypeError("embedder must have embed_query(str) and embed_documents(list[str])")
@@ -264,25 +252,53 @@ class ExtractiveGenerator:
         if rank_decay < 0:
             raise ValueError(f"rank_decay must be >= 0, got {rank_decay}")
         self.rank_decay = rank_decay
+        if max_words < 1:
+            raise ValueError(f"max_words must be >= 1, got {max_words}")
+        self.max_words = max_words
 
     def load(self) -> ExtractiveGenerator:
         """Nothing to load; present for symmetry with model-based generators."""
         return self
 
-    def select(
-        self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
-    ) -> list[tuple[Unit, float]]:
-        """The chosen units with their scores, best first; units holding more of the quoted
-        ``phrases`` (``None``: those quoted in ``question``) first."""
-        units = [
-            Unit(item, i, text) for item in items for i, text in enumerate(split_units(item.text)) if looks_like_text(text)
-        ]
+    def _units(self, items: Sequence[ContextItem]) -> list[Unit]:
+        """The candidate units of ``items``: page furniture dropped, flattened numeric tables
+        re-rowed where their shape allows, other flattened runs flagged."""
+        repeated = furniture_lines(items)
+        units: list[Unit] = []
+        for item in items:
+            position = 0
+            for text, header, cells in _split(strip_furniture(item.text, repeated)):
+                if not looks_like_text(text):
+                    continue
+                flat = not cells and is_flattened(text)
+                rows = reflow_rows(text) if flat else None
+                if rows is not None:
+                    for row in rows.rows:
+                        cells_ = tuple(row)
+                        head = rows.header if len(rows.header) == len(cells_) else ()
+                        units.append(Unit(item, position, _row_text(head, cells_), head, cells_))
+                        position += 1
+                    continue
+                units.append(Unit(item, position, text, header, cells, flat))
+                position += 1
+        return units
+
+    def _ranked(
+        self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None
+    ) -> tuple[list[Unit], list[float], list[float], list[int], list[list[str]]]:
+        """Units, their scores (relative to the best), rank-weighted scores, the order to take
+        them in, and their tokens. Empty when nothing matches."""
+        units = self._units(items)
         if not units:
-            return []
+            return [], [], [], [], []
         query = tokenize(question)
         docs = [tokenize(u.text) for u in units]
-        # headings and page furniture ("162 FREE CULTURE") are short: damp units under _SHORT words
-        lexical = [s * min(1.0, len(d) / _SHORT) * _form(u.text) for s, d, u in zip(_bm25(query, docs), docs, units)]
+        # headings and page furniture ("162 FREE CULTURE") are short: damp units under _SHORT words;
+        # a flattened run of cells or labels counts half: it is a last resort, never prose
+        lexical = [
+            s * min(1.0, len(d) / _SHORT) * _form(u.text) * (FLAT_WEIGHT if u.flat else 1.0)
+            for s, d, u in zip(_bm25(query, docs), docs, units)
+        ]
         top = max(lexical)
         scores = [s / top if top > 0 else 0.0 for s in lexical]
         best_cosine = 0.0
@@ -295,29 +311,42 @@ class ExtractiveGenerator:
             w = self.semantic_weight
             blended = [(1 - w) * s for s in scores]
             for i, c in zip(candidates, cos):
-                blended[i] += w * max(c, 0.0)
+                blended[i] += w * max(c, 0.0) * (FLAT_WEIGHT if units[i].flat else 1.0)
             scores = blended
         if top <= 0 and best_cosine < self.min_similarity:
-            return []  # no shared content word and nothing semantically close: no answer
+            return [], [], [], [], []  # no shared content word and nothing semantically close: no answer
         # retrieval already ranked the pages: a sentence from the first hit beats an equally
         # matching sentence from the fifth. The prior orders the sentences; whether a further
         # sentence is worth adding is judged on its own match, so a strong one from a lower hit
         # (the figure the first hit only mentions) still joins the answer.
         ordered = [s / (1.0 + self.rank_decay * u.item.rank) for s, u in zip(scores, units)]
-        # the same sentence in a chunk (or figure) and in its whole page: cite the chunk, whose box
-        # is the passage rather than the page
         # words the question quotes are the words the user read on the page: sentences holding
         # them come first (as pages holding them do in search, retrievers.pipeline.promote)
         if phrases is None:
             phrases = quoted_phrases(question)
         held = [holds(u.text, phrases) for u in units] if phrases else [0] * len(units)
+        # the same sentence in a chunk (or figure) and in its whole page: cite the chunk, whose box
+        # is the passage rather than the page
         ranked = sorted(
             range(len(units)),
             key=lambda i: (-held[i], -ordered[i], units[i].item.kind == "page", units[i].item.marker, units[i].position),
         )
-        best = scores[ranked[0]]
-        if best <= 0:
+        if scores[ranked[0]] <= 0:
+            return [], [], [], [], []
+        return units, scores, ordered, ranked, docs
+
+    def select(
+        self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
+    ) -> list[tuple[Unit, float]]:
+        """The chosen units with their scores, best first; units holding more of the quoted
+        ``phrases`` (``None``: those quoted in ``question``) first."""
+        units, scores, ordered, ranked, docs = self._ranked(question, items, phrases)
+        if not units:
             return []
+        return [(units[i], ordered[i]) for i in self._choose(units, scores, ranked, docs)]
+
+    def _choose(self, units: list[Unit], scores: list[float], ranked: list[int], docs: list[list[str]]) -> list[int]:
+        best = scores[ranked[0]]
         chosen: list[int] = []
         seen: list[set[str]] = []
         for i in ranked:
@@ -331,25 +360,25 @@ class ExtractiveGenerator:
                 continue
             seen.append(words)
             chosen.append(i)
-        return [(units[i], ordered[i]) for i in chosen]
+        return chosen
 
     def _answer(
         self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
     ) -> tuple[list[str], list[ContextItem]]:
-        """The answer in pieces (one per sentence) and the cited items, renumbered 1, 2, ... in
-        the order the answer first cites them (the evidence's own numbers follow hit rank, so an
-        answer would otherwise read "... [2] ... [1]")."""
-        chosen = self.select(question, items, phrases)
-        if not chosen:
+        """The answer in pieces and the cited items, renumbered 1, 2, ... in the order the answer
+        first cites them (the evidence's own numbers follow hit rank, so an answer would
+        otherwise read "... [2] ... [1]"). See :mod:`generators.compose` for how it is written."""
+        units, scores, _, ranked, docs = self._ranked(question, items, phrases)
+        if not units:
             return [NO_ANSWER], []
-        renumbered: dict[int, ContextItem] = {}
-        pieces = []
-        for i, (unit, _) in enumerate(chosen):
-            source = _passage_holding(unit, items)
-            item = renumbered.setdefault(source.marker, replace(source, marker=len(renumbered) + 1))
-            text, end = (unit.text[:-1], unit.text[-1]) if unit.text[-1] in ".!?" else (unit.text, ".")
-            pieces.append(("" if i == 0 else " ") + f"{text} [{item.marker}]{end}")
-        return pieces, list(renumbered.values())
+        chosen = self._choose(units, scores, ranked, docs)
+        return compose(
+            question,
+            [units[i] for i in chosen],
+            [units[i] for i in ranked if scores[i] >= self.min_ratio * scores[ranked[0]]],
+            items,
+            max_words=self.max_words,
+        )
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str]:
         """The answer text in pieces (one per sentence)."""

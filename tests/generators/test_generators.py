@@ -138,7 +138,8 @@ def test_a_sentence_read_from_a_whole_page_is_cited_from_the_chunk_holding_it():
 
 def test_table_question_picks_the_row_and_keeps_the_header():
     answer = ExtractiveGenerator(max_sentences=1).generate("What was the output in April?", _hits())
-    assert answer.text == "Month: April | Output kWh: 515 [1]."  # the second hit's table, cited first: [1]
+    # a small markdown table: the header and the matching row; the second hit's table, cited first: [1]
+    assert answer.text == "The table on page 7 [1]:\n\n| Month | Output kWh |\n|---|---|\n| April | 515 |"
     assert [(c.marker, c.source, c.page) for c in answer.citations] == [(1, "report.pdf", 7)]
 
 

@@ -1,0 +1,214 @@
+"""How an extractive answer is written from the units chosen for it.
+
+The answer leads with the shortest span that answers, then adds supporting sentences while
+the word budget (``max_words``, about 60) lasts:
+
+- a **table row** leads as a small markdown table: the table's caption, then its header and
+  the matching row(s) (up to :data:`MAX_ROWS`, in table order);
+- a **figure** leads with its caption (first sentence) and the labels read from it (those
+  sharing the question's words first), citing the figure item, so its crop reaches the
+  answer's citation; a question that asks about a figure ("diagram", "chart", "pictured", ...)
+  is answered from a figure when one is among the matching units;
+- a **sentence** leads as it is, or, when long, by its stretch of at most :data:`LEAD_WORDS`
+  words holding most of the question's words (cut ends marked "…");
+- a **flattened run** of cells or labels that could not be re-rowed is never written as prose
+  in full: only its best stretch of :data:`FLAT_WORDS` words, and never as support.
+
+Every quoted span is text of the item it cites (spacing aside), so
+:mod:`generators.matching` can find it on the page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from generators.base import ContextItem
+from generators.furniture import strip_furniture
+from generators.matching import MATCH_CHARS, plain_text
+from generators.spans import ELLIPSIS, best_window, figure_parts, markdown_table, tokenize
+
+if TYPE_CHECKING:
+    from generators.extractive import Unit
+
+__all__ = ["compose", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
+
+#: words an answer aims at (a lead table or figure may go over; support stops there)
+MAX_WORDS = 60
+#: longest stretch of a sentence quoted as the lead
+LEAD_WORDS = 45
+#: longest stretch of a flattened run quoted
+FLAT_WORDS = 20
+#: most rows of one table in an answer
+MAX_ROWS = 3
+#: words of figure labels written after a caption
+LABEL_WORDS = 30
+#: words a whole supporting sentence may run past the budget rather than be cut
+SUPPORT_SLACK = 15
+#: a supporting sentence shorter than this after cutting is left out
+MIN_SUPPORT_WORDS = 8
+
+_FIGURE_CUES = frozenset(
+    "figure fig diagram chart graph plot picture pictured image screenshot photo photograph illustration drawn drawing "
+    "depicted shown labelled labeled sketch map".split()
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def asks_about_figure(question: str) -> bool:
+    """The question names a picture of some kind (figure, diagram, chart, screenshot, ...)."""
+    return any(w in _FIGURE_CUES for w in re.findall(r"[a-z]+", question.lower()))
+
+
+def passage_holding(unit: Unit, items: Sequence[ContextItem]) -> ContextItem:
+    """The item to cite for ``unit``: a sentence taken from a whole page's text is cited from a
+    chunk (or figure) of the same page in the context that holds it too, so its box is the
+    passage, and the answer does not give one passage two markers (the page's box is narrowed
+    to that same chunk later)."""
+    if unit.item.kind != "page":
+        return unit.item
+    wanted = plain_text(unit.text)[:MATCH_CHARS]
+    for other in items:
+        if (other.kind != "page" and other.doc_id == unit.item.doc_id and other.page == unit.item.page
+                and wanted and wanted in plain_text(other.text)):
+            return other
+    return unit.item
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _sentence(text: str, end: str = ".") -> tuple[str, str]:
+    """``text`` without its closing punctuation, and that punctuation (``end`` when none)."""
+    text = text.rstrip()
+    return (text[:-1], text[-1]) if text and text[-1] in ".!?" else (text, end)
+
+
+class _Writer:
+    """Collects answer pieces and renumbers cited items in the order of first citation."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.cited: dict[int, ContextItem] = {}
+        self.words = 0
+
+    def marker(self, item: ContextItem) -> int:
+        return self.cited.setdefault(item.marker, replace(item, marker=len(self.cited) + 1)).marker
+
+    def sentence(self, text: str, item: ContextItem) -> None:
+        body, end = _sentence(text)
+        self.add(f"{body} [{self.marker(item)}]{end}", _words(body))
+
+    def add(self, piece: str, words: int) -> None:
+        sep = "" if not self.pieces else "\n\n" if self.pieces[-1].endswith("|") or "\n|" in piece else " "
+        self.pieces.append(sep + piece)
+        self.words += words
+
+
+def _window(text: str, terms: set[str], max_words: int) -> str:
+    def weight(word: str) -> float:
+        return 1.0 if terms.intersection(tokenize(word)) else 0.0
+
+    span, cut_start, cut_end = best_window(text, weight, max_words)
+    return (ELLIPSIS if cut_start else "") + span + (ELLIPSIS if cut_end else "")
+
+
+def _caption_sentence(caption: str) -> str:
+    """The first sentence of a caption; "Figure 2." alone is a label, not a sentence."""
+    sentences = _SENTENCE_END.split(caption)
+    if len(sentences) > 1 and _words(sentences[0]) <= 3:
+        return f"{sentences[0]} {sentences[1]}"
+    return sentences[0]
+
+
+def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[str]) -> None:
+    # further rows must match the question by their own cells: every row repeats the header's words
+    rows = [
+        u for u in candidates
+        if u.item is lead.item and u.is_row and u.header == lead.header and terms.intersection(tokenize(" ".join(u.cells)))
+    ]
+    rows = sorted(([lead] + [u for u in rows if u is not lead])[:MAX_ROWS], key=lambda u: u.position)
+    header = lead.header if lead.header else tuple("" for _ in lead.cells)
+    table = markdown_table(header, [u.cells for u in rows])
+    caption, _ = figure_parts(lead.item.text)
+    caption = caption.split("\n")[0]
+    first = _caption_sentence(caption) if caption and not caption.lstrip().startswith("|") else ""
+    marker = writer.marker(lead.item)
+    lead_in = _sentence(first)[0] if first else f"The table on page {lead.item.page}"
+    writer.add(f"{lead_in} [{marker}]:\n\n{table}", _words(lead_in) + sum(len(u.cells) for u in rows) + len([h for h in header if h]))
+
+
+def _figure(writer: _Writer, lead: Unit, terms: set[str]) -> None:
+    caption, labels = figure_parts(strip_furniture(lead.item.text))
+    sentences = _SENTENCE_END.split(caption) if caption else []
+    if sentences:
+        sentences[0] = _caption_sentence(caption)
+    said = sentences[:1]
+    if not lead.flat and lead.text in caption and plain_text(lead.text) not in plain_text(" ".join(said)):
+        said.append(lead.text)
+    for text in said:
+        writer.sentence(_window(text, terms, LEAD_WORDS), lead.item)
+    if not labels:
+        return
+    # the labels that share the question's words first, then the others, in reading order
+    scored = sorted(range(len(labels)), key=lambda i: (-len(terms.intersection(tokenize(labels[i]))), i))
+    keep: list[int] = []
+    budget = LABEL_WORDS
+    for i in scored:
+        if _words(labels[i]) <= budget:
+            keep.append(i)
+            budget -= _words(labels[i])
+    shown = "; ".join(labels[i] for i in sorted(keep))
+    writer.add(f"Labels in the figure: {shown} [{writer.marker(lead.item)}].", LABEL_WORDS - budget)
+
+
+def compose(
+    question: str,
+    chosen: Sequence[Unit],
+    candidates: Sequence[Unit],
+    items: Sequence[ContextItem],
+    *,
+    max_words: int = MAX_WORDS,
+) -> tuple[list[str], list[ContextItem]]:
+    """The answer's pieces and the cited items (renumbered from 1).
+
+    ``chosen``: the units selected to answer, best first; ``candidates``: every unit that
+    matched well enough, best first (where further rows of a table, or a figure for a figure
+    question, are taken from)."""
+    terms = set(tokenize(question))
+    writer = _Writer()
+    lead = chosen[0]
+    if asks_about_figure(question) and lead.item.kind != "figure":
+        # a figure of the same or a better-ranked hit; a lower hit's figure is another picture
+        lead = next((u for u in candidates if u.item.kind == "figure" and u.item.rank <= lead.item.rank), lead)
+    if not lead.is_row and lead.item.kind == "table":
+        # a table's caption matched: its best matching row answers
+        lead = next((u for u in candidates if u.item is lead.item and u.is_row), lead)
+    if lead.is_row:
+        _table(writer, lead, candidates, terms)
+    elif lead.item.kind == "figure":
+        _figure(writer, lead, terms)
+    else:
+        limit = FLAT_WORDS if lead.flat else LEAD_WORDS
+        writer.sentence(_window(lead.text, terms, limit), passage_holding(lead, items))
+    tables = {lead.item.marker} if lead.is_row else set()
+    for unit in chosen:
+        if unit is lead or unit.flat or (lead.item.kind == "figure" and unit.item is lead.item):
+            continue
+        room = min(max_words - writer.words, LEAD_WORDS)
+        if room < MIN_SUPPORT_WORDS:
+            break
+        if unit.is_row:  # a matching row of another table: that table's header and row(s)
+            if unit.item.marker not in tables:
+                tables.add(unit.item.marker)
+                _table(writer, unit, candidates, terms)
+            continue
+        if _words(unit.text) > room + SUPPORT_SLACK and room < 2 * MIN_SUPPORT_WORDS:
+            continue
+        # a sentence that nearly fits is given whole: its cut-off end is often the answer
+        fits = _words(unit.text) <= room + SUPPORT_SLACK
+        writer.sentence(unit.text if fits else _window(unit.text, terms, room), passage_holding(unit, items))
+    return writer.pieces, list(writer.cited.values())

@@ -1,0 +1,219 @@
+"""The shape of an evidence span, and how an extractive answer writes it.
+
+Pure functions over text, no model:
+
+- :func:`is_flattened`: a table or a diagram whose cells came out as one run of short words and
+  numbers ("model/constant rgb cmy cmyk hsb ...", "1 2 3 4 5 6 7 8"): hardly any function words
+  of running English, or mostly numbers. Such a run is never written as a sentence.
+- :func:`reflow_rows`: re-rows a flattened numeric table ("3d-cube 25 27 29 3d-morph 5 8 8")
+  into its rows (a label followed by as many numbers as the other rows) and, when the run
+  starts with one word per column, its header.
+- :func:`markdown_table`: a header and rows as a small markdown table.
+- :func:`best_window`: the stretch of at most ``max_words`` words of a long span that holds the
+  most of the question's words, so a long paragraph is quoted by the part that answers.
+- :func:`figure_parts`: a figure item's caption and the labels read from it (short lines).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "tokenize",
+    "FUNCTION_WORDS",
+    "Rows",
+    "is_flattened",
+    "is_numberish",
+    "reflow_rows",
+    "markdown_table",
+    "best_window",
+    "figure_parts",
+    "ELLIPSIS",
+]
+
+ELLIPSIS = "…"
+#: words a window keeps before its first word that matches the question
+LEAD_IN = 3
+#: a figure label is a line of at most this many words (longer lines are the text around it)
+LABEL_MAX_WORDS = 5
+
+#: English function words: running prose holds many of them (about a third of its words); a
+#: flattened table or a diagram's labels hardly any.
+FUNCTION_WORDS = frozenset(
+    "a an the of to in on at for and or but is are was were be been by with from as it its this that these those "
+    "which who when where than then so not no into can could will would should may has have had there their our we "
+    "they he she his her you your if each all any such only also more most".split()
+)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOPWORDS = frozenset(
+    "a an the of to in on at for and or but is are was were be been being by with from as it its this that these "
+    "those what which who whom whose how many much where when why does do did done has have had can could should "
+    "would will shall may might must i you he she we they me my your our their there here than then so such not no "
+    "yes if into onto about over under between per all any each some most more less very also only just show shows "
+    "tell give list describe explain please according document page".split()
+)
+
+
+_SUFFIXES = ("ings", "ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude suffix stripper so ``connects``/``connected`` and ``section``/``sections`` meet."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, crudely stemmed content words (letters or digits) without stopwords."""
+    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+
+
+_TOKEN_EDGE = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
+_CAPTION = re.compile(r"^(?:fig(?:ure)?|table|chart|diagram|plate|exhibit|illustration)\.?\s*[\dA-Z]", re.IGNORECASE)
+
+
+def _bare(token: str) -> str:
+    return _TOKEN_EDGE.sub("", token).lower()
+
+
+def is_numberish(token: str) -> bool:
+    """A cell value: a number, with units or signs around it (``2.20x``, ``(0,0,0)``, ``-``, ``25%``)."""
+    core = _bare(token)
+    if token.strip() in {"-", "–", "—", "–", "n/a", "N/A"}:
+        return True
+    if not core:
+        return False
+    digits = sum(c.isdigit() for c in core)
+    return digits > 0 and digits >= len(core) - 2
+
+
+def is_flattened(text: str, min_words: int = 8) -> bool:
+    """True for a run of table cells or diagram labels read as one line: at least ``min_words``
+    words and either fewer than 1 in 12 of them function words, or half of them numbers."""
+    words = text.split()
+    if len(words) < min_words:
+        return False
+    function = sum(_bare(w) in FUNCTION_WORDS for w in words)
+    numbers = sum(is_numberish(w) for w in words)
+    return function * 12 < len(words) or numbers * 2 >= len(words)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A table recovered from a flattened run: ``header`` (empty when unknown) and ``rows``."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def reflow_rows(text: str, min_rows: int = 3) -> Rows | None:
+    """Rows of a flattened table whose rows are a label and a fixed number of values.
+
+    The run is cut into groups (words, then numbers); the commonest count of numbers, at least
+    2, is the row width, and groups of that width are the rows (label, values...). Words before
+    the first row, as many as the values, are the header. ``None`` when fewer than ``min_rows``
+    groups share a width: the run is not a table of that shape."""
+    groups: list[tuple[list[str], list[str]]] = []
+    for token in text.split():
+        if is_numberish(token):
+            if not groups:
+                groups.append(([], []))
+            groups[-1][1].append(token)
+        elif not groups or groups[-1][1]:
+            groups.append(([token], []))
+        else:
+            groups[-1][0].append(token)
+    widths = Counter(len(values) for label, values in groups if label and len(values) >= 2)
+    if not widths:
+        return None
+    width, count = widths.most_common(1)[0]
+    if count < min_rows:
+        return None
+    # the header's words run into the first row's label ("Loops Trees Aborts 3d-cube 25 27 3"):
+    # the first row's label is as long as the other rows' labels, the words before it are the header
+    label_words = Counter(len(label) for label, values in groups[1:] if label and len(values) == width)
+    size = label_words.most_common(1)[0][0] if label_words else 1
+    header: tuple[str, ...] = ()
+    first_label, first_values = groups[0]
+    if len(first_values) == width and len(first_label) > size:
+        head = first_label[:-size]
+        groups[0] = (first_label[-size:], first_values)
+        if len(head) in (width, width + 1):
+            header = tuple(([""] if len(head) == width else []) + head)
+    rows = tuple((" ".join(label), *values) for label, values in groups if label and len(values) == width)
+    return Rows(header, rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").strip()
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``header`` and ``rows`` as a markdown table; without a header the first row heads it."""
+    if not rows and not header:
+        return ""
+    head = list(header) if header else list(rows[0])
+    body = rows if header else rows[1:]
+    width = max([len(head), *(len(r) for r in body)])
+    head += [""] * (width - len(head))
+    lines = ["| " + " | ".join(_cell(h) for h in head) + " |", "|" + "---|" * width]
+    for row in body:
+        cells = list(row) + [""] * (width - len(row))
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def best_window(text: str, weight: Callable[[str], float], max_words: int) -> tuple[str, bool, bool]:
+    """The stretch of at most ``max_words`` words of ``text`` with the largest total ``weight``
+    (a word's weight: how much it tells about the question; each distinct word counts once).
+    Returns (window, cut at the start, cut at the end). A window that can start at a sentence
+    start within a few words of the best one does so, so a quote reads from its beginning."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text, False, False
+    def total(start: int) -> float:
+        seen: dict[str, float] = {}
+        for w in words[start : start + max_words]:
+            key = _bare(w)
+            if key and key not in seen:
+                seen[key] = weight(w)
+        return sum(seen.values())
+
+    scores = [total(start) for start in range(len(words) - max_words + 1)]
+    best_start = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    # the answer follows the words that match the question ("Computer playfulness The degree
+    # of ..."): start the window just before its first matching word, at a sentence start when
+    # one is a few words before
+    first = next((i for i in range(best_start, best_start + max_words) if weight(words[i]) > 0), best_start)
+    best_start = min(max(0, first - LEAD_IN), len(words) - max_words)
+    for s in range(first, max(-1, first - 8), -1):
+        if s == 0 or words[s - 1].endswith((".", "!", "?", ":", ";")):
+            best_start = min(s, best_start)
+            break
+    end = best_start + max_words
+    return " ".join(words[best_start:end]), best_start > 0, end < len(words)
+
+
+def figure_parts(text: str) -> tuple[str, list[str]]:
+    """A figure item's caption (its lines up to the first label line, when they read as a
+    sentence or start with "Figure n") and its labels (the other lines: short, in reading
+    order, each once)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    caption: list[str] = []
+    rest = lines
+    if lines and (_CAPTION.match(lines[0]) or len(lines[0].split()) > 8):
+        caption = [lines[0]]
+        rest = lines[1:]
+        while rest and len(rest[0].split()) > 8 and not is_flattened(rest[0]):
+            caption.append(rest[0])
+            rest = rest[1:]
+    labels: list[str] = []
+    for line in rest:
+        if line not in labels and any(c.isalnum() for c in line) and len(line.split()) <= LABEL_MAX_WORDS:
+            labels.append(line)
+    return " ".join(caption), labels

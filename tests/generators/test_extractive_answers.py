@@ -1,0 +1,118 @@
+"""Extractive answers that answer: furniture never quoted, tables as rows, figures with labels,
+long sentences cut to the part that answers (issue 18)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generators.base import ContextItem
+from generators.extractive import ExtractiveGenerator
+from generators.furniture import furniture_lines, is_furniture_line, strip_furniture
+from generators.spans import best_window, figure_parts, is_flattened, markdown_table, reflow_rows
+from rag.types import BBox, Evidence, Hit
+
+
+def _hit(page: int, *evidence: Evidence, source: str = "manual.pdf") -> Hit:
+    return Hit("d1", source, page, 1.0, "text", BBox(0, 0, 600, 800), tuple(evidence), image_path=Path(f"/kb/p{page}.png"))
+
+
+def _chunk(text: str) -> Evidence:
+    return Evidence("text", "chunk", text, 1.0, BBox(10, 10, 500, 300))
+
+
+def _item(page: int, text: str) -> ContextItem:
+    return ContextItem(0, "d1", "manual.pdf", page, None, text)
+
+
+def test_lines_repeated_on_other_pages_numbers_and_dot_leaders_are_furniture():
+    items = [
+        _item(3, "xpump manual rev 7\nThe pump primes itself in ten seconds.\n3"),
+        _item(4, "xpump manual rev 7\nOpen the valve before starting.\n4"),
+    ]
+    repeated = furniture_lines(items)
+    assert strip_furniture(items[0].text, repeated) == "The pump primes itself in ten seconds."
+    assert is_furniture_line("Installation ............ 12")
+    assert is_furniture_line("xcolor v2.14 (2022/06/12)")
+    assert is_furniture_line("- 14 -")
+    assert not is_furniture_line("The valve opens at 12 bar.")
+    # a line seen on one page only is body text
+    assert not is_furniture_line("xpump manual rev 7", furniture_lines(items[:1]))
+
+
+def test_a_running_header_is_never_part_of_the_answer():
+    hits = [
+        _hit(3, _chunk("Pumpco Service Guide 2.1\nThe pump primes itself in ten seconds after the valve opens.")),
+        _hit(4, _chunk("Pumpco Service Guide 2.1\nPriming fails when the valve is closed.")),
+    ]
+    answer = ExtractiveGenerator(max_sentences=2).generate("How long does the pump take to prime?", hits)
+    assert "Service Guide" not in answer.text
+    assert answer.text.startswith("The pump primes itself in ten seconds")
+
+
+def test_flattened_cells_are_recognised_and_numeric_runs_re_rowed():
+    flat = "Loops Trees Aborts 3d-cube 25 27 3 3d-morph 5 8 2 access-fannkuch 10 34 24 crypto-aes 50 72 19"
+    assert is_flattened(flat)
+    assert not is_flattened("The pump primes itself in ten seconds after the valve has been opened by hand.")
+    rows = reflow_rows(flat)
+    assert rows is not None
+    assert rows.header == ("", "Loops", "Trees", "Aborts")
+    assert rows.rows[2] == ("access-fannkuch", "10", "34", "24")
+    assert reflow_rows("the pump primes in 10 seconds") is None
+    assert markdown_table(("Name", "Aborts"), [("crypto-aes", "19")]) == "| Name | Aborts |\n|---|---|\n| crypto-aes | 19 |"
+
+
+def test_a_flattened_table_answers_with_its_header_and_matching_row_not_a_line_of_cells():
+    flat = ("Benchmark Loops Trees Aborts\n3d-cube 25 27 3 3d-morph 5 8 2 access-fannkuch 10 34 24 crypto-aes 50 72 19")
+    hits = [_hit(12, _chunk(flat))]
+    answer = ExtractiveGenerator().generate("How many aborts did access-fannkuch have?", hits)
+    assert "| access-fannkuch | 10 | 34 | 24 |" in answer.text
+    assert "| Benchmark | Loops | Trees | Aborts |" in answer.text
+    assert "3d-morph" not in answer.text  # only the matching row, not the whole table
+
+
+def test_a_markdown_table_answers_with_the_matching_rows_under_the_header():
+    table = (
+        "Table 7: Color constants\n|model|gray|HTML|\n|---|---|---|\n|black|0|000000|\n|gray|0.5|808080|\n|white|1|FFFFFF|"
+    )
+    hits = [_hit(20, Evidence("figures", "table", table, 1.0, BBox(0, 0, 300, 200), Path("/kb/p20-tab01.png")))]
+    answer = ExtractiveGenerator().generate("What is the HTML value of the gray constant?", hits)
+    assert answer.text.startswith("Table 7: Color constants [1]:")
+    assert "| model | gray | HTML |\n|---|---|---|" in answer.text
+    assert "| gray | 0.5 | 808080 |" in answer.text
+    assert "FFFFFF" not in answer.text
+
+
+def test_a_figure_question_answers_with_caption_and_labels_citing_the_crop():
+    figure_text = "Figure 4. Parts of the pump housing.\nImpeller\nVolute casing\nShaft seal\nThe pump housing is cast iron and holds the impeller in place."
+    crop = Path("/kb/p9-fig01.png")
+    hits = [
+        _hit(9, _chunk("The housing is shown in Figure 4 and is made of cast iron.")),
+        _hit(9, Evidence("figures", "figure", figure_text, 0.9, BBox(50, 50, 400, 400), crop)),
+    ]
+    answer = ExtractiveGenerator().generate("Which parts are labelled in the diagram of the pump housing?", hits)
+    assert answer.text.startswith("Figure 4. Parts of the pump housing [1].")
+    assert "Labels in the figure: Impeller; Volute casing; Shaft seal [1]." in answer.text
+    assert answer.citations[0].crop_path == crop
+    assert "holds the impeller in place" not in answer.text.split("Labels")[1]  # text around the figure is no label
+
+
+def test_figure_parts_split_caption_from_labels():
+    caption, labels = figure_parts("Figure 2: The loop.\nMonitor\nRecord\nMonitor\nthis is a long line of running text around it")
+    assert caption == "Figure 2: The loop."
+    assert labels == ["Monitor", "Record"]
+
+
+def test_a_long_sentence_is_quoted_by_the_stretch_that_answers_and_the_answer_stays_short():
+    filler = " ".join(f"word{i}" for i in range(80))
+    text = f"{filler} The definition: playfulness is the degree of cognitive spontaneity in interactions. {filler}"
+    answer = ExtractiveGenerator().generate("What is playfulness?", [_hit(22, _chunk(text))])
+    assert "playfulness is the degree of cognitive spontaneity" in answer.text
+    assert len(answer.text.split()) <= 50
+    assert answer.text.startswith("…")  # a cut is marked
+
+
+def test_best_window_starts_before_the_first_matching_word():
+    words = " ".join(["x"] * 30 + ["alpha", "answer", "follows", "here"] + ["y"] * 30)
+    window, cut_start, cut_end = best_window(words, lambda w: 1.0 if w == "alpha" else 0.0, 10)
+    assert window.split()[3] == "alpha" and window.split()[4] == "answer"
+    assert cut_start and cut_end
