@@ -86,6 +86,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--api-base", help="OpenAI-compatible base URL for --generator openai")
     p.add_argument("--api-model", help="model name at the API")
     p.add_argument("--highlights", help="write a PNG of each cited region, box drawn, into this folder")
+    p.add_argument("--no-abstain", action="store_true",
+                   help="always show the generated answer, even when the evidence does not seem to answer ([ask] abstain)")
     _add_common(p)
     p.set_defaults(func=commands["ask"])
 

@@ -188,9 +188,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.json_shapes import answer_json
 
-    stream = None if args.json else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
     with _open_kb(args) as kb:
-        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream)
+        abstain = kb.config.ask.abstain and not args.no_abstain
+        # with abstention on, the generated text may be withdrawn after generation: print only
+        # the final answer, never a streamed one followed by "the documents do not say"
+        stream = None if args.json or abstain else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
+        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain)
     highlights: list[Path] = []
     if args.highlights:
         from rag.kb import write_highlights
@@ -199,6 +202,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         _emit({**answer_json(answer), "highlights": [str(p) for p in highlights]})
         return 0
+    if stream is None:
+        sys.stdout.write(answer.text)
     if not answer.text.endswith("\n"):
         sys.stdout.write("\n")
     if answer.unsupported:

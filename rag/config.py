@@ -133,7 +133,15 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class AskConfig:
-    """How questions are answered."""
+    """How questions are answered.
+
+    ``abstain``: after generating, judge whether the retrieved evidence answers the question
+    (:mod:`generators.abstention`); when it does not, the answer says so plainly
+    (``answered=False``, no citations, the closest pages named). ``abstain_min_similarity`` and
+    ``abstain_min_coverage`` are the judge's two thresholds (0..1): an answer is withdrawn when
+    its cited passages are below the first AND the top pages cover less than the second of the
+    question's (IDF-weighted) words; 0 for both keeps only the "cited nothing" rule.
+    """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
     reranker: str = "none"
@@ -145,6 +153,17 @@ class AskConfig:
     top_k: int = 5
     fusion: Literal["score", "rrf"] = "score"
     max_question_chars: int = 2000
+    abstain: bool = True
+    abstain_min_similarity: float = 0.34
+    abstain_min_coverage: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("abstain_min_similarity", "abstain_min_coverage"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"ask.{name} must be a number within 0..1, got {value!r}")
+        if not isinstance(self.abstain, bool):
+            raise ConfigError(f"ask.abstain must be true or false, got {self.abstain!r}")
 
 
 @dataclass(frozen=True)

@@ -319,10 +319,15 @@ class KnowledgeBase:
         reranker: str | None = None,
         generator: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        abstain: bool | None = None,
     ) -> Answer:
         """Answer a question from the knowledge base, with citations to page and box: search,
         generate from the hits (given the question's quoted phrases), narrow whole-page citations
-        to the passage cited."""
+        to the passage cited, then judge whether the evidence answers at all
+        (:mod:`generators.abstention`; ``abstain`` overrides ``config.ask.abstain``): when it does
+        not, the answer says so (``answered=False``, no citations; the hits are the closest pages).
+        Tokens already sent to ``on_token`` are those of the generated text, before the judgement."""
+        from generators.abstention import AbstentionJudge
         from generators.matching import narrow_page_citations
         from rag._models import build_generator_for
         from retrievers.pipeline import page_passages
@@ -338,7 +343,14 @@ class KnowledgeBase:
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
         answer = replace(answer, route=result.route, hits=result.hits, timings=timings)
         store, specs = self._open_store()
-        return narrow_page_citations(answer, lambda doc_id, page: page_passages(store, specs, doc_id, page))
+        answer = narrow_page_citations(answer, lambda doc_id, page: page_passages(store, specs, doc_id, page))
+        if not (self.config.ask.abstain if abstain is None else abstain):
+            return answer
+        ask = self.config.ask
+        judge = AbstentionJudge(self.embedders.text, min_similarity=ask.abstain_min_similarity, min_coverage=ask.abstain_min_coverage)
+        t1 = time.perf_counter()
+        judged = judge.apply(result.question, answer)
+        return replace(judged, timings={**judged.timings, "abstain": time.perf_counter() - t1})
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;
