@@ -65,7 +65,8 @@ class Generator(Protocol):
 
     ``generate`` returns the final :class:`rag.types.Answer`; when ``on_token`` is given it is
     called with each piece of text as it is produced (their concatenation is the raw text
-    before invalid citation markers are removed). ``phrases`` are the question's quoted phrases
+    before invalid citation markers are removed and, for model generators, before the citations
+    are checked against their evidence, :mod:`generators.grounding`). ``phrases`` are the question's quoted phrases
     as search read them (:func:`rag.phrases.quoted_phrases`); ``None`` (not given): read from
     the question where a generator uses them. ``complete`` is a plain text completion
     (used e.g. by an LLM router); generators that cannot do it raise
@@ -128,7 +129,8 @@ def _item(hit: Hit, rank: int, ev: Evidence, max_chars: int) -> ContextItem:
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"
     page_image = hit.image_path if hit.image_path is not None else (ev.image_path if ev.kind == "page" else None)
-    crop = ev.image_path if ev.kind != "page" else None
+    # a chunk's stored image is its page's: only an image of its own (a figure or table crop) is a crop
+    crop = ev.image_path if ev.kind != "page" and ev.image_path != page_image else None
     return ContextItem(
         marker=0,
         doc_id=hit.doc_id,

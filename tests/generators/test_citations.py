@@ -68,6 +68,17 @@ def test_figure_evidence_shows_its_crop_but_cites_the_page_image(tmp_path):
     assert citation.image_path == page_png and citation.bbox == BBox(50, 50, 300, 200)
 
 
+def test_a_text_chunk_has_no_crop_of_its_own(tmp_path):
+    # chunks are stored with their page's image: a citation of a chunk must not claim it as a crop
+    page_png = tmp_path / "page.png"
+    Image.new("RGB", (20, 20)).save(page_png)
+    chunk = Evidence("text", "chunk", "Inspect the inverter every 6 months.", 0.9, BBox(50, 50, 300, 80), image_path=page_png)
+    (item,) = build_context([Hit("a", "a.pdf", 2, 0.9, "text", evidence=(chunk,), image_path=page_png)])
+    assert (item.crop_path, item.visual) == (None, page_png)
+    (citation,) = resolve_citations("see [1]", [item]).citations
+    assert citation.crop_path is None and citation.image_path == page_png
+
+
 def test_parse_markers_single_grouped_and_adjacent():
     assert parse_markers("A [1]. B [2, 3]. C [1][3] and [ 4 ].") == [1, 2, 3, 1, 3, 4]
     assert parse_markers("no markers (1) here, list[0 ] is code? [x]") == [0]
