@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +115,17 @@ def test_ask_writes_highlighted_crops_of_cited_boxes(capsys, tmp_path, kb_path):
         with Image.open(path) as img:
             colours = {c for _, c in img.convert("RGB").getcolors(maxcolors=1 << 20)}
         assert (230, 30, 30) in colours, "the cited box is drawn"
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    # `mmrag models | head -1`: the reader goes away; no traceback on the terminal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "models"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    proc.stdout.close()  # before the command writes anything
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    assert proc.returncode == 141
