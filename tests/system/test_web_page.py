@@ -179,7 +179,8 @@ def test_table_answers_render_as_tables_and_abstentions_as_a_plain_sentence(page
              "| E02 | <img src=x onerror=alert(1)> |\nCheck the fuse first [1].")
     common = {"question": "q", "hits": hits, "route": SEARCH_ROUTE, "generator": "canned", "timings_ms": {"total": 1}}
     answers = {
-        "table": {**common, "answer": table, "answered": True, "citations": [cite]},
+        "table": {**common, "answer": table, "answered": True, "citations": [cite],
+                  "unsupported": ["The fuse is rated 40 A."]},
         "none": {**common, "answer": "The documents do not say what the boiling point of nitrogen is.",
                  "answered": False, "citations": []},
     }
@@ -209,6 +210,8 @@ def test_table_answers_render_as_tables_and_abstentions_as_a_plain_sentence(page
             assert page.locator("#answer img").count() == 0  # text, not markup
             assert "<img src=x" in page.inner_text("#answer tbody")
             assert f"page {hit['page']} (printed iv)" in page.inner_text("#citations")
+            # a sentence the grounding check uncited is shown apart, as not found in its evidence
+            assert "The fuse is rated 40 A." in page.inner_text("#answer .unsupported")
             page.screenshot(path=str(shots / "web-table.png"), full_page=True)
 
             page.fill("#question", "What is the boiling point of nitrogen?")

@@ -180,6 +180,11 @@ function renderAnswer(data) {
   const out = $("answer");
   out.className = answered ? "" : "abstain";
   out.replaceChildren(...answerBlocks(data.answer, byMarker));
+  if (data.unsupported && data.unsupported.length) {
+    // a generated answer's sentences whose claims were not in the evidence they cited (markers removed)
+    out.append(el("div", { class: "unsupported" }, el("strong", {}, "Not found in the evidence they cited:"),
+      el("ul", {}, ...data.unsupported.map((s) => el("li", {}, s)))));
+  }
   if (answered) {
     $("sources-title").textContent = "Sources";
     $("citations").replaceChildren(...state.citations.map(sourceItem));
