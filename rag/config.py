@@ -140,7 +140,10 @@ class AskConfig:
     (``answered=False``, no citations, the closest pages named). ``abstain_min_similarity`` and
     ``abstain_min_coverage`` are the judge's two thresholds (0..1): an answer is withdrawn when
     its cited passages are below the first AND the top pages cover less than the second of the
-    question's (IDF-weighted) words; 0 for both keeps only the "cited nothing" rule.
+    question's (IDF-weighted) words; 0 for both turns that rule off. ``abstain_rare_share``
+    (0..1): a term the question names (a name, an acronym, an identifier, a number) that is on
+    none of the retrieved pages withdraws the answer when it is on at most this share of the
+    knowledge base's pages (0: only terms on no page at all).
     """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
@@ -154,11 +157,12 @@ class AskConfig:
     fusion: Literal["score", "rrf"] = "score"
     max_question_chars: int = 2000
     abstain: bool = True
-    abstain_min_similarity: float = 0.34
+    abstain_min_similarity: float = 0.27
     abstain_min_coverage: float = 0.25
+    abstain_rare_share: float = 0.01
 
     def __post_init__(self) -> None:
-        for name in ("abstain_min_similarity", "abstain_min_coverage"):
+        for name in ("abstain_min_similarity", "abstain_min_coverage", "abstain_rare_share"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"ask.{name} must be a number within 0..1, got {value!r}")

@@ -347,10 +347,29 @@ class KnowledgeBase:
         if not (self.config.ask.abstain if abstain is None else abstain):
             return answer
         ask = self.config.ask
-        judge = AbstentionJudge(self.embedders.text, min_similarity=ask.abstain_min_similarity, min_coverage=ask.abstain_min_coverage)
         t1 = time.perf_counter()
+        judge = AbstentionJudge(
+            self.embedders.text,
+            min_similarity=ask.abstain_min_similarity,
+            min_coverage=ask.abstain_min_coverage,
+            term_stats=self._term_stats(store, specs),
+            rare_share=ask.abstain_rare_share,
+        )
         judged = judge.apply(result.question, answer)
         return replace(judged, timings={**judged.timings, "abstain": time.perf_counter() - t1})
+
+    def _term_stats(self, store: Any, specs: dict[str, Any]) -> Any:
+        """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the same."""
+        from rag._term_stats import fingerprint, load_term_stats
+
+        records = self._registry.all()
+        key = fingerprint(records)
+        with self._mutex:
+            cached = self._ask_parts.get("term_stats")
+            if cached is None or cached[0] != key:
+                cached = (key, load_term_stats(self.path, records, store, specs))
+                self._ask_parts["term_stats"] = cached
+            return cached[1]
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;

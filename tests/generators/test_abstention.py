@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from generators.abstention import AbstentionJudge, abstain, abstention_text, coverage
+from generators.abstention import AbstentionJudge, abstain, abstention_text, asks_for_number, coverage, has_number, specific_terms
+from generators.term_stats import TermStats
 from rag.config import AskConfig
 from rag.errors import ConfigError
 from rag.types import Answer, Citation, Evidence, Hit
@@ -118,3 +119,71 @@ def test_abstention_text_names_each_page_once_with_its_printed_label():
 def test_bad_abstention_settings_are_refused(bad):
     with pytest.raises(ConfigError, match="ask.abstain"):
         AskConfig(**bad)
+
+
+# -- corpus statistics: a named thing the pages do not mention; a number the cited passage lacks
+
+CTEA = "In 1998, Congress passed the Sonny Bono Copyright Term Extension Act, extending terms by twenty years."
+BOOK = TermStats.count([CTEA, "Lessig writes about copyright and Congress.", "Lessig on Disney.", "Free culture and Congress."] * 50)
+
+
+def test_a_named_person_on_none_of_the_pages_withdraws_an_on_topic_answer():
+    q = "When did President Clinton sign the Sonny Bono Copyright Term Extension Act into law?"
+    hits = [hit("freeculture.pdf", 230, CTEA)]
+    judgement = AbstentionJudge(None, term_stats=BOOK).judge(q, answer(q, hits, CTEA))
+    assert not judgement.answered and judgement.reason == "missing term"
+    assert judgement.missing == ("President Clinton",)
+    # without the corpus statistics the page looks like an answer (the first round's judge)
+    assert AbstentionJudge(None).judge(q, answer(q, hits, CTEA)).answered
+
+
+def test_a_name_common_in_the_knowledge_base_or_a_common_word_missing_is_not_held_against_the_pages():
+    hits = [hit("freeculture.pdf", 230, CTEA)]
+
+    class Close:  # the passage is close in meaning to both questions
+        def embed_query(self, text):
+            return [1.0, 0.0]
+
+        def embed_documents(self, texts):
+            return [[0.8, 0.6] for _ in texts]
+
+    judge = AbstentionJudge(Close(), term_stats=BOOK)
+    q = "According to Lessig, which act did Congress pass in 1998 to extend copyright terms?"
+    assert judge.judge(q, answer(q, hits, CTEA)).answered  # "Lessig" is on a quarter of the pages
+    q = "Which law lengthened copyright durations in 1998, as this volume recounts?"
+    assert judge.judge(q, answer(q, hits, CTEA)).answered  # reader's own words, nothing named
+
+
+def test_a_name_in_the_documents_file_name_counts_as_present():
+    q = "What does the Wikipedia article say about the PDF.js stable release?"
+    text = "Stable release 4.0.379 of PDF.js, December 31, 2023."
+    stats = TermStats.count([text, "PDF.js renders PDF files.", "Mozilla"] * 40)
+    a = answer(q, [hit("pdfjs_wikipedia.pdf", 1, text)], text)
+    assert AbstentionJudge(None, term_stats=stats).judge(q, a).answered
+    b = answer(q, [hit("pdfjs.pdf", 1, text)], text)
+    assert AbstentionJudge(None, term_stats=stats).judge(q, b).missing == ("Wikipedia",)
+
+
+def test_specific_terms_are_names_acronyms_identifiers_and_numbers():
+    names = [name for name, _ in specific_terms("How do I compute cluster-robust errors with vcovCL in R, as of 2019, per UTAUT and Google Sheets?")]
+    assert names == ["vcovCL", "2019", "UTAUT", "Google Sheets"]  # a one-letter name ("R") is too ambiguous
+    assert specific_terms("Which machine ran the benchmarks?") == []  # a capital that starts the sentence
+
+
+def test_a_question_for_a_number_needs_a_number_in_the_lead_cited_passage():
+    q = "How many minutes long was the talk on SNP block partitioning?"
+    title = "On the Complexity of SNP Block Partitioning. Workshop on Algorithms in Bioinformatics."
+    hits = [hit("talk.pdf", 1, title)]
+    judgement = AbstentionJudge(None).judge(q, answer(q, hits, title))
+    assert not judgement.answered and judgement.reason == "no number"
+    timed = "The talk on SNP block partitioning lasts twenty minutes."
+    assert AbstentionJudge(None).judge(q, answer(q, [hit("talk.pdf", 1, timed)], timed)).answered
+    assert asks_for_number("Since which Firefox version is PDF.js enabled?") and not asks_for_number("Who wrote it?")
+    assert has_number("version 19") and has_number("twice a year") and not has_number("no figures here")
+
+
+def test_term_stats_count_pages_and_weigh_rare_terms_most():
+    stats = TermStats.count(["The inverter manual.", "Inverter output table.", "Cleaning the filter."])
+    assert stats.pages == 3 and stats.df["inverter"] == 2 and stats.df["filter"] == 1
+    assert stats.idf("kenya") == stats.max_idf() > stats.idf("filter") > stats.idf("inverter")
+    assert TermStats.from_json(stats.to_json()) == stats
