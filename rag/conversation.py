@@ -142,7 +142,8 @@ def read_history(path: str | Path) -> tuple[Turn, ...]:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise HistoryError(
-                f"history file {p}, line {exc.lineno}: not valid JSON ({exc.msg}); expected JSON lines, a JSON list "
+                f"history file {p}, line {line}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                "expected JSON lines, a JSON list "
                 "or the output of mmrag ask --json, each turn an object with \"question\" and \"answer\""
             ) from None
         items = value if isinstance(value, list) else [value]
@@ -162,7 +163,7 @@ _AUX = frozenset(
 )
 _PRONOUNS = frozenset("it its itself they them their theirs themselves he him his she her hers".split())
 _DEMONSTRATIVES = frozenset("this that these those".split())
-_DETERMINERS = frozenset("the a an".split())
+_DETERMINERS = frozenset("the a an my your our".split())
 _PREPOSITIONS = frozenset(
     "of in on at for to from by with about into onto over under after before during between through per via than as".split()
 )
@@ -256,6 +257,8 @@ def _antecedent_before(toks: list[str], end: int, focus: set[int]) -> bool:
             return True
         if _specific(tok, first=i == 0):
             return True
+        if i > 0 and toks[i - 1].lower() in _AUX and _content(tok) and (i < 2 or toks[i - 2].lower() in _WH):
+            return True  # the subject of the question's clause: "where should people put their …"
         if (
             i > 0
             and toks[i - 1].lower() in _DETERMINERS
@@ -284,11 +287,16 @@ def depends_on_context(question: str) -> str | None:
             prev = low[i - 1] if i > 0 else ""
             anaphoric = t != "that" or prev in ("", "and", ",") or prev in _PREPOSITIONS or prev in _WH or prev in _AUX
             anaphoric = anaphoric and not (i > 0 and low[i - 1] in _DETERMINERS)
+            if t in ("this", "these") and i + 1 < len(toks) and _content(toks[i + 1]):
+                anaphoric = False  # "this manual", "these table lines": the documents, not the conversation
         if t == "it" and i + 1 < len(low) and low[i + 1] in ("take", "takes", "took", "possible", "true", "necessary", "safe", "recommended"):
             anaphoric = False  # "how long does it take", "is it possible": no referent
+        if t == "it" and i > 0 and low[i - 1] in ("is", "was", "are", "were", "be") and {"that", "to", "whether", "if"} & set(low[i + 1 : i + 4]):
+            anaphoric = False  # "how is it recorded that …", "is it safe to …": the clause is the subject
         if t in ("one", "ones") and i > 0 and _is_word(toks[i - 1]) and low[i - 1] not in _PREPOSITIONS and not low[i - 1].isdigit():
             nxt = low[i + 1] if i + 1 < len(low) else ""
-            anaphoric = nxt in ("", "?", ":", ",", ".", "!") or nxt in _AUX
+            # "the stainless steel one:", "which one is …"; not "things one does" (anyone)
+            anaphoric = nxt in ("", "?", ":", ",", ".", "!") or (nxt in _AUX and low[i - 1] in ("the", "which", "that", "this", "other"))
         if anaphoric and not _antecedent_before(toks, i, focus):
             return f"{toks[i]!r} refers to something the question does not name"
     if not any(_content(t) for t in toks):
