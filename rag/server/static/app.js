@@ -215,6 +215,7 @@ async function ask(question) {
   $("rewritten").hidden = true;
   state.citations = [];
   setStatus("searching…");
+  renderConversation();
   try {
     const history = state.history.slice(-HISTORY_SENT);
     const response = await api("/api/ask/stream", {
@@ -271,16 +272,15 @@ function renderRewritten(rewritten) {
 
 function rememberTurn(answer) {
   state.history.push({ question: answer.question, answer: answer.answer || "" });
-  renderConversation();
 }
 
+/** The turns before the question being asked (shown when it is sent). */
 function renderConversation() {
-  // the turn being shown is the last one; the list holds those before it
-  const earlier = state.history.slice(0, -1);
+  const earlier = state.history;
   $("conversation").replaceChildren(...earlier.map((t) => el("li", {},
     el("span", { class: "turn-question" }, t.question), " ",
     el("span", { class: "turn-answer muted" }, t.answer.length > 160 ? t.answer.slice(0, 160) + "…" : t.answer))));
-  $("conversation-panel").hidden = !state.history.length;
+  $("conversation-panel").hidden = !earlier.length;
 }
 
 function newConversation() {
