@@ -27,6 +27,10 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
+    p.add_argument("--history", metavar="FILE",
+                   help="earlier turns of the conversation, oldest first: JSON lines or a JSON list of {question, answer}, "
+                   "or mmrag ask --json outputs appended one after another; a follow-up that refers back is searched "
+                   "for with the earlier turn's subject (the last 3 turns are used)")
 
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:

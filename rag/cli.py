@@ -81,6 +81,15 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
     return KnowledgeBase.open(kb_path, config, create=create)
 
 
+def _history(args: argparse.Namespace) -> Any:
+    """The turns of ``--history FILE`` (:func:`rag.conversation.read_history`), or ``None``."""
+    if args.history is None:
+        return None
+    from rag.conversation import read_history
+
+    return read_history(args.history)
+
+
 # -- commands ---------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ingest import inspect_json, inspect_summary, open_document
@@ -172,12 +181,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.question is None and args.image is None:
         sys.stderr.write("error: give a question, or --image FILE to search by an example image\n")
         return 1
+    history = _history(args)
     with _open_kb(args) as kb:
-        result = kb.search(args.question, image=args.image, **_search_kwargs(args))
+        result = kb.search(args.question, image=args.image, history=history, **_search_kwargs(args))
     if args.json:
         _emit(result.to_json())
         return 0
     route = result.route
+    if result.rewritten is not None:
+        sys.stdout.write(f"searched for: {result.rewritten}\n")
     sys.stdout.write(f"route: {', '.join(f'{c}={w:.2f}' for c, w in zip(route.corpora, route.weights))} ({route.reason})\n")
     for i, hit in enumerate(result.hits, 1):
         label = f" (printed {hit.label})" if hit.label and hit.label != str(hit.page) else ""
@@ -189,12 +201,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.json_shapes import answer_json
 
+    history = _history(args)
     with _open_kb(args) as kb:
         abstain = kb.config.ask.abstain and not args.no_abstain
         # with abstention on, the generated text may be withdrawn after generation: print only
         # the final answer, never a streamed one followed by "the documents do not say"
         stream = None if args.json or abstain else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
-        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain)
+        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history)
     highlights: list[Path] = []
     if args.highlights:
         from rag.kb import write_highlights
@@ -207,6 +220,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.write(answer.text)
     if not answer.text.endswith("\n"):
         sys.stdout.write("\n")
+    if answer.rewritten is not None:
+        sys.stdout.write(f"\nsearched for: {answer.rewritten}\n")
     if answer.unsupported:
         # the text above streamed raw; these sentences lost their markers in the final answer
         sys.stdout.write("\nNot found in the evidence they cited (citation removed):\n")

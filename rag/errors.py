@@ -23,6 +23,7 @@ failure it was::
     │   ├── KnowledgeBaseLockedError
     │   └── EmbedderMismatchError   the knowledge base was built with another embedder
     ├── QueryError                  a question that cannot be asked (empty, too long)
+    │   └── HistoryError            a conversation history that cannot be read (file, line, problem)
     └── GeneratorError              the answer generator failed (endpoint down, garbage back)
 
 Messages say what was expected, what was got, and how to fix it.
@@ -52,6 +53,7 @@ __all__ = [
     "KnowledgeBaseLockedError",
     "EmbedderMismatchError",
     "QueryError",
+    "HistoryError",
     "GeneratorError",
 ]
 
@@ -142,6 +144,10 @@ class EmbedderMismatchError(StoreError):
 
 class QueryError(MmragError):
     """A question that cannot be asked as given."""
+
+
+class HistoryError(QueryError):
+    """The earlier turns of a conversation (``--history FILE``, a ``history`` list) are not usable."""
 
 
 class GeneratorError(MmragError):

@@ -84,6 +84,7 @@ def answer_json(
     ``citation`` shape those records (the server's add image URLs)."""
     return {
         "question": answer.question,
+        "rewritten": answer.rewritten,
         "answer": answer.text,
         "answered": answer.answered,
         "unsupported": list(answer.unsupported),

@@ -274,8 +274,15 @@ class KnowledgeBase:
         documents: Sequence[str] | None = None,
         pages: tuple[int, int] | None = None,
         image: str | Path | None = None,
+        history: Sequence[Any] | None = None,
     ) -> SearchResult:
         """Page-level hits for a question, best first, with the route taken and why.
+
+        ``history``: the earlier turns of a conversation, oldest first (:class:`rag.conversation.Turn`
+        or ``{"question", "answer"}`` objects); a follow-up that refers back to them is searched
+        for rewritten with the earlier turn's subject (:mod:`rag.conversation`; at most
+        :data:`rag.conversation.MAX_TURNS` turns are used), shown as ``rewritten`` and in the
+        route's reason; the result's ``question`` stays the question as asked.
 
         ``image``: search by an example image instead (pages whose figures look like it), through
         the image vectors of the knowledge base's image model; with a ``question`` too, a composed
@@ -304,7 +311,12 @@ class KnowledgeBase:
             result = self._searcher(router, reranker).search_image(Path(image).expanduser(), k, flt, visible, text=q)
         else:
             assert q is not None
-            result = self._searcher(router, reranker).search(q, k, flt, visible)
+            rewrite = self._rewrite(q, history, router)
+            searched = q if rewrite is None else check_question(rewrite.rewritten, self.config.ask.max_question_chars)
+            result = self._searcher(router, reranker).search(searched, k, flt, visible)
+            if rewrite is not None:
+                route = replace(result.route, reason=f"{result.route.reason}; follow-up ({rewrite.reason}), searched for: {searched}")
+                result = replace(result, question=q, rewritten=searched, route=route)
         shown = set(complete)
         if any(h.doc_id not in shown for h in result.hits):
             result = replace(result, hits=tuple(h for h in result.hits if h.doc_id in shown))
@@ -320,28 +332,30 @@ class KnowledgeBase:
         generator: str | None = None,
         on_token: Callable[[str], None] | None = None,
         abstain: bool | None = None,
+        history: Sequence[Any] | None = None,
     ) -> Answer:
         """Answer a question from the knowledge base, with citations to page and box: search,
         generate from the hits (given the question's quoted phrases), narrow whole-page citations
         to the passage cited, then judge whether the evidence answers at all
         (:mod:`generators.abstention`; ``abstain`` overrides ``config.ask.abstain``): when it does
         not, the answer says so (``answered=False``, no citations; the hits are the closest pages).
-        Tokens already sent to ``on_token`` are those of the generated text, before the judgement."""
+        Tokens already sent to ``on_token`` are those of the generated text, before the judgement.
+
+        ``history``: the conversation so far (see :meth:`search`). A follow-up is searched for
+        rewritten with the earlier turn's subject; the generator and the judge get the question as
+        asked (``Answer.question``), and ``Answer.rewritten`` shows what was searched for."""
         from generators.abstention import AbstentionJudge
         from generators.matching import narrow_page_citations
-        from rag._models import build_generator_for
         from retrievers.pipeline import page_passages
 
-        result = self.search(question, top_k=top_k, router=router, reranker=reranker)
-        kind = self.config.ask.generator if generator is None else generator
-        key = f"generator|{kind}"
-        with self._mutex:
-            if key not in self._ask_parts:
-                self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
+        result = self.search(question, top_k=top_k, router=router, reranker=reranker, history=history)
+        # the rewrite found the pages; the answer, and the judgement of it, are to the question as
+        # asked (the subject words added would otherwise pass for evidence of an answer)
+        asked = result.question
         t0 = time.perf_counter()
-        answer = self._ask_parts[key].generate(result.question, result.hits, on_token=on_token, phrases=result.phrases)
+        answer = self._generator(generator).generate(asked, result.hits, on_token=on_token, phrases=result.phrases)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
-        answer = replace(answer, route=result.route, hits=result.hits, timings=timings)
+        answer = replace(answer, question=result.question, rewritten=result.rewritten, route=result.route, hits=result.hits, timings=timings)
         store, specs = self._open_store()
         answer = narrow_page_citations(answer, lambda doc_id, page: page_passages(store, specs, doc_id, page))
         if not (self.config.ask.abstain if abstain is None else abstain):
@@ -355,8 +369,37 @@ class KnowledgeBase:
             term_stats=self._term_stats(store, specs),
             rare_share=ask.abstain_rare_share,
         )
-        judged = judge.apply(result.question, answer)
+        judged = judge.apply(asked, answer)
         return replace(judged, timings={**judged.timings, "abstain": time.perf_counter() - t1})
+
+    def _generator(self, generator: str | None) -> Any:
+        """The generator ``generator`` (default: the configured one), built once."""
+        from rag._models import build_generator_for
+
+        kind = self.config.ask.generator if generator is None else generator
+        key = f"generator|{kind}"
+        with self._mutex:
+            if key not in self._ask_parts:
+                self._ask_parts[key] = build_generator_for(kind, self.embedders, self.config)
+            return self._ask_parts[key]
+
+    def _rewrite(self, question: str, history: Sequence[Any] | None, router: str | None) -> Any:
+        """The follow-up ``question`` rewritten with ``history`` (:mod:`rag.conversation`), or ``None``:
+        by the configured generator's model when there is one (a generator other than the
+        extractive one, or ``router = "llm"``), falling back to the rule; by the rule otherwise."""
+        from rag.conversation import parse_history, rewrite_followup, rewrite_with_model
+
+        turns = parse_history(history)
+        if not turns:
+            return None
+        ask = self.config.ask
+        if ask.generator != "extractive" or (ask.router if router is None else router) == "llm":
+            rewrite = rewrite_with_model(question, turns, self._generator(None))
+        else:
+            rewrite = rewrite_followup(question, turns)
+        if rewrite is not None:
+            log.info("follow-up %r searched as %r (%s, %s)", question[:80], rewrite.rewritten[:120], rewrite.method, rewrite.reason)
+        return rewrite
 
     def _term_stats(self, store: Any, specs: dict[str, Any]) -> Any:
         """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the same."""

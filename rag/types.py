@@ -269,3 +269,6 @@ class Answer:
     #: Sentences of ``text`` whose claims were not found in the evidence they cited (a generated
     #: answer checked against its citations); their markers were removed from ``text``.
     unsupported: tuple[str, ...] = ()
+    #: A follow-up rewritten with its conversation (:mod:`rag.conversation`): what retrieval
+    #: searched for; ``None`` when the question was searched as asked.
+    rewritten: str | None = None

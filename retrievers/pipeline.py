@@ -59,11 +59,14 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: The phrases quoted in the question, normalised; pages holding them were ranked first.
     phrases: tuple[str, ...] = ()
+    #: A follow-up rewritten with its conversation (``KnowledgeBase.search(history=)``): what was searched for.
+    rewritten: str | None = None
 
     def to_json(self, hit: Callable[[Hit], dict[str, Any]] = hit_json) -> dict[str, Any]:
         """What ``mmrag search --json`` prints; ``hit`` shapes each hit (the server adds image URLs)."""
         return {
             "question": self.question,
+            "rewritten": self.rewritten,
             "route": route_json(self.route),
             "quoted": [p.strip() for p in self.phrases],
             "hits": [hit(h) for h in self.hits],

@@ -33,6 +33,7 @@ from rag.errors import (
     MmragError,
     QueryError,
 )
+from rag.conversation import Turn
 from rag.json_shapes import route_json
 from rag.server._images import crop_png, parse_bbox
 from rag.server._service import Service
@@ -49,8 +50,22 @@ _CHUNK = 1024 * 1024
 _BODY_FACTOR = 8
 
 
+class TurnBody(BaseModel):
+    """One earlier turn of the conversation (the ``question`` and ``answer`` of an /api/ask response fit as they are)."""
+
+    question: str = Field(min_length=1, max_length=2000, description="an earlier question")
+    answer: str = Field(default="", max_length=20_000, description="the answer it was given")
+
+
+_HISTORY_DESCRIPTION = (
+    "the earlier turns, oldest first; a follow-up that refers back to them (\"what about its default value?\") "
+    "is searched for with the earlier turn's subject (the response's \"rewritten\"); at most the last 3 are used"
+)
+
+
 class SearchRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000, description="the question")
+    history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
     top_k: int | None = Field(default=None, ge=1, le=50, description="page hits to return (default from the config)")
     documents: list[str] | None = Field(default=None, max_length=50, description="restrict to these documents (doc id, name or path)")
     page_from: int | None = Field(default=None, ge=1, le=100_000, description="first physical page (1-based)")
@@ -60,6 +75,11 @@ class SearchRequest(BaseModel):
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(default=None, ge=1, le=50)
+    history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
+
+
+def _turns(history: list[TurnBody]) -> list[Turn]:
+    return [Turn(t.question, t.answer) for t in history]
 
 
 class ErrorBody(BaseModel):
@@ -253,13 +273,15 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
             if not any(_matches(d, records) for d in body.documents):
                 raise HTTPException(404, f"no document matches {body.documents!r} (see GET /api/documents)")
         with service.query_lock:
-            result = service.kb.search(body.question, top_k=body.top_k, documents=body.documents, pages=pages)
+            result = service.kb.search(
+                body.question, top_k=body.top_k, documents=body.documents, pages=pages, history=_turns(body.history)
+            )
         return result.to_json(hit=service.hit)
 
     @app.post("/api/ask", tags=["ask"])
     def ask(body: AskRequest) -> dict[str, Any]:
         with service.query_lock:
-            answer = service.kb.ask(body.question, top_k=body.top_k)
+            answer = service.kb.ask(body.question, top_k=body.top_k, history=_turns(body.history))
         return service.answer(answer)
 
     @app.post(
@@ -336,9 +358,16 @@ def _stream(service: Service, body: AskRequest) -> Iterator[str]:
     def work() -> None:
         try:
             with service.query_lock:
-                result = service.kb.search(body.question, top_k=body.top_k)
-                events.put(("search", {"route": route_json(result.route), "hits": [service.hit(h) for h in result.hits]}))
-                answer = service.kb.ask(body.question, top_k=body.top_k, on_token=lambda t: events.put(("token", {"text": t})))
+                history = _turns(body.history)
+                result = service.kb.search(body.question, top_k=body.top_k, history=history)
+                events.put(("search", {
+                    "rewritten": result.rewritten,
+                    "route": route_json(result.route),
+                    "hits": [service.hit(h) for h in result.hits],
+                }))
+                answer = service.kb.ask(
+                    body.question, top_k=body.top_k, history=history, on_token=lambda t: events.put(("token", {"text": t}))
+                )
             events.put(("answer", service.answer(answer)))
         except MmragError as exc:
             events.put(("error", {"error": str(exc), "type": type(exc).__name__}))

@@ -84,6 +84,24 @@ def test_ask_streams_search_tokens_then_a_cited_answer(client):
     assert any(c["bbox"] and c["page"] == 1 for c in final["citations"])
 
 
+def test_ask_with_a_history_list_searches_the_follow_up_with_the_earlier_subject(client):
+    first = client.post("/api/ask", json={"question": "How often should the inverter be inspected?"}).json()
+    assert first["rewritten"] is None
+    follow_up = "And who should measure its insulation resistance?"
+    # an earlier /api/ask response is a turn as it is (question and answer, other keys ignored)
+    answer = client.post("/api/ask", json={"question": follow_up, "history": [first]}).json()
+    assert answer["question"] == follow_up
+    assert answer["rewritten"] == f"{follow_up} (inverter)"
+    assert "searched for: " in answer["route"]["reason"] and "electrician" in answer["answer"]
+    with client.stream("POST", "/api/ask/stream", json={"question": follow_up, "history": [first]}) as r:
+        events = _sse_events("".join(r.iter_text()))
+    assert events[0][1]["rewritten"] == answer["rewritten"] and events[-1][1]["rewritten"] == answer["rewritten"]
+    searched = client.post("/api/search", json={"question": follow_up, "history": [first]}).json()
+    assert searched["rewritten"] == answer["rewritten"]
+    bad = client.post("/api/ask", json={"question": follow_up, "history": [{"answer": "no question"}]})
+    assert bad.status_code in (400, 422) and "question" in bad.text
+
+
 def test_ask_json_and_a_highlighted_crop_of_its_citation(client):
     from PIL import Image
 

@@ -225,3 +225,50 @@ def test_table_answers_render_as_tables_and_abstentions_as_a_plain_sentence(page
             assert errors == [] and dialogs == []
         finally:
             browser.close()
+
+
+def test_the_page_keeps_the_conversation_and_a_follow_up_searches_with_it(page_url, tmp_path):
+    """Two turns in the browser against the real server: the second question refers back ("its"),
+    the page sends the first turn with it, shows what was searched for and lists the earlier turn;
+    "New conversation" forgets it, so the same follow-up is then searched as asked."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    follow_up = "And who should measure its insulation resistance?"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors = _watch(page)
+            sent: list[dict] = []
+            page.on("request", lambda r: r.url.endswith("/api/ask/stream") and sent.append(json.loads(r.post_data or "{}")))
+            page.goto(page_url + "/")
+            page.wait_for_selector("#documents li", timeout=30_000)
+            assert page.locator("#conversation-panel").is_hidden()
+
+            page.fill("#question", "How often should the inverter be inspected?")
+            page.click("#ask-button")
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('source')", timeout=60_000)
+            assert "6 months" in page.inner_text("#answer")
+            assert page.locator("#rewritten").is_hidden()
+
+            page.fill("#question", follow_up)
+            page.click("#ask-button")
+            page.wait_for_selector("#rewritten:not([hidden])", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('#answer').textContent.includes('electrician')", timeout=60_000)
+            assert page.inner_text("#rewritten") == f"searched for: {follow_up} (inverter)"
+            assert [t["question"] for t in sent[1]["history"]] == ["How often should the inverter be inspected?"]
+            assert "6 months" in sent[1]["history"][0]["answer"]
+            earlier = page.locator("#conversation li")
+            assert earlier.count() == 1 and "How often should the inverter be inspected?" in earlier.first.inner_text()
+            page.screenshot(path=str(Path(os.environ.get("MMRAG_SCREENSHOT_DIR", tmp_path)) / "web-conversation.png"), full_page=True)
+
+            page.click("#new-conversation")
+            assert page.locator("#conversation-panel").is_hidden()
+            page.fill("#question", follow_up)
+            page.click("#ask-button")
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('retrieval')", timeout=60_000)
+            assert sent[2]["history"] == [] and page.locator("#rewritten").is_hidden()
+            assert errors == []
+        finally:
+            browser.close()

@@ -5,7 +5,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: localStorage.getItem("mmrag-token") || "", hits: [], citations: [], polling: null, asked: false };
+const state = { token: localStorage.getItem("mmrag-token") || "", hits: [], citations: [], polling: null, asked: false, history: [] };
+// earlier turns sent with a question (the server uses at most the last 3)
+const HISTORY_SENT = 10;
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -210,11 +212,14 @@ async function ask(question) {
   $("answer").className = "streaming";
   $("citations").replaceChildren();
   $("sources-panel").hidden = true;
+  $("rewritten").hidden = true;
   state.citations = [];
   setStatus("searching…");
+  renderConversation();
   try {
+    const history = state.history.slice(-HISTORY_SENT);
     const response = await api("/api/ask/stream", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ question }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ question, history }),
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -244,17 +249,45 @@ function handleEvent(block) {
   }
   const payload = data ? JSON.parse(data) : {};
   if (event === "search") {
-    state.hits = payload.hits; renderRoute(payload.route); renderHits(); setStatus("answering…");
+    state.hits = payload.hits; renderRoute(payload.route); renderHits(); renderRewritten(payload.rewritten); setStatus("answering…");
   } else if (event === "token") {
     $("answer").append(payload.text);
   } else if (event === "answer") {
     renderAnswer(payload);
+    renderRewritten(payload.rewritten);
+    rememberTurn(payload);
     const t = payload.timings_ms || {};
     const what = payload.answered === false ? "no answer found in the documents" : `${payload.citations.length} source${payload.citations.length === 1 ? "" : "s"}`;
     setStatus(`${what} · ${payload.generator} · ${Math.round(t.total || 0)} ms retrieval`);
   } else if (event === "error") {
     setStatus("error: " + payload.error);
   }
+}
+
+// -- the conversation: earlier turns, sent with each question so a follow-up can refer back ------
+function renderRewritten(rewritten) {
+  $("rewritten").textContent = rewritten ? "searched for: " + rewritten : "";
+  $("rewritten").hidden = !rewritten;
+}
+
+function rememberTurn(answer) {
+  state.history.push({ question: answer.question, answer: answer.answer || "" });
+}
+
+/** The turns before the question being asked (shown when it is sent). */
+function renderConversation() {
+  const earlier = state.history;
+  $("conversation").replaceChildren(...earlier.map((t) => el("li", {},
+    el("span", { class: "turn-question" }, t.question), " ",
+    el("span", { class: "turn-answer muted" }, t.answer.length > 160 ? t.answer.slice(0, 160) + "…" : t.answer))));
+  $("conversation-panel").hidden = !earlier.length;
+}
+
+function newConversation() {
+  state.history = [];
+  renderConversation();
+  renderRewritten(null);
+  $("question").focus();
 }
 
 // -- empty state: what to do, or example questions about the documents -------------------------
@@ -316,6 +349,7 @@ async function upload(files) {
 }
 
 // -- wiring -------------------------------------------------------------------------------------------
+$("new-conversation").addEventListener("click", newConversation);
 $("ask-form").addEventListener("submit", (e) => { e.preventDefault(); const q = $("question").value.trim(); if (q) ask(q); });
 $("upload-form").addEventListener("submit", (e) => { e.preventDefault(); const f = $("upload-files").files; if (f.length) upload(f); });
 $("token-button").addEventListener("click", () => {
