@@ -13,8 +13,12 @@ the cosine similarity is blended in with weight ``semantic_weight`` for the
 ``semantic_candidates`` lexically best units (embedding every sentence of a long context
 costs seconds on a CPU: all-MiniLM-L6-v2 took 2.3 s for 64 sentences on a busy 2-core machine).
 
-The answer is the best unit plus up to ``max_sentences - 1`` more that score at least
-``min_ratio`` of the best, each followed by the ``[n]`` marker of the item it came from, and
+The answer leads with the unit whose passage (it and the running text after it, up to the next
+heading: answers follow the words that match the question) covers the question's terms best,
+IDF-weighted, with a mild rank prior (:meth:`ExtractiveGenerator._lead`): a sentence holding
+'inspect' and 'inverter' from hit 3 beats a caption sharing 'inverter' from hit 1. Then come
+up to ``max_sentences - 1`` more units that score at least ``min_ratio`` of the best (never a
+caption or a title: :func:`generators.compose.supports`), each followed by the ``[n]`` marker of the item it came from, and
 citations to those items (page and box). Cited items are numbered 1, 2, ... in the order the
 answer first cites them. Deterministic: ties break by marker and position.
 When no unit shares a content word with the question and no unit reaches a cosine of
@@ -220,6 +224,9 @@ RANK_DECAY = 0.6
 LEAD_DECAY = 0.2
 #: a lead with fewer content words than this beyond the question's own (numbers aside) counts half
 LEAD_NOVEL_WORDS = 2
+#: share of the lead's lexical score that is the unit's own BM25 match (short, dense sentences);
+#: the rest is its passage's IDF-weighted coverage of the question's terms
+BM25_SHARE = 0.3
 
 
 class ExtractiveGenerator:
@@ -309,6 +316,7 @@ class ExtractiveGenerator:
         ]
         top = max(lexical)
         scores = [s / top if top > 0 else 0.0 for s in lexical]
+        bm25 = scores
         best_cosine = 0.0
         cosine = [0.0] * len(units)
         if self.embedder is not None and self.semantic_weight > 0:
@@ -340,16 +348,19 @@ class ExtractiveGenerator:
         )
         if scores[ranked[0]] <= 0:
             return [], [], [], [], []
-        lead = self._lead(question, units, docs, cosine, held)
+        lead = self._lead(question, units, docs, bm25, cosine, held)
         ranked.remove(lead)
         return units, scores, ordered, [lead, *ranked], docs
 
-    def _lead(self, question: str, units: list[Unit], docs: list[list[str]], cosine: list[float], held: list[int]) -> int:
+    def _lead(
+        self, question: str, units: list[Unit], docs: list[list[str]], bm25: list[float], cosine: list[float], held: list[int]
+    ) -> int:
         """The unit the answer starts with: the one whose passage (it and the running text after
         it, :func:`generators.compose.lead_passage`) covers most of the question's terms, each
         weighted by its IDF over the units (a term found only after the unit counts half; a unit
-        matching none is judged on its own text), blended with the unit's cosine similarity to
-        the question, under a mild rank prior (``lead_decay``). A unit that says nothing beyond
+        matching none is judged on its own text), mixed with its own BM25 match
+        (:data:`BM25_SHARE`) and blended with the unit's cosine similarity to the question,
+        under a mild rank prior (``lead_decay``). A unit that says nothing beyond
         the question's own words (a heading repeating them) counts half."""
         query = set(tokenize(question))
         df = Counter(t for d in docs for t in set(d) if t in query)
@@ -366,8 +377,9 @@ class ExtractiveGenerator:
                 _, covered = lead_passage(unit, units, query, LEAD_WORDS)
                 rest = {t for u in covered[1:] for t in tokenize(u.text)} - own
                 cover += 0.5 * sum(v for t, v in idf.items() if t in rest)
-            lexical = cover / total if total > 0 else 0.0
+            lexical = (1 - BM25_SHARE) * (cover / total if total > 0 else 0.0)
             lexical *= min(1.0, len(docs[i]) / _SHORT) * _form(unit.text) * (FLAT_WEIGHT if unit.flat else 1.0)
+            lexical += BM25_SHARE * bm25[i]
             if len([t for t in own if t not in query and not t.isdigit()]) < LEAD_NOVEL_WORDS:
                 lexical *= 0.5
             score = ((1 - w) * lexical + w * cosine[i]) / (1.0 + self.lead_decay * unit.item.rank)
