@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 from generators.base import ContextItem
 from generators.furniture import strip_furniture
 from generators.matching import MATCH_CHARS, plain_text
-from generators.spans import ELLIPSIS, best_window, figure_parts, markdown_table, tokenize
+from generators.spans import ELLIPSIS, best_window, figure_parts, is_caption, markdown_table, opens_section, tokenize
 
 if TYPE_CHECKING:
     from generators.extractive import Unit
 
-__all__ = ["compose", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
+__all__ = ["compose", "lead_passage", "supports", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
 
 #: words an answer aims at (a lead table or figure may go over; support stops there)
 MAX_WORDS = 60
@@ -46,13 +46,13 @@ MAX_ROWS = 3
 #: words of figure labels written after a caption
 LABEL_WORDS = 30
 #: words a whole supporting sentence may run past the budget rather than be cut
-SUPPORT_SLACK = 15
+SUPPORT_SLACK = 10
 #: a supporting sentence shorter than this after cutting is left out
 MIN_SUPPORT_WORDS = 8
 
 _FIGURE_CUES = frozenset(
     "figure fig diagram chart graph plot picture pictured image screenshot photo photograph illustration drawn drawing "
-    "depicted shown labelled labeled sketch map".split()
+    "depicted shown labelled labeled sketch map cartoon infographic schematic flowchart histogram poster".split()
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -165,6 +165,47 @@ def _figure(writer: _Writer, lead: Unit, terms: set[str]) -> None:
     writer.add(f"Labels in the figure: {shown} [{writer.marker(lead.item)}].", LABEL_WORDS - budget)
 
 
+def lead_passage(lead: Unit, units: Sequence[Unit], terms: set[str], limit: int) -> tuple[str, list[Unit]]:
+    """The lead sentence and the running text after it in the same item, up to ``limit`` words:
+    an answer usually follows the words that match the question ("In 1969, Lear created a
+    pilot ... He took the pilot to ABC. The network didn't like it ..."). A long lead is quoted
+    by its best stretch instead. Returns the text and the units it holds."""
+    if _words(lead.text) > limit:
+        return _window(lead.text, terms, limit), [lead]
+    following = sorted((u for u in units if u.item is lead.item and u.position > lead.position), key=lambda u: u.position)
+    parts, held, words = [lead.text], [lead], _words(lead.text)
+    for expected, unit in enumerate(following, start=lead.position + 1):
+        if unit.position != expected or unit.is_row or unit.flat or opens_section(unit.text):
+            break  # the passage ends where a table, a heading or a lead-in to something else starts
+        room = limit - words
+        # a sentence that nearly fits is given whole: its cut-off end is often the answer
+        if _words(unit.text) <= room + SUPPORT_SLACK:
+            parts.append(unit.text)
+            held.append(unit)
+            words += _words(unit.text)
+            continue
+        if room >= MIN_SUPPORT_WORDS:
+            parts.append(" ".join(unit.text.split()[:room]) + ELLIPSIS)
+            held.append(unit)
+        break
+    return " ".join(parts), held
+
+
+def supports(unit: Unit) -> bool:
+    """Whether ``unit`` may follow the lead: a table row, or a sentence of running text of at
+    least :data:`MIN_SUPPORT_WORDS` words (or a shorter one holding a number) that is not a caption ("Table 1: Inverter fault
+    codes", "Figure 5: First modified version of TAM") — a caption or title after the answer
+    only repeats what it is about."""
+    if unit.is_row:
+        return True
+    if unit.flat or is_caption(unit.text):
+        return False
+    # a short line only when it is a sentence ("The pump is grey.") or carries a value
+    # ("p-value = 0.008"), not a title ("SolarWatch - Inverter status")
+    text = unit.text.rstrip()
+    return _words(text) >= MIN_SUPPORT_WORDS or text.endswith((".", "!", "?")) or any(c.isdigit() for c in text)
+
+
 def compose(
     question: str,
     chosen: Sequence[Unit],
@@ -172,6 +213,7 @@ def compose(
     items: Sequence[ContextItem],
     *,
     max_words: int = MAX_WORDS,
+    units: Sequence[Unit] = (),
 ) -> tuple[list[str], list[ContextItem]]:
     """The answer's pieces and the cited items (renumbered from 1).
 
@@ -180,23 +222,27 @@ def compose(
     question, are taken from)."""
     terms = set(tokenize(question))
     writer = _Writer()
+    held: list[Unit] = []
     lead = chosen[0]
     if asks_about_figure(question) and lead.item.kind != "figure":
         # a figure of the same or a better-ranked hit; a lower hit's figure is another picture
         lead = next((u for u in candidates if u.item.kind == "figure" and u.item.rank <= lead.item.rank), lead)
     if not lead.is_row and lead.item.kind == "table":
-        # a table's caption matched: its best matching row answers
-        lead = next((u for u in candidates if u.item is lead.item and u.is_row), lead)
+        # a table's caption matched: its best row whose own cells hold a question word answers
+        # (a row that only shares the header's words is just the table's first row)
+        lead = next((u for u in candidates if u.item is lead.item and u.is_row and terms.intersection(tokenize(" ".join(u.cells)))), lead)
     if lead.is_row:
         _table(writer, lead, candidates, terms)
     elif lead.item.kind == "figure":
         _figure(writer, lead, terms)
+    elif lead.flat:
+        writer.sentence(_window(lead.text, terms, FLAT_WORDS), passage_holding(lead, items))
     else:
-        limit = FLAT_WORDS if lead.flat else LEAD_WORDS
-        writer.sentence(_window(lead.text, terms, limit), passage_holding(lead, items))
+        text, held = lead_passage(lead, units, terms, LEAD_WORDS)
+        writer.sentence(text, passage_holding(lead, items))
     tables = {lead.item.marker} if lead.is_row else set()
     for unit in chosen:
-        if unit is lead or unit.flat or (lead.item.kind == "figure" and unit.item is lead.item):
+        if unit is lead or unit in held or not supports(unit) or (lead.item.kind == "figure" and unit.item is lead.item):
             continue
         room = min(max_words - writer.words, LEAD_WORDS)
         if room < MIN_SUPPORT_WORDS:
@@ -207,7 +253,7 @@ def compose(
                 _table(writer, unit, candidates, terms)
             continue
         if _words(unit.text) > room + SUPPORT_SLACK and room < 2 * MIN_SUPPORT_WORDS:
-            continue
+            continue  # a short cut of a long sentence says little
         # a sentence that nearly fits is given whole: its cut-off end is often the answer
         fits = _words(unit.text) <= room + SUPPORT_SLACK
         writer.sentence(unit.text if fits else _window(unit.text, terms, room), passage_holding(unit, items))

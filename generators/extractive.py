@@ -13,8 +13,12 @@ the cosine similarity is blended in with weight ``semantic_weight`` for the
 ``semantic_candidates`` lexically best units (embedding every sentence of a long context
 costs seconds on a CPU: all-MiniLM-L6-v2 took 2.3 s for 64 sentences on a busy 2-core machine).
 
-The answer is the best unit plus up to ``max_sentences - 1`` more that score at least
-``min_ratio`` of the best, each followed by the ``[n]`` marker of the item it came from, and
+The answer leads with the unit whose passage (it and the running text after it, up to the next
+heading: answers follow the words that match the question) covers the question's terms best,
+IDF-weighted, with a mild rank prior (:meth:`ExtractiveGenerator._lead`): a sentence holding
+'inspect' and 'inverter' from hit 3 beats a caption sharing 'inverter' from hit 1. Then come
+up to ``max_sentences - 1`` more units that score at least ``min_ratio`` of the best (never a
+caption or a title: :func:`generators.compose.supports`), each followed by the ``[n]`` marker of the item it came from, and
 citations to those items (page and box). Cited items are numbered 1, 2, ... in the order the
 answer first cites them. Deterministic: ties break by marker and position.
 When no unit shares a content word with the question and no unit reaches a cosine of
@@ -39,9 +43,10 @@ from rag.errors import GeneratorError
 from rag.types import Answer, Hit
 
 from generators.base import NO_ANSWER, ContextItem, Stopwatch, TokenCallback, build_context
-from generators.compose import MAX_WORDS, compose
+from generators.compose import LEAD_WORDS, MAX_WORDS, compose, lead_passage, supports
 from generators.furniture import furniture_lines, strip_furniture
 from generators.markers import cited_answer
+from generators.spans import HEADING as _HEADING
 from generators.spans import is_flattened, reflow_rows, tokenize
 from rag.phrases import holds, quoted_phrases
 
@@ -62,8 +67,6 @@ _NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
 # a line that starts a list item: a bullet, a command-line option ("-b, --benchmark ..."), or
 # "1." / "a)" numbering; an item is a unit of its own even without a full stop before it
 _LIST_ITEM = re.compile(r"^\s*(?:[•●▪■◦‣∙·*–—-]\s+\S|-{1,2}[A-Za-z0-9][\w-]*(?:[,=\s]|$)|\(?(?:\d{1,2}|[a-z])[.)]\s+\S)")
-# a numbered heading ("2.1 ASN.1 syntax", "A.3 Examples")
-_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +219,14 @@ FLAT_WEIGHT = 0.5
 
 #: a unit's score is divided by 1 + RANK_DECAY x (the 0-based rank of the hit it comes from)
 RANK_DECAY = 0.6
+#: the lead's score is divided by 1 + LEAD_DECAY x (its hit's 0-based rank): a passage that
+#: covers the question's terms from hit 3 beats a caption sharing one word from hit 1
+LEAD_DECAY = 0.2
+#: a lead with fewer content words than this beyond the question's own (numbers aside) counts half
+LEAD_NOVEL_WORDS = 2
+#: share of the lead's lexical score that is the unit's own BM25 match (short, dense sentences);
+#: the rest is its passage's IDF-weighted coverage of the question's terms
+BM25_SHARE = 0.3
 
 
 class ExtractiveGenerator:
@@ -235,6 +246,7 @@ class ExtractiveGenerator:
         min_similarity: float = 0.3,
         rank_decay: float = RANK_DECAY,
         max_words: int = MAX_WORDS,
+        lead_decay: float = LEAD_DECAY,
     ) -> None:
         if embedder is not None and not (hasattr(embedder, "embed_query") and hasattr(embedder, "embed_documents")):
             raise TypeError("embedder must have embed_query(str) and embed_documents(list[str])")
@@ -252,6 +264,9 @@ class ExtractiveGenerator:
         if rank_decay < 0:
             raise ValueError(f"rank_decay must be >= 0, got {rank_decay}")
         self.rank_decay = rank_decay
+        if lead_decay < 0:
+            raise ValueError(f"lead_decay must be >= 0, got {lead_decay}")
+        self.lead_decay = lead_decay
         if max_words < 1:
             raise ValueError(f"max_words must be >= 1, got {max_words}")
         self.max_words = max_words
@@ -301,18 +316,18 @@ class ExtractiveGenerator:
         ]
         top = max(lexical)
         scores = [s / top if top > 0 else 0.0 for s in lexical]
+        bm25 = scores
         best_cosine = 0.0
+        cosine = [0.0] * len(units)
         if self.embedder is not None and self.semantic_weight > 0:
             # embed only the lexically best candidates: embedding every sentence costs seconds on a CPU
             order = sorted(range(len(units)), key=lambda i: (-scores[i], units[i].item.marker, units[i].position))
             candidates = order[: self.semantic_candidates]
-            cos = _cosines(self.embedder, question, [units[i].text for i in candidates])
-            best_cosine = max(cos, default=0.0)
+            for i, c in zip(candidates, _cosines(self.embedder, question, [units[i].text for i in candidates])):
+                cosine[i] = max(c, 0.0) * (FLAT_WEIGHT if units[i].flat else 1.0)
+            best_cosine = max(cosine, default=0.0)
             w = self.semantic_weight
-            blended = [(1 - w) * s for s in scores]
-            for i, c in zip(candidates, cos):
-                blended[i] += w * max(c, 0.0) * (FLAT_WEIGHT if units[i].flat else 1.0)
-            scores = blended
+            scores = [(1 - w) * s + w * c for s, c in zip(scores, cosine)]
         if top <= 0 and best_cosine < self.min_similarity:
             return [], [], [], [], []  # no shared content word and nothing semantically close: no answer
         # retrieval already ranked the pages: a sentence from the first hit beats an equally
@@ -333,7 +348,45 @@ class ExtractiveGenerator:
         )
         if scores[ranked[0]] <= 0:
             return [], [], [], [], []
-        return units, scores, ordered, ranked, docs
+        lead = self._lead(question, units, docs, bm25, cosine, held)
+        ranked.remove(lead)
+        return units, scores, ordered, [lead, *ranked], docs
+
+    def _lead(
+        self, question: str, units: list[Unit], docs: list[list[str]], bm25: list[float], cosine: list[float], held: list[int]
+    ) -> int:
+        """The unit the answer starts with: the one whose passage (it and the running text after
+        it, :func:`generators.compose.lead_passage`) covers most of the question's terms, each
+        weighted by its IDF over the units (a term found only after the unit counts half; a unit
+        matching none is judged on its own text), mixed with its own BM25 match
+        (:data:`BM25_SHARE`) and blended with the unit's cosine similarity to the question,
+        under a mild rank prior (``lead_decay``). A unit that says nothing beyond
+        the question's own words (a heading repeating them) counts half."""
+        query = set(tokenize(question))
+        df = Counter(t for d in docs for t in set(d) if t in query)
+        n = len(units)
+        idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
+        total = sum(idf.values())
+        w = self.semantic_weight
+        best, best_key = 0, None
+        for i, unit in enumerate(units):
+            own = set(docs[i])
+            matched = sum(v for t, v in idf.items() if t in own)
+            cover = matched
+            if matched > 0 and not unit.is_row and not unit.flat:
+                _, covered = lead_passage(unit, units, query, LEAD_WORDS)
+                rest = {t for u in covered[1:] for t in tokenize(u.text)} - own
+                cover += 0.5 * sum(v for t, v in idf.items() if t in rest)
+            lexical = (1 - BM25_SHARE) * (cover / total if total > 0 else 0.0)
+            lexical *= min(1.0, len(docs[i]) / _SHORT) * _form(unit.text) * (FLAT_WEIGHT if unit.flat else 1.0)
+            lexical += BM25_SHARE * bm25[i]
+            if len([t for t in own if t not in query and not t.isdigit()]) < LEAD_NOVEL_WORDS:
+                lexical *= 0.5
+            score = ((1 - w) * lexical + w * cosine[i]) / (1.0 + self.lead_decay * unit.item.rank)
+            key = (held[i], score, unit.item.kind != "page", -unit.item.marker, -unit.position)
+            if best_key is None or key > best_key:
+                best, best_key = i, key
+        return best
 
     def select(
         self, question: str, items: Sequence[ContextItem], phrases: Sequence[str] | None = None
@@ -346,14 +399,14 @@ class ExtractiveGenerator:
         return [(units[i], ordered[i]) for i in self._choose(units, scores, ranked, docs)]
 
     def _choose(self, units: list[Unit], scores: list[float], ranked: list[int], docs: list[list[str]]) -> list[int]:
-        best = scores[ranked[0]]
+        best = max(scores[i] for i in ranked)
         chosen: list[int] = []
         seen: list[set[str]] = []
         for i in ranked:
             if len(chosen) == self.max_sentences:
                 break
-            if scores[i] < self.min_ratio * best or scores[i] <= 0:
-                continue
+            if chosen and (scores[i] < self.min_ratio * best or scores[i] <= 0 or not supports(units[i])):
+                continue  # the lead always stays; after it only what can support (no captions, titles)
             words = set(docs[i])
             # the same sentence reached through a chunk and through its page (perhaps with a heading glued on)
             if any(len(words & other) >= 0.8 * min(len(words), len(other)) for other in seen if other and words):
@@ -375,9 +428,10 @@ class ExtractiveGenerator:
         return compose(
             question,
             [units[i] for i in chosen],
-            [units[i] for i in ranked if scores[i] >= self.min_ratio * scores[ranked[0]]],
+            [units[i] for i in ranked if scores[i] >= self.min_ratio * max(scores)],
             items,
             max_words=self.max_words,
+            units=units,
         )
 
     def stream(self, question: str, hits: Sequence[Hit]) -> Iterator[str]:

@@ -31,6 +31,9 @@ __all__ = [
     "markdown_table",
     "best_window",
     "figure_parts",
+    "is_caption",
+    "opens_section",
+    "HEADING",
     "ELLIPSIS",
 ]
 
@@ -61,7 +64,10 @@ _SUFFIXES = ("ings", "ing", "ed", "es", "s")
 
 
 def _stem(word: str) -> str:
-    """A crude suffix stripper so ``connects``/``connected`` and ``section``/``sections`` meet."""
+    """A crude suffix stripper so ``connects``/``connected``, ``section``/``sections`` and
+    ``country``/``countries`` meet."""
+    if word.endswith(("ies", "ied")) and len(word) >= 6:
+        return word[:-3] + "y"
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
             return word[: -len(suffix)]
@@ -75,6 +81,29 @@ def tokenize(text: str) -> list[str]:
 
 _TOKEN_EDGE = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
 _CAPTION = re.compile(r"^(?:fig(?:ure)?|table|chart|diagram|plate|exhibit|illustration)\.?\s*[\dA-Z]", re.IGNORECASE)
+# "Table 1: Inverter fault codes", "Figure 7-26. Self-locking nuts", "Table 2 Initial scale items";
+# not "Table 7 highlights some of ..." (a sentence about the table)
+_CAPTION_LINE = re.compile(
+    r"^(?i:fig(?:ure)?|table|chart|diagram|plate|exhibit|illustration)\.?\s*(?:\d+|[A-Z])(?:[.-]\d+)*[.:]?\s+[\"'(]?[A-Z]"
+)
+
+
+#: a numbered heading ("2.1 ASN.1 syntax", "A.3 Examples")
+HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
+
+
+def opens_section(text: str) -> bool:
+    """A unit that starts something new rather than going on: a numbered heading without a full
+    stop ("2.1 Tools"), a lead-in to a list or example ("ASN.1 syntax example:"), a caption."""
+    text = text.strip()
+    if text.endswith(":") or is_caption(text):
+        return True
+    return bool(HEADING.match(text)) and len(text.split()) <= 8 and not text.endswith((".", "!", "?"))
+
+
+def is_caption(text: str) -> bool:
+    """A figure or table caption: a label and its number, then a capitalised title."""
+    return bool(_CAPTION_LINE.match(text.strip()))
 
 
 def _bare(token: str) -> str:

@@ -11,7 +11,8 @@ system:
 - ``key_fact_recall`` (median and mean): share of the gold answer's content words found in the
   answer text (markers removed; case, punctuation and common suffixes aside) — a rough measure,
   the same for every system;
-- ``words`` (median): answer length in words, markers removed;
+- ``words`` (median): answer length in words as a reader counts them (hyphenated identifiers
+  are one word; markers and table rules are none);
 - ``abstention_rate``: share of unanswerable questions answered with ``answered=False``;
 - ``false_abstention_rate``: share of answerable questions answered with ``answered=False``.
 
@@ -112,7 +113,10 @@ def key_fact_recall(gold_answer: str, text: str) -> float | None:
 
 
 def answer_words(text: str) -> int:
-    return len(_WORD.findall(_MARKER.sub(" ", text)))
+    """Words as a reader counts them: runs of non-space holding a letter or digit, markers
+    removed, so an identifier like ``bitops-3bit-bits-in-byte`` or ``self-locking`` is one
+    word (not five or two) and a table's pipes and rules are none."""
+    return sum(any(c.isalnum() for c in token) for token in _MARKER.sub(" ", text).split())
 
 
 def _on_gold(citation: Citation, question: Question) -> bool:
