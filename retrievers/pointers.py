@@ -8,10 +8,11 @@ say which page does. :func:`follow_pointers` is a pure function of the fused hit
 navigation pages among them and the records of the pages they point to:
 
 - an entry matches by its terms (:func:`words`, plurals folded): its **strength** is the
-  share of the entry's term weight the question holds (a term shared by many entries of the
-  same page, "color" in a colour package's contents, weighs little) times the square root of
-  the share of the question's terms the entry holds;
-- the best entries (at most :data:`MAX_ENTRIES`, strength at least :data:`MIN_STRENGTH`) lend
+  geometric mean of the share of the entry's term weight the question holds (a term shared by
+  many entries of the same page, "color" in a colour package's contents, weighs little;
+  numbering weighs nothing) and the share of the question's terms the entry holds;
+- the best entries (at most :data:`MAX_ENTRIES`, strength at least :data:`MIN_STRENGTH` and
+  :data:`NEAR_BEST` of the best one's) lend
   ``LEND * strength * score`` of the navigation page's score to their target, split evenly
   among the pages one entry text points to (an index term with ten references is vaguer
   than one with one); a target not among the hits joins them;
@@ -33,12 +34,13 @@ from rag.types import Evidence, Hit, NavEntry
 from retrievers.embedders.sparse import ENGLISH_STOPWORDS, split_words
 from retrievers.payloads import PagePayload
 
-__all__ = ["follow_pointers", "entry_strengths", "words", "LEND", "DEMOTE", "MIN_STRENGTH", "MAX_ENTRIES"]
+__all__ = ["follow_pointers", "entry_strengths", "words", "LEND", "DEMOTE", "MIN_STRENGTH", "MAX_ENTRIES", "NEAR_BEST"]
 
 LEND = 0.8
 DEMOTE = 0.5
-MIN_STRENGTH = 0.5
+MIN_STRENGTH = 0.35
 MAX_ENTRIES = 3
+NEAR_BEST = 0.75
 _NAMES = {"contents": "contents table of contents", "index": "index", "list": "list of figures tables"}
 _KIND_WORDS = {"contents": "contents", "index": "index", "list": "list of figures"}
 
@@ -63,7 +65,8 @@ def entry_strengths(question_terms: set[str], entries: Sequence[NavEntry], terms
     entries sharing no term with the question are left out."""
     if not question_terms or not entries:
         return []
-    entry_terms = [set(terms(e.text)) for e in entries]
+    # numbering ("3.2", "IV") names no topic
+    entry_terms = [{t for t in terms(e.text) if not t.isdigit()} for e in entries]
     texts: dict[str, set[str]] = {}
     for e, ts in zip(entries, entry_terms):
         texts.setdefault(e.text, ts)
@@ -79,11 +82,11 @@ def entry_strengths(question_terms: set[str], entries: Sequence[NavEntry], terms
     out = []
     for e, ts in zip(entries, entry_terms):
         matched = ts & question_terms
-        if not matched:
+        if not matched or not ts:
             continue
         covered = sum(weight(t) for t in matched) / sum(weight(t) for t in ts)
         asked = len(matched) / len(question_terms)
-        out.append((covered * math.sqrt(asked), e))
+        out.append((math.sqrt(covered * asked), e))
     out.sort(key=lambda pair: -pair[0])
     return out
 
@@ -113,7 +116,8 @@ def follow_pointers(
         if asked & set(terms(_NAMES.get(nav.navigation, nav.navigation))):
             continue  # the question asks for the navigation page itself
         scores[key] = h.score * DEMOTE
-        best = [(s, e) for s, e in entry_strengths(asked, nav.entries, terms) if s >= MIN_STRENGTH]
+        ranked = entry_strengths(asked, nav.entries, terms)
+        best = [(s, e) for s, e in ranked if s >= MIN_STRENGTH and s >= NEAR_BEST * ranked[0][0]]
         chosen = {e.text for _, e in best[:MAX_ENTRIES]}
         fan = {t: sum(1 for e in nav.entries if e.text == t) for t in chosen}
         for strength, entry in best:
