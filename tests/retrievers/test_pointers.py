@@ -71,3 +71,23 @@ def test_a_navigation_page_payload_round_trips_and_plain_pages_store_no_navigati
     assert stored["navigation"] == "contents" and stored["nav_entries"][2] == ["3 Threads and fittings", 6, "3"]
     assert decode(stored) == CONTENTS
     assert "navigation" not in _target(4).to_payload() and decode(_target(4).to_payload()).entries == ()
+
+
+def test_a_knowledge_base_follows_the_contents_of_a_book_to_the_chapter(tmp_path):
+    """End to end (PyMuPDF, MiniLM, BM25, embedded Qdrant): the contents and index pages are stored
+    as navigation pages; a question in their words reaches the chapter, which says how, and the
+    contents page is still found when asked for."""
+    from rag import KnowledgeBase
+    from tests._pdfgen import book_pdf
+
+    path = book_pdf(tmp_path / "book.pdf")
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb:
+        assert [r.status for r in kb.ingest([path], progress=False)] == ["indexed"]
+        result = kb.search("Which chapter covers threads and fittings?", top_k=5)
+        top = result.hits[0]
+        assert top.page == 6 and top.via is not None and top.via.startswith("via "), [(h.page, h.score, h.via) for h in result.hits]
+        assert result.to_json()["hits"][0]["via"] == top.via
+        pages = [h.page for h in result.hits]
+        assert 2 not in pages or pages.index(2) > 0
+        asked = kb.search("Where is the table of contents?", top_k=3)
+        assert 2 in [h.page for h in asked.hits]  # not demoted out of sight
