@@ -88,6 +88,7 @@ class DocumentReader:
         self._repair: Any = None  # what this document's broken fonts mean, learned page by page
         self._margins: Any = None  # its running headers and footers, learned page by page
         self._labels: Any = None  # its printed page labels, read once
+        self._navigator: Any = None  # its tables of contents and indexes, read as pointers
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> DocumentReader:
@@ -224,11 +225,18 @@ class DocumentReader:
 
                 from ingest._labels import page_labels
 
+                from ingest.navigation import Navigator
+
                 self._repair, self._margins = GlyphRepair(), RunningLines()
                 self._labels = page_labels(self._doc)
+                self._navigator = Navigator(self._doc, self._labels)
             content = extract_pdf_page(
                 self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins, self._labels
             )
+            if not content.page.ocr:
+                from ingest.navigation import with_navigation
+
+                content = with_navigation(content, self._navigator.read(index, content.page.text))
             if (index + 1) % _SHRINK_EVERY == 0:
                 import pymupdf
 

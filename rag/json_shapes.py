@@ -56,6 +56,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "bbox": hit.bbox.as_list() if hit.bbox else None,
         "image_path": str(hit.image_path) if hit.image_path else None,
         "evidence": [evidence_json(e) for e in hit.evidence[:EVIDENCE_SHOWN]],
+        **({"via": hit.via} if hit.via is not None else {}),
     }
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "BBox",
     "DocumentInfo",
     "Page",
+    "NavEntry",
+    "NavKind",
     "TextBlock",
     "TextChunk",
     "Figure",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 FigureKind = Literal["figure", "table"]
+#: A navigation page: a table of contents, a back-of-book index, a list of figures or tables.
+NavKind = Literal["contents", "index", "list"]
 CorpusName = Literal["text", "figures", "pages"]
 CORPORA: tuple[CorpusName, ...] = ("text", "figures", "pages")
 
@@ -102,6 +106,16 @@ class DocumentInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NavEntry:
+    """One line of a navigation page read as a pointer: its text, the physical page it points to,
+    and the reference as printed there (a label: "17", "xiii")."""
+
+    text: str
+    page: int
+    printed: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One rendered page and its full text (text layer, or OCR when ``ocr``)."""
 
@@ -114,6 +128,10 @@ class Page:
     image_path: Path | None = None
     dpi: int | None = None
     label: str | None = None
+    #: Set when the page is a table of contents, an index or a list of figures/tables; its
+    #: ``entries`` point to the pages that answer (:mod:`ingest.navigation`).
+    navigation: NavKind | None = None
+    entries: tuple[NavEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +251,8 @@ class Hit:
     path: Path | None = None
     page_width: float | None = None
     page_height: float | None = None
+    #: How the page was reached when a navigation page pointed to it ("via contents p.3: Threads").
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

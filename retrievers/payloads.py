@@ -9,7 +9,9 @@ then, by corpus:
   ``caption``, ``text`` (caption and body, what it is searched by), ``image_path`` (its crop),
   ``source_kind`` (raster, vector, table, image);
 - ``pages``: :class:`PagePayload`: ``kind="page"``, ``index=0``, ``text`` (page text with figure
-  captions and OCR), ``ocr``, ``image_path`` (the page image), ``bbox`` (the whole page).
+  captions and OCR), ``ocr``, ``image_path`` (the page image), ``bbox`` (the whole page); a
+  navigation page (contents, index, list of figures) adds ``navigation`` (its kind) and
+  ``nav_entries`` (``[text, physical page, printed reference]`` each), other pages store neither.
 
 ``to_payload()`` gives the dict the store keeps, key for key and in the order knowledge bases
 built before this module hold them; :func:`decode` reads any stored payload back. Reading is
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from rag.pdf_strings import readable_label
-from rag.types import BBox, DocumentInfo, Figure, Page, TextChunk
+from rag.types import BBox, DocumentInfo, Figure, NavEntry, Page, TextChunk
 
 __all__ = ["ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key"]
 
@@ -186,6 +188,8 @@ class PagePayload(_Located):
     ocr: bool = False
     image_path: str | None = None
     bbox: BBox | None = None
+    navigation: str | None = None
+    entries: tuple[NavEntry, ...] = ()
 
     @property
     def image(self) -> str | None:
@@ -200,6 +204,8 @@ class PagePayload(_Located):
             ocr=page.ocr,
             image_path=str(page.image_path) if page.image_path else None,
             bbox=BBox(0.0, 0.0, round(page.width, 2), round(page.height, 2)),
+            navigation=page.navigation,
+            entries=page.entries,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -211,16 +217,25 @@ class PagePayload(_Located):
             "ocr": self.ocr,
             "image_path": self.image_path,
             "bbox": self.bbox.as_list() if self.bbox else None,
+            **self._navigation(),
         }
+
+    def _navigation(self) -> dict[str, Any]:
+        if self.navigation is None:
+            return {}
+        return {"navigation": self.navigation, "nav_entries": [[e.text, e.page, e.printed] for e in self.entries]}
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> PagePayload:
+        nav = p.get("navigation")
         return cls(
             **cls._read_where(p),
             text=str(p.get("text") or ""),
             ocr=bool(p.get("ocr", False)),
             image_path=p.get("image_path"),
             bbox=_bbox(p),
+            navigation=str(nav) if nav else None,
+            entries=tuple(NavEntry(str(t), int(pg), str(pr)) for t, pg, pr in (p.get("nav_entries") or ()) if nav),
         )
 
 

@@ -29,6 +29,7 @@ from rag.types import BBox, Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders
 from retrievers.payloads import PagePayload, decode
+from retrievers.pointers import follow_pointers
 from retrievers.search import (
     CORPUS_SHARE,
     Fusion,
@@ -113,6 +114,7 @@ class Searcher:
             if route.weight(c) > 0
         }
         hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion, share=CORPUS_SHARE)
+        hits = self._follow_pointers(question, hits)
         phrases = quoted_phrases(question)
         texts = page_texts(self.store, self.specs, hits) if phrases else {}
         hits = promote(hits, phrases, texts)
@@ -124,6 +126,20 @@ class Searcher:
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
         return SearchResult(question, route, tuple(hits), timings, phrases)
+
+    def _follow_pointers(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """Navigation pages among ``hits`` lend score to the pages their matching entries point
+        to and step back (:func:`retrievers.pointers.follow_pointers`)."""
+        spec = self.specs.get("pages")
+        if spec is None or not hits:
+            return hits
+        records = page_payloads(self.store, spec, [(h.doc_id, h.page) for h in hits])
+        navigation = {key: r for key, r in records.items() if r.navigation is not None and r.entries}
+        if not navigation:
+            return hits
+        wanted = sorted({(doc, e.page) for (doc, _), r in navigation.items() for e in r.entries} - set(records))
+        targets = {**records, **page_payloads(self.store, spec, wanted)}
+        return follow_pointers(hits, navigation, targets, question)
 
     def search_image(
         self,

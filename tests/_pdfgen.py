@@ -172,3 +172,49 @@ def zero_page_pdf_bytes() -> bytes:
         out += b"%010d 00000 n \n" % off
     out += b"trailer\n<< /Root 1 0 R /Size %d >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     return bytes(out)
+
+
+BOOK_CHAPTERS = (
+    ("Impellers", "The impeller is the rotating part that moves water. Its vanes push the liquid outwards."),
+    ("Seals and gaskets", "A mechanical seal keeps water inside the casing; replace the gasket when it hardens."),
+    ("Threads and fittings", "Pipe threads are wrapped with tape before the fitting is tightened by hand."),
+    ("Bearings", "Bearings carry the shaft; grease them every six months with lithium grease."),
+    ("Priming the pump", "Fill the casing with water before the first start so the impeller can draw."),
+    ("Cavitation", "Bubbles form when suction pressure drops too low and they wear the impeller away."),
+)
+BOOK_INDEX = (
+    ("bearings", "4"), ("cavitation", "6"), ("fittings", "3"), ("gaskets", "2"), ("impellers", "1, 5"),
+    ("priming", "5"), ("seals", "2"), ("threads", "3"),
+)
+
+
+def book_pdf(path: Path, labels: bool = True) -> Path:
+    """A small book: title page, contents (dot leaders, right-aligned numbers), preface, six
+    one-page chapters, a back-of-book index. Front matter is numbered i-iii and the chapters
+    1-6 (physical pages 4-9), so the printed number is the physical page minus 3; ``labels``
+    writes that numbering as /PageLabels (else only the printed numbers tell)."""
+    doc = pymupdf.open()
+    title = doc.new_page(width=420, height=600)
+    title.insert_text((60, 200), "A Field Guide to Pumps", fontsize=20)
+    toc = doc.new_page(width=420, height=600)
+    toc.insert_text((60, 70), "Contents", fontsize=16)
+    rows = [("Preface", "iii")] + [(f"{n} {name}", str(n)) for n, (name, _) in enumerate(BOOK_CHAPTERS, 1)] + [("Index", "7")]
+    for k, (name, number) in enumerate(rows):
+        y = 110 + 22 * k
+        toc.insert_text((60, y), name + " " + ". " * 12, fontsize=11)
+        toc.insert_text((340, y), number, fontsize=11)
+    preface = doc.new_page(width=420, height=600)
+    preface.insert_textbox(pymupdf.Rect(60, 60, 360, 400), "Preface\n\nThis guide is for people who look after small water pumps.", fontsize=11)
+    for n, (name, body) in enumerate(BOOK_CHAPTERS, 1):
+        page = doc.new_page(width=420, height=600)
+        page.insert_text((60, 70), f"{n} {name}", fontsize=16)
+        page.insert_textbox(pymupdf.Rect(60, 100, 360, 400), body, fontsize=11)
+        page.insert_text((205, 570), str(n), fontsize=9)
+    index = doc.new_page(width=420, height=600)
+    index.insert_text((60, 70), "Index", fontsize=16)
+    for k, (term, refs) in enumerate(BOOK_INDEX):
+        index.insert_text((60, 110 + 18 * k), f"{term}, {refs}", fontsize=11)
+    index.insert_text((205, 570), "7", fontsize=9)
+    if labels:
+        doc.set_page_labels([{"startpage": 0, "style": "r"}, {"startpage": 3, "style": "D", "firstpagenum": 1}])
+    return save(doc, path)
