@@ -13,16 +13,15 @@ Two fusion modes (``fusion=``):
   across corpora, weighted reciprocal ranks.
 
 Exact terms (:mod:`retrievers.exact_terms`: identifiers, options, labels, codes such as
-``\\heavyrulewidth``, ``HairEyeColor``, ``v8``) get a list of their own in each corpus with a
-sparse vector: the points holding the question's *rare* exact terms, best match first. A term is
-rare in a corpus when fewer points hold it than a result list is deep, so the whole list of
-points holding it is a candidate; a term on more points than that (the document's own name in
-its manual) says nothing about which page and is left to the ordinary sparse list. In score
-fusion the list weighs :data:`VECTOR_WEIGHTS` ``["exact"]`` and, being complete, a point
-missing from it gets nothing from it; in rank fusion it is one more ranking. A sentence
-embedding reads such a term as noise and BM25 counts it as one term among the question's many,
-so without this list the page holding it could fall below pages sharing the question's common
-words (BENCHMARKS.md).
+``\\heavyrulewidth``, ``HairEyeColor``, ``v8``) are searched on a corpus's sparse vector on
+their own, one query per term (:func:`exact_list`). A term is *rare* in a corpus when at most
+:data:`EXACT_RARE_POINTS` points hold it; a term on more (the document's own name in its
+manual) says nothing about which page and is left to the ordinary sparse list. In score fusion
+the point holding the rare terms best takes at least place :data:`EXACT_PLACE` of the corpus's
+list and nothing else moves; in rank fusion the rare-term list is one more ranking. A sentence
+embedding reads such a term as noise and BM25 counts it as one term among the question's many
+(a common phrase such as "default values" can outscore it), so without this the page holding
+it could fall out of the top pages that plain BM25 ranks first (BENCHMARKS.md, session 10).
 
 Either way results become **page-level hits**: a page found through a chunk, a figure
 caption and the page vector is one hit with all three listed as evidence.
@@ -58,11 +57,9 @@ from retrievers.payloads import decode, page_key
 from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
-           "EXACT", "exact_list", "encode_image_query", "image_corpora", "search_image_vector"]
+           "EXACT_PLACE", "EXACT_RARE_POINTS", "exact_list", "encode_image_query", "image_corpora", "search_image_vector"]
 
 Fusion = Literal["score", "rrf"]
-#: The name of the exact-term list in score fusion (it searches the ``sparse`` vector).
-EXACT = "exact"
 RRF_K = 60
 #: Rank fusion across corpora: the rank constant.
 PAGE_RRF_K = 10
@@ -73,9 +70,11 @@ AGREEMENT = {"score": 0.3, "rrf": 0.2}
 #: few words with any page. Measured (BENCHMARKS.md): sparse 0.45-0.6 with agreement 0.3-0.35
 #: is a plateau on the public questions and on paraphrased ones; 1.0 / 0.5 was below on both.
 VECTOR_WEIGHTS = {DENSE: 1.0, SPARSE: 0.6, IMAGE: 0.5, MULTI: 1.0}
-#: An exact term is rare in a corpus when at most this many points hold it.
+#: An exact term is rare in a corpus when at most this many points hold it. Measured
+#: (BENCHMARKS.md, session 10): 10-20 rank the four question sets identically.
 EXACT_RARE_POINTS = 10
-#: The page holding a question's rare exact terms best takes at least this place in its corpus.
+#: The point holding a question's rare exact terms best takes at least this place in its
+#: corpus. Measured: 2-3 the same on all four sets; 5 leaves the blind set's B55 at rank 6.
 EXACT_PLACE = 3
 #: Text search: the share of its route weight a corpus brings to fusion. The ``pages`` corpus
 #: matches a page as a whole (its dense vector is the mean of its chunks'), which says what the
