@@ -1,6 +1,13 @@
 """mmrag beside the tools a user would pick instead, scored by the same code in the same run.
 
-    .venv/bin/python bench/peers.py [--questions Q.jsonl] [--docs DIR] [--systems mmrag,bm25,llamaindex]
+    .venv/bin/python bench/peers.py [--set public|paraphrased|heldout|blind] [--systems mmrag,bm25,llamaindex]
+    .venv/bin/python bench/peers.py --questions Q.jsonl --docs DIR      # any other set
+
+Question sets (``--set``, default ``public``): ``public`` (the 30 questions of ../shared/eval),
+``paraphrased`` (the same needs in other words, same documents), ``heldout`` (21 questions on six
+documents gathered by ``bench/heldout_docs.py``) and ``blind`` (66 questions on six documents
+gathered by ``bench/blind_docs.py``, ``bench/data/BLIND.md``). The held-out and blind documents
+are gathered on first use into ``--cache`` (default ``~/.cache/mmrag-bench/SET``) and reused.
 
 Each system runs in its own subprocess (so peak RSS is its own): it ingests the
 documents, answers every question with a ranked page list, and the parent scores all
@@ -26,12 +33,44 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 EVAL = ROOT.parent / "shared" / "eval"
+DATA = ROOT / "bench" / "data"
+CACHE = Path.home() / ".cache" / "mmrag-bench"
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    questions: Path
+    #: the documents' folder; ``None``: gathered into the cache by ``gather`` (a bench script)
+    docs: Path | None
+    gather: str | None = None
+
+
+SETS = {
+    "public": QuestionSet(EVAL / "questions.jsonl", EVAL / "docs"),
+    "paraphrased": QuestionSet(DATA / "paraphrased_questions.jsonl", EVAL / "docs"),
+    "heldout": QuestionSet(DATA / "heldout_questions.jsonl", None, "heldout_docs.py"),
+    "blind": QuestionSet(DATA / "blind_questions.jsonl", None, "blind_docs.py"),
+}
+
+
+def set_docs(name: str, cache: Path) -> Path:
+    """The documents of question set ``name``: its folder, or the cache folder its gathering
+    script fills on first use (the script checks every file's SHA-256)."""
+    qset = SETS[name]
+    if qset.docs is not None:
+        return qset.docs
+    folder = cache / name
+    if not (folder.is_dir() and _pdfs(folder)):
+        assert qset.gather is not None
+        subprocess.run([sys.executable, str(ROOT / "bench" / qset.gather), str(folder)], check=True)
+    return folder
 
 
 def _rss_mb(workers: int = 0) -> float:
@@ -149,13 +188,20 @@ def child(system: str, docs: Path, questions_path: Path, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--questions", type=Path, default=EVAL / "questions.jsonl")
-    ap.add_argument("--docs", type=Path, default=EVAL / "docs")
+    ap.add_argument("--set", choices=sorted(SETS), default="public", dest="qset",
+                    help="the question set and its documents (default public); --questions/--docs override")
+    ap.add_argument("--questions", type=Path, help="a questions file (default: the set's)")
+    ap.add_argument("--docs", type=Path, help="the documents folder (default: the set's)")
+    ap.add_argument("--cache", type=Path, default=CACHE, help=f"where held-out and blind documents are gathered (default {CACHE})")
     ap.add_argument("--systems", default="mmrag,bm25,llamaindex")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     ap.add_argument("--ocr", choices=["auto", "never"], default="auto", help="mmrag's OCR setting (default auto)")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.questions is None:
+        args.questions = SETS[args.qset].questions
+    if args.docs is None:
+        args.docs = set_docs(args.qset, args.cache)
     if args.child:
         child(args.child[0], args.docs, args.questions, Path(args.child[1]))
         return

@@ -12,6 +12,17 @@ Two fusion modes (``fusion=``):
   for ``pages`` with multivectors a mean-vector prefetch rescored by MaxSim is fused in;
   across corpora, weighted reciprocal ranks.
 
+Exact terms (:mod:`retrievers.exact_terms`: identifiers, options, labels, codes such as
+``\\heavyrulewidth``, ``HairEyeColor``, ``v8``) are searched on a corpus's sparse vector on
+their own, one query per term (:func:`exact_list`). A term is *rare* in a corpus when at most
+:data:`EXACT_RARE_POINTS` points hold it; a term on more (the document's own name in its
+manual) says nothing about which page and is left to the ordinary sparse list. In score fusion
+the point holding the rare terms best takes at least place :data:`EXACT_PLACE` of the corpus's
+list and nothing else moves; in rank fusion the rare-term list is one more ranking. A sentence
+embedding reads such a term as noise and BM25 counts it as one term among the question's many
+(a common phrase such as "default values" can outscore it), so without this the page holding
+it could fall out of the top pages that plain BM25 ranks first (BENCHMARKS.md, session 10).
+
 Either way results become **page-level hits**: a page found through a chunk, a figure
 caption and the page vector is one hit with all three listed as evidence.
 """
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -34,16 +46,18 @@ from retrievers.base import (
     ImageEmbedder,
     MultimodalEmbedder,
     ScoredPoint,
+    SparseEncoder,
     SparseVector,
     VectorQuery,
     VectorStore,
 )
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
+from retrievers.exact_terms import exact_terms
 from retrievers.payloads import decode, page_key
 from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
-           "encode_image_query", "image_corpora", "search_image_vector"]
+           "EXACT_PLACE", "EXACT_RARE_POINTS", "exact_list", "encode_image_query", "image_corpora", "search_image_vector"]
 
 Fusion = Literal["score", "rrf"]
 RRF_K = 60
@@ -56,6 +70,12 @@ AGREEMENT = {"score": 0.3, "rrf": 0.2}
 #: few words with any page. Measured (BENCHMARKS.md): sparse 0.45-0.6 with agreement 0.3-0.35
 #: is a plateau on the public questions and on paraphrased ones; 1.0 / 0.5 was below on both.
 VECTOR_WEIGHTS = {DENSE: 1.0, SPARSE: 0.6, IMAGE: 0.5, MULTI: 1.0}
+#: An exact term is rare in a corpus when at most this many points hold it. Measured
+#: (BENCHMARKS.md, session 10): 10-20 rank the four question sets identically.
+EXACT_RARE_POINTS = 10
+#: The point holding a question's rare exact terms best takes at least this place in its
+#: corpus. Measured: 2-3 the same on all four sets; 5 leaves the blind set's B55 at rank 6.
+EXACT_PLACE = 3
 #: Text search: the share of its route weight a corpus brings to fusion. The ``pages`` corpus
 #: matches a page as a whole (its dense vector is the mean of its chunks'), which says what the
 #: page is about: title pages, introductions and overviews are about every question on their
@@ -70,17 +90,42 @@ class QueryVectors:
     sparse: SparseVector | None = None
     image: np.ndarray | None = None
     multi: np.ndarray | None = None
+    #: One sparse vector per exact term of the question (:func:`retrievers.exact_terms.exact_terms`).
+    exact: tuple[SparseVector, ...] = ()
 
 
 def encode_query(question: str, emb: Embedders) -> QueryVectors:
     # image-only encoders (DINOv2, ViT) have no text side: their vectors answer image queries only
     image = emb.image if isinstance(emb.image, ImageEmbedder) else None
+    exact: tuple[SparseVector, ...] = ()
+    if emb.sparse is not None:
+        encoded = (_exact_vector(emb.sparse, term) for term in exact_terms(question))
+        exact = tuple(v for v in encoded if v.indices)
     return QueryVectors(
         dense=emb.text.embed_query(question),
         sparse=emb.sparse.encode_query(question) if emb.sparse is not None else None,
         image=image.embed_texts([question])[0] if image is not None else None,
         multi=emb.late.embed_queries([question])[0] if emb.late is not None else None,
+        exact=exact,
     )
+
+
+_PARTS = re.compile(r"[\W_]+")
+
+
+def _exact_vector(sparse: SparseEncoder, term: str) -> SparseVector:
+    """The sparse query for one exact term. A term of several words (``write.table``,
+    ``ASN.1``, ``x86_64``) is searched by the terms its whole adds to its parts (the encoder's
+    phrase terms, when it has them): held by few pages, where ``write`` and ``table`` are on most."""
+    whole = sparse.encode_query(term)
+    parts = [p for p in _PARTS.split(term) if p]
+    if len(parts) < 2:
+        return whole
+    single = {i for p in parts for i in sparse.encode_query(p).indices}
+    joined = [(i, v) for i, v in zip(whole.indices, whole.values) if i not in single]
+    if not joined:
+        return whole
+    return SparseVector(tuple(i for i, _ in joined), tuple(v for _, v in joined))
 
 
 def encode_image_query(image: Path, emb: Embedders, text: str | None = None) -> np.ndarray:
@@ -139,6 +184,33 @@ def _queries(spec: CollectionSpec, qv: QueryVectors, depth: int) -> list[VectorQ
     return queries
 
 
+def _exact_queries(spec: CollectionSpec, qv: QueryVectors) -> list[VectorQuery]:
+    """One sparse query per exact term, one point deeper than a rare term's holders can be."""
+    if not _has(spec, SPARSE):
+        return []
+    return [VectorQuery(SPARSE, v, EXACT_RARE_POINTS + 1) for v in qv.exact]
+
+
+def exact_list(per_term: Sequence[Sequence[ScoredPoint]], rare: int = EXACT_RARE_POINTS) -> list[ScoredPoint]:
+    """The points holding the question's rare exact terms, best first: those holding more of the
+    terms first, then by their summed score over them. A term is rare when at most ``rare`` points hold it; terms held by
+    more are left out (they name what a whole document is about, not a page). Empty when no term
+    is rare."""
+    scores: dict[str, float] = {}
+    held: dict[str, int] = {}
+    first: dict[str, ScoredPoint] = {}
+    for results in per_term:
+        if len(results) > rare:
+            continue
+        for point in results:
+            if point.score > 0:
+                first.setdefault(point.id, point)
+                scores[point.id] = scores.get(point.id, 0.0) + point.score
+                held[point.id] = held.get(point.id, 0) + 1
+    order = sorted(scores, key=lambda pid: (-held[pid], -scores[pid], pid))
+    return [ScoredPoint(pid, scores[pid], first[pid].payload) for pid in order]
+
+
 def search_corpus(
     store: VectorStore,
     spec: CollectionSpec,
@@ -160,6 +232,7 @@ def search_corpus(
     as much per point as searching, whatever its size)."""
     depth = max(limit, 40)
     queries = _queries(spec, qv, depth)
+    exact_queries = _exact_queries(spec, qv)
     ranking_only = fusion == "score"
     late = None
     if qv.multi is not None and _has(spec, MULTI):
@@ -172,16 +245,23 @@ def search_corpus(
             with_payload=not ranking_only,
         )
     if ranking_only:
-        lists = list(zip((q.using for q in queries), store.search_many(spec.name, queries, flt, with_payload=False)))
+        found = store.search_many(spec.name, queries + exact_queries, flt, with_payload=False)
+        lists = list(zip((q.using for q in queries), found[: len(queries)]))
         if late is not None:
             lists.append((MULTI, late))
-        return _with_payloads(store, spec, _score_fuse(lists, limit))
+        exact = exact_list(found[len(queries) :])
+        return _with_payloads(store, spec, _score_fuse(lists, limit, exact))
     if len(queries) == 1:
         results = store.search(spec.name, VectorQuery(DENSE, qv.dense, limit), flt)
     else:
         results = store.fused(spec.name, queries, limit, flt)
-    if late is not None:
-        results = _rrf_points([results, late], limit)
+    extra = [late] if late is not None else []
+    if exact_queries:
+        exact = exact_list(store.search_many(spec.name, exact_queries, flt))
+        if exact:
+            extra.append(exact)
+    if extra:
+        results = _rrf_points([results, *extra], limit)
     return results
 
 
@@ -203,8 +283,13 @@ def _with_payloads(store: VectorStore, spec: CollectionSpec, points: Sequence[Sc
     return [ScoredPoint(p.id, p.score, payloads[p.id]) for p in points if p.id in payloads]
 
 
-def _score_fuse(lists: Sequence[tuple[str, Sequence[ScoredPoint]]], limit: int) -> list[ScoredPoint]:
-    """Weighted sum of max-normalised scores; a point missing from a list gets that list's floor."""
+def _score_fuse(
+    lists: Sequence[tuple[str, Sequence[ScoredPoint]]], limit: int, exact: Sequence[ScoredPoint] = ()
+) -> list[ScoredPoint]:
+    """Weighted sum of max-normalised scores; a point missing from a list gets that list's floor.
+    ``exact``: the points holding the question's rare exact terms, best first (:func:`exact_list`);
+    the first of them takes at least place :data:`EXACT_PLACE` (it scores as the point there, and
+    the tie goes to it)."""
     total = sum(VECTOR_WEIGHTS[name] for name, results in lists if results) or 1.0
     scores: dict[str, float] = {}
     first: dict[str, ScoredPoint] = {}
@@ -220,8 +305,21 @@ def _score_fuse(lists: Sequence[tuple[str, Sequence[ScoredPoint]]], limit: int) 
         for point, value in zip(results, norm):
             first.setdefault(point.id, point)
             scores[point.id] = scores.get(point.id, 0.0) + weight * value - floor
+    if exact:
+        _give_place(scores, first, exact)
     order = sorted(scores, key=lambda pid: (-scores[pid], pid))[:limit]
     return [ScoredPoint(pid, round(scores[pid] + floors, 6), first[pid].payload) for pid in order]
+
+
+def _give_place(scores: dict[str, float], first: dict[str, ScoredPoint], exact: Sequence[ScoredPoint]) -> None:
+    """The first of ``exact`` takes at least place :data:`EXACT_PLACE` of ``scores`` (in place)."""
+    top = sorted(scores, key=lambda pid: (-scores[pid], pid))[:EXACT_PLACE]
+    lifted = exact[0]
+    if lifted.id in top:
+        return
+    first.setdefault(lifted.id, lifted)
+    at = scores[top[-1]] if top else 0.0
+    scores[lifted.id] = max(scores.get(lifted.id, at), at) + 1e-9
 
 
 @lru_cache(maxsize=4096)
