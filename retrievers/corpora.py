@@ -108,30 +108,6 @@ def caption_title(fig: Figure, limit: int = 200) -> str:
     return first.strip()
 
 
-#: characters of the document title and of each section title in a context line
-_TITLE_CHARS = 80
-#: section levels in a context line: the innermost ones (the outer ones are broad: "Part II")
-_SECTION_LEVELS = 2
-
-
-def context_line(title: str | None, section: Sequence[str]) -> str:
-    """``"Title > Section > Subsection"``: where an item sits, as one short line (the document
-    title and the innermost :data:`_SECTION_LEVELS` section titles, each cut to
-    :data:`_TITLE_CHARS` characters); ``""`` when neither is known. MiniLM reads 256 tokens: the
-    line takes a few dozen of them."""
-    parts = [" ".join(t.split())[:_TITLE_CHARS].strip() for t in (title or "", *section[-_SECTION_LEVELS:])]
-    seen: list[str] = []
-    for part in parts:
-        if part and part not in seen:
-            seen.append(part)
-    return " > ".join(seen)
-
-
-def with_context(context: str, text: str) -> str:
-    """``text`` led by its context line (when it has one), as it is embedded."""
-    return f"{context}\n{text}" if context else text
-
-
 def page_sparse_text(content: PageContent) -> str:
     """Page text plus figure captions and OCR text that may not be in the text layer."""
     extra = [figure_text(f) for f in content.figures]
@@ -155,18 +131,12 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
 
     chunk_texts = [ch.text for _, ch in chunks]
     fig_texts = [figure_text(f) or f"{f.kind} on page {f.page}" for _, f in figures]
-    # what is embedded: the text led by its document title and section path (the stored text,
-    # which answers quote, stays as it is)
-    chunk_ctx = [with_context(context_line(info.title, ch.section), ch.text) for _, ch in chunks]
-    fig_ctx = [with_context(context_line(info.title, f.section), t) for (_, f), t in zip(figures, fig_texts)]
-    dense_chunks, dense_figs = chunk_ctx, fig_ctx
-    sparse_chunks, sparse_figs = chunk_ctx, fig_ctx
     empty_pages = [i for i, c in enumerate(contents) if not c.chunks]
     # a figure's caption says what it is; its body (table cells, chart labels) is mostly detail:
     # the caption gets a vector of its own, averaged with the whole text's
     titled = [i for i, (_, f) in enumerate(figures) if caption_title(f) and caption_title(f) != fig_texts[i]]
     caption_texts = [caption_title(figures[i][1]) for i in titled]
-    dense_all = emb.text.embed_documents(dense_chunks + dense_figs + caption_texts + [page_texts[i] or " " for i in empty_pages])
+    dense_all = emb.text.embed_documents(chunk_texts + fig_texts + caption_texts + [page_texts[i] or " " for i in empty_pages])
     chunk_vecs = dense_all[: len(chunk_texts)]
     at = len(chunk_texts)
     fig_vecs = list(dense_all[at : at + len(fig_texts)])
@@ -176,8 +146,8 @@ def build_points(info: DocumentInfo, contents: Sequence[PageContent], emb: Embed
     empty_vecs = dense_all[at + len(caption_texts) :]
 
     sparse = emb.sparse
-    chunk_sparse = sparse.encode_documents(sparse_chunks) if sparse else []
-    fig_sparse = sparse.encode_documents(sparse_figs) if sparse else []
+    chunk_sparse = sparse.encode_documents(chunk_texts) if sparse else []
+    fig_sparse = sparse.encode_documents(fig_texts) if sparse else []
     page_sparse = sparse.encode_documents(page_texts) if sparse else []
 
     fig_images: list[Path] = [f.image_path for _, f in figures if f.image_path is not None]
