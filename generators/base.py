@@ -110,6 +110,7 @@ class ContextItem:
     crop_path: Path | None = None
     rank: int = 0
     score: float = 0.0
+    section: tuple[str, ...] = ()
 
     @property
     def visual(self) -> Path | None:
@@ -144,6 +145,7 @@ def _item(hit: Hit, rank: int, ev: Evidence, max_chars: int) -> ContextItem:
         crop_path=crop,
         rank=rank,
         score=ev.score,
+        section=ev.section,
     )
 
 

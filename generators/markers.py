@@ -63,6 +63,7 @@ def _citation(item: ContextItem) -> Citation:
         label=item.label,
         image_path=item.image_path,
         crop_path=item.crop_path,
+        section=item.section,
     )
 
 

@@ -7,7 +7,7 @@ so everything is testable with hand-made blocks.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.types import BBox, TextBlock, TextChunk
@@ -32,6 +32,8 @@ class RawBlock:
     bbox: Box
     text: str
     lines: tuple[tuple[Box, str], ...] = ()
+    #: the font size most of its characters are set in (points; 0 when unknown, e.g. OCR)
+    size: float = 0.0
 
 
 def block_from_lines(lines: list[tuple[Box, str]]) -> RawBlock:
@@ -50,7 +52,8 @@ def keep_lines(blocks: list[RawBlock], keep: Callable[[Box, str], bool]) -> list
         if len(kept) == len(lines):
             out.append(block)
         elif kept:
-            out.append(block_from_lines(kept))
+            rebuilt = block_from_lines(kept)
+            out.append(RawBlock(rebuilt.bbox, rebuilt.text, rebuilt.lines, block.size))
     return out
 
 
@@ -169,20 +172,29 @@ def _tail(text: str, n: int, fragment: bool = True) -> str:
     return text[cut + 1 :] if cut != -1 else text[-n:]
 
 
-def make_chunks(blocks: list[TextBlock], chunk_chars: int, overlap_chars: int) -> list[TextChunk]:
+def make_chunks(
+    blocks: list[TextBlock], chunk_chars: int, overlap_chars: int, sections: Sequence[tuple[str, ...]] | None = None
+) -> list[TextChunk]:
     """Pack one page's blocks (in reading order) into chunks of about ``chunk_chars`` characters.
 
     Consecutive chunks share about ``overlap_chars`` characters. Each chunk keeps the union
     box of the blocks it came from and their boxes. Chunks never cross pages: call once
-    per page.
+    per page. ``sections``: each block's section path; a chunk takes that of the block its
+    first new (not overlapping) text came from.
     """
     if not blocks:
         return []
+    if sections is not None and len(sections) != len(blocks):
+        raise ValueError(f"{len(blocks)} blocks but {len(sections)} section paths")
     doc_id, page = blocks[0].doc_id, blocks[0].page
     segments: list[tuple[str, BBox]] = []
-    for block in blocks:
+    seg_section: dict[int, tuple[str, ...]] = {}  # id of a segment's text box -> section
+    for i, block in enumerate(blocks):
         for piece in _split_long(block.text, chunk_chars):
-            segments.append((piece, block.bbox))
+            seg = (piece, block.bbox)
+            segments.append(seg)
+            if sections is not None:
+                seg_section[id(seg)] = sections[i]
 
     chunks: list[TextChunk] = []
     current: list[tuple[str, BBox]] = []
@@ -191,6 +203,8 @@ def make_chunks(blocks: list[TextBlock], chunk_chars: int, overlap_chars: int) -
         return sum(len(t) for t, _ in items) + max(len(items) - 1, 0)
 
     def emit() -> None:
+        first_new = current[len(current) - fresh]
+        section = seg_section.get(id(first_new), ())
         text = "\n".join(t for t, _ in current)
         boxes: list[BBox] = []
         for _, b in current:
@@ -199,7 +213,7 @@ def make_chunks(blocks: list[TextBlock], chunk_chars: int, overlap_chars: int) -
         union = boxes[0]
         for b in boxes[1:]:
             union = union.union(b)
-        chunks.append(TextChunk(doc_id, page, len(chunks), text, union, tuple(boxes)))
+        chunks.append(TextChunk(doc_id, page, len(chunks), text, union, tuple(boxes), section))
 
     fresh = 0  # segments in ``current`` that no earlier chunk holds
     for seg in segments:

@@ -19,6 +19,7 @@ from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, m
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
+from ingest._sections import SectionTracker, section_at
 from ingest._render import fit_dpi, pixmap_to_pil, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_text_layer
 
@@ -219,13 +220,15 @@ def extract_pdf_page(
     repair: GlyphRepair | None = None,
     margins: RunningLines | None = None,
     labels: Sequence[str | None] | None = None,
+    sections: SectionTracker | None = None,
 ) -> PageContent:
     """Extract one page (0-based ``index``) of an open PyMuPDF document.
 
     ``repair`` (one per document, kept across its pages) decodes garbled text layers from a
     few OCR'd lines before falling back to OCR of the whole page; ``margins`` (also one per
     document) drops running headers and footers seen on earlier pages; ``labels`` (the document's
-    :func:`ingest._labels.page_labels`, read once) gives the printed page label."""
+    :func:`ingest._labels.page_labels`, read once) gives the printed page label; ``sections`` (one
+    per document, fed its pages in order) gives chunks and figures their section path."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -256,7 +259,8 @@ def extract_pdf_page(
     text_blocks = tuple(
         TextBlock(doc_id, n, i, _bbox(b.bbox), b.text, ocr) for i, b in enumerate(ordered)
     )
-    chunks = tuple(make_chunks(list(text_blocks), config.chunk_chars, config.chunk_overlap_chars))
+    paths = sections.page(index, ordered) if sections is not None else None
+    chunks = tuple(make_chunks(list(text_blocks), config.chunk_chars, config.chunk_overlap_chars, paths))
 
     # -- tables and figures ------------------------------------------------------------
     elements = _elements(page, config, path, n)
@@ -334,6 +338,7 @@ def extract_pdf_page(
                 caption=cap.text if cap else None,
                 caption_bbox=_bbox(cap.bbox) if cap else None,
                 text=text, image_path=image_path, source=f["source"],
+                section=() if paths is None or sections is None else section_at(ordered, paths, box[1], sections.start),
             )
         )
 

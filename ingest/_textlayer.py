@@ -81,13 +81,19 @@ def _text_blocks(page: Any) -> list[RawBlock]:
         if b.get("type", 0) != 0:
             continue
         lines: list[tuple[Box, str]] = []
+        sizes: dict[float, int] = {}
         for line in b.get("lines", ()):
-            text = "".join(span["text"] for span in line.get("spans", ())).strip()
+            spans = line.get("spans", ())
+            text = "".join(span["text"] for span in spans).strip()
             if text:
                 lines.append((_box(line["bbox"]), text))
+                for span in spans:
+                    size = round(float(span.get("size", 0.0)), 1)
+                    sizes[size] = sizes.get(size, 0) + len(span["text"].strip())
         text = join_lines([t for _, t in lines])
         if text:
-            blocks.append(RawBlock(_box(b["bbox"]), text, tuple(lines)))
+            size = max(sizes, key=lambda k: (sizes[k], k)) if sizes else 0.0
+            blocks.append(RawBlock(_box(b["bbox"]), text, tuple(lines), size))
     return blocks
 
 

@@ -90,8 +90,10 @@ def inspect_json(info: DocumentInfo, contents: Iterable[PageContent]) -> dict[st
                 "text_chars": len(p.text),
                 "ocr": p.ocr,
                 "figures": [
-                    {"kind": f.kind, "bbox": f.bbox.as_list(), "caption": f.caption} for f in c.figures
+                    {"kind": f.kind, "bbox": f.bbox.as_list(), "caption": f.caption, "section": list(f.section)}
+                    for f in c.figures
                 ],
+                "chunks": [{"index": ch.index, "section": list(ch.section), "chars": len(ch.text)} for ch in c.chunks],
             }
         )
     return {
@@ -99,6 +101,7 @@ def inspect_json(info: DocumentInfo, contents: Iterable[PageContent]) -> dict[st
         "path": str(info.path),
         "name": info.name,
         "kind": info.kind,
+        "title": info.title,
         "pages": pages,
     }
 

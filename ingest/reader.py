@@ -89,6 +89,7 @@ class DocumentReader:
         self._margins: Any = None  # its running headers and footers, learned page by page
         self._labels: Any = None  # its printed page labels, read once
         self._navigator: Any = None  # its tables of contents and indexes, read as pointers
+        self._sections: Any = None  # its section paths, from its outline or its headings
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self) -> DocumentReader:
@@ -224,14 +225,17 @@ class DocumentReader:
                 from ingest._repair import GlyphRepair
 
                 from ingest._labels import page_labels
+                from ingest._sections import SectionTracker, outline_headings
 
                 from ingest.navigation import Navigator
 
                 self._repair, self._margins = GlyphRepair(), RunningLines()
                 self._labels = page_labels(self._doc)
                 self._navigator = Navigator(self._doc, self._labels)
+                self._sections = SectionTracker(outline_headings(self._doc))
             content = extract_pdf_page(
-                self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins, self._labels
+                self._doc, index, info.doc_id, self.path, self.config, out_dir, self._repair, self._margins, self._labels,
+                self._sections,
             )
             if not content.page.ocr:
                 from ingest.navigation import with_navigation

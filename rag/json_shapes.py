@@ -42,6 +42,7 @@ def evidence_json(ev: Evidence) -> dict[str, Any]:
         "score": round(ev.score, 6),
         "bbox": ev.bbox.as_list() if ev.bbox else None,
         "text": ev.text[:EVIDENCE_CHARS],
+        "section": list(ev.section),
     }
 
 
@@ -72,6 +73,7 @@ def citation_json(citation: Citation, max_text: int | None = None) -> dict[str, 
         "bbox": c.bbox.as_list() if c.bbox else None,
         "text": c.text if max_text is None else c.text[:max_text],
         "crop_path": str(c.crop_path) if c.crop_path is not None else None,
+        "section": list(c.section),
     }
 
 

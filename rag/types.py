@@ -156,6 +156,10 @@ class TextChunk:
     text: str
     bbox: BBox
     block_bboxes: tuple[BBox, ...] = ()
+    #: where it sits in its document: section titles, outermost first ("2 ASN.1 structure
+    #: handling", "Naming"), from the PDF outline or detected headings; () before any section.
+    #: Used for search, never part of ``text`` (which answers quote).
+    section: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,8 @@ class Figure:
     text: str = ""
     image_path: Path | None = None
     source: Literal["raster", "vector", "table", "image"] = "raster"
+    #: the section it sits in (as :attr:`TextChunk.section`)
+    section: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +239,8 @@ class Evidence:
     bbox: BBox | None = None
     image_path: Path | None = None
     point_id: str = ""
+    #: the section the item sits in, titles outermost first (() when unknown)
+    section: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +278,8 @@ class Citation:
     #: The cited evidence's own image (a figure or table crop) when it has one; ``image_path``
     #: is the whole rendered page.
     crop_path: Path | None = None
+    #: the section the cited item sits in, titles outermost first (() when unknown)
+    section: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,11 @@ Every point says where it is: ``doc_id``, ``source`` (file name), ``path``, ``pa
 1-based), ``label`` (printed page label), ``page_image``, ``page_width``, ``page_height``;
 then, by corpus:
 
-- ``text``: :class:`ChunkPayload`: ``kind="chunk"``, ``index``, ``bbox``, ``text``;
+- ``text``: :class:`ChunkPayload`: ``kind="chunk"``, ``index``, ``bbox``, ``text``, ``section``
+  (section titles, outermost first; absent when unknown);
 - ``figures``: :class:`FigurePayload`: ``kind`` (``figure`` or ``table``), ``index``, ``bbox``,
   ``caption``, ``text`` (caption and body, what it is searched by), ``image_path`` (its crop),
-  ``source_kind`` (raster, vector, table, image);
+  ``source_kind`` (raster, vector, table, image), ``section``;
 - ``pages``: :class:`PagePayload`: ``kind="page"``, ``index=0``, ``text`` (page text with figure
   captions and OCR), ``ocr``, ``image_path`` (the page image), ``bbox`` (the whole page); a
   navigation page (contents, index, list of figures) adds ``navigation`` (its kind) and
@@ -85,6 +86,16 @@ class _Located:
         }
 
 
+def _section(p: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(t) for t in p.get("section") or ())
+
+
+def _section_key(section: tuple[str, ...]) -> dict[str, list[str]]:
+    """``{"section": [...]}``, or nothing for an item outside any section (its payload keeps the
+    bytes knowledge bases built before sections hold)."""
+    return {"section": list(section)} if section else {}
+
+
 def _bbox(p: Mapping[str, Any]) -> BBox | None:
     box = p.get("bbox")
     return BBox.from_sequence(box) if box else None
@@ -98,6 +109,7 @@ class ChunkPayload(_Located):
     index: int = 0
     bbox: BBox | None = None
     text: str = ""
+    section: tuple[str, ...] = ()
 
     @property
     def image(self) -> str | None:
@@ -106,7 +118,7 @@ class ChunkPayload(_Located):
 
     @classmethod
     def of(cls, info: DocumentInfo, page: Page, chunk: TextChunk) -> ChunkPayload:
-        return cls(**cls._where_of(info, page), index=chunk.index, bbox=chunk.bbox, text=chunk.text)
+        return cls(**cls._where_of(info, page), index=chunk.index, bbox=chunk.bbox, text=chunk.text, section=chunk.section)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -115,11 +127,15 @@ class ChunkPayload(_Located):
             "index": self.index,
             "bbox": self.bbox.as_list() if self.bbox else None,
             "text": self.text,
+            **_section_key(self.section),
         }
 
     @classmethod
     def from_payload(cls, p: Mapping[str, Any]) -> ChunkPayload:
-        return cls(**cls._read_where(p), index=int(p.get("index") or 0), bbox=_bbox(p), text=str(p.get("text") or ""))
+        return cls(
+            **cls._read_where(p), index=int(p.get("index") or 0), bbox=_bbox(p), text=str(p.get("text") or ""),
+            section=_section(p),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +149,7 @@ class FigurePayload(_Located):
     text: str = ""
     image_path: str | None = None
     source_kind: str | None = None
+    section: tuple[str, ...] = ()
 
     @property
     def image(self) -> str | None:
@@ -150,6 +167,7 @@ class FigurePayload(_Located):
             text=text,
             image_path=str(fig.image_path) if fig.image_path else None,
             source_kind=fig.source,
+            section=fig.section,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -162,6 +180,7 @@ class FigurePayload(_Located):
             "text": self.text,
             "image_path": self.image_path,
             "source_kind": self.source_kind,
+            **_section_key(self.section),
         }
 
     @classmethod
@@ -175,6 +194,7 @@ class FigurePayload(_Located):
             text=str(p.get("text") or ""),
             image_path=p.get("image_path"),
             source_kind=p.get("source_kind"),
+            section=_section(p),
         )
 
 
@@ -184,6 +204,8 @@ class PagePayload(_Located):
 
     kind: ClassVar[Literal["page"]] = "page"
     index: ClassVar[int] = 0
+    #: a page may span several sections: it has none of its own
+    section: ClassVar[tuple[str, ...]] = ()
     text: str = ""
     ocr: bool = False
     image_path: str | None = None

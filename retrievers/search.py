@@ -340,6 +340,7 @@ def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
         bbox=stored.bbox,
         image_path=_path(image) if image else None,
         point_id=point.id,
+        section=stored.section,
     )
 
 

@@ -214,3 +214,14 @@ def test_a_whole_page_citation_gets_the_box_of_the_passage_it_quotes():
     # words found in no passage (a paraphrase) keep the page box
     other = Answer("q", "He gave up on prayer after a while [1].", citations=(Citation(1, "d", "m.pdf", 3, page_box),), hits=(hit,))
     assert narrow_page_citations(other, lookup).citations[0].bbox == page_box
+
+
+def test_a_citation_names_the_section_its_evidence_sits_in():
+    from rag.json_shapes import citation_json
+
+    ev = Evidence(corpus="text", kind="chunk", text="No global variables are used.", score=1.0,
+                  section=("1 Introduction", "Features"))
+    hit = Hit(doc_id="d", source="libtasn1.pdf", page=4, score=1.0, corpus="text", evidence=(ev,))
+    (cited,) = resolve_citations("It is thread-safe [1].", build_context([hit])).citations
+    assert cited.section == ("1 Introduction", "Features")
+    assert citation_json(cited)["section"] == ["1 Introduction", "Features"]

@@ -91,3 +91,19 @@ def test_a_sparse_payload_reads_with_defaults():
     assert (record.source, record.text, record.bbox, record.image, record.page_width) == ("", "", None, None, None)
     with pytest.raises(KeyError):
         decode({"kind": "chunk", "text": "no document id"})
+
+
+
+def test_a_section_is_stored_with_its_chunk_or_figure_but_not_put_into_the_text():
+    page = Page(DOC, 3, 612.0, 792.0, "Each caller keeps its own structures.", ocr=False)
+    chunk = TextChunk(DOC, 3, 0, "Each caller keeps its own structures.", BBox(72.0, 100.0, 540.0, 130.5),
+                      section=("2 Library notes", "2.1 Thread safety"))
+    fig = Figure(DOC, 3, 0, "figure", BBox(72.0, 200.0, 300.0, 400.0), caption="Figure 2: Locks", section=("2 Library notes",))
+    info = DocumentInfo(DOC, Path("/docs/libtasn1.pdf"), "libtasn1.pdf", "pdf", 5, 1234)
+    points = build_points(info, [PageContent(page, chunks=(chunk,), figures=(fig,))], Embedders(text=_Constant()))
+    (stored_chunk,), (stored_fig,), (stored_page,) = points["text"], points["figures"], points["pages"]
+    assert stored_chunk.payload["text"] == "Each caller keeps its own structures."  # what answers quote
+    assert stored_chunk.payload["section"] == ["2 Library notes", "2.1 Thread safety"]
+    assert decode(stored_chunk.payload).section == ("2 Library notes", "2.1 Thread safety")
+    assert decode(stored_fig.payload).section == ("2 Library notes",)
+    assert decode(stored_page.payload).section == ()  # a page may span sections
