@@ -37,10 +37,12 @@ def test_reingesting_unchanged_files_does_nothing(kb, samples):
 
 
 def test_search_finds_the_page_that_states_the_fact(kb):
+    # Among the three pages shown; not necessarily first: with no figure or table cue every corpus
+    # weighs the same (the default router, measured never below --router all), and on these five
+    # sample pages the fault-code table's best match ties with the text (BENCHMARKS.md, session 10).
     result = kb.search("How often should the inverter be inspected?", top_k=3)
-    top = result.hits[0]
-    assert top.source == "solar_maintenance_manual.pdf"
-    assert any("6 months" in e.text for e in top.evidence), top.evidence
+    stating = [h for h in result.hits if any("6 months" in e.text for e in h.evidence)]
+    assert stating and stating[0].source == "solar_maintenance_manual.pdf" and stating[0].page == 1, result.hits
     assert result.route.reason
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
 
@@ -55,13 +57,14 @@ def test_search_finds_a_table_by_a_cell_value(kb):
 
 def test_scanned_page_is_searchable_through_ocr(kb):
     result = kb.search("service record technician", top_k=3)
-    assert result.hits and result.hits[0].page == 4
+    assert any(h.source == "solar_maintenance_manual.pdf" and h.page == 4 for h in result.hits[:2]), result.hits
 
 
 def test_ask_cites_page_and_box_of_evidence_it_was_given(kb):
     answer = kb.ask("How often should the inverter be inspected?")
-    assert "6 months" in answer.text
-    assert answer.citations
+    # the answer leads with the sentence that answers, cited from the page that states it
+    assert answer.text.startswith("Inspect the inverter every 6 months"), answer.text
+    assert answer.citations and (answer.citations[0].source, answer.citations[0].page) == ("solar_maintenance_manual.pdf", 1)
     given = {(h.doc_id, h.page) for h in answer.hits}
     for c in answer.citations:
         assert (c.doc_id, c.page) in given

@@ -54,14 +54,15 @@ def test_retriever_respects_document_and_page_filters(kb):
 def test_a_real_llama_index_query_engine_runs_over_the_retriever(kb):
     engine = RetrieverQueryEngine.from_args(MmragRetriever(kb, top_k=3), llm=MockLLM(), response_mode="compact")
     response = engine.query("How often should the inverter be inspected?")
-    assert response.source_nodes and response.source_nodes[0].node.metadata["page"] == 1
+    pages = [(n.node.metadata["file_name"], n.node.metadata["page"]) for n in response.source_nodes]
+    assert ("solar_maintenance_manual.pdf", 1) in pages, pages
     # MockLLM echoes its prompt: the retrieved evidence went through llama-index's synthesizer
     assert "every 6 months" in str(response)
     assert "How often should the inverter be inspected?" in str(response)
 
 
 def test_mmrag_query_engine_answers_with_citations(kb):
-    engine = MmragQueryEngine(kb, top_k=4)
+    engine = MmragQueryEngine(kb)  # the default top_k (5)
     response = engine.query("What torque for the roof mounting bolts?")
     assert "12 Nm" in str(response)
     cites = response.metadata["citations"]
