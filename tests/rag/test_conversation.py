@@ -20,6 +20,7 @@ from rag.conversation import (
     turn_subject,
 )
 from rag.errors import GeneratorError, HistoryError, QueryError
+from _doubles import ScriptedCompleter
 
 DEPENDENT = [
     "And who should measure its insulation resistance?",
@@ -114,20 +115,8 @@ def test_the_most_recent_turn_with_a_subject_is_used_at_most_max_turns_back():
     assert rewrite_followup("And its price?", ()) is None
 
 
-class Completer:
-    def __init__(self, reply: str | Exception) -> None:
-        self.reply = reply
-        self.prompts: list[str] = []
-
-    def complete(self, prompt: str) -> str:
-        self.prompts.append(prompt)
-        if isinstance(self.reply, Exception):
-            raise self.reply
-        return self.reply
-
-
 def test_the_model_rewrites_with_the_last_turns():
-    model = Completer("Who should measure the inverter's insulation resistance?")
+    model = ScriptedCompleter("Who should measure the inverter's insulation resistance?")
     rewrite = rewrite_with_model("And who should measure its insulation resistance?", HISTORY, model)
     assert rewrite is not None and rewrite.method == "model"
     assert rewrite.rewritten == "Who should measure the inverter's insulation resistance?"
@@ -135,13 +124,13 @@ def test_the_model_rewrites_with_the_last_turns():
 
 
 def test_the_model_repeating_the_question_means_no_rewrite():
-    assert rewrite_with_model("What is PDF.js?", HISTORY, Completer(" What is PDF.js? ")) is None
+    assert rewrite_with_model("What is PDF.js?", HISTORY, ScriptedCompleter(" What is PDF.js? ")) is None
 
 
 @pytest.mark.parametrize("reply", ["", "Sure!\nWho measures it?", "The inverter.", GeneratorError("endpoint down")])
 def test_a_bad_model_reply_falls_back_to_the_rule(reply):
     question = "And who should measure its insulation resistance?"
-    rewrite = rewrite_with_model(question, HISTORY, Completer(reply))
+    rewrite = rewrite_with_model(question, HISTORY, ScriptedCompleter(reply))
     assert rewrite is not None and rewrite.method == "rule"
     assert rewrite.rewritten == f"{question} (inverter)"
 
