@@ -4,7 +4,10 @@ The answer leads with the shortest span that answers, then adds supporting sente
 the word budget (``max_words``, about 60) lasts:
 
 - a **table row** leads as a small markdown table: the table's caption, then its header and
-  the matching row(s) (up to :data:`MAX_ROWS`, in table order);
+  the matching row(s) (up to :data:`MAX_ROWS`, in table order); a question for the most or the
+  least of something ("which benchmark had the most aborts?") whose words name a numeric column
+  of a table in the two best hits is answered by that table's row with the largest (smallest)
+  value in the column (:func:`extreme_row`);
 - a **figure** leads with its caption (first sentence) and the labels read from it (those
   sharing the question's words first), citing the figure item, so its crop reaches the
   answer's citation; a question that asks about a figure ("diagram", "chart", "pictured", ...)
@@ -33,7 +36,7 @@ from generators.spans import ELLIPSIS, best_window, figure_parts, is_caption, ma
 if TYPE_CHECKING:
     from generators.extractive import Unit
 
-__all__ = ["compose", "lead_passage", "supports", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
+__all__ = ["compose", "extreme_row", "lead_passage", "supports", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
 
 #: words an answer aims at (a lead table or figure may go over; support stops there)
 MAX_WORDS = 60
@@ -55,6 +58,44 @@ _FIGURE_CUES = frozenset(
     "depicted shown labelled labeled sketch map cartoon infographic schematic flowchart histogram poster".split()
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+_MOST = re.compile(r"\b(?:most|highest|largest|greatest|biggest|maximum|longest|fastest)\b", re.IGNORECASE)
+_LEAST = re.compile(r"\b(?:least|lowest|smallest|fewest|minimum|shortest|slowest)\b", re.IGNORECASE)
+_CELL_NUMBER = re.compile(r"^\s*[$€£]?\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:[%x×]|[A-Za-z]{0,4})\s*$")
+#: a table is searched for the extreme row only among the hits ranked this well (0-based)
+EXTREME_RANKS = 1
+
+
+def _cell_number(cell: str) -> float | None:
+    m = _CELL_NUMBER.match(cell)
+    return float(m.group(1).replace(",", "")) if m else None
+
+
+def extreme_row(question: str, units: Sequence[Unit]) -> Unit | None:
+    """For a question that asks for the most or the least of something: the row of a table
+    (among the hits ranked up to :data:`EXTREME_RANKS`) with the largest (smallest) number in a
+    column whose heading holds one of the question's words; ``None`` when the question asks for
+    neither, asks for both, or no table has such a column with numbers in most of its rows.
+    Ties go to the row that comes first in the table."""
+    most, least = _MOST.search(question), _LEAST.search(question)
+    if bool(most) == bool(least):
+        return None
+    terms = set(tokenize(question))
+    tables: dict[tuple[int, tuple[str, ...]], list[Unit]] = {}
+    for unit in units:
+        if unit.is_row and unit.header and len(unit.cells) == len(unit.header) and unit.item.rank <= EXTREME_RANKS:
+            tables.setdefault((unit.item.marker, unit.header), []).append(unit)
+    for (_, header), rows in sorted(tables.items(), key=lambda kv: (kv[1][0].item.rank, kv[0][0])):
+        for column, name in enumerate(header):
+            if not terms.intersection(tokenize(name)):
+                continue
+            valued = [(v, i, row) for i, row in enumerate(rows) if (v := _cell_number(row.cells[column])) is not None]
+            if len(valued) < max(2, (len(rows) + 1) // 2):
+                continue
+            best = max(valued, key=lambda x: (x[0], -x[1])) if most else min(valued, key=lambda x: (x[0], x[1]))
+            return best[2]
+    return None
 
 
 def asks_about_figure(question: str) -> bool:
@@ -231,7 +272,11 @@ def compose(
         # a table's caption matched: its best row whose own cells hold a question word answers
         # (a row that only shares the header's words is just the table's first row)
         lead = next((u for u in candidates if u.item is lead.item and u.is_row and terms.intersection(tokenize(" ".join(u.cells)))), lead)
-    if lead.is_row:
+    extreme = extreme_row(question, units)
+    if extreme is not None:
+        lead = extreme
+        _table(writer, lead, (), terms)  # the one row that holds the most (least): no other matching rows
+    elif lead.is_row:
         _table(writer, lead, candidates, terms)
     elif lead.item.kind == "figure":
         _figure(writer, lead, terms)
@@ -247,6 +292,8 @@ def compose(
         room = min(max_words - writer.words, LEAD_WORDS)
         if room < MIN_SUPPORT_WORDS:
             break
+        if plain_text(unit.text) in plain_text(" ".join(writer.pieces)):
+            continue  # already said (a table's caption written as the lead-in of its row)
         if unit.is_row:  # a matching row of another table: that table's header and row(s)
             if unit.item.marker not in tables:
                 tables.add(unit.item.marker)

@@ -116,3 +116,40 @@ def test_best_window_starts_before_the_first_matching_word():
     window, cut_start, cut_end = best_window(words, lambda w: 1.0 if w == "alpha" else 0.0, 10)
     assert window.split()[3] == "alpha" and window.split()[4] == "answer"
     assert cut_start and cut_end
+
+
+_RUNS = (
+    "Table 4. Trace statistics per benchmark.\n"
+    "| Benchmark | Loops | Aborts | Speedup |\n|---|---|---|---|\n"
+    "| 3d-cube | 25 | 3 | 2.20x |\n| access-fannkuch | 10 | 24 | 2.20x |\n"
+    "| crypto-aes | 50 | 19 | 1.64x |\n| math-cordic | 2 | 1 | 4.92x |\n"
+)
+
+
+def _table_hit() -> Hit:
+    return _hit(12, Evidence("figures", "table", _RUNS, 1.0, BBox(50, 50, 500, 300)))
+
+
+def test_a_question_for_the_most_answers_with_the_row_holding_the_largest_value():
+    answer = ExtractiveGenerator().generate("Which benchmark had the most aborts, and how many?", [_table_hit()])
+    assert "| Benchmark | Loops | Aborts | Speedup |" in answer.text
+    assert "| access-fannkuch | 10 | 24 | 2.20x |" in answer.text
+    # only that row, and the caption is said once
+    assert "crypto-aes" not in answer.text and "3d-cube" not in answer.text
+    assert answer.text.count("Trace statistics per benchmark") == 1
+    assert answer.citations and answer.citations[0].page == 12
+
+
+def test_a_question_for_the_least_takes_the_smallest_and_plain_questions_are_untouched():
+    fewest = ExtractiveGenerator().generate("Which benchmark has the fewest loops?", [_table_hit()])
+    assert "| math-cordic | 2 | 1 | 4.92x |" in fewest.text and "access-fannkuch" not in fewest.text
+    # no superlative: the rows whose own cells match the question, as before
+    plain = ExtractiveGenerator().generate("How many aborts did crypto-aes have?", [_table_hit()])
+    assert "| crypto-aes | 50 | 19 | 1.64x |" in plain.text
+    # a superlative whose words name no column: no row is picked by value
+    from generators.base import build_context
+    from generators.compose import extreme_row
+
+    units = ExtractiveGenerator()._ranked("benchmark aborts", build_context([_table_hit()]), None)[0]
+    assert extreme_row("Which benchmark is the most famous?", units) is None
+    assert extreme_row("Which benchmark has the most aborts?", units).cells[0] == "access-fannkuch"
