@@ -143,7 +143,11 @@ class AskConfig:
     question's (IDF-weighted) words; 0 for both turns that rule off. ``abstain_rare_share``
     (0..1): a term the question names (a name, an acronym, an identifier, a number) that is on
     none of the retrieved pages withdraws the answer when it is on at most this share of the
-    knowledge base's pages (0: only terms on no page at all).
+    knowledge base's pages (0: only terms on no page at all). ``requery``: when the first
+    retrieval round is weak (flat scores at the top), search again with expansion terms from the
+    top pages (or the two parts of a two-part question) and fuse the rounds
+    (:mod:`retrievers.requery`, which lists what was measured); off by default, as it did not
+    help on every evaluation set.
     """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
@@ -160,6 +164,7 @@ class AskConfig:
     abstain_min_similarity: float = 0.27
     abstain_min_coverage: float = 0.25
     abstain_rare_share: float = 0.01
+    requery: bool = False
 
     def __post_init__(self) -> None:
         for name in ("abstain_min_similarity", "abstain_min_coverage", "abstain_rare_share"):
@@ -168,6 +173,8 @@ class AskConfig:
                 raise ConfigError(f"ask.{name} must be a number within 0..1, got {value!r}")
         if not isinstance(self.abstain, bool):
             raise ConfigError(f"ask.abstain must be true or false, got {self.abstain!r}")
+        if not isinstance(self.requery, bool):
+            raise ConfigError(f"ask.requery must be true or false, got {self.requery!r}; write requery = true or false")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from rag.types import Answer, Citation, Evidence, Hit, Route
 
-__all__ = ["route_json", "evidence_json", "hit_json", "citation_json", "answer_json", "timings_json"]
+__all__ = ["route_json", "evidence_json", "hit_json", "citation_json", "answer_json", "timings_json", "requery_json"]
 
 #: Evidence listed per hit, and the characters of each evidence text shown.
 EVIDENCE_SHOWN = 5
@@ -23,6 +23,15 @@ EVIDENCE_CHARS = 300
 def timings_json(timings: Mapping[str, float]) -> dict[str, float]:
     """Seconds -> milliseconds."""
     return {k: round(v * 1000, 2) for k, v in timings.items()}
+
+
+def requery_json(requery: Any) -> dict[str, Any] | None:
+    """Whether and how a search requeried (a :class:`retrievers.requery.Requery`): the first
+    round's margin that made it weak, ``how`` (``expansion`` or ``parts``) and the queries
+    searched; ``None`` when one round sufficed or requerying is off."""
+    if requery is None:
+        return None
+    return {"margin": requery.margin, "how": requery.how, "queries": list(requery.queries)}
 
 
 def route_json(route: Route) -> dict[str, Any]:

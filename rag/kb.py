@@ -261,6 +261,7 @@ class KnowledgeBase:
                     build_router_for(router_kind, self.embedders, self.config),
                     build_reranker_for(reranker_kind, self.embedders, self.config),
                     fusion=self.config.ask.fusion,
+                    requery=self.config.ask.requery,
                 )
             return self._ask_parts[key]
 

@@ -18,21 +18,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.ids import point_id
-from rag.json_shapes import hit_json, route_json, timings_json
+from rag.json_shapes import hit_json, requery_json, route_json, timings_json
 from rag.phrases import holds, quoted_phrases
 from rag.types import BBox, Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
-from retrievers.corpora import Embedders
+from retrievers.corpora import DENSE, Embedders
 from retrievers.payloads import PagePayload, decode
+from retrievers import requery as requery_module
 from retrievers.pointers import follow_pointers
+from retrievers.requery import Requery, expansion_terms, fuse_rounds, is_weak, margin, question_parts, rocchio
 from retrievers.search import (
     CORPUS_SHARE,
     Fusion,
+    QueryVectors,
     encode_image_query,
     encode_query,
     fuse_pages,
@@ -62,6 +65,8 @@ class SearchResult:
     phrases: tuple[str, ...] = ()
     #: A follow-up rewritten with its conversation (``KnowledgeBase.search(history=)``): what was searched for.
     rewritten: str | None = None
+    #: The second round searched when the first was weak (``[ask] requery``); ``None``: one round.
+    requery: Requery | None = None
 
     def to_json(self, hit: Callable[[Hit], dict[str, Any]] = hit_json) -> dict[str, Any]:
         """What ``mmrag search --json`` prints; ``hit`` shapes each hit (the server adds image URLs)."""
@@ -71,6 +76,7 @@ class SearchResult:
             "route": route_json(self.route),
             "quoted": [p.strip() for p in self.phrases],
             "hits": [hit(h) for h in self.hits],
+            "requery": requery_json(self.requery),
             "timings_ms": timings_json(self.timings),
         }
 
@@ -86,8 +92,11 @@ class Searcher:
         router: Router,
         reranker: Reranker,
         fusion: Fusion = "score",
+        requery: bool = False,
     ) -> None:
         self.fusion: Fusion = fusion
+        #: Search again when the first round is weak (:mod:`retrievers.requery`).
+        self.requery = requery
         self.store = store
         self.specs = specs
         self.embedders = embedders
@@ -108,12 +117,14 @@ class Searcher:
             flt = _restrict(flt, visible)
         t2 = time.perf_counter()
         depth = max(top_k * 4, route.top_k)
-        results = {
-            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)
-            for c in route.corpora
-            if route.weight(c) > 0
-        }
-        hits = fuse_pages(results, route, limit=max(top_k * 3, 20), fusion=self.fusion, share=CORPUS_SHARE)
+        limit = max(top_k * 3, 20)
+        hits = self._round(qv, route, depth, limit, flt)
+        t_again = time.perf_counter()
+        again = self._requery(question, qv, hits, route, depth, limit, flt) if self.requery else None
+        requery = None
+        if again is not None:
+            hits, requery = again
+            timings["requery"] = time.perf_counter() - t_again
         hits = self._follow_pointers(question, hits)
         phrases = quoted_phrases(question)
         texts = page_texts(self.store, self.specs, hits) if phrases else {}
@@ -125,7 +136,63 @@ class Searcher:
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
-        return SearchResult(question, route, tuple(hits), timings, phrases)
+        return SearchResult(question, route, tuple(hits), timings, phrases, requery=requery)
+
+    def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None) -> list[Hit]:
+        """One retrieval round: each routed corpus searched, fused into page hits."""
+        results = {
+            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)
+            for c in route.corpora
+            if route.weight(c) > 0
+        }
+        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE)
+
+    def _second_vectors(self, how: str, query: str, qv: QueryVectors, hits: Sequence[Hit]) -> QueryVectors:
+        """A part is encoded as a question; an expanded question changes the sparse vector only
+        (``requery.EXPAND == "sparse"``), also moves the dense one towards the top pages'
+        (``"rocchio"``), or is re-encoded whole (``"both"``)."""
+        mode = requery_module.EXPAND
+        if how != "expansion" or mode == "both":
+            return encode_query(query, self.embedders)
+        if self.embedders.sparse is not None:
+            qv = replace(qv, sparse=self.embedders.sparse.encode_query(query))
+        if mode == "rocchio":
+            qv = replace(qv, dense=rocchio(qv.dense, self._page_vectors(hits[: requery_module.FEEDBACK_PAGES])))
+        return qv
+
+    def _page_vectors(self, hits: Sequence[Hit]) -> list[Any]:
+        """The stored dense vectors of the ``hits``' pages (``pages`` corpus)."""
+        spec = self.specs.get("pages")
+        if spec is None:
+            return []
+        found = []
+        for h in hits:
+            for point in self.store.scroll(spec.name, Filter(doc_ids=(h.doc_id,), page_range=(h.page, h.page)), with_vectors=True):
+                if DENSE in point.vectors:
+                    found.append(point.vectors[DENSE])
+        return found
+
+    def _requery(self, question: str, qv: QueryVectors, hits: list[Hit], route: Route, depth: int, limit: int,
+                 flt: Filter | None) -> tuple[list[Hit], Requery] | None:
+        """When the first round is weak (:func:`retrievers.requery.is_weak`), search the two
+        parts of a two-part question, or else the question with expansion terms from the top
+        pages, and fuse the rounds (:func:`retrievers.requery.fuse_rounds`); ``None`` when the
+        first round stands."""
+        if not is_weak(hits):
+            return None
+        parts = question_parts(question)
+        if parts:
+            how, queries = "parts", tuple(parts)
+        else:
+            texts = page_texts(self.store, self.specs, hits)
+            pool = [texts[(h.doc_id, h.page)] for h in hits if (h.doc_id, h.page) in texts]
+            terms = expansion_terms(question, pool[: requery_module.FEEDBACK_PAGES], pool, requery_module.EXPANSION_TERMS)
+            if not terms:
+                return None
+            how, queries = "expansion", (f"{question} {' '.join(terms)}",)
+        rounds = [self._round(self._second_vectors(how, q, qv, hits), route, depth, limit, flt) for q in queries]
+        log.debug("requery %r (%s): %s", question[:60], how, queries)
+        return fuse_rounds(hits, rounds, limit, requery_module.SECOND_WEIGHT), Requery(round(margin(hits), 4), how, queries)
 
     def _follow_pointers(self, question: str, hits: list[Hit]) -> list[Hit]:
         """Navigation pages among ``hits`` lend score to the pages their matching entries point
