@@ -46,7 +46,8 @@ unanswered when any of these holds:
    miss: the right page without the asked-for fact). The thing is the run of content words
    right after "how many" / "how much" ("how many *side exits*", "how much *memory*"), or after
    "what" / "which" in a question that asks for a number ("what *temperature*", "what *torque*");
-   it stops at the first function word, at most three words. It is missing when none of its
+   it stops at the first function word, at most three words. A number question's unit set off
+   by commas ("How long, *in milliseconds*, ...", "..., *in yen*?") is such a thing too. It is missing when none of its
    words is in the lead citation's passage or in the retrieved evidence of that same page
    (words match when one is a prefix of the other, at least four letters: "correlation" and
    "correlated"). A table without a "side exits" column cannot say how many side exits a row
@@ -215,6 +216,8 @@ def has_number(text: str) -> bool:
 _NOT_THINGS = frozenset({"time", "times", "year", "years", "date", "dates", "day", "days", "month", "months"})
 _HOW_MUCH = frozenset({"many", "much"})
 _WH = frozenset({"what", "which"})
+#: The unit a number question asks its answer in, set off by commas: "How long, in milliseconds, ...".
+_UNIT = re.compile(r",\s*in\s+([^\W\d_]+)\s*[,?]")
 
 
 def asked_things(question: str) -> list[str]:
@@ -240,6 +243,8 @@ def asked_things(question: str) -> list[str]:
         kept = [w for w in run if w.lower() not in _NOT_THINGS and [t for t in terms(w) if t not in STOPWORDS]]
         if kept:
             out.append(" ".join(kept))
+    if numeric:
+        out.extend(m.group(1) for m in _UNIT.finditer(question) if m.group(1).lower() not in STOPWORDS)
     return out
 
 

@@ -214,6 +214,8 @@ def test_the_thing_a_question_counts_or_measures_is_read_from_its_words():
     # a frequency or a date is recognised by its value, not its name
     assert asked_things("How many times did the recorder abort?") == []
     assert asked_things("In what year was the act passed?") == []
+    # the unit a number question asks for, set off by commas
+    assert asked_things("How long, in milliseconds, did 3d-raytrace run?") == ["milliseconds"]
 
 
 def test_a_count_of_a_thing_the_cited_table_has_no_column_for_is_withdrawn():
@@ -242,3 +244,12 @@ def test_the_counted_thing_may_be_named_on_the_cited_page_outside_the_cited_pass
     # a word form of the thing counts ("correlated" names "correlation")
     assert missing_things("How many correlations did the study report?", ["usage was significantly correlated"]) == []
     assert missing_things("How many correlations did the study report?", ["usage was significant"]) == ["correlations"]
+
+
+def test_a_number_asked_in_a_unit_the_cited_page_never_uses_is_withdrawn():
+    q = "How long, in milliseconds, did 3d-raytrace take to run?"
+    hits = [hit("tracemonkey.pdf", 12, TRACE_TABLE)]
+    judge = AbstentionJudge(min_coverage=0.0)  # the unit rule alone
+    assert judge.judge(q, answer(q, hits, TRACE_TABLE, "1.18x [1].")).missing == ("milliseconds",)
+    timed = TRACE_TABLE + " Run times are in milliseconds: 3d-raytrace 120."
+    assert judge.judge(q, answer(q, [hit("tracemonkey.pdf", 12, timed)], timed)).answered is True
