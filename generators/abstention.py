@@ -14,7 +14,7 @@ unanswered when any of these holds:
 3. **Weak evidence on both signals at once** (two thresholds, the only tuned numbers here):
 
    - ``similarity``: the best cosine between the question and a cited passage, with the
-     knowledge base's own text embedder. ``min_similarity`` (default 0.34): below it the cited
+     knowledge base's own text embedder. ``min_similarity`` (default 0.27): below it the cited
      passage is about something else (all-MiniLM-L6-v2 gives ~0.1-0.2 for unrelated English
      sentences and ~0.5+ for a passage that answers). Without an embedder this signal is off
      and only coverage decides.
@@ -53,7 +53,8 @@ unanswered when any of these holds:
    "correlated"). A table without a "side exits" column cannot say how many side exits a row
    took, however well the rest of the question matches. Words that only phrase a count or a
    date ("times" in "how many times", "year", "date") are not things: a date or a frequency is
-   recognised by its value, not its name. Only the cited page is read, not the whole pool: a
+   recognised by its value, not its name; nor is a comparative ("how much *faster*", a word
+   ending in "-er"), which asks for a ratio. Only the cited page is read, not the whole pool: a
    generic mention elsewhere ("side exit" on other pages of the paper) does not make the
    cited table hold the number.
 
@@ -240,7 +241,11 @@ def asked_things(question: str) -> list[str]:
         while j < len(low) and low[j] not in STOPWORDS and len(run) < 3:
             run.append(words[j])
             j += 1
-        kept = [w for w in run if w.lower() not in _NOT_THINGS and [t for t in terms(w) if t not in STOPWORDS]]
+        # a comparative ("how much faster", "how many times larger") asks for a ratio, not a thing
+        kept = [
+            w for w in run
+            if w.lower() not in _NOT_THINGS and not w.lower().endswith("er") and [t for t in terms(w) if t not in STOPWORDS]
+        ]
         if kept:
             out.append(" ".join(kept))
     if numeric:

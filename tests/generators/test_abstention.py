@@ -214,6 +214,7 @@ def test_the_thing_a_question_counts_or_measures_is_read_from_its_words():
     # a frequency or a date is recognised by its value, not its name
     assert asked_things("How many times did the recorder abort?") == []
     assert asked_things("In what year was the act passed?") == []
+    assert asked_things("How much faster is TraceMonkey than the interpreter?") == []
     # the unit a number question asks for, set off by commas
     assert asked_things("How long, in milliseconds, did 3d-raytrace run?") == ["milliseconds"]
 
