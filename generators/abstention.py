@@ -352,7 +352,8 @@ class AbstentionJudge:
         if lead.strip() and asks_for_number(question) and not has_number(lead):
             return Judgement(False, "no number", sim, cov)
         cited = answer.citations[0]
-        page = [lead, *(ev.text for hit in answer.hits if (hit.doc_id, hit.page) == (cited.doc_id, cited.page) for ev in hit.evidence)]
+        on_page = [hit for hit in answer.hits if (hit.doc_id, hit.page) == (cited.doc_id, cited.page)]
+        page = [lead, *(ev.text for hit in on_page for ev in hit.evidence)]
         absent = tuple(missing_things(question, page))
         if absent:
             return Judgement(False, "missing slot", sim, cov, absent)
