@@ -31,7 +31,17 @@ from typing import TYPE_CHECKING
 from generators.base import ContextItem
 from generators.furniture import strip_furniture
 from generators.matching import MATCH_CHARS, plain_text
-from generators.spans import ELLIPSIS, best_window, figure_parts, is_caption, markdown_table, opens_section, tokenize
+from generators.spans import (
+    ELLIPSIS,
+    best_window,
+    figure_parts,
+    is_caption,
+    markdown_table,
+    named_number,
+    numbered_as,
+    opens_section,
+    tokenize,
+)
 
 if TYPE_CHECKING:
     from generators.extractive import Unit
@@ -282,6 +292,10 @@ def compose(
         _figure(writer, lead, terms)
     elif lead.flat:
         writer.sentence(_window(lead.text, terms, FLAT_WORDS), passage_holding(lead, items))
+    elif (number := named_number(question)) is not None and numbered_as(lead.text, number):
+        # the entry the question names by its number, alone: the next entry is another answer
+        held = [lead]
+        writer.sentence(_window(lead.text, terms, LEAD_WORDS), passage_holding(lead, items))
     else:
         text, held = lead_passage(lead, units, terms, LEAD_WORDS)
         writer.sentence(text, passage_holding(lead, items))

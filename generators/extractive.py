@@ -47,7 +47,7 @@ from generators.compose import LEAD_WORDS, MAX_WORDS, compose, lead_passage, sup
 from generators.furniture import furniture_lines, strip_furniture
 from generators.markers import cited_answer
 from generators.spans import HEADING as _HEADING
-from generators.spans import is_flattened, reflow_rows, tokenize
+from generators.spans import is_flattened, named_number, numbered_as, reflow_rows, tokenize
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -56,7 +56,8 @@ logger = logging.getLogger(__name__)
 
 _SHORT = 4
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# not after an abbreviation that a number or a name follows: "(Davis, 1989, p. 324)", "Fig. 3", "No. 7"
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bp\.)(?<!\bpp\.)(?<!\bFig\.)(?<!\bNo\.)(?<!\be\.g\.)(?<!\bi\.e\.)\s+(?=[\"'(\[]?[A-Z0-9])")
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
 # inside a paragraph whose lines were joined: a command-line option pair ("-b, --benchmark ...")
 # starts a unit. (Splitting at bullet glyphs too made single-word bullets win answers they do
@@ -349,6 +350,9 @@ class ExtractiveGenerator:
         if scores[ranked[0]] <= 0:
             return [], [], [], [], []
         lead = self._lead(question, units, docs, bm25, cosine, held)
+        numbered = self._numbered(question, units, bm25, held)
+        if numbered is not None:
+            lead = numbered
         ranked.remove(lead)
         return units, scores, ordered, [lead, *ranked], docs
 
@@ -384,6 +388,38 @@ class ExtractiveGenerator:
                 lexical *= 0.5
             score = ((1 - w) * lexical + w * cosine[i]) / (1.0 + self.lead_decay * unit.item.rank)
             key = (held[i], score, unit.item.kind != "page", -unit.item.marker, -unit.position)
+            if best_key is None or key > best_key:
+                best, best_key = i, key
+        return best
+
+    def _numbered(self, question: str, units: list[Unit], bm25: list[float], held: list[int]) -> int | None:
+        """For a question that names an entry by its number ("What is item 7 in Davis's scale
+        items ...?"): the unit that is that entry ("7 The electronic mail system is rigid ...",
+        or a table row whose first cell is 7) in the list the question is about, i.e. the one
+        under the best-matching text above it in its item (the list's caption, heading or
+        header), with the rank prior; ``None`` when the question names no number or no
+        matching list holds that entry. The caption repeats the question's words and the entry
+        hardly any, so the match alone would lead with the caption."""
+        number = named_number(question)
+        if number is None:
+            return None
+        best, best_key = None, None
+        for i, unit in enumerate(units):
+            if unit.is_row:
+                first = unit.cells[0].strip().rstrip(".):").lstrip("(#").lstrip("0") or "0"
+                if first != number:
+                    continue
+            elif unit.flat or not numbered_as(unit.text, number):
+                continue
+            above = max(
+                (bm25[j] for j, other in enumerate(units) if other.item is unit.item and other.position < unit.position),
+                default=0.0,
+            )
+            if unit.is_row:
+                above = max(above, bm25[i])  # a row repeats its header's words
+            if above <= 0:
+                continue
+            key = (held[i], above / (1.0 + self.lead_decay * unit.item.rank), unit.item.kind != "page", -unit.item.marker, -unit.position)
             if best_key is None or key > best_key:
                 best, best_key = i, key
         return best

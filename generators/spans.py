@@ -35,6 +35,8 @@ __all__ = [
     "opens_section",
     "HEADING",
     "ELLIPSIS",
+    "named_number",
+    "numbered_as",
 ]
 
 ELLIPSIS = "…"
@@ -90,6 +92,34 @@ _CAPTION_LINE = re.compile(
 
 #: a numbered heading ("2.1 ASN.1 syntax", "A.3 Examples")
 HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
+
+
+# "item 7", "row 12", "step 3", "No. 4", "question #2": the question names an entry by its number
+_NAMED_NUMBER = re.compile(
+    r"\b(?:items?|rows?|steps?|entry|entries|statements?|questions?|rules?|lines?|no\.?|number|#)\s*#?\s*(\d{1,3})\b(?![.,]\d)",
+    re.IGNORECASE,
+)
+
+
+def named_number(question: str) -> str | None:
+    """The number of the entry the question names ("What is item 7 ...?" -> ``"7"``), or
+    ``None`` when it names none or several different ones."""
+    found = {m.group(1).lstrip("0") or "0" for m in _NAMED_NUMBER.finditer(question)}
+    return found.pop() if len(found) == 1 else None
+
+
+def numbered_as(text: str, number: str) -> bool:
+    """Whether ``text`` is the entry numbered ``number``: it starts with that number ("7 The
+    system is rigid", "7. Check", "(7) Check", "7) Check") followed by a word, not a value
+    ("7 GB", "7.5")."""
+    m = re.match(r"^\s*\(?0*(\d{1,3})[.):]?\s+([^\W\d_]\w*)", text)
+    if m is None or m.group(1) != number:
+        return False
+    word = m.group(2)
+    # "7 Computer ...", "7 I find ..." is the entry; "7 mm", "7 GB" is a measurement
+    if len(word) == 1:
+        return word.isupper()
+    return not word.isupper() and (word[0].isupper() or len(word) > 3)
 
 
 def opens_section(text: str) -> bool:
