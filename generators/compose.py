@@ -33,6 +33,7 @@ from generators.furniture import strip_furniture
 from generators.matching import MATCH_CHARS, plain_text
 from generators.spans import (
     ELLIPSIS,
+    SENTENCE_END,
     best_window,
     figure_parts,
     is_caption,
@@ -67,7 +68,7 @@ _FIGURE_CUES = frozenset(
     "figure fig diagram chart graph plot picture pictured image screenshot photo photograph illustration drawn drawing "
     "depicted shown labelled labeled sketch map cartoon infographic schematic flowchart histogram poster".split()
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = SENTENCE_END
 
 
 _MOST = re.compile(r"\b(?:most|highest|largest|greatest|biggest|maximum|longest|fastest)\b", re.IGNORECASE)

@@ -47,7 +47,7 @@ from generators.compose import LEAD_WORDS, MAX_WORDS, compose, lead_passage, sup
 from generators.furniture import furniture_lines, strip_furniture
 from generators.markers import cited_answer
 from generators.spans import HEADING as _HEADING
-from generators.spans import is_flattened, named_number, numbered_as, reflow_rows, tokenize
+from generators.spans import SENTENCE_END, is_flattened, named_number, numbered_as, reflow_rows, tokenize
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -56,8 +56,7 @@ logger = logging.getLogger(__name__)
 
 _SHORT = 4
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# not after an abbreviation that a number or a name follows: "(Davis, 1989, p. 324)", "Fig. 3", "No. 7"
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bp\.)(?<!\bpp\.)(?<!\bFig\.)(?<!\bNo\.)(?<!\be\.g\.)(?<!\bi\.e\.)\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = SENTENCE_END
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
 # inside a paragraph whose lines were joined: a command-line option pair ("-b, --benchmark ...")
 # starts a unit. (Splitting at bullet glyphs too made single-word bullets win answers they do
@@ -230,6 +229,29 @@ LEAD_NOVEL_WORDS = 2
 BM25_SHARE = 0.3
 
 
+#: the least weight a question term found on every page of the evidence keeps in the lead's coverage
+TOPIC_FLOOR = 0.25
+
+
+def _specificity(query: set[str], units: Sequence[Unit], docs: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Each question term's weight by how few of the evidence's pages hold it, from
+    :data:`TOPIC_FLOOR` (on every page) to 1 (on one page): a term on every page the search
+    returned names what the question is about ("TraceMonkey", "Boots self-locking nut"),
+    which every sentence there shares; a term on one page ("experiments", "connects") names
+    what it asks, and the sentence that holds it answers."""
+    pages: dict[str, set[tuple[str, int]]] = {t: set() for t in query}
+    every: set[tuple[str, int]] = set()
+    for unit, doc in zip(units, docs):
+        page = (unit.item.doc_id, unit.item.page)
+        every.add(page)
+        for t in query.intersection(doc):
+            pages[t].add(page)
+    n = len(every)
+    if n <= 1:
+        return {t: 1.0 for t in query}
+    return {t: TOPIC_FLOOR + (1.0 - TOPIC_FLOOR) * (n - max(len(p), 1)) / (n - 1) for t, p in pages.items()}
+
+
 class ExtractiveGenerator:
     """Answers with the best-matching evidence sentences and their citations. No model needed."""
 
@@ -369,7 +391,7 @@ class ExtractiveGenerator:
         query = set(tokenize(question))
         df = Counter(t for d in docs for t in set(d) if t in query)
         n = len(units)
-        idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
+        idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) * s for t, s in _specificity(query, units, docs).items() if t in df}
         total = sum(idf.values())
         w = self.semantic_weight
         best, best_key = 0, None
@@ -387,6 +409,8 @@ class ExtractiveGenerator:
             if len([t for t in own if t not in query and not t.isdigit()]) < LEAD_NOVEL_WORDS:
                 lexical *= 0.5
             score = ((1 - w) * lexical + w * cosine[i]) / (1.0 + self.lead_decay * unit.item.rank)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("lead %.3f lex %.3f cos %.3f rank %d: %s", score, lexical, cosine[i], unit.item.rank, unit.text[:90])
             key = (held[i], score, unit.item.kind != "page", -unit.item.marker, -unit.position)
             if best_key is None or key > best_key:
                 best, best_key = i, key

@@ -37,6 +37,7 @@ __all__ = [
     "ELLIPSIS",
     "named_number",
     "numbered_as",
+    "SENTENCE_END",
 ]
 
 ELLIPSIS = "…"
@@ -94,6 +95,23 @@ _CAPTION_LINE = re.compile(
 HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.\d{1,2}(?:\.\d{1,2})*\.?)\s+\S")
 
 
+# not after an abbreviation that a number or a name follows: "(Davis, 1989, p. 324)", "Fig. 3", "No. 7"
+SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bp\.)(?<!\bpp\.)(?<!\bFig\.)(?<!\bNo\.)(?<!\be\.g\.)(?<!\bi\.e\.)\s+(?=[\"'(\[]?[A-Z0-9])")
+
+_ORDINALS = {
+    w: str(i)
+    for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+        "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split(),
+        start=1,
+    )
+}
+# "the seventh candidate statement", "the 3rd step": an entry named by its place in a list
+_ORDINAL_ENTRY = re.compile(
+    r"\b(" + "|".join(_ORDINALS) + r"|\d{1,2}(?:st|nd|rd|th))\s+(?:[a-z-]+\s+){0,2}?"
+    r"(?:items?|statements?|steps?|rows?|entry|entries|rules?|questions?|lines?|points?|principles?|conditions?|factors?)\b",
+    re.IGNORECASE,
+)
 # "item 7", "row 12", "step 3", "No. 4", "question #2": the question names an entry by its number
 _NAMED_NUMBER = re.compile(
     r"\b(?:items?|rows?|steps?|entry|entries|statements?|questions?|rules?|lines?|no\.?|number|#)\s*#?\s*(\d{1,3})\b(?![.,]\d)",
@@ -102,9 +120,13 @@ _NAMED_NUMBER = re.compile(
 
 
 def named_number(question: str) -> str | None:
-    """The number of the entry the question names ("What is item 7 ...?" -> ``"7"``), or
+    """The number of the entry the question names ("What is item 7 ...?", "What does the
+    seventh candidate statement say?" -> ``"7"``), or
     ``None`` when it names none or several different ones."""
     found = {m.group(1).lstrip("0") or "0" for m in _NAMED_NUMBER.finditer(question)}
+    for m in _ORDINAL_ENTRY.finditer(question):
+        word = m.group(1).lower()
+        found.add(_ORDINALS.get(word) or word[:-2])
     return found.pop() if len(found) == 1 else None
 
 
