@@ -29,12 +29,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from generators.base import ContextItem
+from rag.phrases import quoted_phrases
 from generators.furniture import strip_furniture
 from generators.matching import MATCH_CHARS, plain_text
 from generators.spans import (
     ELLIPSIS,
     SENTENCE_END,
     best_window,
+    defined_term,
     figure_parts,
     is_caption,
     markdown_table,
@@ -217,6 +219,13 @@ def _figure(writer: _Writer, lead: Unit, terms: set[str]) -> None:
     writer.add(f"Labels in the figure: {shown} [{writer.marker(lead.item)}].", LABEL_WORDS - budget)
 
 
+def _definition(question: str, lead: Unit) -> str | None:
+    """A term the question quotes and its definition, when ``lead`` is a terms-and-definitions
+    table read as one run ("... Computer playfulness The degree of cognitive spontaneity in
+    microcomputer interactions Perceived enjoyment ..."): :func:`generators.spans.defined_term`."""
+    return next((d for p in quoted_phrases(question) if (d := defined_term(lead.text, p))), None)
+
+
 def lead_passage(lead: Unit, units: Sequence[Unit], terms: set[str], limit: int) -> tuple[str, list[Unit]]:
     """The lead sentence and the running text after it in the same item, up to ``limit`` words:
     an answer usually follows the words that match the question ("In 1969, Lear created a
@@ -292,11 +301,17 @@ def compose(
     elif lead.item.kind == "figure":
         _figure(writer, lead, terms)
     elif lead.flat:
-        writer.sentence(_window(lead.text, terms, FLAT_WORDS), passage_holding(lead, items))
+        # a quoted term in a flattened terms-and-definitions table: the term and its definition
+        writer.sentence(_definition(question, lead) or _window(lead.text, terms, FLAT_WORDS), passage_holding(lead, items))
     elif (number := named_number(question)) is not None and numbered_as(lead.text, number):
         # the entry the question names by its number, alone: the next entry is another answer
         held = [lead]
         writer.sentence(_window(lead.text, terms, LEAD_WORDS), passage_holding(lead, items))
+    elif definition := _definition(question, lead):
+        writer.sentence(definition, passage_holding(lead, items))
+        # the same table read again (a chunk of the page, perhaps cut short) says it again
+        said = plain_text(" ".join(definition.split()[:6]))
+        held = [u for u in chosen if said in plain_text(u.text)]
     else:
         text, held = lead_passage(lead, units, terms, LEAD_WORDS)
         writer.sentence(text, passage_holding(lead, items))

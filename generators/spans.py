@@ -38,6 +38,7 @@ __all__ = [
     "named_number",
     "numbered_as",
     "SENTENCE_END",
+    "defined_term",
 ]
 
 ELLIPSIS = "…"
@@ -142,6 +143,43 @@ def numbered_as(text: str, number: str) -> bool:
     if len(word) == 1:
         return word.isupper()
     return not word.isupper() and (word[0].isupper() or len(word) > 3)
+
+
+#: words a definition taken from a flattened run keeps at least, and at most
+_DEFINITION_MIN, _DEFINITION_MAX = 3, 30
+
+
+def defined_term(text: str, term: str) -> str | None:
+    """In a flattened run of a terms-and-definitions table ("... Computer anxiety An
+    individual's apprehension ... Computer playfulness The degree of cognitive spontaneity in
+    microcomputer interactions Perceived enjoyment The extent ..."): ``term`` and the definition
+    after it, up to the next capitalised word (where the next term starts) once the definition
+    has :data:`_DEFINITION_MIN` words, or a full stop; ``None`` when ``text`` does not hold
+    ``term`` word for word (case aside) followed, with no punctuation between, by a capitalised
+    word (the table's layout: in running prose a term is not glued to a new sentence)."""
+    words = text.split()
+    wanted = [w.casefold() for w in re.findall(r"[^\W_]+", term)]
+    if not wanted:
+        return None
+    bare = [re.sub(r"[\W_]+", "", w).casefold() for w in words]
+    n = len(wanted)
+    for start in range(len(words) - n + 1):
+        if bare[start : start + n] != wanted:
+            continue
+        end = start + n
+        if end >= len(words) or not words[end][:1].isupper() or not words[end - 1][-1:].isalnum():
+            return None  # running prose ("playfulness, which ..."), not a term heading its definition
+        definition: list[str] = []
+        for word in words[end : end + _DEFINITION_MAX]:
+            if len(definition) >= _DEFINITION_MIN and word[:1].isupper():
+                break
+            definition.append(word)
+            if word.endswith((".", ";")):
+                break
+        if len(definition) < _DEFINITION_MIN:
+            return None
+        return " ".join(words[start:end] + definition).rstrip(".;,")
+    return None
 
 
 def opens_section(text: str) -> bool:

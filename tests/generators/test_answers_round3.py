@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generators.extractive import ExtractiveGenerator, split_units
-from generators.spans import named_number, numbered_as
+from generators.spans import defined_term, named_number, numbered_as
 from rag.types import BBox, Evidence, Hit
 
 
@@ -82,3 +82,26 @@ def test_a_page_citation_does_not_end_a_sentence():
     units = split_units("Items were adapted (Davis, 1989, p. 324) from the pretest. See Fig. 3 for details. It ends.")
     assert units == ["Items were adapted (Davis, 1989, p. 324) from the pretest.", "See Fig. 3 for details.", "It ends."]
 
+
+
+_DEFINITIONS = (
+    "Appendix A Antecedents Definition Computer anxiety An individual's apprehension, or even fear, when "
+    "faced with using computers Computer playfulness The degree of cognitive spontaneity in microcomputer "
+    "interactions Perceived enjoyment The extent to which using a system is perceived to be enjoyable "
+    "Objective usability A construct that allows a comparison of systems on the actual effort needed"
+)
+
+
+def test_a_quoted_term_in_a_flattened_definitions_table_answers_with_its_definition_only():
+    answer = ExtractiveGenerator().generate("How does the review define 'computer playfulness'?", [_hit(22, _DEFINITIONS)])
+    assert answer.text.startswith(
+        "Computer playfulness The degree of cognitive spontaneity in microcomputer interactions [1]."
+    )
+    assert "Perceived enjoyment" not in answer.text and "Computer anxiety" not in answer.text
+
+
+def test_a_term_in_running_prose_is_not_cut_as_a_definition():
+    assert defined_term("We study computer playfulness, which matters. It grows.", "computer playfulness") is None
+    assert defined_term(_DEFINITIONS, "perceived enjoyment") == (
+        "Perceived enjoyment The extent to which using a system is perceived to be enjoyable"
+    )
