@@ -14,7 +14,7 @@ unanswered when any of these holds:
 3. **Weak evidence on both signals at once** (two thresholds, the only tuned numbers here):
 
    - ``similarity``: the best cosine between the question and a cited passage, with the
-     knowledge base's own text embedder. ``min_similarity`` (default 0.27): below it the cited
+     knowledge base's own text embedder. ``min_similarity`` (default 0.34): below it the cited
      passage is about something else (all-MiniLM-L6-v2 gives ~0.1-0.2 for unrelated English
      sentences and ~0.5+ for a passage that answers). Without an embedder this signal is off
      and only coverage decides.
@@ -42,21 +42,6 @@ unanswered when any of these holds:
    "how much", "what percentage", "what year", "since which version", ...: a digit or a number
    word must be in the first citation's passage). This reads the passage the answer cites, so
    it depends on which passage the generator cites first, not on the answer's wording.
-6. **The question counts or measures a named thing and the cited page never names it** (a near
-   miss: the right page without the asked-for fact). The thing is the run of content words
-   right after "how many" / "how much" ("how many *side exits*", "how much *memory*"), or after
-   "what" / "which" in a question that asks for a number ("what *temperature*", "what *torque*");
-   it stops at the first function word, at most three words. A number question's unit set off
-   by commas ("How long, *in milliseconds*, ...", "..., *in yen*?") is such a thing too. It is missing when none of its
-   words is in the lead citation's passage or in the retrieved evidence of that same page
-   (words match when one is a prefix of the other, at least four letters: "correlation" and
-   "correlated"). A table without a "side exits" column cannot say how many side exits a row
-   took, however well the rest of the question matches. Words that only phrase a count or a
-   date ("times" in "how many times", "year", "date") are not things: a date or a frequency is
-   recognised by its value, not its name; nor is a comparative ("how much *faster*", a word
-   ending in "-er"), which asks for a ratio. Only the cited page is read, not the whole pool: a
-   generic mention elsewhere ("side exit" on other pages of the paper) does not make the
-   cited table hold the number.
 
 The thresholds were chosen on the public and paraphrased answerable questions and half of
 ``bench/data/unanswerable_questions.jsonl`` (odd ids), keeping false abstentions at or below
@@ -80,7 +65,7 @@ from typing import Any, Literal
 from rag.types import Answer, Hit
 
 from generators.extractive import tokenize
-from generators.term_stats import STOPWORDS, TermStats, terms
+from generators.term_stats import TermStats, terms
 
 __all__ = [
     "Judgement",
@@ -91,8 +76,6 @@ __all__ = [
     "missing_specifics",
     "asks_for_number",
     "has_number",
-    "asked_things",
-    "missing_things",
     "abstention_text",
     "abstain",
 ]
@@ -106,9 +89,7 @@ REFUSAL = re.compile(
     re.IGNORECASE,
 )
 
-Reason = Literal[
-    "answered", "no citations", "generator declined", "weak evidence", "missing term", "no number", "missing slot", "off"
-]
+Reason = Literal["answered", "no citations", "generator declined", "weak evidence", "missing term", "no number", "off"]
 
 _WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*", re.UNICODE)
 
@@ -134,8 +115,7 @@ class Judgement:
     reason: Reason
     similarity: float | None = None
     coverage: float | None = None
-    #: the question's specific terms found on none of the retrieved pages (rule 4), or the
-    #: things it counts or measures named nowhere on the cited page (rule 6)
+    #: the question's specific terms found on none of the retrieved pages (rule 4)
     missing: tuple[str, ...] = ()
 
 
@@ -211,65 +191,6 @@ def asks_for_number(question: str) -> bool:
 def has_number(text: str) -> bool:
     """Whether ``text`` holds a digit or a number word."""
     return _NUMBER.search(text) is not None
-
-
-#: Words that phrase a count, a frequency or a date rather than name the thing counted (rule 6).
-_NOT_THINGS = frozenset({"time", "times", "year", "years", "date", "dates", "day", "days", "month", "months"})
-_HOW_MUCH = frozenset({"many", "much"})
-_WH = frozenset({"what", "which"})
-#: The unit a number question asks its answer in, set off by commas: "How long, in milliseconds, ...".
-_UNIT = re.compile(r",\s*in\s+([^\W\d_]+)\s*[,?]")
-
-
-def asked_things(question: str) -> list[str]:
-    """What the question counts or measures (rule 6): the content words right after "how many" /
-    "how much", or after "what" / "which" when the question asks for a number
-    (:func:`asks_for_number`), up to the first function word and at most three words; words that
-    only phrase a count or a date ("times", "year") dropped. Each thing as it is written."""
-    words = [m.group(0) for m in _WORD.finditer(question)]
-    low = [w.lower() for w in words]
-    numeric = asks_for_number(question)
-    out: list[str] = []
-    for i, word in enumerate(low):
-        if word == "how" and i + 1 < len(low) and low[i + 1] in _HOW_MUCH:
-            j = i + 2
-        elif word in _WH and numeric:
-            j = i + 1
-        else:
-            continue
-        run: list[str] = []
-        while j < len(low) and low[j] not in STOPWORDS and len(run) < 3:
-            run.append(words[j])
-            j += 1
-        # a comparative ("how much faster", "how many times larger") asks for a ratio, not a thing
-        kept = [
-            w for w in run
-            if w.lower() not in _NOT_THINGS and not w.lower().endswith("er") and [t for t in terms(w) if t not in STOPWORDS]
-        ]
-        if kept:
-            out.append(" ".join(kept))
-    if numeric:
-        out.extend(m.group(1) for m in _UNIT.finditer(question) if m.group(1).lower() not in STOPWORDS)
-    return out
-
-
-def _named(term: str, present: set[str]) -> bool:
-    if term in present:
-        return True
-    return any(min(len(term), len(p)) >= 4 and (p.startswith(term) or term.startswith(p)) for p in present)
-
-
-def missing_things(question: str, page_texts: Sequence[str]) -> list[str]:
-    """The things the question counts or measures (:func:`asked_things`) none of whose words is
-    in ``page_texts`` (one term a prefix of the other, four letters at least, matches)."""
-    present: set[str] = set()
-    for text in page_texts:
-        present.update(terms(text))
-    return [
-        thing
-        for thing in asked_things(question)
-        if not any(_named(t, present) for t in terms(thing) if t not in STOPWORDS)
-    ]
 
 
 def _closest_pages(hits: Sequence[Hit], limit: int) -> list[str]:
@@ -351,12 +272,6 @@ class AbstentionJudge:
         lead = answer.citations[0].text
         if lead.strip() and asks_for_number(question) and not has_number(lead):
             return Judgement(False, "no number", sim, cov)
-        cited = answer.citations[0]
-        on_page = [hit for hit in answer.hits if (hit.doc_id, hit.page) == (cited.doc_id, cited.page)]
-        page = [lead, *(ev.text for hit in on_page for ev in hit.evidence)]
-        absent = tuple(missing_things(question, page))
-        if absent:
-            return Judgement(False, "missing slot", sim, cov, absent)
         return Judgement(True, "answered", sim, cov)
 
     def apply(self, question: str, answer: Answer) -> Answer:
