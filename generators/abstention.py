@@ -14,7 +14,7 @@ unanswered when any of these holds:
 3. **Weak evidence on both signals at once** (two thresholds, the only tuned numbers here):
 
    - ``similarity``: the best cosine between the question and a cited passage, with the
-     knowledge base's own text embedder. ``min_similarity`` (default 0.34): below it the cited
+     knowledge base's own text embedder. ``min_similarity`` (default 0.27): below it the cited
      passage is about something else (all-MiniLM-L6-v2 gives ~0.1-0.2 for unrelated English
      sentences and ~0.5+ for a passage that answers). Without an embedder this signal is off
      and only coverage decides.
