@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from generators.term_stats import strip_suffix
+
 __all__ = [
     "tokenize",
     "FUNCTION_WORDS",
@@ -64,18 +66,13 @@ _STOPWORDS = frozenset(
 )
 
 
-_SUFFIXES = ("ings", "ing", "ed", "es", "s")
-
-
 def _stem(word: str) -> str:
     """A crude suffix stripper so ``connects``/``connected``, ``section``/``sections`` and
-    ``country``/``countries`` meet."""
+    ``country``/``countries`` meet: the corpus statistics' stemmer
+    (:func:`generators.term_stats.strip_suffix`) plus ``-ies``/``-ied`` -> ``-y``."""
     if word.endswith(("ies", "ied")) and len(word) >= 6:
         return word[:-3] + "y"
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
-            return word[: -len(suffix)]
-    return word
+    return strip_suffix(word)
 
 
 def tokenize(text: str) -> list[str]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TOKENIZER_VERSION", "TermStats", "terms"]
+__all__ = ["strip_suffix", "TOKENIZER_VERSION", "TermStats", "terms"]
 
 #: Bump when :func:`terms` changes: cached statistics counted by another version are recounted.
 TOKENIZER_VERSION = 1
@@ -45,7 +45,8 @@ STOPWORDS = frozenset(
 _SUFFIXES = ("ings", "ing", "ed", "es", "s")
 
 
-def _stem(word: str) -> str:
+def strip_suffix(word: str) -> str:
+    """Drop one of ``-ings -ing -ed -es -s`` when at least four letters remain (not ``-ss``)."""
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
             return word[: -len(suffix)]
@@ -54,7 +55,7 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """Lower-cased, crudely stemmed content words (letters or digits), stopwords dropped, in order."""
-    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOPWORDS]
+    return [strip_suffix(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOPWORDS]
 
 
 @dataclass(frozen=True, slots=True)
