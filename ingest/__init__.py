@@ -2,7 +2,8 @@
 
 ``identify_file`` checks a file and hashes it once (its ``FileIdentity``: format, size,
 sha256 = document id); ``open_document`` streams one document page by page (all pages or a
-physical page range); ``inspect_batch`` reads many files and reports each outcome;
+physical page range); ``scan_paths`` expands folders and says what it skips and why;
+``inspect_batch`` reads many files and reports each outcome;
 ``make_samples`` writes the demo documents. Heavy libraries (PyMuPDF, Pillow, rapidocr) are
 imported only when a document is opened.
 """
@@ -10,6 +11,8 @@ imported only when a document is opened.
 from ingest._files import SUPPORTED_SUFFIXES, FileIdentity, identify_file
 from ingest._quality import TextQuality, assess_text
 from ingest.batch import (
+    PathScan,
+    scan_paths,
     iter_files,
     inspect_batch,
     inspect_file,
@@ -25,6 +28,8 @@ __all__ = [
     "identify_file",
     "DocumentReader",
     "open_document",
+    "scan_paths",
+    "PathScan",
     "iter_files",
     "inspect_file",
     "inspect_batch",

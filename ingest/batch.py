@@ -1,14 +1,18 @@
 """Many files at once: expand folders, inspect each file, report every outcome.
 
 A bad file never stops a batch and is never skipped silently: it gets a ``FileReport``
-with ``status="failed"``, the message and the error class name.
+with ``status="failed"``, the message and the error class name. A folder walk
+(:func:`scan_paths`) reports every entry it passes over as ``status="skipped"`` with the
+rule that skipped it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +23,141 @@ from rag.types import DocumentInfo, FileReport, PageContent
 from ingest._files import SUPPORTED_SUFFIXES
 from ingest.reader import open_document
 
-__all__ = ["iter_files", "inspect_file", "inspect_batch", "inspect_json", "inspect_summary", "summarize_reports", "InspectResult"]
+__all__ = ["PathScan", "scan_paths", "iter_files", "pages_in_range", "inspect_file", "inspect_batch", "inspect_json", "inspect_summary", "summarize_reports", "InspectResult"]
 
 logger = logging.getLogger("ingest")
 InspectResult = tuple[FileReport, "DocumentInfo | None", list[PageContent]]
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Expand folders recursively (sorted; supported extensions only; hidden files and
-    folders skipped). Explicit file paths are yielded as given, whatever they are, so a
-    bad explicit file gets reported rather than dropped."""
+@dataclass(frozen=True, slots=True)
+class PathScan:
+    """What a walk of the given paths found: the files to read, in order, and every entry it
+    passed over, each a ``FileReport`` with ``status="skipped"`` and its ``reason``."""
+
+    files: tuple[Path, ...]
+    skipped: tuple[FileReport, ...]
+
+
+def scan_paths(paths: Iterable[str | Path], exclude: Mapping[Path, str] | None = None) -> PathScan:
+    """Expand folders recursively, reporting every entry that is not read, with its reason.
+
+    Explicit file paths are kept as given, whatever they are, so a bad explicit file gets
+    reported (failed) rather than dropped. Inside a folder (sorted, depth first):
+
+    - a file whose extension is not in :data:`SUPPORTED_SUFFIXES`: skipped, "unsupported format";
+    - a hidden entry (name starts with a dot): skipped, one report for a hidden folder
+      (its contents are not walked, so ``.git`` is one line, not thousands);
+    - a folder of ``exclude`` (``{folder: reason}``, e.g. the knowledge base's own folder):
+      skipped with that reason, not walked; a given folder inside one is skipped whole;
+    - a symbolic link: a link to a file inside the walked folder is read like the file; a
+      link out of the folder, a broken link and a link to a folder (never followed: loops and
+      second copies) are skipped;
+    - a folder that cannot be listed (permission): skipped with the system's reason;
+    - anything that is not a regular file (a FIFO, socket or device): skipped.
+    """
+    excluded = {_resolved(folder): reason for folder, reason in (exclude or {}).items()}
+    files: list[Path] = []
+    skipped: list[FileReport] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = []
-            for child in path.rglob("*"):
-                rel = child.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        root = _resolved(path)
+        inside = next((reason for folder, reason in excluded.items() if root == folder or folder in root.parents), None)
+        if inside is not None:
+            skipped.append(_skip(path, inside))
+            continue
+        found: list[Path] = []
+        _walk(path, root, excluded, found, skipped)
+        files.extend(sorted(found))
+    return PathScan(tuple(files), tuple(skipped))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop on the way (RuntimeError before 3.13)
+        return path.absolute()
+
+
+def _skip(path: Path, reason: str) -> FileReport:
+    logger.info("skipped %s: %s", path, reason)
+    return FileReport(path, "skipped", reason=reason)
+
+
+def _unsupported(path: Path) -> str:
+    suffix = path.suffix.lower() or "(no extension)"
+    return f"unsupported format {suffix}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+
+
+def _walk(folder: Path, root: Path, excluded: Mapping[Path, str], found: list[Path], skipped: list[FileReport]) -> None:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        skipped.append(_skip(folder, f"cannot read the folder: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if entry.name.startswith("."):
+            skipped.append(_skip(path, "hidden folder, not walked" if entry.is_dir() else "hidden"))
+            continue
+        try:
+            if entry.is_symlink():
+                reason = _link_reason(path, root)
+                if reason is not None:
+                    skipped.append(_skip(path, reason))
                     continue
-                if child.suffix.lower() in SUPPORTED_SUFFIXES and child.is_file():
-                    found.append(child)
-            yield from sorted(found)
+            elif entry.is_dir():
+                reason = excluded.get(_resolved(path))
+                if reason is not None:
+                    skipped.append(_skip(path, reason))
+                else:
+                    _walk(path, root, excluded, found, skipped)
+                continue
+            is_file = entry.is_file()  # follows a link (checked above to stay inside)
+        except OSError as exc:
+            skipped.append(_skip(path, f"cannot read: {exc.strerror or exc}"))
+            continue
+        if not is_file:
+            skipped.append(_skip(path, "not a regular file (a FIFO, socket or device)"))
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            skipped.append(_skip(path, _unsupported(path)))
         else:
-            yield path
+            found.append(path)
+
+
+def _link_reason(path: Path, root: Path) -> str | None:
+    """Why a symbolic link is skipped, or None when it is a link to a file inside ``root``."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"broken symbolic link: its target {os.readlink(path)} does not exist"
+    except (OSError, RuntimeError):
+        return "symbolic link loop"
+    if target.is_dir():
+        parent = path.parent.resolve()
+        if target == parent or target in parent.parents:
+            return f"symbolic link loop: points back to {target}"
+        return f"symbolic link to a folder, not followed: give {target} itself to ingest it"
+    if root not in target.parents:
+        return f"symbolic link to a file outside the ingested folder: {target}"
+    return None
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The files :func:`scan_paths` would read (folders expanded, explicit files as given);
+    what it skips, and why, is in ``scan_paths(paths).skipped``."""
+    yield from scan_paths(paths).files
+
+
+def pages_in_range(page_count: int, page_range: tuple[int, int] | None) -> int:
+    """How many pages ``reader.pages(page_range=...)`` yields for a document of ``page_count``
+    pages (the range is clipped to the document)."""
+    if page_range is None:
+        return page_count
+    return max(0, min(page_range[1], page_count) - max(1, page_range[0]) + 1)
 
 
 def inspect_file(
@@ -72,8 +188,11 @@ def inspect_batch(
     paths: Iterable[str | Path], config: IngestConfig | None = None, image_dir: Path | None = None,
     progress: bool | None = None,
 ) -> list[InspectResult]:
-    """Inspect every file under ``paths``; goes on after a failure; one result per file."""
-    return [inspect_file(p, config, image_dir, progress) for p in iter_files(paths)]
+    """Inspect every file under ``paths``; goes on after a failure; one result per file, the
+    entries a folder walk skipped first (``status="skipped"``, no info, no pages)."""
+    scan = scan_paths(paths)
+    skipped: list[InspectResult] = [(r, None, []) for r in scan.skipped]
+    return skipped + [inspect_file(p, config, image_dir, progress) for p in scan.files]
 
 
 def inspect_json(info: DocumentInfo, contents: Iterable[PageContent]) -> dict[str, Any]:
@@ -136,9 +255,11 @@ def inspect_summary(info: DocumentInfo, contents: Iterable[PageContent]) -> str:
 
 
 def summarize_reports(reports: Iterable[FileReport]) -> str:
-    """One line per failed file plus a total, for the end of a batch."""
+    """One line per skipped or failed file plus a total, for the end of a batch."""
     reports = list(reports)
     failed = [r for r in reports if not r.ok]
-    lines = [f"{len(reports) - len(failed)} ok, {len(failed)} failed"]
+    skipped = [r for r in reports if r.status == "skipped"]
+    lines = [f"{len(reports) - len(failed) - len(skipped)} ok, {len(skipped)} skipped, {len(failed)} failed"]
+    lines += [f"  skipped {r.path}: {r.reason}" for r in skipped]
     lines += [f"  FAILED {r.error_type}: {r.error or r.path}" for r in failed]
     return "\n".join(lines)

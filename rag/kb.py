@@ -186,20 +186,30 @@ class KnowledgeBase:
         on_page: Callable[[Path, int, int], None] | None = None,
     ) -> list[FileReport]:
         """Index files and folders (folders recurse). Never raises for one bad file: each
-        file gets a :class:`FileReport` (indexed / unchanged / failed + reason).
+        file gets a :class:`FileReport` (indexed / unchanged / failed + reason), and so does
+        each entry a folder walk skips (``skipped`` + ``reason``: not a supported format,
+        hidden, this knowledge base's own folder, ... see :func:`ingest.scan_paths`); the
+        skipped come first, and go to ``on_report`` before any file is read.
 
         ``page_ranges`` restricts files (by name or stem) to physical pages ``(first, last)``;
         page numbers stay physical. ``on_page(path, pages_read, pages_total)`` follows each file
-        page by page."""
-        from ingest import iter_files
+        page by page. ``progress``: one bar for the batch (files, pages of the files being read,
+        their names); ``None`` shows it when the ``mmrag`` logger is at INFO or below."""
+        from ingest import scan_paths
 
         with self._writer() as indexer:
-            files = list(iter_files([Path(p) for p in paths]))
+            scan = scan_paths([Path(p) for p in paths], exclude={self.path: "the knowledge base's own folder"})
+            if on_report is not None:
+                for skipped in scan.skipped:
+                    on_report(skipped)
             started = time.perf_counter()
-            reports = indexer.ingest(files, progress=progress, on_report=on_report, page_ranges=page_ranges, on_page=on_page)
+            reports = indexer.ingest(scan.files, progress=progress, on_report=on_report, page_ranges=page_ranges, on_page=on_page)
             failed = sum(1 for r in reports if not r.ok)
-            log.info("ingest: %d files, %d failed, %.1f s", len(reports), failed, time.perf_counter() - started)
-            return reports
+            log.info(
+                "ingest: %d files, %d skipped, %d failed, %.1f s",
+                len(reports), len(scan.skipped), failed, time.perf_counter() - started,
+            )
+            return [*scan.skipped, *reports]
 
     def delete(self, doc: str) -> list[DocumentRecord]:
         """Remove documents by doc id (or an 8+ character prefix), file name or path."""

@@ -196,15 +196,20 @@ class PageContent:
 
 @dataclass(frozen=True, slots=True)
 class FileReport:
-    """The outcome for one file of a batch: never lost, never silent."""
+    """The outcome for one file of a batch: never lost, never silent.
+
+    ``skipped``: a folder walk passed over it by rule (not a supported format, hidden, the
+    knowledge base's own folder, a symbolic link out of the folder, an unreadable folder);
+    ``reason`` says which. A skip is not a failure (``ok`` stays true)."""
 
     path: Path
-    status: Literal["ok", "indexed", "unchanged", "failed"]
+    status: Literal["ok", "indexed", "unchanged", "skipped", "failed"]
     doc_id: str | None = None
     pages: int = 0
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -24,7 +24,7 @@ __all__ = ["FileProgress", "Job", "JobQueue"]
 
 log = logging.getLogger("mmrag.server.jobs")
 
-FileState = Literal["queued", "ingesting", "indexed", "unchanged", "failed"]
+FileState = Literal["queued", "ingesting", "indexed", "unchanged", "skipped", "failed"]
 JobState = Literal["queued", "running", "done", "failed"]
 
 
@@ -38,6 +38,7 @@ class FileProgress:
     seconds: float = 0.0
     pages_done: int = 0  # pages read so far while ingesting
     pages_total: int = 0  # pages to read (0 until the file is opened)
+    reason: str | None = None  # why it was skipped
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Job:
             "state": self.state,
             "files": [
                 {"name": f.name, "state": f.state, "doc_id": f.doc_id, "pages": f.pages, "error": f.error, "seconds": round(f.seconds, 3),
-                 "pages_done": f.pages_done, "pages_total": f.pages_total}
+                 "pages_done": f.pages_done, "pages_total": f.pages_total, "reason": f.reason}
                 for f in self.files
             ],
             "done": self.done_files,
@@ -184,6 +185,7 @@ class JobQueue:
                     self._set_file(
                         job_id, i, state=report.status if report.status != "ok" else "indexed",
                         doc_id=report.doc_id, pages=report.pages, error=report.error, seconds=report.seconds,
+                        reason=report.reason,
                     )
         except Exception as exc:  # an unexpected failure ends this job, not the worker
             log.exception("%s failed", job_id)

@@ -203,7 +203,7 @@ def test_public_api_is_pinned_and_import_is_light():
 
     assert set(ingest.__all__) == {
         "FileIdentity", "identify_file",
-        "DocumentReader", "open_document", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
+        "DocumentReader", "open_document", "scan_paths", "PathScan", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
         "inspect_summary", "summarize_reports", "make_samples", "assess_text", "TextQuality", "SUPPORTED_SUFFIXES",
     }
     assert all(hasattr(ingest, name) for name in ingest.__all__)

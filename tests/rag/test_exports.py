@@ -20,7 +20,7 @@ EXPORTS: dict[str, list[str]] = {
         "Page", "PageContent", "Route", "errors", "types", "__version__",
     ],
     "ingest": [
-        "FileIdentity", "identify_file", "DocumentReader", "open_document", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
+        "FileIdentity", "identify_file", "DocumentReader", "open_document", "scan_paths", "PathScan", "iter_files", "inspect_file", "inspect_batch", "inspect_json",
         "inspect_summary", "summarize_reports", "make_samples", "assess_text", "TextQuality", "SUPPORTED_SUFFIXES",
     ],
     "generators": [

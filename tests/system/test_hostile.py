@@ -196,17 +196,21 @@ def batch(tmp_path_factory, corpus):
         points = {c: list(store.scroll(specs[c].name)) for c in CORPORA}
         records = kb._registry.all()
     by_path = {str(r.path): r for r in reports}
-    return kb_dir, {n: by_path.get(str(corpus[n])) for n in names}, points, records, len(reports)
+    skipped = {str(r.path): r.reason for r in reports if r.status == "skipped"}
+    return kb_dir, {n: by_path.get(str(corpus[n])) for n in names}, points, records, len(reports), skipped
 
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_knowledge_base_batch_outcome(name, batch, corpus):
-    kb_dir, reports, points, records, _ = batch
+    kb_dir, reports, points, records, _, skipped = batch
     kind = KINDS[name]
     report = reports[name]
     if kind.name == "directory_named_pdf":
-        # a folder given to ingest is walked like any folder; this one holds no PDF or image
+        # a folder given to ingest is walked like any folder; this one holds no PDF or image,
+        # and the file it holds is reported skipped, with the reason
         assert report is None
+        assert skipped == {str(corpus[name] / "inside.txt"): skipped[str(corpus[name] / "inside.txt")]}
+        assert skipped[str(corpus[name] / "inside.txt")].startswith("unsupported format .txt; supported: ")
         return
     assert report is not None
     if kind.expect == "indexed":
@@ -228,9 +232,9 @@ def test_knowledge_base_batch_outcome(name, batch, corpus):
 
 
 def test_batch_leaves_nothing_of_failed_files_behind(batch):
-    kb_dir, reports, points, records, n_reports = batch
+    kb_dir, reports, points, records, n_reports, skipped = batch
     indexed = {r.doc_id for r in reports.values() if r is not None and r.status == "indexed"}
-    assert n_reports == len(KINDS) - 1  # every file got a report (the folder is walked instead)
+    assert n_reports == len(KINDS) - 1 + len(skipped)  # every file got a report (the folder is walked instead)
     assert {r.doc_id for r in records} == indexed and all(r.status == "complete" for r in records)
     for corpus in CORPORA:
         assert {p.payload["doc_id"] for p in points[corpus]} <= indexed, corpus
@@ -245,7 +249,7 @@ def test_batch_leaves_nothing_of_failed_files_behind(batch):
 
 
 def test_hostile_names_are_indexed_and_never_become_paths(batch, corpus):
-    kb_dir, reports, points, records, _ = batch
+    kb_dir, reports, points, records, _, _ = batch
     for name in ("non_utf8_name", "newline_in_name", "dotdot_name"):
         report = reports[name]
         (record,) = [r for r in records if r.doc_id == report.doc_id]
@@ -260,7 +264,7 @@ def test_hostile_names_are_indexed_and_never_become_paths(batch, corpus):
 
 
 def test_attachments_and_javascript_are_neither_run_nor_indexed(batch):
-    kb_dir, reports, points, _, _ = batch
+    kb_dir, reports, points, _, _, _ = batch
     texts = [str(p.payload.get("text", "")) for c in CORPORA for p in points[c]]
     assert not any(h.ATTACHMENT_MARKER in t for t in texts)
     assert not Path("/tmp/mmrag-pwned").exists()
@@ -269,7 +273,7 @@ def test_attachments_and_javascript_are_neither_run_nor_indexed(batch):
 
 
 def test_cli_batch_exits_2_and_reports_the_same_outcomes(batch, corpus, tmp_path):
-    _, reports, _, _, _ = batch
+    _, reports, _, _, _, _ = batch
     config = tmp_path / "hostile.toml"
     config.write_text(
         "[ingest]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in h.BATCH_SETTINGS.items()), encoding="utf-8"

@@ -328,7 +328,8 @@ function fileLine(f) {
     line.append(`${f.name}: page ${f.pages_done} of ${f.pages_total}`,
       el("progress", { max: String(f.pages_total), value: String(f.pages_done), "aria-label": `${f.name} pages read` }));
   } else {
-    line.append(`${f.name}: ${f.state}${f.pages && f.state !== "failed" ? ` (${f.pages} pages)` : ""}${f.error ? " — " + f.error : ""}`);
+    const why = f.error || f.reason;
+    line.append(`${f.name}: ${f.state}${f.pages && f.state !== "failed" ? ` (${f.pages} pages)` : ""}${why ? " — " + why : ""}`);
   }
   return line;
 }
