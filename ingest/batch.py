@@ -82,7 +82,7 @@ def _resolved(path: Path) -> Path:
 
 
 def _skip(path: Path, reason: str) -> FileReport:
-    logger.info("skipped %s: %s", path, reason)
+    logger.debug("skipped %s: %s", path, reason)  # the report carries it to the user
     return FileReport(path, "skipped", reason=reason)
 
 

@@ -4,7 +4,8 @@ Extraction (PyMuPDF, figure and table finding, OCR, page images) is single-threa
 Python and C that holds the GIL, so a second core helps only from another process.
 :class:`ExtractionPool` runs whole documents in a ``ProcessPoolExecutor``; each job streams
 its results back in order, one message per batch of pages, so the caller consumes
-document 1 while document 2 is being read::
+document 1 while document 2 is being read; ``on_page(path, pages_read, pages_total)`` hears
+of each page a worker has read (while the caller waits for results), for a progress bar::
 
     with ExtractionPool(config, image_root, workers=2) as pool:
         jobs = [pool.submit(path) for path in paths]
@@ -31,7 +32,7 @@ import signal
 import queue
 import sys
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from rag.errors import MmragError, WorkerDiedError
 from rag.types import DocumentInfo, PageContent
 
 from ingest._files import FileIdentity
+from ingest.batch import pages_in_range
 
 __all__ = ["ExtractionPool", "ExtractionJob"]
 
@@ -113,7 +115,8 @@ def _drop_inherited_locks() -> None:
 def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | None,
              page_range: tuple[int, int] | None, batch_pages: int, identity: FileIdentity | None) -> None:
     """Runs in a worker: put ("info", DocumentInfo), ("pages", [PageContent, ...])...,
-    then ("done", None) or ("error", _Failure) on the results queue."""
+    then ("done", None) or ("error", _Failure) on the results queue; ("read", (n, total))
+    as each page is read, from (0, total) on, for the caller's progress."""
     from ingest.reader import open_document
 
     put = _QUEUE.put
@@ -121,8 +124,11 @@ def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | N
     try:
         with open_document(path, config, image_dir=image_root, identity=identity) as reader:
             put((job_id, "info", reader.info))
+            total = pages_in_range(reader.info.page_count, page_range)
+            put((job_id, "read", (0, total)))
             batch: list[PageContent] = []
-            for content in reader.pages(progress=False, page_range=page_range):
+            for read, content in enumerate(reader.pages(progress=False, page_range=page_range), 1):
+                put((job_id, "read", (read, total)))
                 batch.append(content)
                 if len(batch) >= batch_pages:
                     put((job_id, "pages", batch))
@@ -195,13 +201,17 @@ class ExtractionPool:
     skipping the pages already handed out (extraction is deterministic).
     """
 
-    def __init__(self, config: IngestConfig, image_root: Path | None, workers: int, batch_pages: int = 16) -> None:
+    def __init__(
+        self, config: IngestConfig, image_root: Path | None, workers: int, batch_pages: int = 16,
+        on_page: Callable[[Path, int, int], None] | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.config = config
         self.image_root = image_root
         self.workers = workers
         self.batch_pages = batch_pages
+        self.on_page = on_page
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         self._ctx = multiprocessing.get_context(method)
         self._results: Any = None
@@ -266,6 +276,9 @@ class ExtractionPool:
                 self._active[job_id].pid = payload
                 self._processes.update(getattr(self._executor, "_processes", None) or {})
                 continue
+            if kind == "read":
+                self._read(self._active[job_id], payload)
+                continue
             self._buffers[job_id].append((kind, payload))
         kind, payload = self._buffers[job.job_id].popleft()
         if kind in ("done", "error"):
@@ -273,6 +286,12 @@ class ExtractionPool:
         if kind == "error":
             raise payload.rebuild()
         return kind, payload
+
+    def _read(self, job: ExtractionJob, progress: tuple[int, int]) -> None:
+        """A worker read a page of ``job``: tell ``on_page`` (a re-run after a crash starts
+        again from 0; the callback sees the counts as they come)."""
+        if self.on_page is not None:
+            self.on_page(job.path, *progress)
 
     def _forget(self, job: ExtractionJob) -> None:
         self._active.pop(job.job_id, None)
@@ -318,6 +337,8 @@ class ExtractionPool:
                 continue
             if kind == "start":
                 self._active[job_id].pid = payload
+            elif kind == "read":
+                self._read(self._active[job_id], payload)
             else:
                 self._buffers[job_id].append((kind, payload))
 

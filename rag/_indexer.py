@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import FileIdentity, identify_file
+from ingest.batch import pages_in_range
 from rag._manifest import DocumentRecord, DocumentRegistry
 from rag.config import IngestConfig
 from rag.errors import DocumentError, MmragError
@@ -78,26 +79,39 @@ class Indexer:
     ) -> list[FileReport]:
         """``page_ranges`` maps a file name (or its stem) to the physical pages to index;
         ``on_page(path, pages_read, pages_total)`` is called as each page of a file is read.
+        ``progress``: one bar for the batch (:class:`rag._ingest_progress.IngestBar`: files
+        done, pages read of the files being read); ``None`` shows it when this module's
+        logger is at INFO or below.
 
         With ``ingest.workers`` above 1 and several files, documents are extracted in worker
-        processes (a few files ahead) while this process embeds and writes them in order."""
+        processes (a few files ahead) while this process embeds and writes them in order; the
+        bar hears of each page a worker reads."""
+        from rag._ingest_progress import IngestBar
+
         ranges = page_ranges or {}
         todo = [(Path(p), ranges.get(Path(p).name, ranges.get(Path(p).stem))) for p in paths]
         workers = self.config.extraction_workers
         reports = []
         with contextlib.ExitStack() as stack:
+            show = log.isEnabledFor(logging.INFO) if progress is None else progress
+            bar = stack.enter_context(IngestBar(len(todo), show and bool(todo)))
+            pages_read = _both(bar.page, on_page) if bar.enabled else on_page
             ahead = None
             if workers > 1 and len(todo) > 1:
                 from ingest.parallel import ExtractionPool
 
-                pool = stack.enter_context(ExtractionPool(self.config, self.image_root, workers, self.page_batch))
+                pool = stack.enter_context(
+                    ExtractionPool(self.config, self.image_root, workers, self.page_batch, on_page=bar.page if bar.enabled else None)
+                )
                 ahead = _Lookahead(self, pool, todo, depth=workers + 1)
             for i, (path, page_range) in enumerate(todo):
                 job, identity = ahead.take(i) if ahead is not None else (None, None)
-                report = self.ingest_one(path, progress=progress, page_range=page_range, job=job, identity=identity, on_page=on_page)
+                report = self.ingest_one(
+                    path, progress=False if bar.enabled else progress, page_range=page_range, job=job, identity=identity,
+                    on_page=pages_read,
+                )
                 reports.append(report)
-                if on_report is not None:
-                    on_report(report)
+                bar.report(report, on_report)
         return reports
 
     def _indexed(self, doc_id: str, page_range: tuple[int, int] | None) -> DocumentRecord | None:
@@ -150,7 +164,7 @@ class Indexer:
                 self.registry.put(record)
                 self._remove_points(info.doc_id)
                 if on_page is not None:
-                    pages = _counted(pages, path, _pages_in(info.page_count, page_range), on_page)
+                    pages = _counted(pages, path, pages_in_range(info.page_count, page_range), on_page)
                 counts = self._index_pages(info, pages)
             record.points = counts
             if page_range is not None:
@@ -292,10 +306,13 @@ class _OneInFlight:
             self._pool.shutdown(wait=True)
 
 
-def _pages_in(page_count: int, page_range: tuple[int, int] | None) -> int:
-    if page_range is None:
-        return page_count
-    return max(0, min(page_range[1], page_count) - max(1, page_range[0]) + 1)
+def _both(first: PageProgress, second: PageProgress | None) -> PageProgress:
+    def both(path: Path, done: int, total: int) -> None:
+        first(path, done, total)
+        if second is not None:
+            second(path, done, total)
+
+    return both
 
 
 def _counted(pages: Iterable[PageContent], path: Path, total: int, on_page: PageProgress) -> Iterator[PageContent]:

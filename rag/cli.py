@@ -25,7 +25,9 @@ log = logging.getLogger("mmrag.cli")
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    if getattr(args, "no_progress", False) or getattr(args, "json", False) and not sys.stderr.isatty():
+    """Bars only for a person at a terminal: never with ``--json``, ``--no-progress`` or a
+    stderr that is not a terminal (a pipe or a file gets no ``\\r`` and no bar text)."""
+    if getattr(args, "no_progress", False) or getattr(args, "json", False):
         return False
     return sys.stderr.isatty()
 
@@ -57,6 +59,7 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("dpi", "ingest__dpi"),
         ("ocr", "ingest__ocr"),
         ("password", "ingest__password"),
+        ("workers", "ingest__workers"),
         ("backend", "store__backend"),
         ("url", "store__url"),
     ):
@@ -78,6 +81,8 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
         # the command line and config file choose how to ask.
         base = KnowledgeBase.open(kb_path).config
         config = replace(base, ask=config.ask)
+        if getattr(args, "workers", None) is not None:  # how many readers, not what is read
+            config = replace(config, ingest=replace(config.ingest, workers=args.workers))
     return KnowledgeBase.open(kb_path, config, create=create)
 
 
@@ -120,9 +125,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     def report(r: Any) -> None:
         if not args.json:
-            mark = {"indexed": "indexed  ", "unchanged": "unchanged", "failed": "FAILED   "}[r.status]
-            tail = f"  {r.error}" if r.error else f"  {r.pages} pages"
+            mark = {"indexed": "indexed  ", "unchanged": "unchanged", "skipped": "skipped  ", "failed": "FAILED   "}[r.status]
+            tail = f"  {r.error}" if r.error else f"  {r.reason}" if r.reason else f"  {r.pages} pages"
             sys.stderr.write(f"{mark} {r.path}{tail}\n")
+            sys.stderr.flush()
 
     with _open_kb(args, create=True) as kb:
         reports = kb.ingest(args.paths, progress=_progress(args), on_report=report)
@@ -131,16 +137,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _emit(
             {
                 "documents": [
-                    {"path": str(r.path), "doc_id": r.doc_id, "status": r.status, "pages": r.pages, "error": r.error, "error_type": r.error_type}
+                    {"path": str(r.path), "doc_id": r.doc_id, "status": r.status, "pages": r.pages, "error": r.error,
+                     "error_type": r.error_type, "reason": r.reason}
                     for r in reports
                 ]
             }
         )
     else:
-        n = {s: sum(1 for r in reports if r.status == s) for s in ("indexed", "unchanged", "failed")}
-        sys.stderr.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['failed']} failed\n")
-    if not reports:
-        sys.stderr.write("error: no PDF or image files found in the given paths\n")
+        n = {s: sum(1 for r in reports if r.status == s) for s in ("indexed", "unchanged", "skipped", "failed")}
+        sys.stderr.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['skipped']} skipped, {n['failed']} failed\n")
+    if all(r.status == "skipped" for r in reports):
+        found = f" ({len(reports)} skipped, each with its reason)" if reports else ""
+        sys.stderr.write(f"error: no PDF or image files found in the given paths{found}\n")
         return 1
     return 2 if failed else 0
 
