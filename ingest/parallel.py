@@ -5,7 +5,8 @@ Python and C that holds the GIL, so a second core helps only from another proces
 :class:`ExtractionPool` runs whole documents in a ``ProcessPoolExecutor``; each job streams
 its results back in order, one message per batch of pages, so the caller consumes
 document 1 while document 2 is being read; ``on_page(path, pages_read, pages_total)`` hears
-of each page a worker has read (while the caller waits for results), for a progress bar::
+of each page a worker has read, and of a document being opened (``0, 0``), while the caller
+waits for results, for a progress bar::
 
     with ExtractionPool(config, image_root, workers=2) as pool:
         jobs = [pool.submit(path) for path in paths]
@@ -275,6 +276,7 @@ class ExtractionPool:
             if kind == "start":
                 self._active[job_id].pid = payload
                 self._processes.update(getattr(self._executor, "_processes", None) or {})
+                self._read(self._active[job_id], (0, 0))
                 continue
             if kind == "read":
                 self._read(self._active[job_id], payload)
@@ -288,8 +290,8 @@ class ExtractionPool:
         return kind, payload
 
     def _read(self, job: ExtractionJob, progress: tuple[int, int]) -> None:
-        """A worker read a page of ``job``: tell ``on_page`` (a re-run after a crash starts
-        again from 0; the callback sees the counts as they come)."""
+        """A worker started ``job`` (0 of 0 pages: opening it) or read a page of it: tell
+        ``on_page`` (a re-run after a crash starts again from 0; the counts go as they come)."""
         if self.on_page is not None:
             self.on_page(job.path, *progress)
 
@@ -337,6 +339,7 @@ class ExtractionPool:
                 continue
             if kind == "start":
                 self._active[job_id].pid = payload
+                self._read(self._active[job_id], (0, 0))
             elif kind == "read":
                 self._read(self._active[job_id], payload)
             else:

@@ -106,6 +106,7 @@ class Indexer:
                 ahead = _Lookahead(self, pool, todo, depth=workers + 1)
             for i, (path, page_range) in enumerate(todo):
                 job, identity = ahead.take(i) if ahead is not None else (None, None)
+                bar.page(path, 0, 0)  # its name on the bar while it is checked and opened
                 report = self.ingest_one(
                     path, progress=False if bar.enabled else progress, page_range=page_range, job=job, identity=identity,
                     on_page=pages_read,

@@ -50,11 +50,12 @@ class IngestBar:
             self._width = max(20, columns - _FIXED)
 
     def page(self, path: Path, done: int, total: int) -> None:
-        """``done`` of ``total`` pages of ``path`` read (a :data:`rag._indexer.PageProgress`)."""
+        """``done`` of ``total`` pages of ``path`` read (a :data:`rag._indexer.PageProgress`);
+        ``total`` 0: the file is being opened (its page count is not known yet)."""
         if self._bar is None:
             return
-        before = self._reading.get(path, (0, total))[0]
-        self._reading[path] = (max(before, done), total)
+        before, known = self._reading.get(path, (0, 0))
+        self._reading[path] = (max(before, done), total or known)
         if time.monotonic() - self._drawn >= _REFRESH_S:
             self._draw()
 
@@ -89,7 +90,10 @@ class IngestBar:
 
     def _postfix(self) -> str:
         """The files being read, oldest first, cut to the terminal's width."""
-        parts = [f"{_short(path.name)} {done}/{total} pages" for path, (done, total) in self._reading.items()]
+        parts = [
+            f"{_short(path.name)} {done}/{total} pages" if total else f"{_short(path.name)} opening"
+            for path, (done, total) in self._reading.items()
+        ]
         text = " · ".join(parts)
         if len(text) > self._width:
             text = text[: self._width - 1] + "…"

@@ -19,11 +19,15 @@ def test_the_bar_shows_files_and_the_pages_of_each_file_being_read():
     out = io.StringIO()
     lines: list[str] = []
     with IngestBar(3, True, stream=out) as bar:
+        bar.page(Path("/docs/a.pdf"), 0, 0)
+        bar._draw()
+        assert "0/3 files" in _last_frame(out.getvalue()) and "a.pdf opening" in _last_frame(out.getvalue())
         bar.page(Path("/docs/a.pdf"), 0, 4)
         bar.report(FileReport(Path("/docs/x.pdf"), "unchanged"), lambda r: (lines.append(r.path.name), out.write(f"{r.path.name}\n")))
         bar.page(Path("/docs/a.pdf"), 3, 4)
         bar.page(Path("/docs/b.pdf"), 1, 9)
         bar.page(Path("/docs/a.pdf"), 2, 4)  # a late, smaller count never takes the bar back
+        bar.page(Path("/docs/b.pdf"), 0, 0)  # nor does "opening" for a file whose pages are known
         bar._draw()
         frame = _last_frame(out.getvalue())
         assert "1/3 files" in frame and "a.pdf 3/4 pages · b.pdf 1/9 pages" in frame, frame

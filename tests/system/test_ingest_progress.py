@@ -110,8 +110,8 @@ def test_a_pipe_gets_the_lines_and_no_bar(two_pdfs, tmp_path, capsys):
 
 
 def test_worker_page_counts_reach_the_caller_file_by_file(two_pdfs, tmp_path):
-    """``on_page`` hears each file from 0 to all its pages, read in worker processes; the
-    extraction pool's own ``on_page`` hears the workers' reads."""
+    """The extraction pool's ``on_page`` hears each document opened by a worker, then each page
+    it reads; the knowledge base's ``on_page`` hears each file from 0 to all its pages."""
     from ingest.parallel import ExtractionPool
 
     seen: list[tuple[str, int, int]] = []
@@ -121,7 +121,7 @@ def test_worker_page_counts_reach_the_caller_file_by_file(two_pdfs, tmp_path):
         assert [sum(len(b) for b in job.batches()) for job in jobs] == [3, 3]
     for name in ("alpha.pdf", "bravo.pdf"):
         counts = [(d, t) for n, d, t in seen if n == name]
-        assert counts == [(0, 3), (1, 3), (2, 3), (3, 3)], seen
+        assert counts == [(0, 0), (0, 3), (1, 3), (2, 3), (3, 3)], seen  # opened, then page by page
 
     calls: list[tuple[str, int, int]] = []
     with KnowledgeBase.open(tmp_path / "kb", Config(ingest=config), create=True) as kb:
