@@ -194,7 +194,7 @@ class KnowledgeBase:
         ``page_ranges`` restricts files (by name or stem) to physical pages ``(first, last)``;
         page numbers stay physical. ``on_page(path, pages_read, pages_total)`` follows each file
         page by page. ``progress``: one bar for the batch (files, pages of the files being read,
-        their names); ``None`` shows it when the ``mmrag`` logger is at INFO or below."""
+        their names); ``None`` shows it when the ``mmrag.index`` logger is at INFO or below."""
         from ingest import scan_paths
 
         with self._writer() as indexer:
