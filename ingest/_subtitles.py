@@ -66,7 +66,8 @@ def clean_cue_text(text: str) -> str:
 
 def parse_subtitles(text: str) -> list[Cue]:
     """The cues of an SRT or WebVTT text, in time order; empty cues and blocks without a
-    ``start --> end`` line (numbers, ``NOTE``, ``STYLE``, the ``WEBVTT`` header) are dropped.
+    ``start --> end`` line (numbers, the ``WEBVTT`` header) and WebVTT ``NOTE``/``STYLE``/``REGION``
+    blocks are dropped.
 
     Both formats are read by the same rule: a block is the lines between blank lines, its
     timing is the first line with ``-->``, its text the lines after it. Hours are optional
@@ -75,6 +76,8 @@ def parse_subtitles(text: str) -> list[Cue]:
     blocks = re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff"))
     for block in blocks:
         lines = block.strip("\n").split("\n")
+        if lines[0].split(maxsplit=1)[:1] in (["NOTE"], ["STYLE"], ["REGION"]):  # WebVTT comments, styles
+            continue
         for i, line in enumerate(lines):
             match = _ARROW_RE.search(line)
             if match is None:
