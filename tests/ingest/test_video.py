@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import identify_file, inspect_batch, open_document
+from ingest import identify_file, inspect_batch, inspect_json, open_document
 from rag.config import IngestConfig
 from rag.errors import CorruptDocumentError, EmptyDocumentError
 from tests._videogen import SCENES, make_video, make_wav, mux_subtitles, write_srt, write_vtt
@@ -45,6 +45,8 @@ def test_a_page_per_scene_not_per_frame(media, name):
     assert info.page_count == len(pages) == 3  # 60 frames, 3 scenes (a colour cut; words changing on one background)
     assert [(p.page.start, p.page.end) for p in pages] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     assert all(p.page.width == 480 and p.page.height == 270 for p in pages)
+    shown = inspect_json(info, pages)["pages"][1]  # `mmrag inspect --json`
+    assert (shown["start"], shown["end"]) == (2.0, 4.0)
 
 
 def test_frames_per_video_are_capped_by_config(media):

@@ -90,6 +90,8 @@ def test_ask_json_and_the_terminal_carry_the_time(video_kb, capsys):
     code, out = _run(capsys, "search", "LIGHTHOUSE", "--kb", kb)
     first = out.splitlines()[1]
     assert code == 0 and "clip.mp4 p.2 0:02–0:04" in first, out
+    code, out = _run(capsys, "ask", "Who is the keeper named Ottoline?", "--kb", kb)
+    assert code == 0 and "clip.mp4, page 2, 0:02–0:04, box [0, 0, 480, 270]" in out, out  # said 2.3-3.8 s
 
 
 def test_the_web_pages_api_payload_has_the_frame_and_the_time(video_kb):
@@ -105,3 +107,4 @@ def test_the_web_pages_api_payload_has_the_frame_and_the_time(video_kb):
             answer = http.post("/api/ask", json={"question": "Who is the keeper named Ottoline?"}).json()
             cited = answer["citations"][0]
             assert cited["start"] <= 2.3 and cited["end"] >= 3.8 and cited["image_url"]
+            assert http.get(cited["highlight_url"]).headers["content-type"] == "image/png"
