@@ -17,7 +17,7 @@ from rag.errors import (
 )
 from rag.ids import sha256_stream
 
-from ingest._subtitles import MEDIA_SUFFIXES
+from ingest._subtitles import MEDIA_SUFFIXES, SUBTITLE_SUFFIXES, media_of
 
 __all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "FileIdentity", "sniff_format", "identify_file"]
 
@@ -98,6 +98,15 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             fmt = sniff_format(head)
+            if fmt is None and path.suffix.lower() in SUBTITLE_SUFFIXES:
+                owner = media_of(path)
+                raise UnsupportedFormatError(
+                    path,
+                    f"a subtitle file is read as part of its video or audio, not on its own: ingest {owner.name}"
+                    if owner is not None
+                    else "a subtitle file is read as part of the video or audio file beside it with the same name "
+                    f"({path.name.split('.')[0]}.mp4, .mkv, .mp3, ...), and there is none",
+                )
             if fmt is None:
                 suffix = path.suffix.lower() or "no extension"
                 raise UnsupportedFormatError(

@@ -247,7 +247,7 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
             cuts = _SceneCuts(path, config, folder)
             track: list[Cue] = []
             wanted = [s for s in (video, subtitle) if s is not None]
-            damaged = 0
+            damaged, first_damage = 0, ""
             if video is not None:
                 video.thread_type = "AUTO"
             for packet in container.demux(wanted) if wanted else ():
@@ -261,11 +261,15 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
                         cuts.offer(frame, 0.0 if t is None else max(0.0, float(t)))
                 except (av.FFmpegError, ValueError) as exc:
                     damaged += 1
-                    if damaged == 1:
-                        logger.warning("%s: damaged packet skipped at %s: %s", path, packet.pts, exc)
+                    first_damage = first_damage or f"at {packet.pts}: {exc}"
             duration = _duration(container, video)
+    if damaged:
+        logger.warning("%s: %d damaged packets skipped (first %s)", path, damaged, first_damage)
     if video is not None and not cuts.kept:
-        raise CorruptDocumentError(path, f"video stream ({video.codec_context.name}) has no frame that can be decoded")
+        raise CorruptDocumentError(
+            path, f"no frame of its video stream ({video.codec_context.name}) can be decoded: the stream is damaged "
+            f"or this PyAV build has no decoder for it ({first_damage or 'no picture data'})",
+        )
     sidecars, used = read_sidecars(sidecar_files(path))
     cues = sidecars if sidecars else track
     source = ", ".join(p.name for p in used) if used else ("its subtitle track" if track else "none")

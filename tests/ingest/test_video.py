@@ -12,8 +12,6 @@ from rag.config import IngestConfig
 from rag.errors import CorruptDocumentError, EmptyDocumentError
 from tests._videogen import SCENES, make_video, make_wav, mux_subtitles, write_srt, write_vtt
 
-pytest.importorskip("av")
-
 NO_OCR = IngestConfig(ocr="never")
 CUES = [(0.4, 1.6, "the ferry leaves at noon"), (2.3, 3.8, "a keeper named Ottoline"), (4.5, 5.5, "ice moves slowly")]
 
@@ -106,3 +104,13 @@ def test_a_corrupt_video_is_a_clear_failure_naming_the_file(media):
     with pytest.raises(CorruptDocumentError) as err:
         open_document(media / "broken.mp4", NO_OCR)
     assert "broken.mp4" in str(err.value) and "cannot be opened" in str(err.value)
+
+
+def test_a_subtitle_file_given_alone_says_it_belongs_to_its_video(media, tmp_path):
+    from rag.errors import UnsupportedFormatError
+
+    with pytest.raises(UnsupportedFormatError, match=r"read as part of its video or audio.*ingest narrated\.mkv"):
+        identify_file(media / "narrated.srt", NO_OCR)
+    lone = write_srt(tmp_path / "lonely.srt", CUES)
+    with pytest.raises(UnsupportedFormatError, match=r"lonely\.mp4.*there is none"):
+        identify_file(lone, NO_OCR)

@@ -13,8 +13,6 @@ import pytest
 from tests._live_server import live_server, wait_ready
 from tests._videogen import make_video, make_wav, write_srt
 
-pytest.importorskip("av")
-
 CUES = [(0.4, 1.6, "the ferry leaves at noon"), (2.3, 3.8, "a keeper named Ottoline"), (4.5, 5.5, "ice moves slowly")]
 
 
