@@ -41,8 +41,10 @@ def _sniff_media(head: bytes) -> FileFormat | None:
         return "video"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE" or head[:4] in (b"OggS", b"fLaC") or head[:3] == b"ID3":
         return "audio"
-    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame sync
-        return "audio"
+    if len(head) > 2 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2 and head[1] & 0x18 != 0x08:
+        # an MP3 frame: sync, a known MPEG version, layer III, a valid bitrate and sampling rate
+        if head[2] >> 4 not in (0, 15) and (head[2] >> 2) & 3 != 3:
+            return "audio"
     return None
 
 

@@ -55,18 +55,24 @@ def make_video(
     return path
 
 
-def make_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> Path:
-    """A silent mono WAV file."""
+_AUDIO_CODECS = {".wav": ("pcm_s16le", "s16"), ".mp3": ("libmp3lame", "s16p"), ".flac": ("flac", "s16"), ".m4a": ("aac", "fltp")}
+
+
+def make_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """A silent mono audio file, encoded by its suffix: WAV, MP3, FLAC or M4A (AAC)."""
     import av
     import numpy as np
 
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        samples = int(seconds * rate)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, samples), dtype=np.int16), format="s16", layout="mono")
-        frame.rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
+    codec, sample_format = _AUDIO_CODECS[path.suffix.lower()]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        size = stream.codec_context.frame_size or 1024
+        dtype = np.float32 if sample_format == "fltp" else np.int16
+        for start in range(0, int(seconds * rate), size):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, size), dtype=dtype), format=sample_format, layout="mono")
+            frame.rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
     return path

@@ -85,6 +85,7 @@ def test_sidecars_are_found_by_name_and_point_back_to_their_video(tmp_path):
         (b"OggS\x00\x02\x00\x00", "audio"),
         (b"fLaC\x00\x00\x00\x22", "audio"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"),  # still a JPEG, not an MP3 frame
+        (b"\xff\xfeH\x00e\x00l\x00", None),  # UTF-16 text, not an MP3 frame
     ],
 )
 def test_media_formats_are_told_by_their_bytes(head, fmt):

@@ -100,6 +100,16 @@ def test_audio_without_subtitles_is_refused_with_the_reason_and_the_batch_goes_o
         open_document(media / "interview.wav", NO_OCR)
 
 
+@pytest.mark.parametrize("name", ["voice.mp3", "voice.flac", "voice.m4a"])
+def test_any_audio_without_subtitles_is_refused_with_the_reason(tmp_path, name):
+    audio = make_wav(tmp_path / name)
+    with pytest.raises(EmptyDocumentError, match="no transcript: audio has no subtitle track"):
+        open_document(audio, NO_OCR)
+    write_srt(tmp_path / (audio.stem + ".srt"), CUES[:1])
+    with open_document(audio, NO_OCR) as reader:
+        assert reader.info.kind == "audio" and reader.page(1).chunks[0].text == CUES[0][2]
+
+
 def test_a_corrupt_video_is_a_clear_failure_naming_the_file(media):
     with pytest.raises(CorruptDocumentError) as err:
         open_document(media / "broken.mp4", NO_OCR)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests._live_server import live_server, wait_ready
-from tests._videogen import make_video, make_wav, write_srt
+from tests._videogen import make_video, make_wav, write_srt, write_vtt
 
 CUES = [(0.4, 1.6, "the ferry leaves at noon"), (2.3, 3.8, "a keeper named Ottoline"), (4.5, 5.5, "ice moves slowly")]
 
@@ -26,6 +26,8 @@ def video_kb(tmp_path_factory) -> tuple[Path, list]:
     make_video(folder / "clip.mp4")
     write_srt(folder / "clip.srt", CUES)
     make_wav(folder / "interview.wav")
+    make_wav(folder / "podcast.wav", seconds=2.0)
+    write_vtt(folder / "podcast.en.vtt", [(0.0, 40.0, "welcome to the show"), (41.0, 80.0, "our guest keeps bees on a roof")])
     data = (folder / "clip.mp4").read_bytes()
     (folder / "broken.mp4").write_bytes(data[:40] + bytes(range(256)) * 8)
     path = root / "kb"
@@ -37,7 +39,8 @@ def video_kb(tmp_path_factory) -> tuple[Path, list]:
 def test_the_folder_is_reported_file_by_file(video_kb):
     _, reports = video_kb
     by_name = {r.path.name: r for r in reports}
-    assert set(by_name) == {"clip.mp4", "interview.wav", "broken.mp4"}  # the sidecar is part of clip.mp4
+    assert set(by_name) == {"clip.mp4", "interview.wav", "podcast.wav", "broken.mp4"}  # sidecars: part of their media
+    assert by_name["podcast.wav"].status == "indexed" and by_name["podcast.wav"].pages == 2
     assert by_name["clip.mp4"].status == "indexed" and by_name["clip.mp4"].pages == 3
     audio = by_name["interview.wav"]
     assert audio.status == "failed" and "interview.wav" in audio.error
@@ -67,6 +70,14 @@ def test_a_subtitle_word_is_found_with_the_time_it_is_said(video_kb):
     assert (hit.source, hit.page) == ("clip.mp4", 2)
     assert hit.start is not None and hit.end is not None
     assert hit.start <= 2.3 and hit.end >= 3.8 and hit.end - hit.start < 2.0  # the cue's time, not the whole video
+
+
+def test_audio_with_subtitles_is_searched_by_its_transcript(video_kb):
+    from rag import KnowledgeBase
+
+    with KnowledgeBase.open(video_kb[0]) as kb:
+        hit = kb.search("guest who keeps bees on a roof", top_k=3).hits[0]
+    assert (hit.source, hit.page, hit.start, hit.end, hit.image_path) == ("podcast.wav", 2, 41.0, 80.0, None)
 
 
 def _run(capsys, *argv: str) -> tuple[int, str]:
