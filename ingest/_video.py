@@ -6,7 +6,8 @@ becomes a page when more than the share ``ingest.video_scene_change`` of its sma
 scale: a cut, or a slide whose words changed on the same background) and ``video_min_gap_s``
 seconds have passed; the first frame
 always does, and at most ``video_max_frames`` are kept. Each page's image is its frame, OCR'd
-like a scanned image (one point = one pixel), so burned-in text is searchable with boxes.
+like a scanned page (one point = one pixel), so burned-in text is searchable with boxes; a
+frame is a page, not a figure (the figures corpus keeps the documents' figures and tables).
 
 The transcript is the sidecar subtitle files beside the video (``NAME.srt``, ``NAME.vtt``,
 ``NAME.LANG.srt``; :mod:`ingest._subtitles`), else its first text subtitle track. It is cut
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 from rag.config import IngestConfig
 from rag.errors import CorruptDocumentError, EmptyDocumentError, MissingDependencyError, ResourceLimitError
-from rag.types import BBox, Figure, Page, PageContent, TextBlock, TextChunk
+from rag.types import BBox, Page, PageContent, TextBlock, TextChunk
 
 from ingest._subtitles import Cue, chunk_cues, clean_cue_text, read_sidecars, sidecar_files
 
@@ -140,9 +141,10 @@ def _frame_page(span: _Span, frame: _Frame, number: int, doc_id: str, config: In
         if max(rgb.size) > MAX_SIDE:
             rgb.thumbnail((MAX_SIDE, MAX_SIDE))
         save_pil(rgb, image_path, config)
-    figure = Figure(doc_id, number, 0, "figure", whole, text=ocr_text, image_path=image_path, source="image")
     page = Page(doc_id, number, w, h, text, ocr, image_path=image_path, start=span.start, end=span.end)
-    return PageContent(page, blocks, tuple(shown + said), (figure,))
+    # no whole-frame figure (an image file gets one): a frame is a page, and hundreds of frames as
+    # "figures" would crowd out the figures and tables of the documents beside the video
+    return PageContent(page, blocks, tuple(shown + said), ())
 
 
 def _subtitle_cues(av: Any, packet: Any, stream: Any) -> list[Cue]:
