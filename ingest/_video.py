@@ -250,8 +250,10 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
             track: list[Cue] = []
             wanted = [s for s in (video, subtitle) if s is not None]
             damaged, first_damage = 0, ""
+            decoded, rate = 0, None
             if video is not None:
                 video.thread_type = "AUTO"
+                rate = video.average_rate or video.guessed_rate
             for packet in container.demux(wanted) if wanted else ():
                 try:
                     if packet.stream is subtitle:
@@ -259,8 +261,10 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
                             track.extend(_subtitle_cues(av, packet, subtitle))
                         continue
                     for frame in packet.decode():
-                        t = frame.time
-                        cuts.offer(frame, 0.0 if t is None else max(0.0, float(t)))
+                        # a frame without a timestamp: its place at the stream's frame rate
+                        t = frame.time if frame.time is not None else decoded / float(rate or 25)
+                        decoded += 1
+                        cuts.offer(frame, max(0.0, float(t)))
                 except (av.FFmpegError, ValueError) as exc:
                     damaged += 1
                     first_damage = first_damage or f"at {packet.pts}: {exc}"
