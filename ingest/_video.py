@@ -156,13 +156,27 @@ def _subtitle_cues(av: Any, packet: Any, stream: Any) -> list[Cue]:
     end = start + float((packet.duration or 0) * stream.time_base)
     cues = []
     for sub in packet.decode():
-        dialogue = getattr(sub, "dialogue", None)
-        if dialogue is None:  # a bitmap subtitle: no text to read
-            continue
-        text = clean_cue_text(dialogue.decode("utf-8", "replace") if isinstance(dialogue, bytes) else str(dialogue))
+        text = clean_cue_text(" ".join(_texts(sub)))
         if text:
             cues.append(Cue(start, max(start, end), text))
     return cues
+
+
+def _texts(sub: Any) -> list[str]:
+    """The text of a decoded subtitle: PyAV >= 13 gives ``AssSubtitle.dialogue``; older releases a
+    set of rects with an ASS event line (``ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text``)
+    or plain ``text``. A bitmap subtitle has neither: no text."""
+    def plain(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+    dialogue = getattr(sub, "dialogue", None)
+    if dialogue is not None:
+        return [plain(dialogue)]
+    out = []
+    for rect in sub if hasattr(sub, "__iter__") else ():
+        ass, text = plain(getattr(rect, "ass", "")), plain(getattr(rect, "text", ""))
+        out.append(ass.split(",", 8)[-1] if ass.count(",") >= 8 else ass or text)
+    return out
 
 
 class _SceneCuts:
