@@ -111,6 +111,9 @@ class ContextItem:
     rank: int = 0
     score: float = 0.0
     section: tuple[str, ...] = ()
+    #: seconds into a video or audio file (None elsewhere)
+    start: float | None = None
+    end: float | None = None
 
     @property
     def visual(self) -> Path | None:
@@ -119,7 +122,8 @@ class ContextItem:
 
 
 def _page_evidence(hit: Hit) -> Evidence:
-    return Evidence(corpus=hit.corpus, kind="page", text="", score=hit.score, bbox=hit.bbox, image_path=hit.image_path)
+    return Evidence(corpus=hit.corpus, kind="page", text="", score=hit.score, bbox=hit.bbox, image_path=hit.image_path,
+                    start=hit.start, end=hit.end)
 
 
 def _item(hit: Hit, rank: int, ev: Evidence, max_chars: int) -> ContextItem:
@@ -146,6 +150,8 @@ def _item(hit: Hit, rank: int, ev: Evidence, max_chars: int) -> ContextItem:
         rank=rank,
         score=ev.score,
         section=ev.section,
+        start=ev.start if ev.start is not None else hit.start,
+        end=ev.end if ev.start is not None else hit.end,
     )
 
 

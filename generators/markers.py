@@ -64,6 +64,8 @@ def _citation(item: ContextItem) -> Citation:
         image_path=item.image_path,
         crop_path=item.crop_path,
         section=item.section,
+        start=item.start,
+        end=item.end,
     )
 
 

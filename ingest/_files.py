@@ -17,11 +17,35 @@ from rag.errors import (
 )
 from rag.ids import sha256_stream
 
+from ingest._subtitles import MEDIA_SUFFIXES, SUBTITLE_SUFFIXES, media_of
+
 __all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "FileIdentity", "sniff_format", "identify_file"]
 
-FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp"]
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
+FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp", "video", "audio"]
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}) | MEDIA_SUFFIXES
 _HEAD_BYTES = 1024
+#: ISO-BMFF brands of still images (HEIF, AVIF) and of audio-only files (M4A, M4B, M4P)
+_STILL_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P "})
+
+
+def _sniff_media(head: bytes) -> FileFormat | None:
+    """Video (ISO-BMFF ``ftyp``: MP4, MOV; EBML: MKV, WebM) or audio (MP3, WAV, OGG, FLAC,
+    M4A) by its first bytes. A "video" may hold only audio: the reader decides by its streams."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _STILL_BRANDS:
+            return None
+        return "audio" if brand in _AUDIO_BRANDS else "video"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE" or head[:4] in (b"OggS", b"fLaC") or head[:3] == b"ID3":
+        return "audio"
+    if len(head) > 2 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2 and head[1] & 0x18 != 0x08:
+        # an MP3 frame: sync, a known MPEG version, layer III, a valid bitrate and sampling rate
+        if head[2] >> 4 not in (0, 15) and (head[2] >> 2) & 3 != 3:
+            return "audio"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +71,7 @@ def sniff_format(head: bytes) -> FileFormat | None:
         return "webp"
     if b"%PDF-" in head[:_HEAD_BYTES]:
         return "pdf"
-    return None
+    return _sniff_media(head)
 
 
 def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
@@ -76,6 +100,15 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             fmt = sniff_format(head)
+            if fmt is None and path.suffix.lower() in SUBTITLE_SUFFIXES:
+                owner = media_of(path)
+                raise UnsupportedFormatError(
+                    path,
+                    f"a subtitle file is read as part of its video or audio, not on its own: ingest {owner.name}"
+                    if owner is not None
+                    else "a subtitle file is read as part of the video or audio file beside it with the same name "
+                    f"({path.name.split('.')[0]}.mp4, .mkv, .mp3, ...), and there is none",
+                )
             if fmt is None:
                 suffix = path.suffix.lower() or "no extension"
                 raise UnsupportedFormatError(

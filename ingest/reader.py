@@ -1,4 +1,4 @@
-"""Open a PDF or an image and stream its pages one by one.
+"""Open a PDF, an image, a video or an audio file and stream its pages one by one.
 
 ::
 
@@ -84,6 +84,7 @@ class DocumentReader:
         self._identity = identity
         self._doc: Any = None
         self._image: Any = None
+        self._media: Any = None  # a video or audio file (ingest._video.MediaDocument)
         self._info: DocumentInfo | None = None
         self._repair: Any = None  # what this document's broken fonts mean, learned page by page
         self._margins: Any = None  # its running headers and footers, learned page by page
@@ -102,6 +103,11 @@ class DocumentReader:
         if identity.format == "pdf":
             self._doc, title, count = self._open_pdf()
             kind = "pdf"
+        elif identity.format in ("video", "audio"):
+            from ingest._video import open_media
+
+            self._media = open_media(self.path, self.config)
+            title, count, kind = None, self._media.page_count, self._media.kind
         else:
             from ingest._image import open_image
 
@@ -153,6 +159,9 @@ class DocumentReader:
         if self._image is not None:
             self._image.close()
             self._image = None
+        if self._media is not None:
+            self._media.close()
+            self._media = None
 
     def __enter__(self) -> DocumentReader:
         return self.open()
@@ -177,7 +186,7 @@ class DocumentReader:
         shows it when the ``ingest`` logger is at INFO or below.
         """
         info = self.info
-        if self._doc is None and self._image is None:
+        if self._doc is None and self._image is None and self._media is None:
             raise UnreadableFileError(self.path, "document is closed")
         out_dir = None if self.image_dir is None else self.image_dir / info.doc_id
         first, last = (1, info.page_count) if page_range is None else page_range
@@ -207,7 +216,7 @@ class DocumentReader:
         info = self.info
         if not 1 <= number <= info.page_count:
             raise IndexError(f"{self.path}: page {number} out of range 1..{info.page_count}")
-        if self._doc is None and self._image is None:
+        if self._doc is None and self._image is None and self._media is None:
             raise UnreadableFileError(self.path, "document is closed")
         out_dir = None if self.image_dir is None else self.image_dir / info.doc_id
         return self._extract(number - 1, info, out_dir)
@@ -218,6 +227,8 @@ class DocumentReader:
                 from ingest._image import extract_image_page
 
                 return extract_image_page(self._image, info.doc_id, self.path, self.config, out_dir)
+            if self._media is not None:
+                return self._media.page(index, info.doc_id, self.config, out_dir)
             from ingest._pdf import extract_pdf_page
 
             if self._repair is None:

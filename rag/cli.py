@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,20 @@ def _emit(data: Any) -> None:
     # a file name that is not UTF-8 holds lone surrogates: write them as JSON escapes
     # (json.loads gives the same name back) instead of invalid bytes or a UnicodeEncodeError
     sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+
+
+def _clock(seconds: float) -> str:
+    """``75.4`` -> ``1:15``, ``3725`` -> ``1:02:05``."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _time_range(start: float | None, end: float | None) -> str:
+    """`` 0:12–0:41`` for a place in a video or audio file, ``""`` for any other document."""
+    if start is None or end is None:
+        return ""
+    return f" {_clock(start)}–{_clock(math.ceil(end))}"  # whole seconds that cover the span
 
 
 def _config(args: argparse.Namespace) -> Config | None:
@@ -202,7 +217,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for i, hit in enumerate(result.hits, 1):
         label = f" (printed {hit.label})" if hit.label and hit.label != str(hit.page) else ""
         snippet = (hit.evidence[0].text if hit.evidence else "").replace("\n", " ")[:100]
-        sys.stdout.write(f"{i:2d}. {hit.source} p.{hit.page}{label}  score {hit.score:.4f}  [{hit.corpus}]  {snippet}\n")
+        sys.stdout.write(f"{i:2d}. {hit.source} p.{hit.page}{label}{_time_range(hit.start, hit.end)}  score {hit.score:.4f}  [{hit.corpus}]  {snippet}\n")
     return 0
 
 
@@ -240,7 +255,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for c in answer.citations:
             box = ", ".join(f"{v:.0f}" for v in c.bbox.as_list()) if c.bbox else "whole page"
             label = f", printed page {c.label}" if c.label and c.label != str(c.page) else ""
-            sys.stdout.write(f"  [{c.marker}] {c.source}, page {c.page}{label}, box [{box}]\n")
+            when = f",{_time_range(c.start, c.end)}" if c.start is not None else ""
+            sys.stdout.write(f"  [{c.marker}] {c.source}, page {c.page}{label}{when}, box [{box}]\n")
     for path in highlights:
         sys.stdout.write(f"  highlight: {path}\n")
     return 0

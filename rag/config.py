@@ -51,6 +51,14 @@ class IngestConfig:
     #: document is read by one process, so this helps batches of several files. ``None``:
     #: ``min(2, cpu count)`` (measured: see BENCHMARKS.md); 1 extracts in-process.
     workers: int | None = None
+    #: Video: a frame becomes a page when more than the share ``video_scene_change`` (0..1) of
+    #: its downscaled copy changed colour against the last kept frame and at least
+    #: ``video_min_gap_s`` seconds have passed; the first frame always does; at most
+    #: ``video_max_frames`` pages per video. Transcript chunks span at most ``transcript_chunk_s``.
+    video_scene_change: float = 0.03
+    video_min_gap_s: float = 1.5
+    video_max_frames: int = 300
+    transcript_chunk_s: float = 45.0
 
     def __post_init__(self) -> None:
         if not 18 <= self.dpi <= 600:
@@ -68,7 +76,11 @@ class IngestConfig:
             )
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ConfigError(f"ingest.workers must be a whole number >= 1 (or unset for automatic), got {self.workers!r}")
-        for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
+        if not 0.0 < self.video_scene_change < 1.0:
+            raise ConfigError(f"ingest.video_scene_change must be within 0..1 (exclusive), got {self.video_scene_change}")
+        if self.video_min_gap_s < 0:
+            raise ConfigError(f"ingest.video_min_gap_s must be >= 0 seconds, got {self.video_min_gap_s}")
+        for name in ("video_max_frames", "transcript_chunk_s", "max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
 

@@ -2,7 +2,8 @@
 HTTP server and the search result's ``to_json`` print. One function per record; callers that
 show more (the server's image URLs, the CLI's highlight files) add keys on top.
 
-Times are milliseconds rounded to 0.01; boxes are ``[x0, y0, x1, y1]`` in PDF points; images
+Times are milliseconds rounded to 0.01, except ``start``/``end`` of hits, evidence and citations:
+seconds into a video or audio file (rounded to 0.001; ``null`` for every other document); boxes are ``[x0, y0, x1, y1]`` in PDF points; images
 are file paths (the server swaps them for URLs).
 """
 
@@ -34,6 +35,14 @@ def requery_json(requery: Any) -> dict[str, Any] | None:
     return {"margin": requery.margin, "how": requery.how, "queries": list(requery.queries)}
 
 
+def _span(start: float | None, end: float | None) -> dict[str, float | None]:
+    """``start``/``end`` in seconds (video and audio), ``None`` for other documents."""
+    return {
+        "start": None if start is None else round(start, 3),
+        "end": None if end is None else round(end, 3),
+    }
+
+
 def route_json(route: Route) -> dict[str, Any]:
     return {
         "corpora": list(route.corpora),
@@ -52,6 +61,7 @@ def evidence_json(ev: Evidence) -> dict[str, Any]:
         "bbox": ev.bbox.as_list() if ev.bbox else None,
         "text": ev.text[:EVIDENCE_CHARS],
         "section": list(ev.section),
+        **_span(ev.start, ev.end),
     }
 
 
@@ -65,6 +75,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "corpus": hit.corpus,
         "bbox": hit.bbox.as_list() if hit.bbox else None,
         "image_path": str(hit.image_path) if hit.image_path else None,
+        **_span(hit.start, hit.end),
         "evidence": [evidence_json(e) for e in hit.evidence[:EVIDENCE_SHOWN]],
         **({"via": hit.via} if hit.via is not None else {}),
     }
@@ -83,6 +94,7 @@ def citation_json(citation: Citation, max_text: int | None = None) -> dict[str, 
         "text": c.text if max_text is None else c.text[:max_text],
         "crop_path": str(c.crop_path) if c.crop_path is not None else None,
         "section": list(c.section),
+        **_span(c.start, c.end),
     }
 
 

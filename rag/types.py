@@ -9,6 +9,11 @@ on the page (roman numerals, chapter-relative numbers) is kept separately as
 ``label``.
 
 Images travel as file paths, never as pixels or base64.
+
+Times: a video's page is a frame kept at a scene change and an audio file's page is a stretch
+of its transcript; their records carry ``start``/``end`` in seconds from the start of the
+media (a page: from its frame until the next; a transcript chunk: its cues). Both are None
+for every other document.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ class DocumentInfo:
     doc_id: str
     path: Path
     name: str
-    kind: Literal["pdf", "image"]
+    kind: Literal["pdf", "image", "video", "audio"]
     page_count: int
     size_bytes: int
     title: str | None = None
@@ -132,6 +137,9 @@ class Page:
     #: ``entries`` point to the pages that answer (:mod:`ingest.navigation`).
     navigation: NavKind | None = None
     entries: tuple[NavEntry, ...] = ()
+    #: seconds: the time span this page shows (a video frame, an audio transcript stretch)
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,9 @@ class TextChunk:
     #: handling", "Naming"), from the PDF outline or detected headings; () before any section.
     #: Used for search, never part of ``text`` (which answers quote).
     section: tuple[str, ...] = ()
+    #: seconds: when its words are said (transcript) or shown (a frame's OCR), else None
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +257,9 @@ class Evidence:
     point_id: str = ""
     #: the section the item sits in, titles outermost first (() when unknown)
     section: tuple[str, ...] = ()
+    #: seconds into a video or audio file (None elsewhere)
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +280,9 @@ class Hit:
     page_height: float | None = None
     #: How the page was reached when a navigation page pointed to it ("via contents p.3: Threads").
     via: str | None = None
+    #: seconds into a video or audio file: its best evidence's time span (None elsewhere)
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +302,9 @@ class Citation:
     crop_path: Path | None = None
     #: the section the cited item sits in, titles outermost first (() when unknown)
     section: tuple[str, ...] = ()
+    #: seconds into a video or audio file: when the cited words are said or shown (None elsewhere)
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

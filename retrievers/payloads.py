@@ -2,7 +2,8 @@
 
 Every point says where it is: ``doc_id``, ``source`` (file name), ``path``, ``page`` (physical,
 1-based), ``label`` (printed page label), ``page_image``, ``page_width``, ``page_height``;
-then, by corpus:
+then, for a video or audio file only, ``start`` and ``end`` (seconds: a chunk's cues, else its
+page's time span; other documents store neither key); then, by corpus:
 
 - ``text``: :class:`ChunkPayload`: ``kind="chunk"``, ``index``, ``bbox``, ``text``, ``section``
   (section titles, outermost first; absent when unknown);
@@ -46,6 +47,8 @@ class _Located:
     page_image: str | None = None
     page_width: float | None = None
     page_height: float | None = None
+    start: float | None = None
+    end: float | None = None
 
     def _where(self) -> dict[str, Any]:
         return {
@@ -57,7 +60,15 @@ class _Located:
             "page_image": self.page_image,
             "page_width": self.page_width,
             "page_height": self.page_height,
+            **self._times(),
         }
+
+    def _times(self) -> dict[str, float]:
+        """``start``/``end`` of a video or audio point; nothing for other documents (their payloads
+        keep the keys knowledge bases built before times hold)."""
+        if self.start is None or self.end is None:
+            return {}
+        return {"start": round(self.start, 3), "end": round(self.end, 3)}
 
     @staticmethod
     def _read_where(p: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,6 +81,8 @@ class _Located:
             "page_image": p.get("page_image"),
             "page_width": p.get("page_width"),
             "page_height": p.get("page_height"),
+            "start": _seconds(p.get("start")),
+            "end": _seconds(p.get("end")),
         }
 
     @staticmethod
@@ -83,7 +96,13 @@ class _Located:
             "page_image": str(page.image_path) if page.image_path else None,
             "page_width": page.width,
             "page_height": page.height,
+            "start": page.start,
+            "end": page.end,
         }
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _section(p: Mapping[str, Any]) -> tuple[str, ...]:
@@ -118,7 +137,10 @@ class ChunkPayload(_Located):
 
     @classmethod
     def of(cls, info: DocumentInfo, page: Page, chunk: TextChunk) -> ChunkPayload:
-        return cls(**cls._where_of(info, page), index=chunk.index, bbox=chunk.bbox, text=chunk.text, section=chunk.section)
+        where = cls._where_of(info, page)
+        if chunk.start is not None and chunk.end is not None:  # a transcript chunk's own cues
+            where.update(start=chunk.start, end=chunk.end)
+        return cls(**where, index=chunk.index, bbox=chunk.bbox, text=chunk.text, section=chunk.section)
 
     def to_payload(self) -> dict[str, Any]:
         return {

@@ -149,11 +149,12 @@ def _hit(record: PagePayload, score: float, reason: str) -> Hit:
     """A hit for a page reached only through a pointer: its page record is its evidence."""
     image = record.image
     evidence = Evidence("pages", "page", record.text, round(score, 6), record.bbox,
-                        None if image is None else Path(image), point_id(record.doc_id, record.page, "page"))
+                        None if image is None else Path(image), point_id(record.doc_id, record.page, "page"),
+                        start=record.start, end=record.end)
     return Hit(
         doc_id=record.doc_id, source=record.source, page=record.page, score=round(score, 6), corpus="pages",
         evidence=(evidence,), label=record.label,
         image_path=None if record.page_image is None else Path(record.page_image),
         path=None if record.path is None else Path(record.path),
-        page_width=record.page_width, page_height=record.page_height, via=reason,
+        page_width=record.page_width, page_height=record.page_height, via=reason, start=record.start, end=record.end,
     )

@@ -341,6 +341,8 @@ def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
         image_path=_path(image) if image else None,
         point_id=point.id,
         section=stored.section,
+        start=stored.start,
+        end=stored.end,
     )
 
 
@@ -411,6 +413,8 @@ def fuse_pages(
                 path=_path(p.path) if p.path else None,
                 page_width=p.page_width,
                 page_height=p.page_height,
+                start=top.start if top.start is not None else p.start,
+                end=top.end if top.start is not None else p.end,
             )
         )
     return hits

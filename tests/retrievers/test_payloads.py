@@ -107,3 +107,16 @@ def test_a_section_is_stored_with_its_chunk_or_figure_but_not_put_into_the_text(
     assert decode(stored_chunk.payload).section == ("2 Library notes", "2.1 Thread safety")
     assert decode(stored_fig.payload).section == ("2 Library notes",)
     assert decode(stored_page.payload).section == ()  # a page may span sections
+
+
+def test_a_video_frames_points_carry_seconds_a_transcript_chunk_its_own():
+    page = Page(DOC, 2, 480.0, 270.0, "LIGHTHOUSE\n\na keeper", ocr=True, start=2.0, end=4.0)
+    shown = TextChunk(DOC, 2, 0, "LIGHTHOUSE", BBox(40.0, 105.0, 447.0, 167.0), start=2.0, end=4.0)
+    said = TextChunk(DOC, 2, 1, "a keeper", BBox(0.0, 0.0, 480.0, 270.0), start=2.3, end=3.8)
+    fig = Figure(DOC, 2, 0, "figure", BBox(0.0, 0.0, 480.0, 270.0), text="LIGHTHOUSE", source="image")
+    info = DocumentInfo(DOC, Path("/docs/clip.mp4"), "clip.mp4", "video", 3, 1234)
+    points = build_points(info, [PageContent(page, chunks=(shown, said), figures=(fig,))], Embedders(text=_Constant()))
+    times = [(decode(p.payload).start, decode(p.payload).end) for c in ("text", "figures", "pages") for p in points[c]]
+    assert times == [(2.0, 4.0), (2.3, 3.8), (2.0, 4.0), (2.0, 4.0)]
+    assert points["text"][1].payload["start"] == 2.3 and "start" not in CHUNK  # PDFs store no such key (above)
+    assert decode(CHUNK).start is None and decode(PAGE).end is None

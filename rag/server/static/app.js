@@ -44,8 +44,19 @@ function el(tag, attrs = {}, ...children) {
 
 function setStatus(text) { $("status").textContent = text; }
 
-/** "strucplot.pdf · page 12 (printed 10)": the physical page, and the printed label when it differs. */
+/** "1:15", "1:02:05": seconds into a video or audio file. */
+function clock(seconds) {
+  const t = Math.floor(seconds), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), s = t % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+/** "strucplot.pdf · page 12 (printed 10)": the physical page, and the printed label when it differs;
+ *  "talk.mp4 · 0:12–0:41 (frame 3)": a video's or audio's time span and its page (a frame). */
 function pageName(x) {
+  if (x.start != null && x.end != null) {
+    return `${x.source} · ${clock(x.start)}–${clock(Math.ceil(x.end))} (${x.image_url || x.image_path ? "frame" : "part"} ${x.page})`;
+  }
   const printed = x.label && x.label !== String(x.page) ? ` (printed ${x.label})` : "";
   return `${x.source} · page ${x.page}${printed}`;
 }
@@ -167,11 +178,12 @@ function answerBlocks(text, byMarker) {
 
 function sourceItem(c) {
   const crop = el("img", { class: "crop", alt: c.crop_url ? `figure on ${pageName(c)}` : `cited passage on ${pageName(c)}` });
-  loadImage(crop, c.crop_url || c.highlight_url || c.image_url);
+  if (c.crop_url || c.image_url) loadImage(crop, c.crop_url || c.highlight_url || c.image_url);
   const quote = c.text ? el("blockquote", {}, c.text.length > 280 ? c.text.slice(0, 280) + "…" : c.text) : "";
   return el("li", { id: `source-${c.marker}`, value: String(c.marker) },
     el("button", { type: "button", class: "link", onclick: () => focusCitation(c) }, pageName(c)),
-    el("div", { class: "source-body" }, crop, quote));
+    // an audio file's transcript has no image to show (nor to highlight)
+    el("div", { class: "source-body" }, c.crop_url || c.image_url ? crop : "", quote));
 }
 
 function renderAnswer(data) {
