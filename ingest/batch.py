@@ -21,6 +21,7 @@ from rag.errors import DocumentError, MissingDependencyError
 from rag.types import DocumentInfo, FileReport, PageContent
 
 from ingest._files import SUPPORTED_SUFFIXES
+from ingest._subtitles import media_of
 from ingest.reader import open_document
 
 __all__ = ["PathScan", "scan_paths", "iter_files", "pages_in_range", "inspect_file", "inspect_batch", "inspect_json", "inspect_summary", "summarize_reports", "InspectResult"]
@@ -44,7 +45,8 @@ def scan_paths(paths: Iterable[str | Path], exclude: Mapping[Path, str] | None =
     Explicit file paths are kept as given, whatever they are, so a bad explicit file gets
     reported (failed) rather than dropped. Inside a folder (sorted, depth first):
 
-    - a file whose extension is not in :data:`SUPPORTED_SUFFIXES`: skipped, "unsupported format";
+    - a file whose extension is not in :data:`SUPPORTED_SUFFIXES`: skipped, "unsupported format"
+      (a sidecar subtitle file beside its video: skipped, "subtitles of NAME, read with it");
     - a hidden entry (name starts with a dot): skipped, one report for a hidden folder
       (its contents are not walked, so ``.git`` is one line, not thousands);
     - a folder of ``exclude`` (``{folder: reason}``, e.g. the knowledge base's own folder):
@@ -87,6 +89,9 @@ def _skip(path: Path, reason: str) -> FileReport:
 
 
 def _unsupported(path: Path) -> str:
+    media = media_of(path)
+    if media is not None:  # a sidecar subtitle file is read with its video, not on its own
+        return f"subtitles of {media.name}, read with it"
     suffix = path.suffix.lower() or "(no extension)"
     return f"unsupported format {suffix}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
 

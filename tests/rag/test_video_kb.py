@@ -39,7 +39,10 @@ def video_kb(tmp_path_factory) -> tuple[Path, list]:
 def test_the_folder_is_reported_file_by_file(video_kb):
     _, reports = video_kb
     by_name = {r.path.name: r for r in reports}
-    assert set(by_name) == {"clip.mp4", "interview.wav", "podcast.wav", "broken.mp4"}  # sidecars: part of their media
+    assert set(by_name) == {"clip.mp4", "interview.wav", "podcast.wav", "broken.mp4", "clip.srt", "podcast.en.vtt"}
+    # a sidecar is listed, as part of its media, never as an unsupported file or a document of its own
+    assert (by_name["clip.srt"].status, by_name["clip.srt"].reason) == ("skipped", "subtitles of clip.mp4, read with it")
+    assert by_name["podcast.en.vtt"].reason == "subtitles of podcast.wav, read with it"
     assert by_name["podcast.wav"].status == "indexed" and by_name["podcast.wav"].pages == 2
     assert by_name["clip.mp4"].status == "indexed" and by_name["clip.mp4"].pages == 3
     audio = by_name["interview.wav"]
