@@ -51,6 +51,13 @@ class IngestConfig:
     #: document is read by one process, so this helps batches of several files. ``None``:
     #: ``min(2, cpu count)`` (measured: see BENCHMARKS.md); 1 extracts in-process.
     workers: int | None = None
+    #: how files are ingested: ``"local"`` in this process (and ``workers`` processes), or
+    #: ``"ray"``: read as Ray tasks, embedded in a Ray actor pool (``pip install 'mmrag[ray]'``);
+    #: the same knowledge base either way. Not recorded in the manifest: it is how a run goes.
+    engine: Literal["local", "ray"] = "local"
+    #: with ``engine = "ray"``: the cluster (``host:port``, ``ray://host:port`` or ``auto``);
+    #: ``None`` uses the Ray instance this process is connected to, or starts a local one
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if not 18 <= self.dpi <= 600:
@@ -68,6 +75,10 @@ class IngestConfig:
             )
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ConfigError(f"ingest.workers must be a whole number >= 1 (or unset for automatic), got {self.workers!r}")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"ingest.engine must be local or ray, got {self.engine!r}")
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise ConfigError(f"ingest.ray_address must be a Ray address such as 'head-node:6379' (or unset), got {self.ray_address!r}")
         for name in ("max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
