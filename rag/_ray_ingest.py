@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag._indexer import _pages_in
-from rag._manifest import DocumentRecord
+from rag._manifest import DocumentRecord, Manifest
 from rag.config import Config, IngestConfig, ModelsConfig, StoreConfig
-from rag.errors import ConfigError, DocumentError, MmragError, ModelError
+from rag.errors import ConfigError, DocumentError, EmbedderMismatchError, MmragError, ModelError
 from rag.lazy import require
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 
@@ -238,14 +238,11 @@ class _Embed:
         if built and isinstance(embedders.sparse, BM25Encoder):  # the BM25 scoring the knowledge base has
             embedders = replace(embedders, sparse=embedders.sparse.matching(built))
         embedders.text.load()
-        got = embedders.provenance()
-        if got != self.provenance:
-            differ = sorted(role for role in {*got, *self.provenance} if got.get(role) != self.provenance.get(role))
-            raise ModelError(
-                f"the Ray worker on {socket.gethostname()} builds other {', '.join(differ)} models than the "
-                f"knowledge base's ({got.get(differ[0])} instead of {self.provenance.get(differ[0])}); install the "
-                "same mmrag, model files and library versions on every node"
-            )
+        try:  # the check the knowledge base makes of the driver's models, made of this node's
+            Manifest(models=self.provenance, collections={}, ingest={}, store={}).check_models(
+                embedders.provenance(), Path(f"Ray worker on {socket.gethostname()}"))
+        except EmbedderMismatchError as exc:
+            raise ModelError(f"{exc} Install the same mmrag and model files on every node of the Ray cluster.") from exc
         if self.store_config is not None:
             from retrievers.store import open_store
 

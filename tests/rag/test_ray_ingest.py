@@ -213,4 +213,4 @@ def test_an_actor_writes_to_a_qdrant_server_itself_and_refuses_other_models(docs
     refusing = _Embed(ModelsConfig(), other, names, None, tmp_path)
     (job, kind, seq, (message, error_type, _)), *_ = rows(refusing(table))
     assert (kind, error_type) == ("batch_failed", "ModelError")
-    assert "other text models than the knowledge base's" in message and "pumps.pdf" in message
+    assert "Ray worker on" in message and "text: name was 'another-model'" in message and "pumps.pdf" in message
