@@ -139,7 +139,7 @@ def connect(address: str | None, timeout_s: float = 5.0) -> bool:
             log.info("already connected to Ray: using that instance, not %s", address)
         return False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except ConnectionError as exc:
         raise ConfigError(
             f"could not connect to Ray at {address or 'a local instance'}: {exc}; check the address "
@@ -179,14 +179,14 @@ def _failure(path: Path, exc: MmragError) -> tuple[str, str, str]:
 def _extract_files(batch: Any, *, config: IngestConfig, image_root: Path, page_batch: int) -> Iterator[Any]:
     """A Ray task: each ``file`` row read with :func:`ingest.open_document`, streamed as rows."""
     for job, _, _, (path, page_range, identity) in _rows(batch):
-        for rows in _extract_one(job, path, page_range, identity, config, image_root, page_batch):
-            yield _table(rows)
+        for row in _extract_one(job, path, page_range, identity, config, image_root, page_batch):
+            yield _table([row])
 
 
 def _extract_one(
     job: int, path: Path, page_range: tuple[int, int] | None, identity: FileIdentity, config: IngestConfig,
     image_root: Path, page_batch: int,
-) -> Iterator[list[tuple[int, str, int, Any]]]:
+) -> Iterator[tuple[int, str, int, Any]]:
     from ingest import open_document
 
     started = time.time()
@@ -194,20 +194,20 @@ def _extract_one(
     try:
         with open_document(path, config, image_dir=image_root, identity=identity) as reader:
             info = reader.info
-            yield [(job, "info", 0, (info, started))]
+            yield job, "info", 0, (info, started)
             batch: list[PageContent] = []
             for content in reader.pages(progress=False, page_range=page_range):
                 batch.append(content)
                 if len(batch) >= page_batch:
-                    yield [(job, "pages", seq, (info, batch))]
+                    yield job, "pages", seq, (info, batch)
                     seq, batch = seq + 1, []
             if batch:
-                yield [(job, "pages", seq, (info, batch))]
+                yield job, "pages", seq, (info, batch)
                 seq += 1
     except MmragError as exc:  # the file's fault (or a missing extra): reported, not a crash
-        yield [(job, "failed", seq, _failure(path, exc))]
+        yield job, "failed", seq, _failure(path, exc)
         return
-    yield [(job, "done", seq, None)]
+    yield job, "done", seq, None
 
 
 # -- stage 2: embed (an actor pool) ----------------------------------------------------------

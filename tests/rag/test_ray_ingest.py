@@ -178,7 +178,7 @@ def _pages_table(path: Path, config: IngestConfig, image_root: Path):
     from ingest import identify_file
     from rag._ray_ingest import _extract_one, _rows, _table
 
-    rows = [row for rows in _extract_one(7, path, None, identify_file(path, config), config, image_root, 16) for row in rows]
+    rows = list(_extract_one(7, path, None, identify_file(path, config), config, image_root, 16))
     return _table([r for r in rows if r[1] == "pages"]), _rows
 
 
@@ -214,3 +214,47 @@ def test_an_actor_writes_to_a_qdrant_server_itself_and_refuses_other_models(docs
     (job, kind, seq, (message, error_type, _)), *_ = rows(refusing(table))
     assert (kind, error_type) == ("batch_failed", "ModelError")
     assert "Ray worker on" in message and "text: name was 'another-model'" in message and "pumps.pdf" in message
+
+
+def _driving(kb: KnowledgeBase, indexer, path: Path):
+    """The driver's side of a Ray run of one file, fed the rows the stages would send back."""
+    from rag._ray_ingest import RayEngine, _extract_one
+    from retrievers.corpora import build_points
+
+    engine = RayEngine(indexer, kb.config, kb.path)
+    jobs, later = engine._plan([(path, None)], False, None, lambda index, report: None)
+    (job,) = jobs
+    assert later == [] and kb._registry.get(job.identity.sha256).status == "pending"  # registered before any task runs
+    rows = list(_extract_one(job.index, path, None, job.identity, kb.config.ingest, indexer.image_root, 16))
+    engine._take(job, "info", 0, rows[0][3], None)
+    batches = [data[1] for _, kind, _, data in rows if kind == "pages"]
+    points = [(build_points(rows[0][3][0], batch, indexer.embedders), len(batch)) for batch in batches]
+    return engine, job, points
+
+
+def test_a_batch_that_fails_on_an_actor_rolls_its_file_back_and_reports_it(docs, tmp_path):
+    with KnowledgeBase.open(tmp_path / "kb", _config("ray"), create=True) as kb, kb._writer() as indexer:
+        engine, job, points = _driving(kb, indexer, docs / "pumps.pdf")
+        engine._take(job, "points", 0, points[0], None)  # the first batch is written...
+        assert kb.info()["corpora"]["pages"]["points"] == 16
+        engine._take(job, "batch_failed", 1, ("pumps.pdf: out of memory", "ModelError", "out of memory"), None)
+        engine._take(job, "done", 2, None, None)
+        assert job.finished
+        report = engine._finish(job)
+        assert (report.status, report.error, report.error_type) == ("failed", "pumps.pdf: out of memory", "ModelError")
+        assert kb._registry.all() == []  # ...and rolled back with the record and the page images
+        assert all(c["points"] == 0 for c in kb.info()["corpora"].values())
+        assert not (indexer.image_root / job.identity.sha256).exists()
+
+
+def test_batches_sent_again_by_a_retried_task_are_counted_once(docs, tmp_path):
+    with KnowledgeBase.open(tmp_path / "kb", _config("ray"), create=True) as kb, kb._writer() as indexer:
+        engine, job, points = _driving(kb, indexer, docs / "pumps.pdf")
+        for seq in (0, 1, 0, 1):
+            engine._take(job, "points", seq, points[seq], None)
+        engine._take(job, "done", 2, None, None)
+        report = engine._finish(job)
+        assert (report.status, report.pages) == ("indexed", 18)
+        record = kb._registry.get(job.identity.sha256)
+        assert (record.status, record.points) == ("complete", {"text": 18, "figures": 0, "pages": 18})
+        assert kb.info()["corpora"]["pages"]["points"] == 18
