@@ -4,7 +4,6 @@ Ray instance (``ray.init(num_cpus=2)``, once for this module) with the bundled d
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import sys
@@ -31,12 +30,13 @@ def _config(engine: str) -> Config:
 @pytest.fixture(scope="module")
 def ray_instance():
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mmrag[ray]'")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # loopback only: the tests stay off the network (conftest's guard)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # loopback only: the tests stay off the network (conftest's guard)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 _node_ip_address="127.0.0.1")
+        yield ray
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -120,18 +120,22 @@ def test_a_killed_ray_run_is_resumed_as_an_in_process_one_is(built, docs, tmp_pa
 
 
 def test_an_unreachable_ray_address_is_a_clear_error_and_leaves_nothing(docs, tmp_path, capsys):
+    """Also: --engine applies to a knowledge base that exists (it keeps its models and ingest
+    settings, not the engine of the run that built it)."""
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mmrag[ray]'")
+    kb = tmp_path / "kb"
+    assert main(["ingest", str(docs / "library.pdf"), "--kb", str(kb), "--no-progress"]) == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    kb = tmp_path / "kb"
-    code = main(["ingest", str(docs / "library.pdf"), "--kb", str(kb), "--engine", "ray",
+    capsys.readouterr()
+    code = main(["ingest", str(docs / "rainfall.pdf"), "--kb", str(kb), "--engine", "ray",
                  "--ray-address", f"127.0.0.1:{port}", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
     assert f"127.0.0.1:{port}" in err and "no Ray cluster answers" in err and "ray start --head" in err
-    with KnowledgeBase.open(kb) as opened:
-        assert opened._registry.all() == []  # the pending record was rolled back
+    with KnowledgeBase.open(kb) as opened:  # the pending record of rainfall.pdf was rolled back
+        assert [(r.name, r.status) for r in opened._registry.all()] == [("library.pdf", "complete")]
 
 
 def test_without_ray_the_error_names_the_extra_to_install(docs, tmp_path, capsys, monkeypatch):
