@@ -63,6 +63,10 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
                    help="with --image-model, also embed whole pages (search --image then finds pages too)")
     p.add_argument("--backend", choices=["edge", "qdrant"])
     p.add_argument("--url", help="Qdrant server URL (with --backend qdrant)")
+    p.add_argument("--engine", choices=["local", "ray"],
+                   help="ray: read files as Ray tasks and embed in a Ray actor pool (needs mmrag[ray]); default local")
+    p.add_argument("--ray-address", help="with --engine ray: the Ray cluster (host:port, ray://host:port or auto); "
+                   "default: a local Ray instance")
     _add_common(p)
     p.set_defaults(func=commands["ingest"])
 

@@ -77,13 +77,18 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("workers", "ingest__workers"),
         ("backend", "store__backend"),
         ("url", "store__url"),
+        ("engine", "ingest__engine"),
+        ("ray_address", "ingest__ray_address"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
     if getattr(args, "config", None) is None and not overrides:
         return None
-    return load_config(getattr(args, "config", None), **overrides)
+    config = load_config(getattr(args, "config", None), **overrides)
+    if getattr(args, "ray_address", None) is not None and config.ingest.engine != "ray":
+        raise ConfigError("--ray-address is for the Ray engine: add --engine ray (or set [ingest] engine = \"ray\")")
+    return config
 
 
 def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
@@ -95,7 +100,9 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
         # An existing knowledge base keeps its models, store and ingest settings;
         # the command line and config file choose how to ask.
         base = KnowledgeBase.open(kb_path).config
-        config = replace(base, ask=config.ask)
+        # ...and how this run ingests (the engine and the readers are not the knowledge base's)
+        run = replace(base.ingest, engine=config.ingest.engine, ray_address=config.ingest.ray_address)
+        config = replace(base, ask=config.ask, ingest=run)
         if getattr(args, "workers", None) is not None:  # how many readers, not what is read
             config = replace(config, ingest=replace(config.ingest, workers=args.workers))
     return KnowledgeBase.open(kb_path, config, create=create)

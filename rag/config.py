@@ -59,6 +59,13 @@ class IngestConfig:
     video_min_gap_s: float = 1.5
     video_max_frames: int = 300
     transcript_chunk_s: float = 45.0
+    #: how files are ingested: ``"local"`` in this process (and ``workers`` processes), or
+    #: ``"ray"``: read as Ray tasks, embedded in a Ray actor pool (``pip install 'mmrag[ray]'``);
+    #: the same knowledge base either way. Not recorded in the manifest: it is how a run goes.
+    engine: Literal["local", "ray"] = "local"
+    #: with ``engine = "ray"``: the cluster (``host:port``, ``ray://host:port`` or ``auto``);
+    #: ``None`` uses the Ray instance this process is connected to, or starts a local one
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if not 18 <= self.dpi <= 600:
@@ -80,6 +87,10 @@ class IngestConfig:
             raise ConfigError(f"ingest.video_scene_change must be within 0..1 (exclusive), got {self.video_scene_change}")
         if self.video_min_gap_s < 0:
             raise ConfigError(f"ingest.video_min_gap_s must be >= 0 seconds, got {self.video_min_gap_s}")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"ingest.engine must be local or ray, got {self.engine!r}")
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise ConfigError(f"ingest.ray_address must be a Ray address such as 'head-node:6379' (or unset), got {self.ray_address!r}")
         for name in ("video_max_frames", "transcript_chunk_s", "max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")

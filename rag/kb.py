@@ -39,6 +39,8 @@ log = logging.getLogger("mmrag")
 
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.json"
+#: ingest settings of one run, not of the knowledge base: never recorded in the manifest
+_RUN_ONLY = ("engine", "ray_address")
 
 
 class KnowledgeBase:
@@ -136,7 +138,7 @@ class KnowledgeBase:
                 self._manifest = Manifest(
                     models=self.embedders.provenance(),
                     collections={c: [asdict(v) for v in s.vectors] for c, s in specs.items()},
-                    ingest=asdict(replace(self.config.ingest, password=None)),
+                    ingest={k: v for k, v in asdict(replace(self.config.ingest, password=None)).items() if k not in _RUN_ONLY},
                     store={k: v for k, v in asdict(self.config.store).items() if k != "api_key"},
                     model_settings=asdict(self.config.models),
                 )
@@ -203,7 +205,12 @@ class KnowledgeBase:
                 for skipped in scan.skipped:
                     on_report(skipped)
             started = time.perf_counter()
-            reports = indexer.ingest(scan.files, progress=progress, on_report=on_report, page_ranges=page_ranges, on_page=on_page)
+            engine: Any = indexer
+            if self.config.ingest.engine == "ray":  # the same knowledge base, read and embedded on Ray Data
+                from rag._ray_ingest import RayEngine
+
+                engine = RayEngine(indexer, self.config, self.path)
+            reports = engine.ingest(scan.files, progress=progress, on_report=on_report, page_ranges=page_ranges, on_page=on_page)
             failed = sum(1 for r in reports if not r.ok)
             log.info(
                 "ingest: %d files, %d skipped, %d failed, %.1f s",
