@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag._indexer import _pages_in
+from ingest.batch import pages_in_range as _pages_in
 from rag._manifest import DocumentRecord, Manifest
 from rag.config import Config, IngestConfig, ModelsConfig, StoreConfig
 from rag.errors import ConfigError, DocumentError, EmbedderMismatchError, MmragError, ModelError
