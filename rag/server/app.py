@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
     ConfigError,
@@ -245,8 +246,10 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5])
         return SafeJSONResponse({"error": _plain(f"invalid request: {problems}"), "type": "ValidationError", "detail": _plain(errors)}, 422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's own class: FastAPI raises it too ("error parsing the body"), and a handler for
+    # FastAPI's subclass would leave those to the default shape ({"detail": ...})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(str(exc.detail), "HTTPError", exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
