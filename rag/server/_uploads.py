@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from rag.server._security import safe_upload_name
 
@@ -99,8 +101,6 @@ class _Receiver:
         self._header_name = self._header_value = b""
 
     def on_headers_finished(self) -> None:
-        from python_multipart.multipart import parse_options_header
-
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
         if options.get(b"name", b"").decode("latin-1") != _FIELD:
             return  # another form field: read past it, keep nothing
@@ -164,9 +164,6 @@ async def receive_files(
     ``folder``; all or none: on any refusal the temporary files are removed and an
     :class:`HTTPException` (400, 413, 415) or :class:`rag.errors.ConfigError` (a file name or type
     that cannot be accepted) says why."""
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import MultipartParser, parse_options_header
-
     kind, params = parse_options_header(headers.get("content-type", ""))
     if kind != b"multipart/form-data":
         raise HTTPException(415, f"expected a multipart/form-data body with {_FIELD!r} file parts, got {kind.decode('latin-1')[:100] or 'no content type'!r}")
