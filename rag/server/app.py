@@ -56,6 +56,7 @@ _BODY_FACTOR = 8
 #: Any other request body: the largest valid one (2,000-character question, 200 turns of history
 #: with 20,000-character answers, every character a JSON escape) fits.
 _JSON_BODY_LIMIT = 32 * 1024**2
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 #: Echoed input (a validation error's ``input``) is cut to this many characters.
 _ECHO_CHARS = 300
 
@@ -250,7 +251,10 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     # FastAPI's subclass would leave those to the default shape ({"detail": ...})
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(str(exc.detail), "HTTPError", exc.status_code, headers=exc.headers)
+        message = str(exc.detail)
+        if message == _FASTAPI_BODY_ERROR:  # FastAPI's words for a body json.loads refused (not UTF-8, nested too deep)
+            message = "the request body cannot be read as JSON (not UTF-8, or nested too deeply); send a UTF-8 JSON object such as {\"question\": \"...\"}"
+        return _error(message, "HTTPError", exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
