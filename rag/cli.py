@@ -359,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # log lines name files too: escape them as well
+        if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
+            handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     try:
         return int(args.func(args))
     except MmragError as exc:
@@ -378,6 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             log.error("traceback of the unexpected error", exc_info=exc)
         return 1
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with terminal controls escaped (a file name in a warning is data, not a command)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record), keep_lines=True)
 
 
 def _broken_pipe() -> int:

@@ -237,3 +237,19 @@ def test_password_is_used_when_the_knowledge_base_already_exists(capsys, tmp_pat
     assert code == 0, err
     assert json.loads(out)["documents"][0]["status"] == "indexed"
     assert "s3cret" not in (tmp_path / "kb" / "manifest.json").read_text()  # used, never stored
+
+
+def test_log_lines_escape_file_names_too(tmp_path):
+    # the warning logged for a failed file names it; in a real terminal run it goes through logging
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "x\x1b[31m\x07.pdf").write_bytes(b"not a pdf")
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs), "--kb", str(tmp_path / "kb"), "--no-progress"],
+                          cwd=root, capture_output=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert proc.returncode == 2, proc.stderr.decode(errors="replace")
+    assert b"WARNING" in proc.stderr and b"x\\x1b[31m\\x07.pdf" in proc.stderr
+    assert b"\x1b" not in proc.stderr and b"\x07" not in proc.stderr and b"Traceback" not in proc.stderr
