@@ -93,6 +93,17 @@ class SafeJSONResponse(JSONResponse):
             return json.dumps(_plain(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
+#: The allowed range of each bounded number, named in a validation error about it.
+_RANGES = {"top_k": f"1..{MAX_TOP_K}", "page_from": f"1..{MAX_PAGE}", "page_to": f"1..{MAX_PAGE}", "page": f"1..{MAX_PAGE}",
+           "limit": "1..20", "margin": "0..2000"}
+
+
+def _range_hint(error: dict[str, Any]) -> str:
+    loc = error.get("loc") or ()
+    allowed = _RANGES.get(str(loc[-1])) if loc else None
+    return f" (allowed: {allowed})" if allowed is not None else ""
+
+
 def _error(message: str, kind: str, status: int, headers: dict[str, str] | None = None) -> SafeJSONResponse:
     return SafeJSONResponse({"error": _plain(message), "type": kind}, status, headers=headers)
 
@@ -244,7 +255,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         # the errors echo the input, which may be anything JSON can parse but not render (NaN,
         # 1e400 as infinity, a lone surrogate): made plain before rendering
         errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg", "input")} for e in exc.errors()[:20]]
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5])
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}{_range_hint(e)}" for e in errors[:5])
         return SafeJSONResponse({"error": _plain(f"invalid request: {problems}"), "type": "ValidationError", "detail": _plain(errors)}, 422)
 
     # Starlette's own class: FastAPI raises it too ("error parsing the body"), and a handler for

@@ -117,7 +117,7 @@ def test_deleting_a_hostile_name_is_a_404(server, doc):
 def test_top_k_zero_is_refused_naming_the_allowed_range(server):
     http, *_ = server
     r = http.post("/api/search", json={"question": "valve", "top_k": 0})
-    assert r.status_code == 422 and "top_k" in r.json()["error"] and "greater than or equal to 1" in r.json()["error"]
+    assert r.status_code == 422 and "top_k" in r.json()["error"] and "allowed: 1..50" in r.json()["error"]
 
 
 # -- uploads bounded while streaming --------------------------------------------------------------
