@@ -97,6 +97,8 @@ class _Receiver:
             raise HTTPException(400, "a multipart header is longer than 8192 bytes")
 
     def on_header_end(self) -> None:
+        if len(self.part.headers) >= 32:
+            raise HTTPException(400, "a multipart part has more than 32 headers")
         self.part.headers[self._header_name.strip().lower()] = self._header_value.strip()
         self._header_name = self._header_value = b""
 
