@@ -4,10 +4,59 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
+from typing import NoReturn
 
-__all__ = ["build_parser"]
+from rag._terminal import shown
+
+__all__ = ["build_parser", "MAX_TOP_K", "MAX_PAGE", "top_k", "page_range"]
 
 Command = Callable[[argparse.Namespace], int]
+
+#: The largest ``--top-k`` (and the HTTP API's ``top_k``): page hits per question.
+MAX_TOP_K = 50
+#: The largest physical page a range may name (the HTTP API's ``page_from``/``page_to`` too).
+MAX_PAGE = 100_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command line's one failure shape: ``error: ...`` on stderr, exit 1
+    (argparse's own is a usage block and exit 2, which ``mmrag`` keeps for batches where some
+    files failed). The message is escaped: a bad argument may hold terminal controls."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"error: {shown(message)} (see {self.prog} --help)\n")
+
+
+def _int(text: str, what: str, lo: int, hi: int | None) -> int:
+    allowed = f"within {lo}..{hi}" if hi is not None else f"at least {lo}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a whole number {allowed}, got {text!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {value}")
+    return value
+
+
+def top_k(text: str) -> int:
+    """``--top-k``: page hits, 1..:data:`MAX_TOP_K` (0 would ask for nothing; the HTTP API refuses it too)."""
+    return _int(text, "top-k", 1, MAX_TOP_K)
+
+
+def page_range(text: str) -> tuple[int, int]:
+    """``--pages``: ``N`` or ``FIRST-LAST``, physical 1-based pages, first <= last."""
+    lo, dash, hi = text.strip().partition("-")
+    if not lo.strip() or (dash and not hi.strip()):
+        raise argparse.ArgumentTypeError(f"pages must be N or FIRST-LAST (physical pages, e.g. 3-7), got {text!r}")
+    first = _int(lo.strip(), "the first page", 1, MAX_PAGE)
+    last = _int(hi.strip(), "the last page", 1, MAX_PAGE) if dash else first
+    if last < first:
+        raise argparse.ArgumentTypeError(f"pages {text!r}: the last page ({last}) is before the first ({first}); write FIRST-LAST")
+    return first, last
+
+
+def _positive(text: str) -> int:
+    return _int(text, "the value", 1, None)
 
 
 def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
@@ -23,7 +72,7 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
         p.add_argument("question", nargs="?", default=None, help="the question (optional with --image)")
     else:
         p.add_argument("question")
-    p.add_argument("--top-k", type=int, default=None, help="number of page hits (default 5)")
+    p.add_argument("--top-k", type=top_k, default=None, help=f"number of page hits, 1..{MAX_TOP_K} (default 5)")
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
@@ -35,7 +84,7 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     """The parser; each subcommand's ``func`` default is ``commands[name]``."""
-    parser = argparse.ArgumentParser(prog="mmrag", description="Multimodal RAG over PDFs and images, cited to the page and the box.")
+    parser = _Parser(prog="mmrag", description="Multimodal RAG over PDFs and images, cited to the page and the box.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,7 +133,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--image", help="search by this image: pages whose figures look like it (with a question too: "
                                    "a text+image query, for VLM image models); needs a KB built with --image-model")
     p.add_argument("--doc", action="append", help="restrict to a document (repeatable)")
-    p.add_argument("--pages", help="restrict to a physical page range, e.g. 3-7")
+    p.add_argument("--pages", type=page_range, help="restrict to a physical page range, e.g. 3-7 (or one page: 4)")
     _add_common(p)
     p.set_defaults(func=commands["search"])
 
@@ -104,7 +153,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--questions", required=True, help="JSON lines: {id, doc_id, question, gold_pages, type}")
     p.add_argument("--docs", required=True, help="folder of the documents the questions are about")
     p.add_argument("--kb", default=".mmrag-eval-kb", help="knowledge base to build or reuse (default .mmrag-eval-kb)")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-k", type=top_k, default=10, help=f"pages retrieved per question, 1..{MAX_TOP_K}")
     p.add_argument("--report", help="write per-question misses (what was retrieved instead) to this JSON file")
     p.add_argument("--manifest", help='JSON restricting documents to page ranges: {"documents": [{"doc_id": "a.pdf", "pages": [3, 9]}]}')
     p.add_argument("--answers", action="store_true",
@@ -133,7 +182,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="without a token, loopback only whatever is given")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--token-file", help="file holding the bearer token (default: $MMRAG_API_TOKEN)")
-    p.add_argument("--max-upload-mb", type=int, default=100, help="largest accepted upload per file")
+    p.add_argument("--max-upload-mb", type=_positive, default=100, help="largest accepted upload per file, in MiB")
     p.add_argument("--config", help="TOML config file ([ask] settings apply)")
     p.set_defaults(func=commands["serve"])
     return parser

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rag._terminal import shown
 from rag.types import FileReport
 
 __all__ = ["IngestBar"]
@@ -111,4 +112,5 @@ def _size(stream: Any) -> tuple[int, int]:
 
 
 def _short(name: str, n: int = 32) -> str:
+    name = shown(name)  # a control character in a file name never reaches the terminal raw
     return name if len(name) <= n else f"{name[: n // 2 - 1]}…{name[-(n // 2):]}"

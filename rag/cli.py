@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rag._terminal import json_safe_for_terminal, not_utf8, shown
 from rag.config import Config, load_config
-from rag.errors import ConfigError, MmragError
+from rag.errors import ConfigError, MmragError, QueryError
 
 __all__ = ["main", "build_parser"]
 
@@ -35,9 +36,30 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _emit(data: Any) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    # a file name that is not UTF-8 holds lone surrogates: write them as JSON escapes
-    # (json.loads gives the same name back) instead of invalid bytes or a UnicodeEncodeError
-    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    # a file name that is not UTF-8 holds lone surrogates, document text may hold terminal
+    # controls: write them as JSON escapes (json.loads gives the same value back) instead of
+    # invalid bytes, a UnicodeEncodeError or a raw ESC on the terminal
+    sys.stdout.write(json_safe_for_terminal(text) + "\n")
+
+
+def _out(text: str) -> None:
+    """Human-readable output, terminal controls escaped (newlines and tabs kept)."""
+    sys.stdout.write(shown(text, keep_lines=True))
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(shown(text, keep_lines=True))
+
+
+def _question(text: str | None) -> str | None:
+    """The question argument, refused when it is not UTF-8 text (bytes that are not UTF-8 reach
+    ``argv`` as lone surrogates, which no tokenizer takes)."""
+    if text is not None and not_utf8(text):
+        raise QueryError(
+            f"the question '{shown(text)}' is not valid UTF-8 text; pass it in UTF-8 "
+            "(check the encoding of the terminal or the script that runs mmrag)"
+        )
+    return text
 
 
 def _clock(seconds: float) -> str:
@@ -99,9 +121,13 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
     if config is not None and (kb_path / "manifest.json").exists():
         # An existing knowledge base keeps its models, store and ingest settings;
         # the command line and config file choose how to ask.
+        # The password only opens the files being ingested now (it is never stored), so it
+        # applies whatever the knowledge base's state.
         base = KnowledgeBase.open(kb_path).config
-        # ...and how this run ingests (the engine and the readers are not the knowledge base's)
-        run = replace(base.ingest, engine=config.ingest.engine, ray_address=config.ingest.ray_address)
+        # ...and how this run ingests (the engine, the readers and the password are not the knowledge base's)
+        run = replace(
+            base.ingest, engine=config.ingest.engine, ray_address=config.ingest.ray_address, password=config.ingest.password
+        )
         config = replace(base, ask=config.ask, ingest=run)
         if getattr(args, "workers", None) is not None:  # how many readers, not what is read
             config = replace(config, ingest=replace(config.ingest, workers=args.workers))
@@ -133,12 +159,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             status = 2
             outputs.append({"path": str(path), "error": str(exc), "error_type": type(exc).__name__})
             if not args.json:
-                sys.stderr.write(f"error: {exc}\n")
+                _err(f"error: {exc}\n")
             continue
         if args.json:
             outputs.append(inspect_json(info, contents))
         else:
-            sys.stdout.write(inspect_summary(info, contents) + "\n")
+            _out(inspect_summary(info, contents) + "\n")
     if args.json:
         _emit(outputs[0] if len(outputs) == 1 else outputs)
     return status
@@ -149,7 +175,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not args.json:
             mark = {"indexed": "indexed  ", "unchanged": "unchanged", "skipped": "skipped  ", "failed": "FAILED   "}[r.status]
             tail = f"  {r.error}" if r.error else f"  {r.reason}" if r.reason else f"  {r.pages} pages"
-            sys.stderr.write(f"{mark} {r.path}{tail}\n")
+            _err(f"{mark} {shown(r.path)}{tail}\n")
             sys.stderr.flush()
 
     with _open_kb(args, create=True) as kb:
@@ -183,11 +209,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["document_list"] = [{"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages} for d in docs]
         _emit(info)
     else:
-        sys.stdout.write(f"{info['path']}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
+        _out(f"{shown(info['path'])}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
         for corpus, c in info["corpora"].items():
             sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
         for d in docs:
-            sys.stdout.write(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {d.name}\n")
+            _out(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}\n")
     return 0
 
 
@@ -195,49 +221,48 @@ def cmd_delete(args: argparse.Namespace) -> int:
     with _open_kb(args) as kb:
         removed = kb.delete(args.doc)
     for r in removed:
-        sys.stderr.write(f"deleted {r.doc_id[:12]} {r.name}\n")
+        _err(f"deleted {r.doc_id[:12]} {shown(r.name)}\n")
     return 0
 
 
 def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    pages = None
-    if args.pages:
-        lo, _, hi = args.pages.partition("-")
-        pages = (int(lo), int(hi or lo))
-    return {"top_k": args.top_k, "documents": args.doc or None, "pages": pages}
+    # --pages and --top-k are parsed and checked by the parser (rag._cli_parser)
+    return {"top_k": args.top_k, "documents": args.doc or None, "pages": args.pages}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     if args.question is None and args.image is None:
         sys.stderr.write("error: give a question, or --image FILE to search by an example image\n")
         return 1
+    question = _question(args.question)
     history = _history(args)
     with _open_kb(args) as kb:
-        result = kb.search(args.question, image=args.image, history=history, **_search_kwargs(args))
+        result = kb.search(question, image=args.image, history=history, **_search_kwargs(args))
     if args.json:
         _emit(result.to_json())
         return 0
     route = result.route
     if result.rewritten is not None:
-        sys.stdout.write(f"searched for: {result.rewritten}\n")
-    sys.stdout.write(f"route: {', '.join(f'{c}={w:.2f}' for c, w in zip(route.corpora, route.weights))} ({route.reason})\n")
+        _out(f"searched for: {shown(result.rewritten)}\n")
+    _out(f"route: {', '.join(f'{c}={w:.2f}' for c, w in zip(route.corpora, route.weights))} ({route.reason})\n")
     for i, hit in enumerate(result.hits, 1):
         label = f" (printed {hit.label})" if hit.label and hit.label != str(hit.page) else ""
         snippet = (hit.evidence[0].text if hit.evidence else "").replace("\n", " ")[:100]
-        sys.stdout.write(f"{i:2d}. {hit.source} p.{hit.page}{label}{_time_range(hit.start, hit.end)}  score {hit.score:.4f}  [{hit.corpus}]  {snippet}\n")
+        _out(f"{i:2d}. {shown(hit.source)} p.{hit.page}{shown(label)}{_time_range(hit.start, hit.end)}  score {hit.score:.4f}  [{hit.corpus}]  {shown(snippet)}\n")
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.json_shapes import answer_json
 
+    question = _question(args.question)
     history = _history(args)
     with _open_kb(args) as kb:
         abstain = kb.config.ask.abstain and not args.no_abstain
         # with abstention on, the generated text may be withdrawn after generation: print only
         # the final answer, never a streamed one followed by "the documents do not say"
-        stream = None if args.json or abstain else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
-        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history)
+        stream = None if args.json or abstain else (lambda tok: (_out(tok), sys.stdout.flush()))
+        answer = kb.ask(question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history)
     highlights: list[Path] = []
     if args.highlights:
         from rag.kb import write_highlights
@@ -247,25 +272,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
         _emit({**answer_json(answer), "highlights": [str(p) for p in highlights]})
         return 0
     if stream is None:
-        sys.stdout.write(answer.text)
+        _out(answer.text)
     if not answer.text.endswith("\n"):
         sys.stdout.write("\n")
     if answer.rewritten is not None:
-        sys.stdout.write(f"\nsearched for: {answer.rewritten}\n")
+        _out(f"\nsearched for: {shown(answer.rewritten)}\n")
     if answer.unsupported:
         # the text above streamed raw; these sentences lost their markers in the final answer
         sys.stdout.write("\nNot found in the evidence they cited (citation removed):\n")
         for sentence in answer.unsupported:
-            sys.stdout.write(f"  ! {sentence}\n")
+            _out(f"  ! {shown(sentence)}\n")
     if answer.citations:
         sys.stdout.write("\nSources:\n")
         for c in answer.citations:
             box = ", ".join(f"{v:.0f}" for v in c.bbox.as_list()) if c.bbox else "whole page"
             label = f", printed page {c.label}" if c.label and c.label != str(c.page) else ""
             when = f",{_time_range(c.start, c.end)}" if c.start is not None else ""
-            sys.stdout.write(f"  [{c.marker}] {c.source}, page {c.page}{label}{when}, box [{box}]\n")
+            _out(f"  [{c.marker}] {shown(c.source)}, page {c.page}{shown(label)}{when}, box [{box}]\n")
     for path in highlights:
-        sys.stdout.write(f"  highlight: {path}\n")
+        _out(f"  highlight: {shown(path)}\n")
     return 0
 
 
@@ -300,13 +325,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     failed = [r for r in reports if not r.ok]
     for r in failed:
-        sys.stderr.write(f"FAILED {r.path}: {r.error}\n")
+        _err(f"FAILED {shown(r.path)}: {r.error}\n")
     if args.report:
         Path(args.report).write_text(json.dumps({"summary": summary, "misses": misses_report(results)}, indent=2), encoding="utf-8")
     if args.json:
         _emit(summary)
     else:
-        sys.stdout.write(format_summary(summary) + "\n")
+        _out(format_summary(summary) + "\n")
     return 0
 
 
@@ -321,14 +346,14 @@ def _eval_answers(args: argparse.Namespace) -> int:
     )
     for r in reports:
         if not r.ok:
-            sys.stderr.write(f"FAILED {r.path}: {r.error}\n")
+            _err(f"FAILED {shown(r.path)}: {r.error}\n")
     if args.report:
         detail = {name: [asdict(r) for r in rs] for name, rs in results.items()}
         Path(args.report).write_text(json.dumps({"summary": rows, "answers": detail}, indent=2), encoding="utf-8")
     if args.json:
         _emit(rows)
     else:
-        sys.stdout.write(format_answer_summary(rows) + "\n")
+        _out(format_answer_summary(rows) + "\n")
     return 0
 
 
@@ -361,22 +386,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad argument already reported as "error: ..." (1)
+        return exc.code if isinstance(exc.code, int) else 1
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # log lines name files too: escape them as well
+        if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
+            handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     try:
         return int(args.func(args))
     except MmragError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        _err(f"error: {exc}\n")
+        return 1
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as exc:  # a folder that is a file, a full disk, no permission: say which path
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        _err(f"error: {where}{exc.strerror or exc}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except BrokenPipeError:
-        # the reader went away (`mmrag info | head`): stop quietly, as Unix tools do; point stdout
-        # at devnull so the interpreter's final flush does not raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    except Exception as exc:  # a bug, not a bad argument: one line; the traceback only when asked (-v)
+        _err(f"error: unexpected {type(exc).__name__}: {exc} (a bug in mmrag: run again with -v for the traceback, and report it)\n")
+        if args.verbose:
+            log.error("traceback of the unexpected error", exc_info=exc)
+        return 1
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with terminal controls escaped (a file name in a warning is data, not a command)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record), keep_lines=True)
+
+
+def _broken_pipe() -> int:
+    # the reader went away (`mmrag info | head`): stop quietly, as Unix tools do; point stdout
+    # at devnull so the interpreter's final flush does not raise again
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -228,6 +228,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{p}: config file not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read the config file ({exc}); give a UTF-8 TOML file") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
     sections = {"ingest": IngestConfig, "models": ModelsConfig, "store": StoreConfig, "ask": AskConfig}

@@ -85,6 +85,8 @@ def read_question_lines(path: str | Path, parse: Callable[[dict[str, Any], int],
         lines = p.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read questions: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: cannot read questions: not UTF-8 text ({exc.reason} at byte {exc.start}); give UTF-8 JSON lines with {expected}") from exc
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -154,8 +154,11 @@ class KnowledgeBase:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             fh.close()
+            from rag._lockfile import lock_holder
+
             raise KnowledgeBaseLockedError(
-                f"{self.path}: another process is writing to this knowledge base; wait for it to finish "
+                f"{self.path}: another process is writing to this knowledge base ({lock_holder(self.path / '.write.lock')}); "
+                "wait for it to finish "
                 "(one writer at a time; searches from other threads of the writing process are fine)"
             ) from exc
         fh.seek(0)

@@ -68,6 +68,8 @@ def read_token(token_file: str | Path | None = None, environ: dict[str, str] | N
             token = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the token file ({exc.strerror})") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: the token file is not UTF-8 text; write the token as plain text (e.g. `openssl rand -hex 24`)") from exc
         if not token:
             raise ConfigError(f"{path}: the token file is empty")
     else:
@@ -111,6 +113,6 @@ def inside(root: Path, candidate: Path) -> Path | None:
     """``candidate`` resolved, when it lies inside ``root`` (symlinks followed); else ``None``."""
     try:
         resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL in the name
         return None
     return resolved if resolved.is_relative_to(root.resolve()) and resolved.is_file() else None

@@ -3,24 +3,22 @@ and the JSON shapes of hits, answers and documents."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, UploadFile
+from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from rag.atomic import replace_durably
 from rag.errors import ConfigError
 from rag.json_shapes import answer_json, citation_json, hit_json
 from rag.server._jobs import JobQueue
-from rag.server._security import inside, safe_upload_name
+from rag.server._security import inside
+from rag.server._uploads import receive_files
 from rag.types import Answer, Citation, Hit
 
 __all__ = ["Service"]
-
-_CHUNK = 1024 * 1024
 
 
 class Service:
@@ -93,48 +91,29 @@ class Service:
         raise HTTPException(404, f"no document with doc id {doc_id!r} (see GET /api/documents)")
 
     # -- uploads -----------------------------------------------------------------------------
-    async def save_uploads(self, uploads: list[UploadFile]) -> list[Path]:
-        """Write every file of one request into ``uploads/``, or none of them: each is received
-        into a temporary file first and moved into place only when all were accepted."""
+    async def save_uploads(self, request: Request) -> list[Path]:
+        """Write every file of one multipart request into ``uploads/``, or none of them: each
+        streams into a temporary file there (bounded per file as it arrives,
+        :func:`rag.server._uploads.receive_files`) and is moved into place only when all were
+        accepted."""
         from ingest import SUPPORTED_SUFFIXES
 
-        names = [safe_upload_name(u.filename, SUPPORTED_SUFFIXES) for u in uploads]
-        if len(set(names)) != len(names):
-            raise HTTPException(400, f"two files of this upload have the same name: {sorted(names)}")
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        received: list[tuple[str, Path]] = []
+        received = await receive_files(
+            request.headers, request.stream(), self.uploads, max_file_bytes=self.max_upload_bytes, suffixes=SUPPORTED_SUFFIXES
+        )
         try:
-            for upload, name in zip(uploads, names):
-                received.append((name, await self._receive(upload, name)))
             targets = []
-            for name, tmp in received:
-                target = self.uploads / name
+            for item in received:
+                target = self.uploads / item.name
                 if target.resolve().parent != self.uploads.resolve():  # belt and braces: never outside uploads/
-                    raise ConfigError(f"upload {name!r} would land outside the knowledge base")
-                targets.append((tmp, target))
+                    raise ConfigError(f"upload {item.name!r} would land outside the knowledge base")
+                targets.append((item.tmp, target))
             for tmp, target in targets:
-                replace_durably(tmp, target)
+                await run_in_threadpool(replace_durably, tmp, target)
             return [target for _, target in targets]
         finally:
-            for _, tmp in received:
-                tmp.unlink(missing_ok=True)
-
-    async def _receive(self, upload: UploadFile, name: str) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.uploads)
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                while chunk := await upload.read(_CHUNK):
-                    size += len(chunk)
-                    if size > self.max_upload_bytes:
-                        raise HTTPException(413, f"{name}: larger than the upload limit of {self.max_upload_bytes} bytes")
-                    fh.write(chunk)
-            if size == 0:
-                raise HTTPException(400, f"{name}: the uploaded file is empty")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return Path(tmp)
+            for item in received:
+                item.tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.jobs.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 import queue
 import threading
@@ -16,12 +17,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
-from fastapi.encoders import jsonable_encoder
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
     ConfigError,
@@ -33,11 +35,14 @@ from rag.errors import (
     MmragError,
     QueryError,
 )
+from rag._cli_parser import MAX_PAGE, MAX_TOP_K
 from rag.conversation import Turn
 from rag.json_shapes import route_json
 from rag.server._images import crop_png, parse_bbox
+from rag.server._limits import BodyLimit, WriteGate
 from rag.server._service import Service
 from rag.server._security import inside, token_matches
+from rag.server._uploads import UPLOAD_BODY
 
 __all__ = ["create_app", "SearchRequest", "AskRequest", "ErrorBody", "DEFAULT_MAX_UPLOAD_BYTES"]
 
@@ -46,8 +51,61 @@ log = logging.getLogger("mmrag.server")
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024**2
 _CHUNK = 1024 * 1024
-#: A request body above this many times the per-file limit is refused before it is read.
+#: An upload body (all its files) above this many times the per-file limit is refused.
 _BODY_FACTOR = 8
+#: Any other request body: the largest valid one (2,000-character question, 200 turns of history
+#: with 20,000-character answers, every character a JSON escape) fits.
+_JSON_BODY_LIMIT = 32 * 1024**2
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+#: Echoed input (a validation error's ``input``) is cut to this many characters.
+_ECHO_CHARS = 300
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON that always renders: lone surrogates escaped, bytes decoded, NaN and
+    infinities as strings, long strings cut, unknown objects as their ``str``."""
+    if depth > 20:
+        return "..."
+    if value is None or isinstance(value, (bool, int)):
+        return value if not isinstance(value, int) or value.bit_length() <= 64 else str(value)[:_ECHO_CHARS]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value[: _ECHO_CHARS * 4]).decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        text = value if len(value) <= _ECHO_CHARS else value[:_ECHO_CHARS] + "..."
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {str(_plain(k, depth + 1)): _plain(v, depth + 1) for k, v in list(value.items())[:100]}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v, depth + 1) for v in list(value)[:100]]
+    return _plain(str(value), depth + 1)
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that renders any content: a value JSON cannot carry (NaN, a lone
+    surrogate echoed from the request) is made plain instead of failing as a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+            return json.dumps(_plain(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+#: The allowed range of each bounded number, named in a validation error about it.
+_RANGES = {"top_k": f"1..{MAX_TOP_K}", "page_from": f"1..{MAX_PAGE}", "page_to": f"1..{MAX_PAGE}", "page": f"1..{MAX_PAGE}",
+           "limit": "1..20", "margin": "0..2000"}
+
+
+def _range_hint(error: dict[str, Any]) -> str:
+    loc = error.get("loc") or ()
+    allowed = _RANGES.get(str(loc[-1])) if loc else None
+    return f" (allowed: {allowed})" if allowed is not None else ""
+
+
+def _error(message: str, kind: str, status: int, headers: dict[str, str] | None = None) -> SafeJSONResponse:
+    return SafeJSONResponse({"error": _plain(message), "type": kind}, status, headers=headers)
 
 
 class TurnBody(BaseModel):
@@ -66,15 +124,15 @@ _HISTORY_DESCRIPTION = (
 class SearchRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000, description="the question")
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
-    top_k: int | None = Field(default=None, ge=1, le=50, description="page hits to return (default from the config)")
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K, description="page hits to return (default from the config)")
     documents: list[str] | None = Field(default=None, max_length=50, description="restrict to these documents (doc id, name or path)")
-    page_from: int | None = Field(default=None, ge=1, le=100_000, description="first physical page (1-based)")
-    page_to: int | None = Field(default=None, ge=1, le=100_000, description="last physical page (1-based)")
+    page_from: int | None = Field(default=None, ge=1, le=MAX_PAGE, description="first physical page (1-based)")
+    page_to: int | None = Field(default=None, ge=1, le=MAX_PAGE, description="last physical page (1-based)")
 
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
-    top_k: int | None = Field(default=None, ge=1, le=50)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
 
 
@@ -94,7 +152,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "missing or wrong bearer token (when the server has one)"),
         (404, "no such document, page, image or job"),
         (409, "a write is in progress"),
-        (413, "upload too large"),
+        (413, "upload or request body too large"),
+        (415, "an upload that is not multipart/form-data"),
+        (422, "a request that does not match the schema"),
+        (503, "too many writes waiting; retry after the Retry-After seconds"),
     )
 }
 
@@ -115,7 +176,12 @@ def _status_for(exc: MmragError) -> int:
 
 
 def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        text = json.dumps(_plain(data), ensure_ascii=False, allow_nan=False)
+    return f"event: {event}\ndata: {text}\n\n"
 
 
 def _mount_docs(app: FastAPI) -> None:
@@ -141,10 +207,12 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     """The app over an open :class:`rag.KnowledgeBase`. With ``token``, every ``/api`` route except
     ``/api/health`` needs ``Authorization: Bearer <token>``. The caller closes ``kb``."""
     service = Service(kb, token=token, max_upload_bytes=max_upload_bytes)
+    writes = WriteGate(service.jobs.write_lock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        writes.close()
         service.close()
 
     app = FastAPI(
@@ -153,20 +221,26 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         description="Multimodal RAG over PDFs and images, answers cited to the page and the box.",
         lifespan=lifespan,
         responses=_ERRORS,
+        default_response_class=SafeJSONResponse,
         docs_url=None,  # served below from the swagger-ui-bundle package, not a CDN (offline machines)
     )
     app.state.service = service
+
+    def body_limit(method: str, path: str) -> int | None:
+        if method == "POST" and path == "/api/documents":
+            return service.max_upload_bytes * _BODY_FACTOR + _CHUNK
+        return _JSON_BODY_LIMIT
+
+    # Counts every request body as it arrives, chunked or not (413 past the limit). Added first,
+    # so it sits inside the token guard below: its 413 is raised straight into the route.
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         path = request.url.path
         if service.token and path.startswith("/api/") and path != "/api/health":
             if not token_matches(request.headers.get("authorization"), service.token):
-                return JSONResponse({"error": "missing or wrong bearer token", "type": "Unauthorized"}, 401, headers={"WWW-Authenticate": "Bearer"})
-        length = request.headers.get("content-length")
-        if request.method == "POST" and path == "/api/documents" and length and length.isdigit():
-            if int(length) > service.max_upload_bytes * _BODY_FACTOR + _CHUNK:
-                return JSONResponse({"error": f"request body of {length} bytes exceeds the upload limit", "type": "PayloadTooLarge"}, 413)
+                return _error("missing or wrong bearer token", "Unauthorized", 401, headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
     @app.exception_handler(MmragError)
@@ -174,16 +248,30 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         status = _status_for(exc)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"error": str(exc), "type": type(exc).__name__}, status)
+        return _error(str(exc), type(exc).__name__, status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5])
-        return JSONResponse({"error": f"invalid request: {problems}", "type": "ValidationError", "detail": jsonable_encoder(exc.errors())}, 422)
+        # the errors echo the input, which may be anything JSON can parse but not render (NaN,
+        # 1e400 as infinity, a lone surrogate): made plain before rendering
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg", "input")} for e in exc.errors()[:20]]
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}{_range_hint(e)}" for e in errors[:5])
+        return SafeJSONResponse({"error": _plain(f"invalid request: {problems}"), "type": "ValidationError", "detail": _plain(errors)}, 422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail), "type": "HTTPError"}, exc.status_code, headers=exc.headers)
+    # Starlette's own class: FastAPI raises it too ("error parsing the body"), and a handler for
+    # FastAPI's subclass would leave those to the default shape ({"detail": ...})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if message == _FASTAPI_BODY_ERROR:  # FastAPI's words for a body json.loads refused (not UTF-8, nested too deep)
+            message = "the request body cannot be read as JSON (not UTF-8, or nested too deeply); send a UTF-8 JSON object such as {\"question\": \"...\"}"
+        return _error(message, "HTTPError", exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a bug: the trace goes to the log, the client gets one line, never the trace
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _error(f"internal error ({type(exc).__name__}); the server log has the details", "InternalError", 500)
 
     # -- page --------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -195,7 +283,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
 
     # -- health and info ---------------------------------------------------------------------
     @app.get("/api/health", tags=["server"])
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # on the event loop: answers even when every request thread is busy
         """Liveness; ``ready`` turns true once the models are loaded."""
         return {"status": "ok", "ready": service.jobs.ready.is_set(), "error": service.jobs.warm_error}
 
@@ -222,25 +310,21 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     def documents() -> dict[str, Any]:
         return {"documents": [service.document(r) for r in service.kb.documents()]}
 
-    @app.post("/api/documents", status_code=202, tags=["documents"])
-    async def upload(files: list[UploadFile] = File(..., description="PDF or image files")) -> dict[str, Any]:
-        """Save the files inside the knowledge base and queue one ingest job for them."""
-        if not files:
-            raise HTTPException(400, "no files in the upload")
-        if len(files) > 100:
-            raise HTTPException(400, f"{len(files)} files in one upload; the limit is 100")
-        saved = await service.save_uploads(files)
+    @app.post("/api/documents", status_code=202, tags=["documents"], openapi_extra=UPLOAD_BODY)
+    async def upload(request: Request) -> dict[str, Any]:
+        """Save the files (multipart ``files`` parts) inside the knowledge base and queue one
+        ingest job for them. Each file is counted as it streams in and refused (413) once past
+        the per-file limit; all files or none are kept."""
+        saved = await service.save_uploads(request)
         return service.jobs.submit(saved).to_json()
 
     @app.delete("/api/documents/{doc}", tags=["documents"])
-    def delete(doc: str) -> dict[str, Any]:
-        """Remove a document by doc id (or an 8+ character prefix), file name or path."""
-        if not service.jobs.write_lock.acquire(timeout=30):
-            raise HTTPException(409, "an ingest job is running; retry the delete when it finishes (GET /api/jobs)")
-        try:
-            removed = service.kb.delete(doc)  # DocumentNotFoundError: 404
-        finally:
-            service.jobs.write_lock.release()
+    async def delete(doc: str) -> dict[str, Any]:
+        """Remove a document by doc id (or an 8+ character prefix), file name or path. Deletes
+        wait for the write lock on a thread of their own (409 after 30 s; 503 with Retry-After
+        when too many are waiting), never on the threads that serve searches."""
+        busy = "an ingest job is running; retry the delete when it finishes (GET /api/jobs)"
+        removed = await writes.run(lambda: service.kb.delete(doc), busy)  # DocumentNotFoundError: 404
         for record in removed:
             kept = inside(service.uploads, Path(record.path))
             if kept is not None:
@@ -310,7 +394,7 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
 
     @app.get("/api/documents/{doc_id}/pages/{page}/image", tags=["images"], response_class=Response,
              responses={200: {"content": {"image/webp": {}, "image/png": {}, "image/jpeg": {}}}})
-    def page_image(doc_id: str, page: int) -> Response:
+    def page_image(doc_id: str, page: int = PathParam(ge=1, le=MAX_PAGE)) -> Response:
         found = _page_image(service, doc_id, page)
         return FileResponse(found, media_type=mimetypes.guess_type(found.name)[0] or "application/octet-stream")
 
@@ -318,9 +402,9 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
              responses={200: {"content": {"image/png": {}}}})
     def highlight(
         doc_id: str,
-        page: int,
+        page: int = PathParam(ge=1, le=MAX_PAGE),
         bbox: str = Query(..., description="x0,y0,x1,y1 in PDF points, origin top-left", max_length=200),
-        margin: float = Query(36.0, ge=0, le=2000),
+        margin: float = Query(36.0, ge=0, le=2000, allow_inf_nan=False),
     ) -> Response:
         """A PNG crop of the page around ``bbox`` with the box drawn."""
         box = parse_bbox(bbox)

@@ -129,3 +129,127 @@ def test_output_into_a_closed_pipe_ends_quietly():
     _, err = proc.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
     assert proc.returncode == 141
+
+
+# -- bad arguments: one error line, exit 1, never a traceback (issue 21) --------------------------
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "valve", "--pages", "abc"], "--pages"),
+        (["search", "valve", "--pages", "5-2"], "before the first"),
+        (["search", "valve", "--pages", "0-3"], "within 1..100000"),
+        (["search", "valve", "--pages", "-3"], "FIRST-LAST"),
+        (["search", "valve", "--top-k", "-1"], "within 1..50"),
+        (["search", "valve", "--top-k", "0"], "within 1..50"),  # the HTTP API refuses top_k 0 too
+        (["ask", "valve", "--top-k", "0"], "within 1..50"),
+        (["search", "valve", "--top-k", "abc"], "whole number"),
+        (["search", os.fsdecode(b"valve \xff\xfe stem")], "not valid UTF-8"),  # bytes in argv that are not UTF-8
+        (["ask", os.fsdecode(b"\xc3\x28")], "not valid UTF-8"),
+        (["search", "valve", "--history", "{binary}"], "history file"),
+        (["search", "valve", "--history", "{tmp}"], "history file"),
+        (["search", "valve", "--config", "{binary}"], "UTF-8 TOML"),
+        (["search", "valve", "--config", "{tmp}"], "cannot read the config file"),
+        (["serve", "--token-file", "{binary}"], "token file is not UTF-8"),
+        (["serve", "--max-upload-mb", "0"], "at least 1"),
+        (["ingest", "x.pdf", "--dpi", "many"], "--dpi"),
+        (["search", "valve", "--router", "\x1b[2Jnope"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_one_error_line_and_exit_1(capsys, tmp_path, argv, message):
+    binary = tmp_path / "binary.bin"
+    binary.write_bytes(b"\x00\xff\xfe\x89PNG\r\n\x1a\n")
+    argv = [a.format(binary=binary, tmp=tmp_path) for a in argv]
+    if argv[0] != "serve" and "--kb" not in argv:
+        argv += ["--kb", str(tmp_path / "kb")]
+    elif argv[0] == "serve":
+        argv += ["--kb", str(tmp_path / "kb")]
+    code, out, err = run(capsys, *argv)
+    assert code == 1, (code, err)
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+    assert "\x1b" not in err and err.count("\n") == 1
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(capsys, tmp_path):
+    # `demo --dir` at a file: an OSError the command did not expect, named with its path
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    code, _, err = run(capsys, "demo", "--dir", str(target), "--no-progress")
+    assert code == 1 and err.startswith("error: ") and str(target) in err and "Traceback" not in err, err
+
+
+def _encrypted_pdf(path: Path, text: str, password: str) -> Path:
+    import pymupdf
+
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), text)
+    doc.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw=password, owner_pw=password)
+    doc.close()
+    return path
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_control_characters_in_names_and_text_never_reach_the_terminal_raw(capsys, tmp_path):
+    from tests._live_server import tiny_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    hostile = tiny_pdf(docs / "evil\x1b]0;pwned\x07\x1b[2J\u202ename.pdf", ["Pump \x1b[31mservice\x9b", "Oil the pump every 9 days."])
+    kb = str(tmp_path / "kb")
+    outputs = []
+    for argv in (
+        ["ingest", str(docs), "--kb", kb, "--no-progress"],
+        ["info", "--kb", kb],
+        ["search", "how often is the pump oiled", "--kb", kb],
+        ["ask", "how often is the pump oiled", "--kb", kb],
+        ["ingest", str(docs), "--kb", kb, "--json"],
+        ["search", "pump", "--kb", kb, "--json"],
+        ["delete", hostile.name, "--kb", kb],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        outputs.append(out + err)
+        if "--json" in argv:
+            assert any(s.endswith(hostile.name) for s in _strings(json.loads(out)))  # still JSON: the name given back exactly
+    text = "".join(outputs)
+    assert not any(c in text for c in ("\x1b", "\x07", "\x9b", "\u202e")), [o[:300] for o in outputs]
+    assert "evil\\x1b]0;pwned\\x07" in text  # shown, escaped
+
+
+def test_password_is_used_when_the_knowledge_base_already_exists(capsys, tmp_path):
+    from tests._live_server import tiny_pdf
+
+    kb = str(tmp_path / "kb")
+    plain = tiny_pdf(tmp_path / "plain.pdf", ["Valve service", "Grease the valve stem every 500 cycles."])
+    code, _, err = run(capsys, "ingest", str(plain), "--kb", kb, "--no-progress")
+    assert code == 0, err
+    secret = _encrypted_pdf(tmp_path / "secret.pdf", "The vault combination is changed every 30 days.", "s3cret")
+    code, out, err = run(capsys, "ingest", str(secret), "--kb", kb, "--password", "s3cret", "--json")
+    assert code == 0, err
+    assert json.loads(out)["documents"][0]["status"] == "indexed"
+    assert "s3cret" not in (tmp_path / "kb" / "manifest.json").read_text()  # used, never stored
+
+
+def test_log_lines_escape_file_names_too(tmp_path):
+    # the warning logged for a failed file names it; in a real terminal run it goes through logging
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "x\x1b[31m\x07.pdf").write_bytes(b"not a pdf")
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(docs), "--kb", str(tmp_path / "kb"), "--no-progress"],
+                          cwd=root, capture_output=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert proc.returncode == 2, proc.stderr.decode(errors="replace")
+    assert b"WARNING" in proc.stderr and b"x\\x1b[31m\\x07.pdf" in proc.stderr
+    assert b"\x1b" not in proc.stderr and b"\x07" not in proc.stderr and b"Traceback" not in proc.stderr
