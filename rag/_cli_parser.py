@@ -27,6 +27,9 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="only documents whose metadata matches (repeatable: all must match; KEY=V1,V2: any of the "
+                   "values); values are typed as in --meta")
     p.add_argument("--history", metavar="FILE",
                    help="earlier turns of the conversation, oldest first: JSON lines or a JSON list of {question, answer}, "
                    "or mmrag ask --json outputs appended one after another; a follow-up that refers back is searched "
@@ -62,12 +65,23 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
                    help="with --image-model, also embed whole pages (search --image then finds pages too)")
     p.add_argument("--backend", choices=["edge", "qdrant"])
     p.add_argument("--url", help="Qdrant server URL (with --backend qdrant)")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                   help="metadata of these files (repeatable), e.g. --meta team=finance --meta year=2025; a value "
+                   "spelled true/false is a boolean, 2025 an integer, 9.5 a number, anything else a string")
+    p.add_argument("--tenant", help="with --backend qdrant: this knowledge base's tenant name on a server shared "
+                   "with other knowledge bases (set when it is created)")
     _add_common(p)
     p.set_defaults(func=commands["ingest"])
 
     p = sub.add_parser("info", help="documents, pages and points of a knowledge base")
     _add_common(p)
     p.set_defaults(func=commands["info"])
+
+    p = sub.add_parser("documents", help="the documents of a knowledge base with their metadata")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="only documents whose metadata matches (as in search)")
+    _add_common(p)
+    p.set_defaults(func=commands["documents"])
 
     p = sub.add_parser("delete", help="remove a document (doc id, file name or path)")
     p.add_argument("doc")

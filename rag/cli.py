@@ -59,6 +59,7 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("password", "ingest__password"),
         ("backend", "store__backend"),
         ("url", "store__url"),
+        ("tenant", "store__tenant"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -124,8 +125,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             tail = f"  {r.error}" if r.error else f"  {r.pages} pages"
             sys.stderr.write(f"{mark} {r.path}{tail}\n")
 
+    from rag.metadata import parse_pairs
+
+    metadata = parse_pairs(args.meta or ())
     with _open_kb(args, create=True) as kb:
-        reports = kb.ingest(args.paths, progress=_progress(args), on_report=report)
+        reports = kb.ingest(args.paths, progress=_progress(args), on_report=report, metadata=metadata)
     failed = [r for r in reports if not r.ok]
     if args.json:
         _emit(
@@ -150,7 +154,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = kb.info()
         docs = kb.documents()
     if args.json:
-        info["document_list"] = [{"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages} for d in docs]
+        info["document_list"] = [
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+        ]
         _emit(info)
     else:
         sys.stdout.write(f"{info['path']}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
@@ -158,6 +164,30 @@ def cmd_info(args: argparse.Namespace) -> int:
             sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
         for d in docs:
             sys.stdout.write(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {d.name}\n")
+    return 0
+
+
+def _where(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--where KEY=VALUE ...`` as a filter (:func:`rag.metadata.parse_where`), or None."""
+    if not getattr(args, "where", None):
+        return None
+    from rag.metadata import parse_where
+
+    return parse_where(args.where)
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        docs = kb.documents(where=_where(args))
+    if args.json:
+        _emit({"documents": [
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+        ]})  # fmt: skip
+        return 0
+    for d in docs:
+        meta = "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in d.metadata.items())
+        sys.stdout.write(f"{d.doc_id[:12]}  {d.pages:5d} pages  {d.name}{'  ' + meta if meta else ''}\n")
+    sys.stderr.write(f"{len(docs)} documents\n")
     return 0
 
 
@@ -174,7 +204,7 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.pages:
         lo, _, hi = args.pages.partition("-")
         pages = (int(lo), int(hi or lo))
-    return {"top_k": args.top_k, "documents": args.doc or None, "pages": pages}
+    return {"top_k": args.top_k, "documents": args.doc or None, "pages": pages, "where": _where(args)}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -207,7 +237,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         # with abstention on, the generated text may be withdrawn after generation: print only
         # the final answer, never a streamed one followed by "the documents do not say"
         stream = None if args.json or abstain else (lambda tok: (sys.stdout.write(tok), sys.stdout.flush()))
-        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history)
+        answer = kb.ask(args.question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history, where=_where(args))
     highlights: list[Path] = []
     if args.highlights:
         from rag.kb import write_highlights
@@ -318,7 +348,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 COMMANDS = {
-    "inspect": cmd_inspect, "ingest": cmd_ingest, "info": cmd_info, "delete": cmd_delete, "search": cmd_search,
+    "inspect": cmd_inspect, "ingest": cmd_ingest, "info": cmd_info, "documents": cmd_documents, "delete": cmd_delete,
+    "search": cmd_search,
     "ask": cmd_ask, "eval": cmd_eval, "models": cmd_models, "demo": cmd_demo, "serve": cmd_serve,
 }
 

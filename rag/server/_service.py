@@ -34,6 +34,7 @@ class Service:
         self.uploads = Path(kb.path) / "uploads"
         self.images = Path(kb.path) / "images"
         self.jobs = JobQueue(self._ingest_one, warm_up=self._warm_up)
+        self._metadata: dict[Path, dict[str, Any]] = {}  # an uploaded file's metadata, until its job ingests it
 
     def _warm_up(self) -> None:
         # Open the store and load every model of the search path once, before an ingest job
@@ -43,7 +44,16 @@ class Service:
             self.kb.search("warm up", top_k=1)
 
     def _ingest_one(self, path: Path, on_page: Any) -> Any:
-        return self.kb.ingest([path], progress=False, on_page=on_page)[0]
+        metadata = self._metadata.pop(path, None)
+        return self.kb.ingest([path], progress=False, on_page=on_page, metadata=metadata)[0]
+
+    def set_metadata(self, paths: list[Path], metadata: dict[str, Any]) -> None:
+        """The metadata the upload of ``paths`` gave, for their ingest job."""
+        for path in paths:
+            if metadata:
+                self._metadata[path] = metadata
+            else:
+                self._metadata.pop(path, None)
 
     # -- JSON shapes -----------------------------------------------------------------------
     def image_url(self, doc_id: str, image_path: Path | None) -> str | None:
@@ -83,7 +93,7 @@ class Service:
         return {
             "doc_id": record.doc_id, "name": record.name, "pages": record.pages, "kind": record.kind,
             "size_bytes": record.size_bytes, "title": record.title, "points": record.points,
-            "ingested_at": record.ingested_at, "seconds": record.seconds,
+            "ingested_at": record.ingested_at, "seconds": record.seconds, "metadata": record.metadata,
         }
 
     def record(self, doc_id: str) -> Any:

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -63,6 +63,14 @@ _HISTORY_DESCRIPTION = (
 )
 
 
+#: A metadata value: bool first, so JSON true stays a boolean (pydantic's smart union keeps exact types).
+MetaValue = bool | int | float | str
+_WHERE_DESCRIPTION = (
+    'only documents whose metadata matches: {"team": "finance", "year": [2024, 2025]} (keys ANDed, a list is any '
+    "of its values); a key no document has is a 400 naming the keys there are"
+)
+
+
 class SearchRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000, description="the question")
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
@@ -70,12 +78,14 @@ class SearchRequest(BaseModel):
     documents: list[str] | None = Field(default=None, max_length=50, description="restrict to these documents (doc id, name or path)")
     page_from: int | None = Field(default=None, ge=1, le=100_000, description="first physical page (1-based)")
     page_to: int | None = Field(default=None, ge=1, le=100_000, description="last physical page (1-based)")
+    where: dict[str, MetaValue | list[MetaValue]] | None = Field(default=None, max_length=64, description=_WHERE_DESCRIPTION)
 
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(default=None, ge=1, le=50)
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
+    where: dict[str, MetaValue | list[MetaValue]] | None = Field(default=None, max_length=64, description=_WHERE_DESCRIPTION)
 
 
 def _turns(history: list[TurnBody]) -> list[Turn]:
@@ -223,13 +233,22 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
         return {"documents": [service.document(r) for r in service.kb.documents()]}
 
     @app.post("/api/documents", status_code=202, tags=["documents"])
-    async def upload(files: list[UploadFile] = File(..., description="PDF or image files")) -> dict[str, Any]:
+    async def upload(
+        files: list[UploadFile] = File(..., description="PDF or image files"),
+        metadata: str | None = Form(None, max_length=20_000, description='metadata of these files, a JSON object: {"team": "finance", "year": 2025}'),
+    ) -> dict[str, Any]:
         """Save the files inside the knowledge base and queue one ingest job for them."""
         if not files:
             raise HTTPException(400, "no files in the upload")
         if len(files) > 100:
             raise HTTPException(400, f"{len(files)} files in one upload; the limit is 100")
+        meta = _metadata_field(metadata)
+        if meta:  # a type the knowledge base's key does not hold: 400 now, not a failed job later
+            from rag.metadata import check_types
+
+            meta = check_types(meta, service.kb.metadata_keys())
         saved = await service.save_uploads(files)
+        service.set_metadata(saved, meta)
         return service.jobs.submit(saved).to_json()
 
     @app.delete("/api/documents/{doc}", tags=["documents"])
@@ -274,14 +293,15 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
                 raise HTTPException(404, f"no document matches {body.documents!r} (see GET /api/documents)")
         with service.query_lock:
             result = service.kb.search(
-                body.question, top_k=body.top_k, documents=body.documents, pages=pages, history=_turns(body.history)
+                body.question, top_k=body.top_k, documents=body.documents, pages=pages, history=_turns(body.history),
+                where=body.where,
             )
         return result.to_json(hit=service.hit)
 
     @app.post("/api/ask", tags=["ask"])
     def ask(body: AskRequest) -> dict[str, Any]:
         with service.query_lock:
-            answer = service.kb.ask(body.question, top_k=body.top_k, history=_turns(body.history))
+            answer = service.kb.ask(body.question, top_k=body.top_k, history=_turns(body.history), where=body.where)
         return service.answer(answer)
 
     @app.post(
@@ -336,6 +356,19 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     return app
 
 
+def _metadata_field(text: str | None) -> dict[str, Any]:
+    """The upload's ``metadata`` form field: a JSON object of keys to values (:mod:`rag.metadata`)."""
+    from rag.metadata import check_metadata
+
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise HTTPException(400, f'the metadata field is not JSON ({exc}); send an object, e.g. {{"team": "finance"}}') from None
+    return check_metadata(data)  # ConfigError: 400
+
+
 def _matches(wanted: str, records: list[Any]) -> bool:
     return any(wanted in (r.doc_id, r.name, r.path) or (len(wanted) >= 8 and r.doc_id.startswith(wanted)) for r in records)
 
@@ -359,14 +392,15 @@ def _stream(service: Service, body: AskRequest) -> Iterator[str]:
         try:
             with service.query_lock:
                 history = _turns(body.history)
-                result = service.kb.search(body.question, top_k=body.top_k, history=history)
+                result = service.kb.search(body.question, top_k=body.top_k, history=history, where=body.where)
                 events.put(("search", {
                     "rewritten": result.rewritten,
                     "route": route_json(result.route),
                     "hits": [service.hit(h) for h in result.hits],
                 }))
                 answer = service.kb.ask(
-                    body.question, top_k=body.top_k, history=history, on_token=lambda t: events.put(("token", {"text": t}))
+                    body.question, top_k=body.top_k, history=history, where=body.where,
+                    on_token=lambda t: events.put(("token", {"text": t})),
                 )
             events.put(("answer", service.answer(answer)))
         except MmragError as exc:

@@ -36,13 +36,14 @@ from retrievers.store._common import (
     check_with_payload,
     in_order,
     json_payload,
+    new_indexes,
     numpy_vectors,
     spec_difference,
     spec_from_dict,
     spec_to_dict,
 )
 from rag.atomic import atomic_write
-from retrievers.store._edge_parts import EdgeErrors, edge_config, edge_filter, edge_version
+from retrievers.store._edge_parts import EdgeErrors, edge_config, edge_filter, edge_version, index_kind, index_schema
 from retrievers.store._lock import FolderLock
 
 __all__ = ["EdgeStore"]
@@ -90,6 +91,7 @@ class EdgeStore:
         self._lock: FolderLock | None = None
         self._shards: dict[str, Any] = {}
         self._specs: dict[str, CollectionSpec] = {}
+        self._indexes: dict[str, dict[str, str]] = {}  # collection -> metadata payload path -> index kind
 
     @property
     def _qe(self) -> Any:
@@ -124,6 +126,7 @@ class EdgeStore:
                 errors.append(f"{name}: {exc}")
         self._shards.clear()
         self._specs.clear()
+        self._indexes.clear()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -180,6 +183,7 @@ class EdgeStore:
         self.load()
         shard = self._shards.pop(name, None)
         self._specs.pop(name, None)
+        self._indexes.pop(name, None)
         if shard is not None:
             shard.close()
         folder = self.path / check_name(name)
@@ -208,6 +212,7 @@ class EdgeStore:
         vectors = check_points(collection, spec, points, as_array=True)
         qe = self._qe
         started = time.perf_counter()
+        self._index_metadata(collection, shard, points)
         with self._mapped(collection, "upsert"):
             for start in range(0, len(points), _UPSERT_CHUNK):
                 batch = [
@@ -361,6 +366,21 @@ class EdgeStore:
                 raise StoreError(f"collection {name!r}: the shard folder {shard_dir} is missing or incomplete")
         self._shards[name] = shard
         return shard
+
+    def _index_metadata(self, collection: str, shard: Any, points: Sequence[Point]) -> None:
+        """Give each metadata key of ``points`` a payload index of its value's type (once per key)."""
+        known = self._indexes.get(collection)
+        if known is None:
+            with self._mapped(collection, "describe"):
+                schema = shard.info().payload_schema
+            known = {path: kind for path, info in schema.items() if (kind := index_kind(info)) is not None}
+            self._indexes[collection] = known
+        wanted = new_indexes(collection, known, points)
+        with self._mapped(collection, "create index"):
+            for path, kind in wanted.items():
+                shard.update(self._qe.UpdateOperation.create_field_index(path, index_schema(self._qe, kind)))
+                known[path] = kind
+                logger.info("edge store: %s: payload index %s (%s)", collection, path, kind)
 
     def _edge_config(self, spec: CollectionSpec, reopening: bool = False) -> Any | None:
         if reopening and self.max_search_threads is None:
