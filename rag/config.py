@@ -149,7 +149,8 @@ class StoreConfig:
         if self.tenant is not None:
             if not isinstance(self.tenant, str) or not _TENANT.match(self.tenant):
                 raise ConfigError(
-                    f"store.tenant must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, got {self.tenant!r}"
+                    "store.tenant must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, "
+                    f"got {self.tenant!r}"
                 )
             if self.backend != "qdrant":
                 raise ConfigError(

@@ -132,7 +132,8 @@ class KnowledgeBase:
             if built_as != self.config.store.tenant:
                 raise ConfigError(
                     f"{self.path}: this knowledge base was built as tenant {built_as!r}, the config asks for "
-                    f"{self.config.store.tenant!r}; its documents are stored under the first: open it with store.tenant = {built_as!r}"
+                    f"{self.config.store.tenant!r}; its documents are stored under the first: "
+                    f"open it with store.tenant = {built_as!r}"
                 )
             store = open_store(self.config.store, self.path)
             for spec in specs.values():

@@ -235,7 +235,9 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     @app.post("/api/documents", status_code=202, tags=["documents"])
     async def upload(
         files: list[UploadFile] = File(..., description="PDF or image files"),
-        metadata: str | None = Form(None, max_length=20_000, description='metadata of these files, a JSON object: {"team": "finance", "year": 2025}'),
+        metadata: str | None = Form(
+            None, max_length=20_000, description='metadata of these files, a JSON object: {"team": "finance", "year": 2025}'
+        ),
     ) -> dict[str, Any]:
         """Save the files inside the knowledge base and queue one ingest job for them."""
         if not files:
