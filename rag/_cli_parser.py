@@ -83,6 +83,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=commands["documents"])
 
+    p = sub.add_parser("set-meta", help="replace a document's metadata without indexing it again")
+    p.add_argument("doc", help="doc id (or 8+ characters of it), file name or path")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                   help="the new metadata, every key (repeatable; typed as in ingest); none clears it")
+    _add_common(p)
+    p.set_defaults(func=commands["set-meta"])
+
     p = sub.add_parser("delete", help="remove a document (doc id, file name or path)")
     p.add_argument("doc")
     _add_common(p)

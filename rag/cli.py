@@ -78,6 +78,12 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
         # An existing knowledge base keeps its models, store and ingest settings;
         # the command line and config file choose how to ask.
         base = KnowledgeBase.open(kb_path).config
+        tenant = getattr(args, "tenant", None)
+        if tenant is not None and tenant != base.store.tenant:
+            raise ConfigError(
+                f"{kb_path}: this knowledge base was built as tenant {base.store.tenant!r}; --tenant {tenant} cannot "
+                "change that (build another knowledge base for the other tenant)"
+            )
         config = replace(base, ask=config.ask)
     return KnowledgeBase.open(kb_path, config, create=create)
 
@@ -188,6 +194,19 @@ def cmd_documents(args: argparse.Namespace) -> int:
         meta = "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in d.metadata.items())
         sys.stdout.write(f"{d.doc_id[:12]}  {d.pages:5d} pages  {d.name}{'  ' + meta if meta else ''}\n")
     sys.stderr.write(f"{len(docs)} documents\n")
+    return 0
+
+
+def cmd_set_meta(args: argparse.Namespace) -> int:
+    from rag.metadata import parse_pairs
+
+    metadata = parse_pairs(args.meta or ())
+    with _open_kb(args) as kb:
+        updated = kb.set_metadata(args.doc, metadata)
+    if args.json:
+        _emit({"documents": [{"doc_id": r.doc_id, "name": r.name, "metadata": r.metadata} for r in updated]})
+    for r in updated:
+        sys.stderr.write(f"metadata of {r.doc_id[:12]} {r.name}: {r.metadata}\n")
     return 0
 
 
@@ -349,7 +368,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------
 COMMANDS = {
     "inspect": cmd_inspect, "ingest": cmd_ingest, "info": cmd_info, "documents": cmd_documents, "delete": cmd_delete,
-    "search": cmd_search,
+    "set-meta": cmd_set_meta, "search": cmd_search,
     "ask": cmd_ask, "eval": cmd_eval, "models": cmd_models, "demo": cmd_demo, "serve": cmd_serve,
 }
 

@@ -232,6 +232,38 @@ class KnowledgeBase:
                 indexer.delete(record.doc_id)
             return matches
 
+    def set_metadata(self, doc: str, metadata: Mapping[str, Any]) -> list[DocumentRecord]:
+        """Replace the metadata of documents (doc id or an 8+ character prefix, file name or path)
+        without embedding anything again: every point's ``meta`` is rewritten in the store, then the
+        registry record. ``{}`` clears it. The types are checked against the other documents' as at
+        ingest. A run killed part-way leaves the points ahead of the record: run it again."""
+        from rag.metadata import check_metadata, check_types, key_types
+        from retrievers.base import Filter
+        from retrievers.payloads import meta_payload
+
+        wanted = check_metadata(metadata)
+        matches = self._registry.find(doc)
+        if not matches:
+            raise DocumentNotFoundError(
+                f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag documents`)"
+            )
+        with self._writer():
+            ids = {r.doc_id for r in matches}
+            values = check_types(wanted, key_types(r.metadata for r in self._registry.complete() if r.doc_id not in ids))
+            store, specs = self._open_store()
+            updated = []
+            for record in matches:
+                current = self._registry.get(record.doc_id)
+                if current is None or current.status != "complete":  # rolled back by the writer's recovery
+                    continue
+                for spec in specs.values():
+                    store.set_payload(spec.name, Filter(doc_ids=(current.doc_id,)), meta_payload(values))
+                current = replace(current, metadata=dict(values))
+                self._registry.put(current)
+                updated.append(current)
+            log.info("metadata of %d documents set to %s", len(updated), values)
+            return updated
+
     @contextlib.contextmanager
     def _writer(self) -> Iterator[Any]:
         """The write lock (one writing thread here, one writing process in all), and an

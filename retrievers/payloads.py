@@ -39,7 +39,7 @@ from rag.types import BBox, DocumentInfo, Figure, NavEntry, Page, TextChunk
 
 __all__ = [
     "ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key",
-    "META", "TENANT", "meta_key", "scoped", "index_fields",
+    "META", "TENANT", "meta_key", "scoped", "meta_payload", "index_fields",
 ]
 
 #: The payload key of a document's user metadata (a flat object).
@@ -307,6 +307,11 @@ def scoped(payload: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str,
     """``payload`` with the document's metadata under :data:`META`; unchanged (key for key) when
     there is none, so knowledge bases without metadata keep the bytes they had."""
     return {**payload, META: dict(metadata)} if metadata else dict(payload)
+
+
+def meta_payload(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload keys that replace a document's metadata on its points (an empty mapping clears it)."""
+    return {META: dict(metadata)}
 
 
 _INDEX_KIND = {bool: "bool", int: "integer", float: "float", str: "keyword"}

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -201,17 +201,17 @@ def check_filter(flt: Filter | None) -> Filter | None:
     return flt
 
 
-def new_indexes(collection: str, known: dict[str, str], points: Sequence[Point]) -> dict[str, str]:
-    """The metadata payload indexes ``points`` need that ``known`` (path -> kind, what the collection
-    has) lacks; a value whose type differs from its key's index is a StoreError (a filter would
-    miss it)."""
+def new_indexes(collection: str, known: dict[str, str], payloads: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """The metadata payload indexes that ``payloads`` (``(point id or a description, payload)``
+    pairs) need and ``known`` (path -> kind, what the collection has) lacks; a value whose type
+    differs from its key's index is a StoreError (a filter would miss it)."""
     wanted: dict[str, str] = {}
-    for p in points:
-        for path, kind in index_fields(p.payload).items():
+    for point, payload in payloads:
+        for path, kind in index_fields(payload).items():
             have = known.get(path, wanted.get(path))
             if have is not None and have != kind and not (have == "float" and kind == "integer"):
                 raise StoreError(
-                    f"collection {collection!r}: point {p.id} has a {kind} value under {path!r}, which holds "
+                    f"collection {collection!r}: point {point} has a {kind} value under {path!r}, which holds "
                     f"{have} values; give this metadata key {have} values or use another key"
                 )
             if have is None:

@@ -19,7 +19,7 @@ keys are not created there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rag.errors import KnowledgeBaseLockedError, StoreError
@@ -246,7 +246,7 @@ class QdrantServerStore:
         client = self._c()
         m = self._models
         vectors = check_points(collection, self._spec(collection), points)
-        self._index_metadata(collection, points)
+        self._index_metadata(collection, ((p.id, p.payload) for p in points))
         with self._mapped(collection, "upsert"):
             for start in range(0, len(points), _UPSERT_CHUNK):
                 batch = [
@@ -265,6 +265,18 @@ class QdrantServerStore:
         with self._mapped(collection, "delete"):
             client.delete(collection_name=collection, points_selector=self._models.FilterSelector(filter=qfilter), wait=True,
                           **self._shard_key())  # fmt: skip
+
+    def set_payload(self, collection: str, flt: Filter, payload: Mapping[str, Any]) -> None:
+        """Set these top-level payload keys on every point ``flt`` matches (of this tenant; vectors untouched)."""
+        client = self._c()
+        self._spec(collection)
+        if client_filter(self._models, check_filter(flt)) is None:
+            raise StoreError(f"refusing to set the payload of every point of {collection!r}: give a filter")
+        values = json_payload(collection, "(update)", payload)
+        self._index_metadata(collection, [(f"matching {flt}", values)])
+        with self._mapped(collection, "set payload"):
+            client.set_payload(collection_name=collection, payload=values, points=self._models.FilterSelector(filter=self._filter(flt)),
+                               wait=True, **self._shard_key())  # fmt: skip
 
     # -- reads -----------------------------------------------------------------------
 
@@ -458,9 +470,9 @@ class QdrantServerStore:
             return found
         return [ScoredPoint(id=flip_id(p.id, self._mask), score=p.score, payload=p.payload) for p in found]
 
-    def _index_metadata(self, collection: str, points: Sequence[Point]) -> None:
-        """Give each metadata key of ``points`` a payload index of its value's type, once per key
-        (a server only: local mode has no payload indexes)."""
+    def _index_metadata(self, collection: str, payloads: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Give each metadata key of ``payloads`` (``(point, payload)`` pairs) a payload index of its
+        value's type, once per key (a server only: local mode has no payload indexes)."""
         known = self._indexes.get(collection)
         if known is None:
             known = {}
@@ -472,7 +484,7 @@ class QdrantServerStore:
                     if kind in ("keyword", "integer", "float", "bool"):
                         known[path] = kind
             self._indexes[collection] = known
-        wanted = new_indexes(collection, known, points)
+        wanted = new_indexes(collection, known, payloads)
         for path, kind in wanted.items():
             if not self.is_local:
                 with self._mapped(collection, "create index"):

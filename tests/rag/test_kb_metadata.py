@@ -90,6 +90,15 @@ def test_the_command_line_takes_meta_and_where(tmp_path, capsys):
     assert {h["source"] for h in json.loads(capsys.readouterr().out)["hits"]} == {"pump.pdf"}
     assert main(["search", "impeller", "--kb", kb, "--where", "owner=me"]) == 1
     assert "no document has the metadata key 'owner'" in capsys.readouterr().err
+    assert main(["set-meta", "budget.pdf", "--kb", kb, "--meta", "team=ops", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"][0]["metadata"] == {"team": "ops"}
+    assert main(["search", "impeller", "--kb", kb, "--where", "team=ops", "--json"]) == 0
+    assert {h["source"] for h in json.loads(capsys.readouterr().out)["hits"]} == {"budget.pdf", "pump.pdf"}
+    assert main(["ingest", str(docs["budget"]), "--kb", kb, "--tenant", "acme", "--no-progress"]) == 1
+    assert "store.tenant = 'acme' needs store.backend = 'qdrant'" in capsys.readouterr().err
+    tenant_on_server = ["--tenant", "acme", "--backend", "qdrant", "--url", "http://qdrant.invalid:6333"]
+    assert main(["ingest", str(docs["budget"]), "--kb", kb, *tenant_on_server, "--no-progress"]) == 1
+    assert "built as tenant None; --tenant acme cannot change that" in capsys.readouterr().err
 
 
 def test_new_metadata_reindexes_a_file_and_none_keeps_what_it_had(tmp_path):
@@ -105,6 +114,26 @@ def test_new_metadata_reindexes_a_file_and_none_keeps_what_it_had(tmp_path):
         assert kb.ingest([docs["pump"]], progress=False)[0].status == "indexed"
         assert [d.metadata for d in kb.documents()] == [{"team": "maintenance"}]
         assert _names(kb.search("impeller", where={"team": "maintenance"})) == ["pump.pdf"]
+
+
+def test_set_metadata_changes_what_filters_find_without_indexing_again(tmp_path):
+    docs = _docs(tmp_path)
+    with KnowledgeBase.open(tmp_path / "kb", Config(ingest=FAST), create=True) as kb:
+        kb.ingest([docs["pump"], docs["budget"]], progress=False, metadata={"team": "ops", "year": 2024})
+        indexed_at = {d.name: d.ingested_at for d in kb.documents()}
+        (record,) = kb.set_metadata("budget.pdf", {"team": "finance", "year": 2025})
+        assert record.metadata == {"team": "finance", "year": 2025}
+        assert _names(kb.search("impeller", where={"team": "finance"})) == ["budget.pdf"]
+        assert _names(kb.search("impeller", where={"team": "ops"})) == ["pump.pdf"]
+        assert {d.name: d.ingested_at for d in kb.documents()} == indexed_at, "nothing was indexed again"
+        with pytest.raises(ConfigError, match="holds integer values under 'year'"):
+            kb.set_metadata("budget.pdf", {"year": "next"})
+        kb.set_metadata("pump.pdf", {})
+        assert kb.documents(where={"team": "finance"})[0].name == "budget.pdf"
+        assert [d.metadata for d in kb.documents() if d.name == "pump.pdf"] == [{}]
+        assert kb.search("impeller", where={"team": "ops"}).hits == ()
+    with KnowledgeBase.open(tmp_path / "kb") as kb:  # kept in the registry
+        assert {d.name: d.metadata for d in kb.documents()} == {"budget.pdf": {"team": "finance", "year": 2025}, "pump.pdf": {}}
 
 
 def test_two_knowledge_bases_share_one_server_as_tenants(tmp_path):

@@ -85,6 +85,19 @@ def test_metadata_combines_with_the_document_and_page_filters(store):
     assert store.count(SPEC.name) == 6 and store.count(SPEC.name, Filter(doc_ids=("b",))) == 0
 
 
+def test_set_payload_rewrites_a_documents_metadata_without_touching_its_vectors(store):
+    query = VectorQuery("dense", np.ones(DIM, dtype=np.float32), limit=9)
+    before = {p.id: p.score for p in store.search(SPEC.name, query)}
+    store.set_payload(SPEC.name, Filter(doc_ids=("b",)), {META: {"team": "ops", "year": 2024}})
+    assert _docs(store.search(SPEC.name, query, Filter(equals={meta_key("team"): "ops"}))) == ["b"]
+    assert store.count(SPEC.name, Filter(equals={meta_key("team"): "legal"})) == 0
+    assert {p.id: p.score for p in store.search(SPEC.name, query)} == pytest.approx(before, abs=1e-6), "same vectors"
+    (point,) = store.retrieve(SPEC.name, [str(uuid.uuid5(uuid.NAMESPACE_URL, "b/2"))])
+    assert point.payload[META] == {"team": "ops", "year": 2024} and point.payload["page"] == 2
+    with pytest.raises(StoreError, match="give a filter"):
+        store.set_payload(SPEC.name, Filter(), {META: {}})
+
+
 def test_the_payload_keeps_the_metadata_under_its_own_key(store):
     (point,) = store.retrieve(SPEC.name, [str(uuid.uuid5(uuid.NAMESPACE_URL, "a/1"))])
     assert point.payload[META] == METADATA["a"]
