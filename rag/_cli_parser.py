@@ -76,6 +76,9 @@ def _add_ask_options(p: argparse.ArgumentParser, question_optional: bool = False
     p.add_argument("--router", choices=["rules", "embedding", "hybrid", "llm", "all"])
     p.add_argument("--reranker", choices=["none", "late-interaction", "cross-encoder", "vlm"])
     p.add_argument("--reranker-model", help="registered name (mmrag models), hub id or folder of the reranker model")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="only documents whose metadata matches (repeatable: all must match; KEY=V1,V2: any of the "
+                   "values); values are typed as in --meta")
     p.add_argument("--history", metavar="FILE",
                    help="earlier turns of the conversation, oldest first: JSON lines or a JSON list of {question, answer}, "
                    "or mmrag ask --json outputs appended one after another; a follow-up that refers back is searched "
@@ -116,12 +119,30 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
                    help="ray: read files as Ray tasks and embed in a Ray actor pool (needs mmrag[ray]); default local")
     p.add_argument("--ray-address", help="with --engine ray: the Ray cluster (host:port, ray://host:port or auto); "
                    "default: a local Ray instance")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                   help="metadata of these files (repeatable), e.g. --meta team=finance --meta year=2025; a value "
+                   "spelled true/false is a boolean, 2025 an integer, 9.5 a number, anything else a string")
+    p.add_argument("--tenant", help="with --backend qdrant: this knowledge base's tenant name on a server shared "
+                   "with other knowledge bases (set when it is created)")
     _add_common(p)
     p.set_defaults(func=commands["ingest"])
 
     p = sub.add_parser("info", help="documents, pages and points of a knowledge base")
     _add_common(p)
     p.set_defaults(func=commands["info"])
+
+    p = sub.add_parser("documents", help="the documents of a knowledge base with their metadata")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE",
+                   help="only documents whose metadata matches (as in search)")
+    _add_common(p)
+    p.set_defaults(func=commands["documents"])
+
+    p = sub.add_parser("set-meta", help="replace a document's metadata without indexing it again")
+    p.add_argument("doc", help="doc id (or 8+ characters of it), file name or path")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE",
+                   help="the new metadata, every key (repeatable; typed as in ingest); none clears it")
+    _add_common(p)
+    p.set_defaults(func=commands["set-meta"])
 
     p = sub.add_parser("delete", help="remove a document (doc id, file name or path)")
     p.add_argument("doc")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest import FileIdentity, identify_file
 from ingest.batch import pages_in_range
@@ -36,6 +36,7 @@ from rag.errors import DocumentError, MmragError
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders, build_points
+from retrievers.payloads import scoped
 
 if TYPE_CHECKING:  # pragma: no cover
     from ingest.parallel import ExtractionJob, ExtractionPool
@@ -60,6 +61,7 @@ class Indexer:
         image_root: Path,
         ingest_config: IngestConfig,
         page_batch: int = 16,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.specs = specs
@@ -68,6 +70,8 @@ class Indexer:
         self.image_root = image_root
         self.config = ingest_config
         self.page_batch = page_batch
+        #: the user's metadata of the documents of this run (:mod:`rag.metadata`): in each record and point
+        self.metadata: dict[str, Any] = dict(metadata) if metadata is not None else {}
 
     def ingest(
         self,
@@ -119,8 +123,9 @@ class Indexer:
         """The complete record of these bytes with this page range, if there is one."""
         existing = self.registry.get(doc_id)
         wanted = list(page_range) if page_range is not None else None
-        if existing is not None and existing.status == "complete" and existing.page_range == wanted:
-            return existing
+        if (existing is not None and existing.status == "complete" and existing.page_range == wanted
+                and (not self.metadata or existing.metadata == self.metadata)):
+            return existing  # other metadata given: indexed again, so every point carries it
         return None
 
     def ingest_one(
@@ -143,6 +148,8 @@ class Indexer:
                     log.info("%s: same bytes as %s, already indexed", path, existing.path)
                 return FileReport(path, "unchanged", doc_id, existing.pages, seconds=time.perf_counter() - started)
             previous = self.registry.by_path(str(path))
+            # a changed file keeps the metadata it had, unless this run gives some
+            metadata = self.metadata if self.metadata or previous is None else dict(previous.metadata)
             if previous is not None and previous.doc_id != doc_id:
                 log.info("%s changed: replacing %s", path, previous.doc_id[:12])
                 self.delete(previous.doc_id)
@@ -161,12 +168,13 @@ class Indexer:
                     size_bytes=info.size_bytes,
                     title=info.title,
                     page_range=wanted,
+                    metadata=dict(metadata),
                 )
                 self.registry.put(record)
                 self._remove_points(info.doc_id)
                 if on_page is not None:
                     pages = _counted(pages, path, pages_in_range(info.page_count, page_range), on_page)
-                counts = self._index_pages(info, pages)
+                counts = self._index_pages(info, pages, metadata)
             record.points = counts
             if page_range is not None:
                 record.pages = counts["pages"]
@@ -194,23 +202,31 @@ class Indexer:
                 log.exception("%s: could not roll back after an unexpected error", path)
             raise
 
-    def _index_pages(self, info: DocumentInfo, pages: Iterable[PageContent]) -> dict[str, int]:
+    def _index_pages(
+        self, info: DocumentInfo, pages: Iterable[PageContent], metadata: Mapping[str, Any] | None = None
+    ) -> dict[str, int]:
         counts = {c: 0 for c in CORPORA}
         with _OneInFlight(f"mmrag-embed-{info.doc_id[:8]}") as worker:
             batch: list[PageContent] = []
             for content in pages:
                 batch.append(content)
                 if len(batch) >= self.page_batch:
-                    worker.submit(self._flush, info, batch, counts)
+                    worker.submit(self._flush, info, batch, counts, metadata)
                     batch = []
             if batch:
-                worker.submit(self._flush, info, batch, counts)
+                worker.submit(self._flush, info, batch, counts, metadata)
         return counts
 
-    def _flush(self, info: DocumentInfo, batch: Sequence[PageContent], counts: dict[str, int]) -> None:
+    def _flush(
+        self, info: DocumentInfo, batch: Sequence[PageContent], counts: dict[str, int],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Embed and write one batch; ``metadata`` (the document's) goes into every payload."""
         points = build_points(info, batch, self.embedders)
         for corpus, pts in points.items():
             if pts:
+                if metadata:
+                    pts = [replace(p, payload=scoped(p.payload, metadata)) for p in pts]
                 self.store.upsert(self.specs[corpus].name, pts)
                 counts[corpus] += len(pts)
 

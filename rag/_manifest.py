@@ -118,6 +118,7 @@ class DocumentRecord:
     ingested_at: float = 0.0
     seconds: float = 0.0
     page_range: list[int] | None = None  # [first, last] physical pages indexed; None = all
+    metadata: dict[str, Any] = field(default_factory=dict)  # the user's, rag.metadata; in every point's payload
 
 
 class DocumentRegistry:

@@ -101,6 +101,7 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("url", "store__url"),
         ("engine", "ingest__engine"),
         ("ray_address", "ingest__ray_address"),
+        ("tenant", "store__tenant"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -124,6 +125,12 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
         # The password only opens the files being ingested now (it is never stored), so it
         # applies whatever the knowledge base's state.
         base = KnowledgeBase.open(kb_path).config
+        tenant = getattr(args, "tenant", None)
+        if tenant is not None and tenant != base.store.tenant:
+            raise ConfigError(
+                f"{kb_path}: this knowledge base was built as tenant {base.store.tenant!r}; --tenant {tenant} cannot "
+                "change that (build another knowledge base for the other tenant)"
+            )
         # ...and how this run ingests (the engine, the readers and the password are not the knowledge base's)
         run = replace(
             base.ingest, engine=config.ingest.engine, ray_address=config.ingest.ray_address, password=config.ingest.password
@@ -178,8 +185,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _err(f"{mark} {shown(r.path)}{tail}\n")
             sys.stderr.flush()
 
+    from rag.metadata import parse_pairs
+
+    metadata = parse_pairs(args.meta or ())
     with _open_kb(args, create=True) as kb:
-        reports = kb.ingest(args.paths, progress=_progress(args), on_report=report)
+        reports = kb.ingest(args.paths, progress=_progress(args), on_report=report, metadata=metadata)
     failed = [r for r in reports if not r.ok]
     if args.json:
         _emit(
@@ -206,7 +216,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = kb.info()
         docs = kb.documents()
     if args.json:
-        info["document_list"] = [{"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages} for d in docs]
+        info["document_list"] = [
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+        ]
         _emit(info)
     else:
         _out(f"{shown(info['path'])}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
@@ -214,6 +226,43 @@ def cmd_info(args: argparse.Namespace) -> int:
             sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
         for d in docs:
             _out(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}\n")
+    return 0
+
+
+def _where(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--where KEY=VALUE ...`` as a filter (:func:`rag.metadata.parse_where`), or None."""
+    if not getattr(args, "where", None):
+        return None
+    from rag.metadata import parse_where
+
+    return parse_where(args.where)
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        docs = kb.documents(where=_where(args))
+    if args.json:
+        _emit({"documents": [
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+        ]})  # fmt: skip
+        return 0
+    for d in docs:
+        meta = "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in d.metadata.items())
+        _out(f"{d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}{'  ' + shown(meta) if meta else ''}\n")
+    sys.stderr.write(f"{len(docs)} documents\n")
+    return 0
+
+
+def cmd_set_meta(args: argparse.Namespace) -> int:
+    from rag.metadata import parse_pairs
+
+    metadata = parse_pairs(args.meta or ())
+    with _open_kb(args) as kb:
+        updated = kb.set_metadata(args.doc, metadata)
+    if args.json:
+        _emit({"documents": [{"doc_id": r.doc_id, "name": r.name, "metadata": r.metadata} for r in updated]})
+    for r in updated:
+        _err(f"metadata of {r.doc_id[:12]} {shown(r.name)}: {shown(r.metadata)}\n")
     return 0
 
 
@@ -227,7 +276,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     # --pages and --top-k are parsed and checked by the parser (rag._cli_parser)
-    return {"top_k": args.top_k, "documents": args.doc or None, "pages": args.pages}
+    return {"top_k": args.top_k, "documents": args.doc or None, "pages": args.pages, "where": _where(args)}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -262,7 +311,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         # with abstention on, the generated text may be withdrawn after generation: print only
         # the final answer, never a streamed one followed by "the documents do not say"
         stream = None if args.json or abstain else (lambda tok: (_out(tok), sys.stdout.flush()))
-        answer = kb.ask(question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history)
+        answer = kb.ask(question, top_k=args.top_k, on_token=stream, abstain=abstain, history=history, where=_where(args))
     highlights: list[Path] = []
     if args.highlights:
         from rag.kb import write_highlights
@@ -374,7 +423,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------------------
 COMMANDS = {
-    "inspect": cmd_inspect, "ingest": cmd_ingest, "info": cmd_info, "delete": cmd_delete, "search": cmd_search,
+    "inspect": cmd_inspect, "ingest": cmd_ingest, "info": cmd_info, "documents": cmd_documents, "delete": cmd_delete,
+    "set-meta": cmd_set_meta, "search": cmd_search,
     "ask": cmd_ask, "eval": cmd_eval, "models": cmd_models, "demo": cmd_demo, "serve": cmd_serve,
 }
 

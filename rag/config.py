@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any, Literal
 from rag.errors import ConfigError
 
 __all__ = ["IngestConfig", "ModelsConfig", "StoreConfig", "AskConfig", "Config", "load_config"]
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,13 @@ class StoreConfig:
 
     With ``qdrant``, ``url`` points at a server or cluster; ``location=":memory:"`` or a
     ``path`` uses qdrant-client's local mode (same API, for tests and small setups).
+
+    ``tenant`` (``qdrant`` only): this knowledge base's name when several share one server's
+    collections (the same ``collection_prefix``): its points carry it, and it sees, counts and
+    deletes only its own. ``sharding = "tenant"`` also makes each tenant a shard key of custom
+    sharding (set when the collections are created: every tenant sharing them must say the same).
+    ``shard_number``, ``replication_factor`` and ``write_consistency_factor`` reach the
+    collections this knowledge base creates (a collection that exists keeps its own).
     """
 
     backend: Literal["edge", "qdrant"] = "edge"
@@ -148,10 +158,32 @@ class StoreConfig:
     shard_number: int | None = None
     replication_factor: int | None = None
     timeout_s: float = 30.0
+    write_consistency_factor: int | None = None
+    tenant: str | None = None
+    sharding: Literal["auto", "tenant"] = "auto"
 
     def __post_init__(self) -> None:
         if self.backend not in ("edge", "qdrant"):
             raise ConfigError(f"store.backend must be edge or qdrant, got {self.backend!r}")
+        for name in ("shard_number", "replication_factor", "write_consistency_factor"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"store.{name} must be a whole number >= 1 (or unset for the server's default), got {value!r}")
+        if self.tenant is not None:
+            if not isinstance(self.tenant, str) or not _TENANT.match(self.tenant):
+                raise ConfigError(
+                    "store.tenant must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit, "
+                    f"got {self.tenant!r}"
+                )
+            if self.backend != "qdrant":
+                raise ConfigError(
+                    f"store.tenant = {self.tenant!r} needs store.backend = 'qdrant': tenants share a Qdrant server's "
+                    "collections, and the embedded store belongs to one knowledge base; set backend and url, or drop tenant"
+                )
+        if self.sharding not in ("auto", "tenant"):
+            raise ConfigError(f"store.sharding must be auto or tenant, got {self.sharding!r}")
+        if self.sharding == "tenant" and self.tenant is None:
+            raise ConfigError("store.sharding = 'tenant' makes the tenant the shard key: set store.tenant too")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 from rag._manifest import DocumentRecord, DocumentRegistry, Manifest
 from rag.config import Config
-from rag.errors import DocumentNotFoundError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError, QueryError
+from rag.errors import ConfigError, DocumentNotFoundError, KnowledgeBaseLockedError, KnowledgeBaseNotFoundError, QueryError
 from rag.types import CORPORA, Answer, FileReport
 from retrievers.pipeline import SearchResult, Searcher
 
@@ -130,6 +130,13 @@ class KnowledgeBase:
             from retrievers.store import open_store
 
             specs = collection_specs(self.embedders, self.config.store.collection_prefix)
+            built_as = self._manifest.store.get("tenant") if self._manifest is not None else self.config.store.tenant
+            if built_as != self.config.store.tenant:
+                raise ConfigError(
+                    f"{self.path}: this knowledge base was built as tenant {built_as!r}, the config asks for "
+                    f"{self.config.store.tenant!r}; its documents are stored under the first: "
+                    f"open it with store.tenant = {built_as!r}"
+                )
             store = open_store(self.config.store, self.path)
             for spec in specs.values():
                 store.ensure_collection(spec)
@@ -189,6 +196,7 @@ class KnowledgeBase:
         on_report: Callable[[FileReport], None] | None = None,
         page_ranges: Mapping[str, tuple[int, int]] | None = None,
         on_page: Callable[[Path, int, int], None] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[FileReport]:
         """Index files and folders (folders recurse). Never raises for one bad file: each
         file gets a :class:`FileReport` (indexed / unchanged / failed + reason), and so does
@@ -199,10 +207,21 @@ class KnowledgeBase:
         ``page_ranges`` restricts files (by name or stem) to physical pages ``(first, last)``;
         page numbers stay physical. ``on_page(path, pages_read, pages_total)`` follows each file
         page by page. ``progress``: one bar for the batch (files, pages of the files being read,
-        their names); ``None`` shows it when the ``mmrag.index`` logger is at INFO or below."""
-        from ingest import scan_paths
+        their names); ``None`` shows it when the ``mmrag.index`` logger is at INFO or below.
 
+        ``metadata``: the user's metadata of these files (``{"team": "finance", "year": 2025}``,
+        :mod:`rag.metadata` says the rules), kept in each document's record and every point, and
+        filtered on with ``search(where=...)``. A value of another type than its key already holds
+        here raises :class:`rag.errors.ConfigError` before anything is read. A file indexed before
+        with other metadata is indexed again to carry the new; without ``metadata`` a file keeps
+        what it had (a changed file too)."""
+        from ingest import scan_paths
+        from rag.metadata import check_metadata, check_types, key_types
+
+        wanted = check_metadata(metadata)
         with self._writer() as indexer:
+            # checked against the registry as it is under the write lock
+            indexer.metadata = check_types(wanted, key_types(r.metadata for r in self._registry.complete()))
             scan = scan_paths([Path(p) for p in paths], exclude={self.path: "the knowledge base's own folder"})
             if on_report is not None:
                 for skipped in scan.skipped:
@@ -233,6 +252,38 @@ class KnowledgeBase:
                 indexer.delete(record.doc_id)
             return matches
 
+    def set_metadata(self, doc: str, metadata: Mapping[str, Any]) -> list[DocumentRecord]:
+        """Replace the metadata of documents (doc id or an 8+ character prefix, file name or path)
+        without embedding anything again: every point's ``meta`` is rewritten in the store, then the
+        registry record. ``{}`` clears it. The types are checked against the other documents' as at
+        ingest. A run killed part-way leaves the points ahead of the record: run it again."""
+        from rag.metadata import check_metadata, check_types, key_types
+        from retrievers.base import Filter
+        from retrievers.payloads import meta_payload
+
+        wanted = check_metadata(metadata)
+        matches = self._registry.find(doc)
+        if not matches:
+            raise DocumentNotFoundError(
+                f"{self.path}: no document matches {doc!r} (give a doc id, file name or path; see `mmrag documents`)"
+            )
+        with self._writer():
+            ids = {r.doc_id for r in matches}
+            values = check_types(wanted, key_types(r.metadata for r in self._registry.complete() if r.doc_id not in ids))
+            store, specs = self._open_store()
+            updated = []
+            for record in matches:
+                current = self._registry.get(record.doc_id)
+                if current is None or current.status != "complete":  # rolled back by the writer's recovery
+                    continue
+                for spec in specs.values():
+                    store.set_payload(spec.name, Filter(doc_ids=(current.doc_id,)), meta_payload(values))
+                current = replace(current, metadata=dict(values))
+                self._registry.put(current)
+                updated.append(current)
+            log.info("metadata of %d documents set to %s", len(updated), values)
+            return updated
+
     @contextlib.contextmanager
     def _writer(self) -> Iterator[Any]:
         """The write lock (one writing thread here, one writing process in all), and an
@@ -249,8 +300,15 @@ class KnowledgeBase:
                 self._unlock()
 
     # -- reading ------------------------------------------------------------------------
-    def documents(self) -> list[DocumentRecord]:
-        return self._registry.complete()
+    def documents(self, where: Mapping[str, Any] | None = None) -> list[DocumentRecord]:
+        """The documents held; ``where``: only those whose metadata matches (see :meth:`search`)."""
+        docs = self._registry.complete()
+        if where is None:
+            return docs
+        from rag.metadata import check_where, coerce_where, key_types, matches
+
+        wanted = coerce_where(check_where(where), key_types(r.metadata for r in docs))
+        return [r for r in docs if matches(r.metadata, wanted)]
 
     def info(self) -> dict[str, Any]:
         store, specs = self._open_store()
@@ -263,7 +321,16 @@ class KnowledgeBase:
             "corpora": {c: {"points": store.count(specs[c].name), "collection": specs[c].name} for c in CORPORA},
             "models": {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()},
             "store": self.config.store.backend,
+            "tenant": self.config.store.tenant,
+            "metadata_keys": self.metadata_keys(),
         }
+
+    def metadata_keys(self) -> dict[str, str]:
+        """The metadata keys of the documents held and the type each holds (``{"team": "string",
+        "year": "integer"}``): what ``where`` filters can name."""
+        from rag.metadata import key_types
+
+        return dict(sorted(key_types(r.metadata for r in self._registry.complete()).items()))
 
     def _searcher(self, router: str | None, reranker: str | None) -> Searcher:
         from rag._models import build_reranker_for, build_router_for
@@ -296,8 +363,14 @@ class KnowledgeBase:
         pages: tuple[int, int] | None = None,
         image: str | Path | None = None,
         history: Sequence[Any] | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> SearchResult:
         """Page-level hits for a question, best first, with the route taken and why.
+
+        ``where``: only documents whose metadata matches (``{"team": "finance", "year": [2024, 2025]}``:
+        keys ANDed, a list is any of its values; :mod:`rag.metadata`), applied inside the vector
+        search with the ``documents`` and ``pages`` filters. A key no document has raises
+        :class:`rag.errors.QueryError` naming the keys there are.
 
         ``history``: the earlier turns of a conversation, oldest first (:class:`rag.conversation.Turn`
         or ``{"question", "answer"}`` objects); a follow-up that refers back to them is searched
@@ -322,12 +395,13 @@ class KnowledgeBase:
         all_docs = self._registry.all()
         complete = [d.doc_id for d in all_docs if d.status == "complete"]
         visible = complete if len(complete) != len(all_docs) or self._writing else None
+        equals = self._where(where)
         flt = None
-        if documents is not None or pages is not None:
+        if documents is not None or pages is not None or equals:
             ids = None
             if documents is not None:
                 ids = tuple(r.doc_id for d in documents for r in self._registry.find(d))
-            flt = Filter(doc_ids=ids, page_range=pages)
+            flt = Filter(doc_ids=ids, page_range=pages, equals=equals)
         if image is not None:
             result = self._searcher(router, reranker).search_image(Path(image).expanduser(), k, flt, visible, text=q)
         else:
@@ -343,6 +417,18 @@ class KnowledgeBase:
             result = replace(result, hits=tuple(h for h in result.hits if h.doc_id in shown))
         return result
 
+    def _where(self, where: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A ``where`` filter as payload conditions (``{"meta.team": "finance"}``), its values in
+        the types their keys hold."""
+        from rag.metadata import check_where, coerce_where
+        from retrievers.payloads import meta_key
+
+        wanted = check_where(where)
+        if not wanted:
+            return {}
+        typed = coerce_where(wanted, self.metadata_keys())
+        return {meta_key(k): v for k, v in typed.items()}
+
     def ask(
         self,
         question: str,
@@ -354,6 +440,7 @@ class KnowledgeBase:
         on_token: Callable[[str], None] | None = None,
         abstain: bool | None = None,
         history: Sequence[Any] | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Answer a question from the knowledge base, with citations to page and box: search,
         generate from the hits (given the question's quoted phrases), narrow whole-page citations
@@ -364,12 +451,13 @@ class KnowledgeBase:
 
         ``history``: the conversation so far (see :meth:`search`). A follow-up is searched for
         rewritten with the earlier turn's subject; the generator and the judge get the question as
-        asked (``Answer.question``), and ``Answer.rewritten`` shows what was searched for."""
+        asked (``Answer.question``), and ``Answer.rewritten`` shows what was searched for. ``where``
+        restricts the search to documents whose metadata matches (see :meth:`search`)."""
         from generators.abstention import AbstentionJudge
         from generators.matching import narrow_page_citations
         from retrievers.pipeline import page_passages
 
-        result = self.search(question, top_k=top_k, router=router, reranker=reranker, history=history)
+        result = self.search(question, top_k=top_k, router=router, reranker=reranker, history=history, where=where)
         # the rewrite found the pages; the answer, and the judgement of it, are to the question as
         # asked (the subject words added would otherwise pass for evidence of an answer)
         asked = result.question

@@ -134,6 +134,11 @@ class VectorStore(Protocol):
 
     def delete(self, collection: str, flt: Filter) -> None: ...
 
+    def set_payload(self, collection: str, flt: Filter, payload: Mapping[str, Any]) -> None:
+        """Set these top-level payload keys (their whole values) on every point ``flt`` matches;
+        the vectors and the other keys stay as they are."""
+        ...
+
     def count(self, collection: str, flt: Filter | None = None) -> int: ...
 
     def search(

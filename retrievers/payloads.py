@@ -15,6 +15,12 @@ page's time span; other documents store neither key); then, by corpus:
   navigation page (contents, index, list of figures) adds ``navigation`` (its kind) and
   ``nav_entries`` (``[text, physical page, printed reference]`` each), other pages store neither.
 
+Two keys sit beside these on every point when they apply, added by :func:`scoped`: ``meta``
+(:data:`META`), the document's user metadata (``{"team": "finance", "year": 2025}``, filtered on
+as ``meta.<key>``, :func:`meta_key`, each key with a payload index of its value's type,
+:func:`index_fields`); and ``tenant`` (:data:`TENANT`), the knowledge base's tenant when several
+share one Qdrant server's collections (written, indexed and filtered by the server store).
+
 ``to_payload()`` gives the dict the store keeps, key for key and in the order knowledge bases
 built before this module hold them; :func:`decode` reads any stored payload back. Reading is
 lenient, as search always was: a missing key reads as its default (``kind`` as a chunk, a text
@@ -32,7 +38,15 @@ from typing import Any, ClassVar, Literal
 from rag.pdf_strings import readable_label
 from rag.types import BBox, DocumentInfo, Figure, NavEntry, Page, TextChunk
 
-__all__ = ["ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key"]
+__all__ = [
+    "ChunkPayload", "FigurePayload", "PagePayload", "Payload", "decode", "page_key",
+    "META", "TENANT", "meta_key", "scoped", "meta_payload", "index_fields",
+]
+
+#: The payload key of a document's user metadata (a flat object).
+META = "meta"
+#: The payload key of the tenant (the knowledge base's name on a shared server).
+TENANT = "tenant"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,3 +318,31 @@ def page_key(payload: Mapping[str, Any]) -> tuple[str, int]:
     """``(doc_id, page)`` of a stored payload, without decoding the rest (fusion groups many
     points by page and keeps the evidence of only a few)."""
     return str(payload["doc_id"]), int(payload["page"])
+
+
+def meta_key(key: str) -> str:
+    """The payload path a filter on the metadata key ``key`` uses: ``meta.team``."""
+    return f"{META}.{key}"
+
+
+def scoped(payload: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` with the document's metadata under :data:`META`; unchanged (key for key) when
+    there is none, so knowledge bases without metadata keep the bytes they had."""
+    return {**payload, META: dict(metadata)} if metadata else dict(payload)
+
+
+def meta_payload(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload keys that replace a document's metadata on its points (an empty mapping clears it)."""
+    return {META: dict(metadata)}
+
+
+_INDEX_KIND = {bool: "bool", int: "integer", float: "float", str: "keyword"}
+
+
+def index_fields(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The payload index each metadata value of ``payload`` needs: ``{"meta.year": "integer"}``
+    (``keyword``, ``integer``, ``float`` or ``bool``, by the value's type)."""
+    metadata = payload.get(META)
+    if not isinstance(metadata, Mapping):
+        return {}
+    return {meta_key(k): _INDEX_KIND[type(v)] for k, v in metadata.items() if type(v) in _INDEX_KIND}

@@ -15,7 +15,7 @@ from rag.errors import ConfigError
 from rag.json_shapes import answer_json, citation_json, hit_json
 from rag.server._jobs import JobQueue
 from rag.server._security import inside
-from rag.server._uploads import receive_files
+from rag.server._uploads import receive_upload
 from rag.types import Answer, Citation, Hit
 
 __all__ = ["Service"]
@@ -32,6 +32,7 @@ class Service:
         self.uploads = Path(kb.path) / "uploads"
         self.images = Path(kb.path) / "images"
         self.jobs = JobQueue(self._ingest_one, warm_up=self._warm_up)
+        self._metadata: dict[Path, dict[str, Any]] = {}  # an uploaded file's metadata, until its job ingests it
 
     def _warm_up(self) -> None:
         # Open the store and load every model of the search path once, before an ingest job
@@ -41,7 +42,16 @@ class Service:
             self.kb.search("warm up", top_k=1)
 
     def _ingest_one(self, path: Path, on_page: Any) -> Any:
-        return self.kb.ingest([path], progress=False, on_page=on_page)[0]
+        metadata = self._metadata.pop(path, None)
+        return self.kb.ingest([path], progress=False, on_page=on_page, metadata=metadata)[0]
+
+    def set_metadata(self, paths: list[Path], metadata: dict[str, Any]) -> None:
+        """The metadata the upload of ``paths`` gave, for their ingest job."""
+        for path in paths:
+            if metadata:
+                self._metadata[path] = metadata
+            else:
+                self._metadata.pop(path, None)
 
     # -- JSON shapes -----------------------------------------------------------------------
     def image_url(self, doc_id: str, image_path: Path | None) -> str | None:
@@ -81,7 +91,7 @@ class Service:
         return {
             "doc_id": record.doc_id, "name": record.name, "pages": record.pages, "kind": record.kind,
             "size_bytes": record.size_bytes, "title": record.title, "points": record.points,
-            "ingested_at": record.ingested_at, "seconds": record.seconds,
+            "ingested_at": record.ingested_at, "seconds": record.seconds, "metadata": record.metadata,
         }
 
     def record(self, doc_id: str) -> Any:
@@ -91,29 +101,47 @@ class Service:
         raise HTTPException(404, f"no document with doc id {doc_id!r} (see GET /api/documents)")
 
     # -- uploads -----------------------------------------------------------------------------
-    async def save_uploads(self, request: Request) -> list[Path]:
+    async def save_uploads(self, request: Request) -> tuple[list[Path], dict[str, Any]]:
         """Write every file of one multipart request into ``uploads/``, or none of them: each
         streams into a temporary file there (bounded per file as it arrives,
-        :func:`rag.server._uploads.receive_files`) and is moved into place only when all were
-        accepted."""
+        :func:`rag.server._uploads.receive_upload`) and is moved into place only when all were
+        accepted and the ``metadata`` field (a JSON object, :mod:`rag.metadata`) checks against
+        the knowledge base's keys. Returns the saved paths and that metadata."""
         from ingest import SUPPORTED_SUFFIXES
 
-        received = await receive_files(
+        upload = await receive_upload(
             request.headers, request.stream(), self.uploads, max_file_bytes=self.max_upload_bytes, suffixes=SUPPORTED_SUFFIXES
         )
         try:
+            meta = self.upload_metadata(upload.fields.get("metadata"))
             targets = []
-            for item in received:
+            for item in upload.files:
                 target = self.uploads / item.name
                 if target.resolve().parent != self.uploads.resolve():  # belt and braces: never outside uploads/
                     raise ConfigError(f"upload {item.name!r} would land outside the knowledge base")
                 targets.append((item.tmp, target))
             for tmp, target in targets:
                 await run_in_threadpool(replace_durably, tmp, target)
-            return [target for _, target in targets]
+            return [target for _, target in targets], meta
         finally:
-            for item in received:
+            for item in upload.files:
                 item.tmp.unlink(missing_ok=True)
+
+    def upload_metadata(self, text: str | None) -> dict[str, Any]:
+        """An upload's ``metadata`` field, checked: a JSON object (:mod:`rag.metadata`) whose
+        values have the types their keys already hold here (400 now, not a failed job later)."""
+        import json
+
+        from rag.metadata import check_metadata, check_types
+
+        if text is None or not text.strip():
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f'the metadata field is not JSON ({exc}); send an object, e.g. {{"team": "finance"}}') from None
+        meta = check_metadata(data)
+        return check_types(meta, self.kb.metadata_keys()) if meta else meta
 
     def close(self) -> None:
         self.jobs.close()

@@ -20,11 +20,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from rag.server._security import safe_upload_name
 
-__all__ = ["Received", "receive_files", "UPLOAD_BODY", "MAX_FILES"]
+__all__ = ["Received", "Upload", "receive_files", "receive_upload", "UPLOAD_BODY", "MAX_FILES", "TEXT_FIELDS"]
 
 #: Files in one upload request.
 MAX_FILES = 100
 _FIELD = "files"
+#: The text fields an upload may carry beside its files, with their limits in bytes.
+TEXT_FIELDS: dict[str, int] = {"metadata": 20_000}
 
 #: The request body of ``POST /api/documents`` for the OpenAPI schema (the route reads the
 #: stream itself, so FastAPI cannot infer it).
@@ -40,7 +42,12 @@ UPLOAD_BODY: dict[str, Any] = {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
                             "description": f"PDF or image files (at most {MAX_FILES})",
-                        }
+                        },
+                        "metadata": {
+                            "type": "string",
+                            "maxLength": TEXT_FIELDS["metadata"],
+                            "description": 'metadata of these files, a JSON object: {"team": "finance", "year": 2025}',
+                        },
                     },
                     "required": [_FIELD],
                 }
@@ -59,6 +66,14 @@ class Received:
     size: int
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A whole upload: its files (in temporary files) and its text fields (``metadata``)."""
+
+    files: list[Received]
+    fields: dict[str, str]
+
+
 @dataclass
 class _Part:
     headers: dict[bytes, bytes] = field(default_factory=dict)
@@ -66,6 +81,8 @@ class _Part:
     fh: Any = None
     tmp: Path | None = None
     size: int = 0
+    field: str | None = None  # a text field's name (:data:`TEXT_FIELDS`)
+    text: bytearray = field(default_factory=bytearray)
 
 
 class _Receiver:
@@ -77,6 +94,7 @@ class _Receiver:
         self.suffixes = suffixes
         self.part = _Part()
         self.received: list[Received] = []
+        self.fields: dict[str, str] = {}
         self.open_tmp: list[Path] = []
         self.ended = False
         self._header_name = b""
@@ -104,7 +122,11 @@ class _Receiver:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
-        if options.get(b"name", b"").decode("latin-1") != _FIELD:
+        name = options.get(b"name", b"").decode("latin-1")
+        if name in TEXT_FIELDS and b"filename" not in options:
+            self.part.field = name
+            return
+        if name != _FIELD:
             return  # another form field: read past it, keep nothing
         if b"filename" not in options:
             raise HTTPException(400, f"the {_FIELD!r} part has no filename: send each file as a file part (curl -F 'files=@report.pdf')")
@@ -119,6 +141,11 @@ class _Receiver:
         self.part.fh = os.fdopen(fd, "wb")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.part.field is not None:
+            self.part.text += data[start:end]
+            if len(self.part.text) > TEXT_FIELDS[self.part.field]:
+                raise HTTPException(413, f"the {self.part.field!r} field is longer than {TEXT_FIELDS[self.part.field]} bytes")
+            return
         if self.part.fh is None:
             return
         self.part.size += end - start
@@ -128,6 +155,9 @@ class _Receiver:
 
     def on_part_end(self) -> None:
         part = self.part
+        if part.field is not None:
+            self.fields[part.field] = _decode(bytes(part.text))
+            return
         if part.fh is None or part.name is None or part.tmp is None:
             return
         part.fh.close()
@@ -162,10 +192,18 @@ def _decode(raw: bytes) -> str:
 async def receive_files(
     headers: Mapping[str, str], stream: AsyncIterator[bytes], folder: Path, *, max_file_bytes: int, suffixes: frozenset[str]
 ) -> list[Received]:
+    """The files of :func:`receive_upload` (its text fields are read and dropped)."""
+    upload = await receive_upload(headers, stream, folder, max_file_bytes=max_file_bytes, suffixes=suffixes)
+    return upload.files
+
+
+async def receive_upload(
+    headers: Mapping[str, str], stream: AsyncIterator[bytes], folder: Path, *, max_file_bytes: int, suffixes: frozenset[str]
+) -> Upload:
     """Every ``files`` part of a ``multipart/form-data`` body, each in a temporary file in
     ``folder``; all or none: on any refusal the temporary files are removed and an
     :class:`HTTPException` (400, 413, 415) or :class:`rag.errors.ConfigError` (a file name or type
-    that cannot be accepted) says why."""
+    that cannot be accepted) says why. The :data:`TEXT_FIELDS` (bounded) come back as text."""
     kind, params = parse_options_header(headers.get("content-type", ""))
     if kind != b"multipart/form-data":
         raise HTTPException(415, f"expected a multipart/form-data body with {_FIELD!r} file parts, got {kind.decode('latin-1')[:100] or 'no content type'!r}")
@@ -183,7 +221,7 @@ async def receive_files(
             raise HTTPException(400, "the multipart body ended before its closing boundary (a truncated upload?)")
         if not receiver.received:
             raise HTTPException(400, f"no files in the upload: send them as {_FIELD!r} file parts")
-        return receiver.received
+        return Upload(receiver.received, receiver.fields)
     except MultipartParseError as exc:
         receiver.discard()
         raise HTTPException(400, f"the multipart body cannot be parsed ({type(exc).__name__})") from None

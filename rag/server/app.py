@@ -121,6 +121,14 @@ _HISTORY_DESCRIPTION = (
 )
 
 
+#: A metadata value: bool first, so JSON true stays a boolean (pydantic's smart union keeps exact types).
+MetaValue = bool | int | float | str
+_WHERE_DESCRIPTION = (
+    'only documents whose metadata matches: {"team": "finance", "year": [2024, 2025]} (keys ANDed, a list is any '
+    "of its values); a key no document has is a 400 naming the keys there are"
+)
+
+
 class SearchRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000, description="the question")
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
@@ -128,12 +136,14 @@ class SearchRequest(BaseModel):
     documents: list[str] | None = Field(default=None, max_length=50, description="restrict to these documents (doc id, name or path)")
     page_from: int | None = Field(default=None, ge=1, le=MAX_PAGE, description="first physical page (1-based)")
     page_to: int | None = Field(default=None, ge=1, le=MAX_PAGE, description="last physical page (1-based)")
+    where: dict[str, MetaValue | list[MetaValue]] | None = Field(default=None, max_length=64, description=_WHERE_DESCRIPTION)
 
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
     history: list[TurnBody] = Field(default_factory=list, max_length=200, description=_HISTORY_DESCRIPTION)
+    where: dict[str, MetaValue | list[MetaValue]] | None = Field(default=None, max_length=64, description=_WHERE_DESCRIPTION)
 
 
 def _turns(history: list[TurnBody]) -> list[Turn]:
@@ -313,9 +323,11 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     @app.post("/api/documents", status_code=202, tags=["documents"], openapi_extra=UPLOAD_BODY)
     async def upload(request: Request) -> dict[str, Any]:
         """Save the files (multipart ``files`` parts) inside the knowledge base and queue one
-        ingest job for them. Each file is counted as it streams in and refused (413) once past
-        the per-file limit; all files or none are kept."""
-        saved = await service.save_uploads(request)
+        ingest job for them; an optional ``metadata`` field (a JSON object) goes with them. Each
+        file is counted as it streams in and refused (413) once past the per-file limit; all
+        files or none are kept."""
+        saved, meta = await service.save_uploads(request)
+        service.set_metadata(saved, meta)
         return service.jobs.submit(saved).to_json()
 
     @app.delete("/api/documents/{doc}", tags=["documents"])
@@ -358,14 +370,15 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
                 raise HTTPException(404, f"no document matches {body.documents!r} (see GET /api/documents)")
         with service.query_lock:
             result = service.kb.search(
-                body.question, top_k=body.top_k, documents=body.documents, pages=pages, history=_turns(body.history)
+                body.question, top_k=body.top_k, documents=body.documents, pages=pages, history=_turns(body.history),
+                where=body.where,
             )
         return result.to_json(hit=service.hit)
 
     @app.post("/api/ask", tags=["ask"])
     def ask(body: AskRequest) -> dict[str, Any]:
         with service.query_lock:
-            answer = service.kb.ask(body.question, top_k=body.top_k, history=_turns(body.history))
+            answer = service.kb.ask(body.question, top_k=body.top_k, history=_turns(body.history), where=body.where)
         return service.answer(answer)
 
     @app.post(
@@ -443,14 +456,15 @@ def _stream(service: Service, body: AskRequest) -> Iterator[str]:
         try:
             with service.query_lock:
                 history = _turns(body.history)
-                result = service.kb.search(body.question, top_k=body.top_k, history=history)
+                result = service.kb.search(body.question, top_k=body.top_k, history=history, where=body.where)
                 events.put(("search", {
                     "rewritten": result.rewritten,
                     "route": route_json(result.route),
                     "hits": [service.hit(h) for h in result.hits],
                 }))
                 answer = service.kb.ask(
-                    body.question, top_k=body.top_k, history=history, on_token=lambda t: events.put(("token", {"text": t}))
+                    body.question, top_k=body.top_k, history=history, where=body.where,
+                    on_token=lambda t: events.put(("token", {"text": t})),
                 )
             events.put(("answer", service.answer(answer)))
         except MmragError as exc:

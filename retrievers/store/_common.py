@@ -11,7 +11,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.errors import StoreError
 from retrievers.base import CollectionSpec, Filter, Point, ScoredPoint, SparseVector, VectorQuery, VectorSpec
+from retrievers.payloads import index_fields
 
 __all__ = [
     "INDEXED_FIELDS",
@@ -33,6 +34,7 @@ __all__ = [
     "check_points",
     "check_query",
     "check_filter",
+    "new_indexes",
     "check_with_payload",
     "check_ids",
     "in_order",
@@ -188,12 +190,33 @@ def check_filter(flt: Filter | None) -> Filter | None:
     for key, value in flt.equals.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise StoreError(f"Filter.equals[{key!r}] must be finite")
-        if not isinstance(value, (str, int, bool, list, tuple)):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
             raise StoreError(
-                f"Filter.equals[{key!r}] must be a string, an integer, a bool or a list of them, "
-                f"got {type(value).__name__}"
+                f"Filter.equals[{key!r}] must be a string, an integer, a number, a bool or a non-empty list of them, "
+                f"got {value!r}"
             )
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise StoreError(f"Filter.equals[{key!r}] must be finite")
     return flt
+
+
+def new_indexes(collection: str, known: dict[str, str], payloads: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """The metadata payload indexes that ``payloads`` (``(point id or a description, payload)``
+    pairs) need and ``known`` (path -> kind, what the collection has) lacks; a value whose type
+    differs from its key's index is a StoreError (a filter would miss it)."""
+    wanted: dict[str, str] = {}
+    for point, payload in payloads:
+        for path, kind in index_fields(payload).items():
+            have = known.get(path, wanted.get(path))
+            if have is not None and have != kind and not (have == "float" and kind == "integer"):
+                raise StoreError(
+                    f"collection {collection!r}: point {point} has a {kind} value under {path!r}, which holds "
+                    f"{have} values; give this metadata key {have} values or use another key"
+                )
+            if have is None:
+                wanted[path] = kind
+    return wanted
 
 
 def check_with_payload(with_payload: Any) -> bool | list[str]:

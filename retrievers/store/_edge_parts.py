@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag.errors import KnowledgeBaseLockedError, MmragError, StoreError
 from retrievers.base import CollectionSpec, Filter
 
-__all__ = ["edge_config", "edge_filter", "EdgeErrors", "edge_version"]
+__all__ = ["edge_config", "edge_filter", "EdgeErrors", "edge_version", "index_schema", "index_kind"]
 
 #: VectorSpec.datatype -> qdrant_edge.VectorStorageDatatype member (float32 is the default).
 _DATATYPES = {"float16": "Float16", "turbo8": "Turbo8", "turbo4": "Turbo4"}
@@ -51,9 +53,41 @@ def edge_filter(qe: Any, flt: Filter | None) -> Any:
         lo, hi = flt.page_range
         must.append(qe.FieldCondition(key="page", range=qe.RangeFloat(gte=float(lo), lte=float(hi))))
     for key, value in flt.equals.items():
-        match = qe.MatchAny(list(value)) if isinstance(value, (list, tuple)) else qe.MatchValue(value)
-        must.append(qe.FieldCondition(key=key, match=match))
+        must.append(_equals(qe, key, value))
     return qe.Filter(must=must) if must else None
+
+
+def _equals(qe: Any, key: str, value: Any) -> Any:
+    """One ``key == value`` (any of a list) condition; a float matches by a closed range (Qdrant
+    matches only keywords, integers and booleans exactly)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    exact = [v for v in values if isinstance(v, (str, int)) and not isinstance(v, bool)]
+    # a Python bool reaches the engine as the integer 1 or 0 (qdrant-edge-py 0.9 tries int first)
+    # and then matches nothing; numpy's bool is taken as a bool
+    conditions = [
+        qe.FieldCondition(key=key, range=qe.RangeFloat(gte=v, lte=v)) if isinstance(v, float)
+        else qe.FieldCondition(key=key, match=qe.MatchValue(np.bool_(v)))
+        for v in values if isinstance(v, (float, bool))
+    ]  # fmt: skip
+    if len(exact) == 1:
+        conditions.append(qe.FieldCondition(key=key, match=qe.MatchValue(exact[0])))
+    elif exact:
+        conditions.append(qe.FieldCondition(key=key, match=qe.MatchAny(exact)))
+    return conditions[0] if len(conditions) == 1 else qe.Filter(should=conditions)
+
+
+def index_schema(qe: Any, kind: str) -> Any:
+    """The edge payload-index schema of an index kind (``keyword``, ``integer``, ``float``, ``bool``)."""
+    if kind == "integer":
+        return qe.IntegerIndexParams(lookup=True, range=True)
+    return {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
+            "bool": qe.PayloadSchemaType.Bool}[kind]  # fmt: skip
+
+
+def index_kind(info: Any) -> str | None:
+    """The index kind of an existing edge payload index (``PayloadIndexInfo``), or None for others."""
+    name = str(getattr(info.data_type, "name", info.data_type)).rsplit(".", 1)[-1].lower()
+    return name if name in ("keyword", "integer", "float", "bool") else None
 
 
 class EdgeErrors:

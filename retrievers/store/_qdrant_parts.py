@@ -8,8 +8,16 @@ from typing import Any
 
 from rag.errors import MmragError, StoreError
 from retrievers.base import CollectionSpec, Filter, ScoredPoint, VectorSpec
+from retrievers.payloads import TENANT
 
-__all__ = ["vectors_config", "spec_from_info", "client_filter", "ClientErrors", "scored"]
+#: Bits of a UUID a tenant may flip: all but the version (bits 76-79) and variant (bits 62-63),
+#: so a point id seen through a tenant is still a well-formed UUID of the same version.
+_FLIPPABLE = ((1 << 128) - 1) ^ (0xF << 76) ^ (0x3 << 62)
+
+__all__ = [
+    "vectors_config", "spec_from_info", "client_filter", "ClientErrors", "scored",
+    "collection_options", "index_schema", "tenant_index", "tenant_mask", "flip_id",
+]
 
 
 def vectors_config(m: Any, spec: CollectionSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -55,19 +63,91 @@ def spec_from_info(name: str, info: Any) -> CollectionSpec:
     return CollectionSpec(name=name, vectors=tuple(vectors))
 
 
-def client_filter(m: Any, flt: Filter | None) -> Any:
-    if flt is None:
-        return None
+def collection_options(
+    m: Any,
+    shard_number: int | None,
+    replication_factor: int | None,
+    write_consistency_factor: int | None,
+    custom_sharding: bool,
+) -> dict[str, Any]:
+    """The cluster keywords of ``create_collection`` (fields of qdrant-client's ``CreateCollection``);
+    unset ones are left out, so the server's defaults apply. With ``custom_sharding`` points go to
+    the shards of their shard key (the tenant), ``shard_number`` shards per key."""
+    out: dict[str, Any] = {}
+    for key, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
+                       ("write_consistency_factor", write_consistency_factor)):  # fmt: skip
+        if value is not None:
+            out[key] = value
+    if custom_sharding:
+        out["sharding_method"] = m.ShardingMethod.CUSTOM
+    return out
+
+
+def index_schema(m: Any, kind: str) -> Any:
+    """The payload-index schema of an index kind (``keyword``, ``integer``, ``float``, ``bool``)."""
+    return {"keyword": m.PayloadSchemaType.KEYWORD, "integer": m.PayloadSchemaType.INTEGER,
+            "float": m.PayloadSchemaType.FLOAT, "bool": m.PayloadSchemaType.BOOL}[kind]  # fmt: skip
+
+
+def tenant_index(m: Any) -> Any:
+    """The tenant field's index: a keyword index marked ``is_tenant``, so the server stores each
+    tenant's points together and searches one tenant without visiting the others' (Qdrant's
+    multitenancy guide)."""
+    return m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+
+
+def tenant_mask(tenant: str | None) -> int:
+    """The bits a tenant flips in its point ids (0 without a tenant): two knowledge bases that
+    index the same file on one server then hold two points, not one point that both overwrite."""
+    if tenant is None:
+        return 0
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"mmrag-tenant:{tenant}").int & _FLIPPABLE
+
+
+def flip_id(point_id: str, mask: int) -> str:
+    """``point_id`` with the tenant's bits flipped: the same function maps a caller's id to the
+    stored one and back (XOR is its own inverse)."""
+    if not mask:
+        return point_id
+    import uuid
+
+    return str(uuid.UUID(int=uuid.UUID(point_id).int ^ mask))
+
+
+def client_filter(m: Any, flt: Filter | None, tenant: str | None = None) -> Any:
+    """The client filter of ``flt``; ``tenant`` adds ``tenant == tenant`` to it (without either: None)."""
     must: list[Any] = []
+    if tenant is not None:
+        must.append(m.FieldCondition(key=TENANT, match=m.MatchValue(value=tenant)))
+    if flt is None:
+        return m.Filter(must=must) if must else None
     if flt.doc_ids is not None:
         must.append(m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(flt.doc_ids))))
     if flt.page_range is not None:
         lo, hi = flt.page_range
         must.append(m.FieldCondition(key="page", range=m.Range(gte=lo, lte=hi)))
     for key, value in flt.equals.items():
-        match = m.MatchAny(any=list(value)) if isinstance(value, (list, tuple)) else m.MatchValue(value=value)
-        must.append(m.FieldCondition(key=key, match=match))
+        must.append(_equals(m, key, value))
     return m.Filter(must=must) if must else None
+
+
+def _equals(m: Any, key: str, value: Any) -> Any:
+    """One ``key == value`` (any of a list) condition; a float matches by a closed range (Qdrant
+    matches only keywords, integers and booleans exactly)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    exact = [v for v in values if isinstance(v, (str, int)) and not isinstance(v, bool)]
+    conditions = [
+        m.FieldCondition(key=key, range=m.Range(gte=v, lte=v)) if isinstance(v, float)
+        else m.FieldCondition(key=key, match=m.MatchValue(value=v))
+        for v in values if isinstance(v, (float, bool))
+    ]  # fmt: skip
+    if len(exact) == 1 and not isinstance(value, (list, tuple)):
+        conditions.append(m.FieldCondition(key=key, match=m.MatchValue(value=exact[0])))
+    elif exact:
+        conditions.append(m.FieldCondition(key=key, match=m.MatchAny(any=exact)))
+    return conditions[0] if len(conditions) == 1 else m.Filter(should=conditions)
 
 
 class ClientErrors:

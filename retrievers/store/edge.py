@@ -17,7 +17,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,14 @@ from retrievers.store._common import (
     check_with_payload,
     in_order,
     json_payload,
+    new_indexes,
     numpy_vectors,
     spec_difference,
     spec_from_dict,
     spec_to_dict,
 )
 from rag.atomic import atomic_write
-from retrievers.store._edge_parts import EdgeErrors, edge_config, edge_filter, edge_version
+from retrievers.store._edge_parts import EdgeErrors, edge_config, edge_filter, edge_version, index_kind, index_schema
 from retrievers.store._lock import FolderLock
 
 __all__ = ["EdgeStore"]
@@ -90,6 +91,7 @@ class EdgeStore:
         self._lock: FolderLock | None = None
         self._shards: dict[str, Any] = {}
         self._specs: dict[str, CollectionSpec] = {}
+        self._indexes: dict[str, dict[str, str]] = {}  # collection -> metadata payload path -> index kind
 
     @property
     def _qe(self) -> Any:
@@ -124,6 +126,7 @@ class EdgeStore:
                 errors.append(f"{name}: {exc}")
         self._shards.clear()
         self._specs.clear()
+        self._indexes.clear()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -180,6 +183,7 @@ class EdgeStore:
         self.load()
         shard = self._shards.pop(name, None)
         self._specs.pop(name, None)
+        self._indexes.pop(name, None)
         if shard is not None:
             shard.close()
         folder = self.path / check_name(name)
@@ -208,6 +212,7 @@ class EdgeStore:
         vectors = check_points(collection, spec, points, as_array=True)
         qe = self._qe
         started = time.perf_counter()
+        self._index_metadata(collection, shard, ((p.id, p.payload) for p in points))
         with self._mapped(collection, "upsert"):
             for start in range(0, len(points), _UPSERT_CHUNK):
                 batch = [
@@ -226,6 +231,19 @@ class EdgeStore:
         shard = self._shard(collection)
         with self._mapped(collection, "delete"):
             shard.update(self._qe.UpdateOperation.delete_points_by_filter(edge_filter))
+            if self.flush_each_batch:
+                shard.flush()
+
+    def set_payload(self, collection: str, flt: Filter, payload: Mapping[str, Any]) -> None:
+        """Set these top-level payload keys on every point ``flt`` matches (vectors untouched)."""
+        edge_filter = self._edge_filter(check_filter(flt))
+        if edge_filter is None:
+            raise StoreError(f"refusing to set the payload of every point of {collection!r}: give a filter")
+        shard = self._shard(collection)
+        values = json_payload(collection, "(update)", payload)
+        self._index_metadata(collection, shard, [(f"matching {flt}", values)])
+        with self._mapped(collection, "set payload"):
+            shard.update(self._qe.UpdateOperation.set_payload_by_filter(edge_filter, values))
             if self.flush_each_batch:
                 shard.flush()
 
@@ -361,6 +379,22 @@ class EdgeStore:
                 raise StoreError(f"collection {name!r}: the shard folder {shard_dir} is missing or incomplete")
         self._shards[name] = shard
         return shard
+
+    def _index_metadata(self, collection: str, shard: Any, payloads: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Give each metadata key of ``payloads`` (``(point, payload)`` pairs) a payload index of its
+        value's type (once per key)."""
+        known = self._indexes.get(collection)
+        if known is None:
+            with self._mapped(collection, "describe"):
+                schema = shard.info().payload_schema
+            known = {path: kind for path, info in schema.items() if (kind := index_kind(info)) is not None}
+            self._indexes[collection] = known
+        wanted = new_indexes(collection, known, payloads)
+        with self._mapped(collection, "create index"):
+            for path, kind in wanted.items():
+                shard.update(self._qe.UpdateOperation.create_field_index(path, index_schema(self._qe, kind)))
+                known[path] = kind
+                logger.info("edge store: %s: payload index %s (%s)", collection, path, kind)
 
     def _edge_config(self, spec: CollectionSpec, reopening: bool = False) -> Any | None:
         if reopening and self.max_search_threads is None:

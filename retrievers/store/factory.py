@@ -40,6 +40,9 @@ def open_store(config: StoreConfig, kb_path: str | Path) -> EdgeStore | QdrantSe
             shard_number=config.shard_number,
             replication_factor=config.replication_factor,
             timeout=config.timeout_s,
+            tenant=config.tenant,
+            shard_by_tenant=config.sharding == "tenant",
+            write_consistency_factor=config.write_consistency_factor,
         )
     raise ConfigError(f"store.backend must be edge or qdrant, got {config.backend!r}")
 

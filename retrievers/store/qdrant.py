@@ -3,12 +3,23 @@
 ``url`` talks to a server (shards, replicas, API key); ``location=":memory:"`` or
 ``path=`` runs qdrant-client's local mode, which speaks the same Query API and is how
 this code path is tested without a server.
+
+Tenants: with ``tenant="acme"`` several knowledge bases share the server's collections. Every
+point written gets ``tenant`` in its payload (a keyword index marked ``is_tenant``), every read,
+count and delete is filtered by it, and point ids are seen through the tenant
+(:func:`~retrievers.store._qdrant_parts.flip_id`) so the same file in two tenants is two points.
+``shard_by_tenant`` goes further: the collection uses custom sharding and each tenant is a shard
+key (its own ``shard_number`` shards), named on every request (``shard_key_selector``).
+Cluster options (``shard_number``, ``replication_factor``, ``write_consistency_factor``) reach
+``create_collection``; a collection that exists keeps its own. Local mode has no shards, shard
+keys or payload indexes: the calls are made with the same arguments and it ignores them (shard
+keys are not created there).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rag.errors import KnowledgeBaseLockedError, StoreError
@@ -26,10 +37,23 @@ from retrievers.store._common import (
     check_with_payload,
     in_order,
     json_payload,
+    new_indexes,
     numpy_vectors,
     spec_difference,
 )
-from retrievers.store._qdrant_parts import ClientErrors, client_filter, scored, spec_from_info, vectors_config
+from retrievers.payloads import TENANT
+from retrievers.store._qdrant_parts import (
+    ClientErrors,
+    client_filter,
+    collection_options,
+    flip_id,
+    index_schema,
+    scored,
+    spec_from_info,
+    tenant_index,
+    tenant_mask,
+    vectors_config,
+)
 
 __all__ = ["QdrantServerStore"]
 
@@ -64,6 +88,9 @@ class QdrantServerStore:
         timeout: float = 30,
         *,
         rrf_k: int = DEFAULT_RRF_K,
+        tenant: str | None = None,
+        shard_by_tenant: bool = False,
+        write_consistency_factor: int | None = None,
     ) -> None:
         chosen = [name for name, value in (("url", url), ("location", location), ("path", path)) if value is not None]
         if len(chosen) != 1:
@@ -73,6 +100,13 @@ class QdrantServerStore:
             )
         if rrf_k <= 0:
             raise StoreError(f"rrf_k must be positive, got {rrf_k}")
+        if shard_by_tenant and tenant is None:
+            raise StoreError("shard_by_tenant needs a tenant: the tenant is the shard key; set tenant='name'")
+        if tenant is not None and (not isinstance(tenant, str) or not tenant):
+            raise StoreError(f"tenant must be a non-empty string, got {tenant!r}")
+        self.tenant, self.shard_by_tenant = tenant, shard_by_tenant
+        self.write_consistency_factor = write_consistency_factor
+        self._mask = tenant_mask(tenant)
         self.url, self.api_key, self.location = url, api_key, location
         self.path = None if path is None else str(path)
         self.prefix = prefix
@@ -82,6 +116,7 @@ class QdrantServerStore:
         self._client: Any = None
         self._models: Any = None
         self._specs: dict[str, CollectionSpec] = {}
+        self._indexes: dict[str, dict[str, str]] = {}  # collection -> metadata payload path -> index kind
 
     @property
     def where(self) -> str:
@@ -122,6 +157,7 @@ class QdrantServerStore:
             finally:
                 self._client = None
                 self._specs.clear()
+                self._indexes.clear()
 
     def __enter__(self) -> QdrantServerStore:
         return self.load()
@@ -147,24 +183,53 @@ class QdrantServerStore:
             if diff:
                 raise StoreError(f"collection {name!r} exists with other vectors: {diff}; drop it or use another name")
             self._specs[name] = spec  # keeps datatype/quantize, which the server does not echo back uniformly
+            self._tenant_ready(name)  # another tenant may have made the collection
             return
         dense, sparse = vectors_config(m, spec)
+        options = collection_options(
+            m, self.shard_number, self.replication_factor, self.write_consistency_factor, self.shard_by_tenant
+        )
         with self._mapped(name, "create"):
             client.create_collection(
-                collection_name=name,
-                vectors_config=dense,
-                sparse_vectors_config=sparse or None,
-                shard_number=self.shard_number,
-                replication_factor=self.replication_factor,
+                collection_name=name, vectors_config=dense, sparse_vectors_config=sparse or None, **options
             )
             if not self.is_local:  # local mode has no payload indexes (and warns about them)
                 for field_name, kind in INDEXED_FIELDS:
-                    schema = m.PayloadSchemaType.KEYWORD if kind == "keyword" else m.PayloadSchemaType.INTEGER
-                    client.create_payload_index(name, field_name=field_name, field_schema=schema, wait=True)
+                    client.create_payload_index(name, field_name=field_name, field_schema=index_schema(m, kind), wait=True)
         self._specs[name] = spec
+        self._tenant_ready(name)
         logger.info("qdrant store %s: created collection %s", self.where, name)
 
+    def _tenant_ready(self, name: str) -> None:
+        """The tenant's index and (with ``shard_by_tenant``) its shard key exist in ``name``; a
+        server only (local mode has neither)."""
+        if self.tenant is None or self.is_local:
+            return
+        client, m = self._c(), self._models
+        with self._mapped(name, "tenant index"):
+            schema = client.get_collection(name).payload_schema or {}
+            if TENANT not in schema:
+                client.create_payload_index(name, field_name=TENANT, field_schema=tenant_index(m), wait=True)
+        if self.shard_by_tenant:
+            from qdrant_client.http.exceptions import UnexpectedResponse
+
+            with self._mapped(name, "create shard key"):
+                try:
+                    client.create_shard_key(name, shard_key=self.tenant)
+                    logger.info("qdrant store %s: %s: created shard key %r", self.where, name, self.tenant)
+                except UnexpectedResponse as exc:  # made before, by this tenant's first run
+                    if "already exists" not in (exc.content or b"").decode("utf-8", "replace").lower():
+                        raise
+
     def drop_collection(self, name: str) -> None:
+        """Delete a collection; with a tenant, only the tenant's points (the collection is shared)."""
+        if self.tenant is not None:
+            self._spec(name)
+            with self._mapped(name, "drop"):
+                self._c().delete(collection_name=name, points_selector=self._models.FilterSelector(filter=self._filter(None)),
+                                 wait=True, **self._shard_key())  # fmt: skip
+            self._specs.pop(name, None)
+            return
         client = self._c()
         self._specs.pop(name, None)
         with self._mapped(name, "drop"):
@@ -181,22 +246,37 @@ class QdrantServerStore:
         client = self._c()
         m = self._models
         vectors = check_points(collection, self._spec(collection), points)
+        self._index_metadata(collection, ((p.id, p.payload) for p in points))
         with self._mapped(collection, "upsert"):
             for start in range(0, len(points), _UPSERT_CHUNK):
                 batch = [
-                    m.PointStruct(id=p.id, vector=self._client_vectors(v), payload=json_payload(collection, p.id, p.payload))
+                    m.PointStruct(id=flip_id(p.id, self._mask), vector=self._client_vectors(v),
+                                  payload=self._payload(collection, p))
                     for p, v in zip(points[start : start + _UPSERT_CHUNK], vectors[start : start + _UPSERT_CHUNK])
-                ]
-                client.upsert(collection_name=collection, points=batch, wait=True)
+                ]  # fmt: skip
+                client.upsert(collection_name=collection, points=batch, wait=True, **self._shard_key())
 
     def delete(self, collection: str, flt: Filter) -> None:
         client = self._c()
         self._spec(collection)
-        qfilter = self._filter(check_filter(flt))
-        if qfilter is None:
+        if client_filter(self._models, check_filter(flt)) is None:
             raise StoreError(f"refusing to delete from {collection!r} with an empty filter; use drop_collection")
+        qfilter = self._filter(flt)
         with self._mapped(collection, "delete"):
-            client.delete(collection_name=collection, points_selector=self._models.FilterSelector(filter=qfilter), wait=True)
+            client.delete(collection_name=collection, points_selector=self._models.FilterSelector(filter=qfilter), wait=True,
+                          **self._shard_key())  # fmt: skip
+
+    def set_payload(self, collection: str, flt: Filter, payload: Mapping[str, Any]) -> None:
+        """Set these top-level payload keys on every point ``flt`` matches (of this tenant; vectors untouched)."""
+        client = self._c()
+        self._spec(collection)
+        if client_filter(self._models, check_filter(flt)) is None:
+            raise StoreError(f"refusing to set the payload of every point of {collection!r}: give a filter")
+        values = json_payload(collection, "(update)", payload)
+        self._index_metadata(collection, [(f"matching {flt}", values)])
+        with self._mapped(collection, "set payload"):
+            client.set_payload(collection_name=collection, payload=values, points=self._models.FilterSelector(filter=self._filter(flt)),
+                               wait=True, **self._shard_key())  # fmt: skip
 
     # -- reads -----------------------------------------------------------------------
 
@@ -204,7 +284,7 @@ class QdrantServerStore:
         client = self._c()
         self._spec(collection)
         with self._mapped(collection, "count"):
-            return int(client.count(collection, count_filter=self._filter(check_filter(flt)), exact=True).count)
+            return int(client.count(collection, count_filter=self._filter(check_filter(flt)), exact=True, **self._shard_key()).count)
 
     def search(
         self, collection: str, query: VectorQuery, flt: Filter | None = None, with_payload: WithPayload = True
@@ -219,8 +299,9 @@ class QdrantServerStore:
                 query_filter=self._filter(check_filter(flt)),
                 limit=query.limit,
                 with_payload=check_with_payload(with_payload),
+                **self._shard_key(),
             )
-        return scored(res.points)
+        return self._scored(res.points)
 
     def search_many(
         self, collection: str, queries: Sequence[VectorQuery], flt: Filter | None = None, with_payload: WithPayload = True
@@ -232,14 +313,14 @@ class QdrantServerStore:
         selector = check_with_payload(with_payload)
         requests = [
             m.QueryRequest(query=self._query_vector(collection, q), using=q.using, filter=qfilter, limit=q.limit,
-                           with_payload=selector)
+                           with_payload=selector, shard_key=self.tenant if self.shard_by_tenant else None)
             for q in queries
         ]  # fmt: skip
         if not requests:
             return []
         with self._mapped(collection, "query"):
             responses = client.query_batch_points(collection_name=collection, requests=requests)
-        return [scored(r.points) for r in responses]
+        return [self._scored(r.points) for r in responses]
 
     def fused(
         self,
@@ -267,8 +348,9 @@ class QdrantServerStore:
                 query_filter=qfilter,
                 limit=limit,
                 with_payload=check_with_payload(with_payload),
+                **self._shard_key(),
             )
-        return scored(res.points)
+        return self._scored(res.points)
 
     def rescored(
         self,
@@ -299,8 +381,9 @@ class QdrantServerStore:
                 query_filter=qfilter,
                 limit=limit,
                 with_payload=check_with_payload(with_payload),
+                **self._shard_key(),
             )
-        return scored(res.points)
+        return self._scored(res.points)
 
     def retrieve(self, collection: str, ids: Sequence[str], with_payload: WithPayload = True) -> list[ScoredPoint]:
         """The points with these ids (score 0.0), in the order of ``ids``; ids not stored are left out."""
@@ -310,9 +393,11 @@ class QdrantServerStore:
         selector = check_with_payload(with_payload)
         if not wanted:
             return []
+        stored = [flip_id(pid, self._mask) for pid in wanted]
         with self._mapped(collection, "retrieve"):
-            records = client.retrieve(collection, wanted, with_payload=selector, with_vectors=False)
-        return in_order(wanted, [ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records])
+            records = client.retrieve(collection, stored, with_payload=selector, with_vectors=False, **self._shard_key())
+        found = [ScoredPoint(id=flip_id(str(r.id), self._mask), score=0.0, payload=dict(r.payload or {})) for r in records]
+        return in_order(wanted, found)
 
     def scroll(self, collection: str, flt: Filter | None = None, with_vectors: bool = False) -> Iterator[ScoredPoint]:
         client = self._c()
@@ -323,11 +408,11 @@ class QdrantServerStore:
             with self._mapped(collection, "scroll"):
                 records, offset = client.scroll(
                     collection, scroll_filter=qfilter, limit=SCROLL_BATCH, offset=offset,
-                    with_payload=True, with_vectors=with_vectors,
+                    with_payload=True, with_vectors=with_vectors, **self._shard_key(),
                 )  # fmt: skip
             for r in records:
                 vectors = numpy_vectors(spec, r.vector) if with_vectors else {}
-                yield ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {}), vectors=vectors)
+                yield ScoredPoint(id=flip_id(str(r.id), self._mask), score=0.0, payload=dict(r.payload or {}), vectors=vectors)
             if offset is None or not records:
                 return
 
@@ -367,7 +452,46 @@ class QdrantServerStore:
         return vector
 
     def _filter(self, flt: Filter | None) -> Any:
-        return client_filter(self._models, flt)
+        return client_filter(self._models, flt, self.tenant)
+
+    def _shard_key(self) -> dict[str, Any]:
+        """``shard_key_selector`` for a request, with custom sharding by tenant (else nothing)."""
+        return {"shard_key_selector": self.tenant} if self.shard_by_tenant else {}
+
+    def _payload(self, collection: str, point: Point) -> dict[str, Any]:
+        payload = json_payload(collection, point.id, point.payload)
+        if self.tenant is not None:
+            payload[TENANT] = self.tenant
+        return payload
+
+    def _scored(self, points: Sequence[Any]) -> list[ScoredPoint]:
+        found = scored(points)
+        if not self._mask:
+            return found
+        return [ScoredPoint(id=flip_id(p.id, self._mask), score=p.score, payload=p.payload) for p in found]
+
+    def _index_metadata(self, collection: str, payloads: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Give each metadata key of ``payloads`` (``(point, payload)`` pairs) a payload index of its
+        value's type, once per key (a server only: local mode has no payload indexes)."""
+        known = self._indexes.get(collection)
+        if known is None:
+            known = {}
+            if not self.is_local:
+                with self._mapped(collection, "describe"):
+                    schema = self._c().get_collection(collection).payload_schema or {}
+                for path, info in schema.items():
+                    kind = str(getattr(info.data_type, "value", info.data_type)).lower()
+                    if kind in ("keyword", "integer", "float", "bool"):
+                        known[path] = kind
+            self._indexes[collection] = known
+        wanted = new_indexes(collection, known, payloads)
+        for path, kind in wanted.items():
+            if not self.is_local:
+                with self._mapped(collection, "create index"):
+                    self._c().create_payload_index(collection, field_name=path, field_schema=index_schema(self._models, kind),
+                                                   wait=True)  # fmt: skip
+                logger.info("qdrant store %s: %s: payload index %s (%s)", self.where, collection, path, kind)
+            known[path] = kind
 
     def _mapped(self, collection: str, op: str) -> ClientErrors:
         return ClientErrors(self.where, self.url, collection, op)
