@@ -81,7 +81,7 @@ class _Part:
     fh: Any = None
     tmp: Path | None = None
     size: int = 0
-    field: str | None = None  # a text field's name (:data:`TEXT_FIELDS`)
+    text_field: str | None = None  # a text field's name (:data:`TEXT_FIELDS`)
     text: bytearray = field(default_factory=bytearray)
 
 
@@ -124,7 +124,7 @@ class _Receiver:
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("latin-1")
         if name in TEXT_FIELDS and b"filename" not in options:
-            self.part.field = name
+            self.part.text_field = name
             return
         if name != _FIELD:
             return  # another form field: read past it, keep nothing
@@ -141,10 +141,11 @@ class _Receiver:
         self.part.fh = os.fdopen(fd, "wb")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self.part.field is not None:
+        if self.part.text_field is not None:
             self.part.text += data[start:end]
-            if len(self.part.text) > TEXT_FIELDS[self.part.field]:
-                raise HTTPException(413, f"the {self.part.field!r} field is longer than {TEXT_FIELDS[self.part.field]} bytes")
+            limit = TEXT_FIELDS[self.part.text_field]
+            if len(self.part.text) > limit:
+                raise HTTPException(413, f"the {self.part.text_field!r} field is longer than {limit} bytes")
             return
         if self.part.fh is None:
             return
@@ -155,8 +156,8 @@ class _Receiver:
 
     def on_part_end(self) -> None:
         part = self.part
-        if part.field is not None:
-            self.fields[part.field] = _decode(bytes(part.text))
+        if part.text_field is not None:
+            self.fields[part.text_field] = _decode(bytes(part.text))
             return
         if part.fh is None or part.name is None or part.tmp is None:
             return
