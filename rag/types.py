@@ -99,7 +99,7 @@ class DocumentInfo:
     doc_id: str
     path: Path
     name: str
-    kind: Literal["pdf", "image"]
+    kind: Literal["pdf", "image", "office", "markup", "ebook"]  # how it is read: ingest._files.DocumentKind
     page_count: int
     size_bytes: int
     title: str | None = None
