@@ -453,7 +453,7 @@ def test_iter_files_expands_folders_and_keeps_explicit_files(tmp_path):
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     (root / ".hidden").mkdir()
-    for name in ("b.pdf", "a.PNG", "sub/c.jpg", "notes.txt", ".secret.pdf", ".hidden/d.pdf"):
+    for name in ("b.pdf", "a.PNG", "sub/c.jpg", "notes.log", ".secret.pdf", ".hidden/d.pdf"):
         (root / name).write_bytes(b"x")
     explicit = tmp_path / "odd.txt"
     explicit.write_text("x")
