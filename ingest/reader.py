@@ -284,7 +284,9 @@ def open_document(
     path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None,
     identity: FileIdentity | None = None,
 ) -> DocumentReader:
-    """Open a PDF or an image file for streaming extraction (also a context manager).
+    """Open a document (PDF, image, Office, HTML/Markdown/text, e-book) for streaming
+    extraction (also a context manager). Office files need LibreOffice (``soffice``); without
+    it they raise :class:`rag.errors.MissingDependencyError` naming the Debian packages.
 
     ``identity``: the file's :func:`identify_file` result when the caller has it, so the
     file is checked and hashed once (``info.doc_id`` is ``identity.sha256``).

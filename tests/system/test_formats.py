@@ -110,3 +110,24 @@ def test_an_unsupported_file_is_refused_with_the_list_of_formats(tmp_path):
     assert report.status == "failed" and report.error_type == "UnsupportedFormatError"
     for named in ("PDF", "DOCX", "PPTX", "HTML", "Markdown", "EPUB", "TIFF", "GIF"):
         assert named in report.error
+
+
+def test_markdown_and_epub_uploaded_over_http_are_indexed_and_listed_with_their_kind(tmp_path):
+    import httpx
+
+    from rag.server import create_app
+    from tests._live_server import live_server, wait_job, wait_ready
+
+    files = [fmt.make_markdown(tmp_path / "notes.md"), fmt.make_epub(tmp_path / "book.epub")]
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb, live_server(create_app(kb)) as url:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            wait_ready(http)
+            sent = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in files]
+            r = http.post("/api/documents", files=sent)
+            assert r.status_code == 202, r.text
+            job = wait_job(http, r.json()["id"])
+            assert [f["state"] for f in job["files"]] == ["indexed", "indexed"], job
+            kinds = {d["name"]: d["kind"] for d in http.get("/api/documents").json()["documents"]}
+            assert kinds == {"notes.md": "markup", "book.epub": "ebook"}
+            hits = http.post("/api/search", json={"question": "When did the narwhal sail out of the fjord?"}).json()["hits"]
+            assert ("book.epub", 1) in [(h["source"], h["page"]) for h in hits], hits
