@@ -161,6 +161,21 @@ def test_svg_is_read_natively(tmp_path):
     assert info.kind == "ebook" and "Platypus crossing" in pages[0].page.text
 
 
+def test_fb2_and_cbz_are_read_natively(tmp_path):
+    fb2 = tmp_path / "tale.fb2"
+    fb2.write_text('<?xml version="1.0" encoding="utf-8"?><FictionBook xmlns="http://www.gribuser.ru/xml/fictionbook/2.0">'
+                   "<body><section><p>The axolotl kept the lighthouse.</p></section></body></FictionBook>", encoding="utf-8")
+    info, pages = _pages(fb2)
+    assert info.kind == "ebook" and "axolotl kept the lighthouse" in pages[0].page.text
+    cbz = tmp_path / "comic.cbz"
+    with zipfile.ZipFile(cbz, "w") as z:
+        for n in (1, 2):
+            fmt.picture(tmp_path / f"p{n}.png", f"PANEL {n}")
+            z.write(tmp_path / f"p{n}.png", f"{n:02d}.png")
+    info, pages = _pages(cbz)
+    assert (info.kind, info.page_count, len(pages)) == ("ebook", 2, 2)  # one page per panel image
+
+
 # --------------------------------------------------------------------------- image frames
 def test_every_frame_of_a_tiff_stack_is_a_page_with_its_own_text(tmp_path):
     path = fmt.make_frames(tmp_path / "stack.tif")
