@@ -1,4 +1,5 @@
-"""Ingestion: PDFs and images -> pages, text blocks, chunks, figures, tables, captions.
+"""Ingestion: PDFs, images, Office files, HTML/Markdown/text and e-books -> pages, text
+blocks, chunks, figures, tables, captions (the formats: README's "Supported files").
 
 ``identify_file`` checks a file and hashes it once (its ``FileIdentity``: format, size,
 sha256 = document id); ``open_document`` streams one document page by page (all pages or a

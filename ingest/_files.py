@@ -1,15 +1,24 @@
 """A file's identity, read once before any engine touches it: readable, size, format by
-magic bytes, and the sha256 of its bytes (the document id, ``rag.ids.sha256_file``'s value)."""
+its bytes, and the sha256 of its bytes (the document id, ``rag.ids.sha256_file``'s value).
+
+The format comes from the bytes first: magic numbers (PDF, images, OLE2, RTF, MOBI), the
+member names of a ZIP container (OOXML, ODF's ``mimetype``, EPUB, XPS, CBZ), the root element
+of an XML file (SVG, FB2). The extension decides only where the bytes cannot: an OLE2 file is
+a DOC, PPT or XLS by its name, and a text file is HTML, Markdown or plain text by its name
+once its first block is known to be text.
+"""
 
 from __future__ import annotations
 
 import stat
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from rag.config import IngestConfig
 from rag.errors import (
+    CorruptDocumentError,
     EmptyDocumentError,
     ResourceLimitError,
     UnreadableFileError,
@@ -19,10 +28,59 @@ from rag.ids import sha256_stream
 
 from ingest._subtitles import MEDIA_SUFFIXES, SUBTITLE_SUFFIXES, media_of
 
-__all__ = ["SUPPORTED_SUFFIXES", "FileFormat", "FileIdentity", "sniff_format", "identify_file"]
+__all__ = [
+    "SUPPORTED_SUFFIXES", "SUPPORTED_TEXT", "FileFormat", "DocumentKind", "FileIdentity",
+    "sniff_format", "identify_file", "kind_of",
+]
 
-FileFormat = Literal["pdf", "png", "jpeg", "tiff", "webp", "video", "audio"]
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}) | MEDIA_SUFFIXES
+FileFormat = Literal[
+    "pdf", "png", "jpeg", "tiff", "webp", "gif",
+    "docx", "pptx", "xlsx", "odt", "odp", "ods", "rtf", "doc", "ppt", "xls",
+    "html", "markdown", "text",
+    "epub", "xps", "fb2", "mobi", "cbz", "svg",
+    "video", "audio",
+]
+#: ``DocumentInfo.kind``: how a format is read (pdf: as is; image: pixels, one page per frame;
+#: office: LibreOffice -> PDF; markup: laid out by PyMuPDF -> PDF; ebook: PyMuPDF -> PDF;
+#: video: frames at scene changes + subtitles; audio: subtitles only, ``ingest._video``)
+DocumentKind = Literal["pdf", "image", "office", "markup", "ebook", "video", "audio"]
+_KIND: dict[str, DocumentKind] = {
+    "pdf": "pdf",
+    **dict.fromkeys(("png", "jpeg", "tiff", "webp", "gif"), "image"),
+    **dict.fromkeys(("docx", "pptx", "xlsx", "odt", "odp", "ods", "rtf", "doc", "ppt", "xls"), "office"),
+    **dict.fromkeys(("html", "markdown", "text"), "markup"),
+    **dict.fromkeys(("epub", "xps", "fb2", "mobi", "cbz", "svg"), "ebook"),
+    "video": "video",
+    "audio": "audio",
+}
+_TEXT_SUFFIXES: dict[str, FileFormat] = {
+    ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown", ".markdown": "markdown", ".txt": "text",
+}
+_OLE2_SUFFIXES: dict[str, FileFormat] = {".doc": "doc", ".ppt": "ppt", ".xls": "xls"}
+_ZIP_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".epub", ".xps", ".oxps", ".cbz"})
+_ODF_MIMETYPES: dict[bytes, FileFormat] = {
+    b"application/vnd.oasis.opendocument.text": "odt",
+    b"application/vnd.oasis.opendocument.presentation": "odp",
+    b"application/vnd.oasis.opendocument.spreadsheet": "ods",
+    b"application/epub+zip": "epub",
+}
+_OOXML_PARTS: tuple[tuple[str, FileFormat], ...] = (
+    ("word/document.xml", "docx"), ("ppt/presentation.xml", "pptx"), ("xl/workbook.xml", "xlsx"),
+)
+_COMIC_IMAGES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+
+SUPPORTED_SUFFIXES = frozenset({
+    ".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif",
+    ".docx", ".pptx", ".xlsx", ".odt", ".odp", ".ods", ".rtf", ".doc", ".ppt", ".xls",
+    ".html", ".htm", ".xhtml", ".md", ".markdown", ".txt",
+    ".epub", ".xps", ".oxps", ".fb2", ".mobi", ".cbz", ".svg",
+}) | MEDIA_SUFFIXES
+#: what is supported, for messages that refuse a file
+SUPPORTED_TEXT = (
+    "PDF; images PNG, JPEG, TIFF (every frame), WebP, GIF; Office DOCX, PPTX, XLSX, ODT, ODP, ODS, RTF, DOC, PPT, XLS "
+    "(converted by LibreOffice); HTML, Markdown, plain text (.txt); e-books EPUB, MOBI, FB2, XPS, CBZ, SVG; "
+    "video MP4, MOV, MKV, WebM (frames and subtitles); audio MP3, WAV, OGG, FLAC, M4A (with subtitles)"
+)
 _HEAD_BYTES = 1024
 #: ISO-BMFF brands of still images (HEIF, AVIF) and of audio-only files (M4A, M4B, M4P)
 _STILL_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
@@ -58,9 +116,43 @@ class FileIdentity:
     size: int
     sha256: str
 
+    @property
+    def kind(self) -> DocumentKind:
+        return kind_of(self.format)
 
-def sniff_format(head: bytes) -> FileFormat | None:
-    """The format named by a file's first bytes, or None. PDFs may have junk before ``%PDF-``."""
+
+def kind_of(fmt: FileFormat) -> DocumentKind:
+    """How a format is read (``DocumentInfo.kind``)."""
+    return _KIND[fmt]
+
+
+def _is_text(head: bytes) -> bool:
+    """No NUL and almost no control characters: UTF-8 or a single-byte text encoding."""
+    if b"\x00" in head:
+        return False
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27))
+    return controls <= len(head) // 100
+
+
+def _xml_root(head: bytes) -> FileFormat | None:
+    """SVG or FB2 by the root element named in the first block of an XML/text file."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not text.startswith(b"<"):
+        return None
+    if b"<svg" in text and b"<html" not in text:
+        return "svg"
+    if b"<fictionbook" in text:
+        return "fb2"
+    return None
+
+
+def sniff_format(head: bytes, suffix: str = "") -> FileFormat | None:
+    """The format named by a file's first bytes (and, for OLE2 and text, its extension
+    ``suffix``), or None. PDFs may have junk before ``%PDF-``. ZIP containers are told apart by
+    their member names (:func:`identify_file`), not here: a ZIP head gives None."""
+    suffix = suffix.lower()
+    if head.startswith(b"%PDF-"):
+        return "pdf"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -69,16 +161,60 @@ def sniff_format(head: bytes) -> FileFormat | None:
         return "tiff"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):  # OLE2: old Office, by its name
+        return _OLE2_SUFFIXES.get(suffix)
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if head[60:68] == b"BOOKMOBI":
+        return "mobi"
     if b"%PDF-" in head[:_HEAD_BYTES]:
         return "pdf"
-    return _sniff_media(head)
+    media = _sniff_media(head)
+    if media is not None:
+        return media
+    if _is_text(head):
+        root = _xml_root(head)
+        if root is not None and suffix not in _TEXT_SUFFIXES:
+            return root
+        return _TEXT_SUFFIXES.get(suffix)
+    return None
+
+
+def _zip_format(path: Path, suffix: str) -> FileFormat | None:
+    """The format of a ZIP container by its members: ODF/EPUB by the ``mimetype`` member,
+    OOXML by its main part, XPS by its document sequence, CBZ by images named ``.cbz``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            mimetype = b""
+            if "mimetype" in names:
+                with archive.open("mimetype") as fh:
+                    mimetype = fh.read(100).strip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError) as exc:
+        if suffix in _ZIP_SUFFIXES:
+            raise CorruptDocumentError(path, f"a {suffix} file is a ZIP container, and this one cannot be read: {exc}") from exc
+        return None
+    if mimetype in _ODF_MIMETYPES:
+        return _ODF_MIMETYPES[mimetype]
+    members = set(names)
+    if "[Content_Types].xml" in members:
+        for part, fmt in _OOXML_PARTS:
+            if part in members:
+                return fmt
+    if any(n.lower().endswith(".fdseq") for n in names):
+        return "xps"
+    if suffix == ".cbz" and any(n.lower().endswith(_COMIC_IMAGES) for n in names):
+        return "cbz"
+    return None
 
 
 def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
     """Check a file and hash it in one read, or raise the typed error that says why it cannot
     be read. Nothing is read from a file that is missing, not a regular file, empty or above
     ``ingest.max_file_bytes``; one that is not a supported format is refused after its first
-    block."""
+    block (a ZIP container: after its member list)."""
     path = Path(path)
     try:
         st = path.stat()
@@ -96,11 +232,14 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
         )
     if st.st_size == 0:
         raise EmptyDocumentError(path, "file is empty (0 bytes)")
+    suffix = path.suffix.lower()
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
-            fmt = sniff_format(head)
-            if fmt is None and path.suffix.lower() in SUBTITLE_SUFFIXES:
+            fmt = sniff_format(head, suffix)
+            if fmt is None and head.startswith(b"PK\x03\x04"):
+                fmt = _zip_format(path, suffix)
+            if fmt is None and suffix in SUBTITLE_SUFFIXES:
                 owner = media_of(path)
                 raise UnsupportedFormatError(
                     path,
@@ -110,10 +249,10 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
                     f"({path.name.split('.')[0]}.mp4, .mkv, .mp3, ...), and there is none",
                 )
             if fmt is None:
-                suffix = path.suffix.lower() or "no extension"
                 raise UnsupportedFormatError(
                     path,
-                    f"not a PDF or a PNG/JPEG/TIFF/WebP image (extension {suffix}, first bytes {head[:8]!r})",
+                    f"not a PDF, an image or another supported document (extension {suffix or 'no extension'}, "
+                    f"first bytes {head[:8]!r}); supported: {SUPPORTED_TEXT}",
                 )
             sha256, size = sha256_stream(fh, head)
     except PermissionError as exc:

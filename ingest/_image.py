@@ -1,6 +1,8 @@
-"""An image file (PNG, JPEG, TIFF, WebP) read as a one-page document.
+"""An image file (PNG, JPEG, TIFF, WebP, GIF) read as a document of one page per frame.
 
-Coordinates are pixels (one point = one pixel). The page image written to ``image_dir``
+A multi-frame TIFF (a scanned stack) or an animated GIF/WebP/PNG gives one page per frame, up
+to ``ingest.max_pages`` frames; the frames past it are skipped with a warning that says how
+many were read and how many skipped. Coordinates are pixels (one point = one pixel). The page image written to ``image_dir``
 is the image itself in the configured format, scaled down to at most ``MAX_SIDE`` pixels
 on its longer side; OCR runs on the full-resolution image.
 """
@@ -19,7 +21,7 @@ from rag.types import BBox, Figure, Page, PageContent, TextBlock
 from ingest._layout import make_chunks, reading_order
 from ingest._render import save_pil, suffix_for
 
-__all__ = ["open_image", "extract_image_page", "MAX_SIDE"]
+__all__ = ["open_image", "frame_count", "extract_image_page", "MAX_SIDE"]
 
 logger = logging.getLogger("ingest")
 MAX_SIDE = 4096
@@ -51,22 +53,48 @@ def open_image(path: Path, config: IngestConfig) -> Any:
     return image
 
 
-def _load_rgb(image: Any, path: Path) -> Any:
+def frame_count(image: Any, path: Path, config: IngestConfig) -> int:
+    """How many frames of an open image become pages: all of them, at most ``max_pages``
+    (the rest are skipped, with a warning that counts them)."""
     try:
-        image.seek(0)
+        frames = int(getattr(image, "n_frames", 1))
+    except Exception as exc:  # Pillow walks the frame chain: a broken one raises
+        raise CorruptDocumentError(path, f"image frames cannot be counted: {exc}") from exc
+    if frames > config.max_pages:
+        logger.warning(
+            "%s: %d frames, above ingest.max_pages=%d: frames 1-%d are read as pages, the other %d are skipped",
+            path.name, frames, config.max_pages, config.max_pages, frames - config.max_pages,
+        )
+        return config.max_pages
+    return max(frames, 1)
+
+
+def _load_rgb(image: Any, path: Path, index: int, config: IngestConfig) -> Any:
+    try:
+        image.seek(index)
+        w, h = image.size
+        if w * h > config.max_image_pixels:  # each frame of a TIFF has its own size
+            raise ResourceLimitError(
+                path, f"frame {index + 1} is {w}x{h} = {w * h:,} pixels, above ingest.max_image_pixels={config.max_image_pixels:,}"
+            )
         image.load()
         return image.convert("RGB")
+    except ResourceLimitError:
+        raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error... on broken data
-        raise CorruptDocumentError(path, f"image data cannot be decoded: {exc}") from exc
+        where = f"frame {index + 1} " if index else ""
+        raise CorruptDocumentError(path, f"image {where}data cannot be decoded: {exc}") from exc
 
 
 def extract_image_page(
-    image: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None
+    image: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None, index: int = 0
 ) -> PageContent:
-    """The single page of an image document: OCR text, blocks, chunks, one whole-image figure."""
+    """One page of an image document (its frame ``index``, 0-based): OCR text, blocks, chunks,
+    one whole-image figure."""
     from ingest._pdf import group_ocr_lines
 
-    rgb = _load_rgb(image, path)
+    rgb = _load_rgb(image, path, index, config)
+    n = index + 1
     w, h = rgb.size
     blocks = []
     ocr = False
@@ -80,21 +108,21 @@ def extract_image_page(
         blocks = reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w))
         ocr = True
     text_blocks = tuple(
-        TextBlock(doc_id, 1, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(blocks)
+        TextBlock(doc_id, n, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(blocks)
     )
     chunks = tuple(make_chunks(list(text_blocks), config.chunk_chars, config.chunk_overlap_chars))
     text = "\n\n".join(b.text for b in text_blocks)
     image_path = None
     if out_dir is not None:
-        image_path = out_dir / f"page-0001{suffix_for(config)}"
+        image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
         small = rgb
         if max(w, h) > MAX_SIDE:
             small = rgb.copy()
             small.thumbnail((MAX_SIDE, MAX_SIDE))
         save_pil(small, image_path, config)
     figure = Figure(
-        doc_id, 1, 0, "figure", BBox(0.0, 0.0, float(w), float(h)),
+        doc_id, n, 0, "figure", BBox(0.0, 0.0, float(w), float(h)),
         text=text, image_path=image_path, source="image",
     )
-    page = Page(doc_id, 1, float(w), float(h), text, ocr, image_path=image_path, dpi=None, label=None)
+    page = Page(doc_id, n, float(w), float(h), text, ocr, image_path=image_path, dpi=None, label=None)
     return PageContent(page, text_blocks, chunks, (figure,))

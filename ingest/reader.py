@@ -1,4 +1,9 @@
-"""Open a PDF, an image, a video or an audio file and stream its pages one by one.
+"""Open a document and stream its pages one by one.
+
+A PDF is read as it is; an image gives one page per frame; Office files (LibreOffice),
+HTML/Markdown/text (laid out by PyMuPDF) and e-books (MuPDF) become PDF bytes in memory first
+and are then read as any PDF, under their own path, name and id; a video gives one page per
+scene (``ingest._video``), its subtitles the text, an audio file its subtitles only.
 
 ::
 
@@ -60,6 +65,21 @@ def _open_pdf_file(path: Path) -> Any:
     return pymupdf.open(path, filetype="pdf")
 
 
+def _as_pdf(identity: FileIdentity, config: IngestConfig) -> bytes:
+    """The PDF an Office, HTML/Markdown/text or e-book file becomes."""
+    if identity.kind == "office":
+        from ingest._convert import office_to_pdf
+
+        return office_to_pdf(identity.path, identity.format, config.convert_timeout_s)
+    if identity.kind == "markup":
+        from ingest._markup import markup_to_pdf
+
+        return markup_to_pdf(identity.path, identity.format, config)
+    from ingest._ebook import ebook_to_pdf
+
+    return ebook_to_pdf(identity.path, identity.format, config)
+
+
 def _progress_enabled(progress: bool | None) -> bool:
     return logger.isEnabledFor(logging.INFO) if progress is None else progress
 
@@ -100,26 +120,29 @@ class DocumentReader:
         if self._identity is None:
             self._identity = identify_file(self.path, self.config)
         identity = self._identity
-        if identity.format == "pdf":
-            self._doc, title, count = self._open_pdf()
-            kind = "pdf"
-        elif identity.format in ("video", "audio"):
+        kind = identity.kind
+        if kind == "image":
+            from ingest._image import frame_count, open_image
+
+            self._image = open_image(self.path, self.config)
+            title, count = None, frame_count(self._image, self.path, self.config)
+        elif kind in ("video", "audio"):
             from ingest._video import open_media
 
             self._media = open_media(self.path, self.config)
-            title, count, kind = None, self._media.page_count, self._media.kind
+            title, count, kind = None, self._media.page_count, self._media.kind  # a video with no picture is audio
         else:
-            from ingest._image import open_image
-
-            self._image = open_image(self.path, self.config)
-            title, count, kind = None, 1, "image"
-        self._info = DocumentInfo(identity.sha256, self.path, self.path.name, kind, count, identity.size, title)  # type: ignore[arg-type]
+            self._doc, title, count = self._open_pdf(None if kind == "pdf" else _as_pdf(identity, self.config))
+        self._info = DocumentInfo(identity.sha256, self.path, self.path.name, kind, count, identity.size, title)
         return self
 
-    def _open_pdf(self) -> tuple[Any, str | None, int]:
+    def _open_pdf(self, data: bytes | None = None) -> tuple[Any, str | None, int]:
+        """Open the file (``data`` None) or the PDF it was converted to."""
+        import pymupdf
+
         path = self.path
         try:
-            doc = _open_pdf_file(path)
+            doc = _open_pdf_file(path) if data is None else pymupdf.open("pdf", data)
         except Exception as exc:  # MuPDF raises FileDataError / RuntimeError subclasses
             inner = exc.__cause__ or exc.__context__  # pymupdf wraps MuPDF's own reason
             reason = f"{exc} ({inner})" if inner is not None and str(inner) not in str(exc) else str(exc)
@@ -226,7 +249,7 @@ class DocumentReader:
             if self._image is not None:
                 from ingest._image import extract_image_page
 
-                return extract_image_page(self._image, info.doc_id, self.path, self.config, out_dir)
+                return extract_image_page(self._image, info.doc_id, self.path, self.config, out_dir, index)
             if self._media is not None:
                 return self._media.page(index, info.doc_id, self.config, out_dir)
             from ingest._pdf import extract_pdf_page
@@ -273,7 +296,9 @@ def open_document(
     path: str | Path, config: IngestConfig | None = None, image_dir: Path | None = None,
     identity: FileIdentity | None = None,
 ) -> DocumentReader:
-    """Open a PDF or an image file for streaming extraction (also a context manager).
+    """Open a document (PDF, image, Office, HTML/Markdown/text, e-book, video, audio) for streaming
+    extraction (also a context manager). Office files need LibreOffice (``soffice``); without
+    it they raise :class:`rag.errors.MissingDependencyError` naming the Debian packages.
 
     ``identity``: the file's :func:`identify_file` result when the caller has it, so the
     file is checked and hashed once (``info.doc_id`` is ``identity.sha256``).

@@ -206,7 +206,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{n['indexed']} indexed, {n['unchanged']} unchanged, {n['skipped']} skipped, {n['failed']} failed\n")
     if all(r.status == "skipped" for r in reports):
         found = f" ({len(reports)} skipped, each with its reason)" if reports else ""
-        sys.stderr.write(f"error: no PDF or image files found in the given paths{found}\n")
+        sys.stderr.write(f"error: no supported files found in the given paths{found}\n")
         return 1
     return 2 if failed else 0
 

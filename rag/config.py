@@ -50,6 +50,8 @@ class IngestConfig:
     max_images_per_page: int = 500
     page_timeout_s: float = 60.0
     password: str | None = None
+    #: seconds LibreOffice may take to convert one Office file to PDF before it is stopped
+    convert_timeout_s: float = 300.0
     #: processes that extract documents while the ingesting process embeds and writes; a
     #: document is read by one process, so this helps batches of several files. ``None``:
     #: ``min(2, cpu count)`` (measured: see BENCHMARKS.md); 1 extracts in-process.
@@ -97,6 +99,8 @@ class IngestConfig:
         for name in ("video_max_frames", "transcript_chunk_s", "max_file_bytes", "max_pages", "max_page_pixels", "max_image_pixels", "max_images_per_page", "page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ingest.{name} must be positive, got {getattr(self, name)}")
+        if not self.convert_timeout_s > 0:
+            raise ConfigError(f"ingest.convert_timeout_s must be positive, got {self.convert_timeout_s}")
 
     @property
     def extraction_workers(self) -> int:

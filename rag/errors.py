@@ -69,10 +69,12 @@ class ConfigError(MmragError):
 class MissingDependencyError(MmragError):
     """An optional dependency is not installed; the message carries the install line."""
 
-    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "", install: str | None = None) -> None:
         target = f"mmrag[{extra}]" if extra else package
         what = f" (needed for {purpose})" if purpose else ""
-        super().__init__(f"{package} is not installed{what}: run `pip install '{target}'`")
+        # ``install``: the command for what pip cannot install (a Debian program)
+        command = f"pip install '{target}'" if install is None else install
+        super().__init__(f"{package} is not installed{what}: run `{command}`")
         self.package = package
         self.extra = extra
 

@@ -104,7 +104,7 @@ class DocumentInfo:
     doc_id: str
     path: Path
     name: str
-    kind: Literal["pdf", "image", "video", "audio"]
+    kind: Literal["pdf", "image", "office", "markup", "ebook", "video", "audio"]  # how it is read: ingest._files.DocumentKind
     page_count: int
     size_bytes: int
     title: str | None = None

@@ -41,7 +41,7 @@ UPLOAD_BODY: dict[str, Any] = {
                         _FIELD: {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": f"PDF or image files (at most {MAX_FILES})",
+                            "description": f"documents: PDF, images, Office, HTML, Markdown, text, e-books, video (at most {MAX_FILES})",
                         },
                         "metadata": {
                             "type": "string",

@@ -295,8 +295,8 @@ def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path):
     loop = tmp_path / "loop.pdf"
     loop.symlink_to(loop)
     _raises(UnreadableFileError, loop)
-    (tmp_path / "notes.txt").write_text("just some text, not a document")
-    e = _raises(UnsupportedFormatError, tmp_path / "notes.txt")
+    (tmp_path / "notes.dat").write_text("just some text, not a document")  # .txt is read as plain text
+    e = _raises(UnsupportedFormatError, tmp_path / "notes.dat")
     assert "not a PDF" in e.reason
     (tmp_path / "fake.pdf").write_bytes(b"PK\x03\x04 this is a zip")
     _raises(UnsupportedFormatError, tmp_path / "fake.pdf")
@@ -453,7 +453,7 @@ def test_iter_files_expands_folders_and_keeps_explicit_files(tmp_path):
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     (root / ".hidden").mkdir()
-    for name in ("b.pdf", "a.PNG", "sub/c.jpg", "notes.txt", ".secret.pdf", ".hidden/d.pdf"):
+    for name in ("b.pdf", "a.PNG", "sub/c.jpg", "notes.log", ".secret.pdf", ".hidden/d.pdf"):
         (root / name).write_bytes(b"x")
     explicit = tmp_path / "odd.txt"
     explicit.write_text("x")

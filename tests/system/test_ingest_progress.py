@@ -211,4 +211,4 @@ def test_a_folder_with_nothing_to_read_is_an_error_that_still_lists_the_skips(tm
     err = capsys.readouterr().err
     assert f"skipped   {tmp_path / 'docs' / 'notes.xyz'}  unsupported format .xyz" in err
     assert "0 indexed, 0 unchanged, 1 skipped, 0 failed" in err
-    assert "error: no PDF or image files found in the given paths (1 skipped, each with its reason)" in err
+    assert "error: no supported files found in the given paths (1 skipped, each with its reason)" in err
