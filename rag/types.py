@@ -132,6 +132,9 @@ class Page:
     #: ``entries`` point to the pages that answer (:mod:`ingest.navigation`).
     navigation: NavKind | None = None
     entries: tuple[NavEntry, ...] = ()
+    #: what was refused or skipped on this page and why (an image over ``ingest.max_image_pixels``,
+    #: table detection stopped by ``ingest.page_timeout_s``, a page too heavy for layout analysis)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
