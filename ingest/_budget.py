@@ -60,6 +60,54 @@ _TEXT_OPS = re.compile(rb"(?<![A-Za-z0-9_*'\"])(?:Tj|TJ|'|\")(?![A-Za-z0-9_*])")
 _DRAW_OPS = re.compile(rb"(?<![A-Za-z0-9_*])(?:re|m|l|c|v|y|f\*?|F|B\*?|b\*?|S|s|sh)(?![A-Za-z0-9_*'\"])")
 _DO_OPS = re.compile(rb"(?<![A-Za-z0-9_*])Do(?![A-Za-z0-9_*])")
 _INLINE = re.compile(rb"(?<![A-Za-z0-9_*])BI(?![A-Za-z0-9_*])")
+_DO_NAMES = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![A-Za-z0-9_*])")
+_NAMED_REF = re.compile(r"/([^\s/\[\]()<>{}%]+)\s*(\d+) 0 R")
+_EXPANSION_CAP = 10**9
+
+
+def _xobject_names(doc: Any, xref: int) -> dict[bytes, int]:
+    try:
+        kind, value = doc.xref_get_key(xref, "Resources/XObject")
+    except Exception:  # noqa: BLE001 - a broken dictionary draws nothing we can count
+        return {}
+    if kind == "xref":
+        value = doc.xref_object(int(value.split()[0]), compressed=True)
+    return {name.encode("latin-1"): int(ref) for name, ref in _NAMED_REF.findall(value)} if kind in ("dict", "xref") else {}
+
+
+def _expanded(doc: Any, index: int, walk: Any, own: dict[int, tuple[int, int, list[bytes]]]) -> tuple[int, int]:
+    """Text-show and drawing operators the page *executes*: a form drawn 100 times counts 100
+    times, nested forms multiply (a page of three forms each drawing the next 100 times runs a
+    million operators). Streams no page content draws (patterns, glyphs, appearances) count once."""
+    memo: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+    forms = set(walk.forms)
+
+    def cost(xref: int, names: dict[bytes, int]) -> tuple[int, int]:
+        if xref in memo:
+            return memo[xref]
+        if xref in active or xref not in own:
+            return (0, 0)  # a cycle (MuPDF stops it) or an image
+        active.add(xref)
+        t, d, drawn = own[xref]
+        inner = (_xobject_names(doc, xref) or names) if xref in forms else names
+        for name in drawn:
+            target = inner.get(name)
+            if target is not None and target in forms:
+                ct, cd = cost(target, inner)
+                t, d = min(t + ct, _EXPANSION_CAP), min(d + cd, _EXPANSION_CAP)
+        active.discard(xref)
+        memo[xref] = (t, d)
+        return t, d
+
+    page_names = _xobject_names(doc, doc.page_xref(index))
+    text = draw = 0
+    for xref in walk.contents:
+        if xref in forms or xref not in own:
+            continue
+        t, d = cost(xref, page_names)
+        text, draw = min(text + t, _EXPANSION_CAP), min(draw + d, _EXPANSION_CAP)
+    return text, draw
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +173,14 @@ def measure_page(doc: Any, index: int, caps: Caps = CAPS, walk: Any = None) -> P
     from ingest._guards import page_objects
 
     walk = page_objects(doc, index, max_objects=caps.objects) if walk is None else walk
-    content = text = draw = images = 0
+    content = images = 0
     over: list[str] = []
+    own: dict[int, tuple[int, int, list[bytes]]] = {}  # content stream -> text ops, drawing ops, names it draws
     for xref in walk.contents:
         raw = doc.xref_stream_raw(xref) or b""
-        data = inflate_bounded(raw, stream_filters(doc, xref))
+        filters = stream_filters(doc, xref)
+        data = inflate_bounded(raw, filters)
         if data is None:
-            filters = stream_filters(doc, xref)
             if any(f not in ("FlateDecode", "Fl") for f in filters):
                 data = doc.xref_stream(xref) or b""  # an unusual filter: MuPDF decodes it (rare)
             else:
@@ -139,10 +188,10 @@ def measure_page(doc: Any, index: int, caps: Caps = CAPS, walk: Any = None) -> P
                 content += _INFLATE_CAP
                 continue
         t, d, do, inline = count_ops(data)
+        own[xref] = (t, d, _DO_NAMES.findall(data) if do else [])
         content += len(data)
-        text += t
-        draw += d
         images += do + inline
+    text, draw = _expanded(doc, index, walk, own)
     images = max(images, len(walk.images))
     load = dict(content_bytes=content, text_ops=text, draw_ops=draw, images=images, forms=len(walk.forms),
                 annotations=walk.annotations, objects=walk.visited)

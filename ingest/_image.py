@@ -37,8 +37,11 @@ def open_image(path: Path, config: IngestConfig) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise ResourceLimitError(path, f"image is a decompression bomb: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at twice our limit
+        raise ResourceLimitError(
+            path, f"image is a decompression bomb: {exc} (by its header, {_header_pixels(exc)} pixels, "
+            f"above ingest.max_image_pixels={config.max_image_pixels:,})",
+        ) from exc
     except UnidentifiedImageError as exc:
         raise CorruptDocumentError(path, "image header cannot be decoded") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -53,6 +56,13 @@ def open_image(path: Path, config: IngestConfig) -> Any:
             path, f"image is {w}x{h} = {w * h:,} pixels, above ingest.max_image_pixels={config.max_image_pixels:,}"
         )
     return image
+
+
+def _header_pixels(exc: Exception) -> str:
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,}" if found else "more"
 
 
 def _load_rgb(image: Any, path: Path) -> Any:
