@@ -26,6 +26,7 @@ import pickle
 import re
 import select
 import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -239,8 +240,9 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
                 raise Timeout(f"not done within {timeout:g} s")
             ready, _, _ = select.select([read_end], [], [], min(left, 0.5))
             if not ready:
-                if pid in _CANCELLED:
-                    raise Timeout("cancelled")
+                with _PIDS:
+                    if pid in _CANCELLED:
+                        raise Timeout("cancelled")
                 continue
             chunk = os.read(read_end, 1 << 20)
             if not chunk:
@@ -248,7 +250,8 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
             chunks.append(chunk)
     finally:
         os.close(read_end)
-        cancelled = pid in _CANCELLED
+        with _PIDS:
+            cancelled = pid in _CANCELLED
         _reap(pid)
     if cancelled:
         raise Timeout("cancelled")
@@ -263,10 +266,12 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
 
 _LIVE: set[int] = set()
 _CANCELLED: set[int] = set()
+_PIDS = threading.Lock()  # the server cancels from another thread than the one reading pages
 
 
 def _register(pid: int) -> None:
-    _LIVE.add(pid)
+    with _PIDS:
+        _LIVE.add(pid)
 
 
 def _reap(pid: int) -> None:
@@ -278,15 +283,17 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-    _LIVE.discard(pid)
-    _CANCELLED.discard(pid)
+    with _PIDS:
+        _LIVE.discard(pid)
+        _CANCELLED.discard(pid)
 
 
 def cancel_running() -> int:
     """Stop every :func:`run_killable` call in progress (server shutdown, a cancelled job): each
     raises :class:`Timeout` within half a second. Returns how many were running."""
-    live = list(_LIVE)
-    _CANCELLED.update(live)
+    with _PIDS:
+        live = list(_LIVE)
+        _CANCELLED.update(live)
     for pid in live:
         try:
             os.kill(pid, signal.SIGKILL)
