@@ -171,13 +171,25 @@ def count_ops(data: bytes) -> tuple[int, int, int, int]:
 def measure_page(doc: Any, index: int, caps: Caps = CAPS, walk: Any = None) -> PageLoad:
     """The page's :class:`PageLoad`, from its raw content streams (nothing is rendered).
     ``walk``: the page's :func:`ingest._guards.page_objects` when the caller has it."""
-    from ingest._guards import page_objects
+    from ingest._guards import doc_cache, page_objects
 
     walk = page_objects(doc, index, max_objects=caps.objects) if walk is None else walk
     content = images = 0
     over: list[str] = []
     own: dict[int, tuple[int, int, list[bytes]]] = {}  # content stream -> text ops, drawing ops, names it draws
+    known: dict[int, tuple[int, int, int, int, list[bytes]] | None] = doc_cache(doc).setdefault("ops", {})
     for xref in walk.contents:
+        if xref in known:  # a form or glyph shared with an earlier page
+            counted = known[xref]
+            if counted is None:
+                over.append(f"a content stream (object {xref}) inflates beyond {_INFLATE_CAP // 2**20} MB")
+                content += _INFLATE_CAP
+            else:
+                size, t, d, images_here, names = counted
+                own[xref] = (t, d, names)
+                content += size
+                images += images_here
+            continue
         raw = doc.xref_stream_raw(xref) or b""
         filters = stream_filters(doc, xref)
         data = inflate_bounded(raw, filters)
@@ -187,9 +199,11 @@ def measure_page(doc: Any, index: int, caps: Caps = CAPS, walk: Any = None) -> P
             else:
                 over.append(f"a content stream (object {xref}) inflates beyond {_INFLATE_CAP // 2**20} MB")
                 content += _INFLATE_CAP
+                known[xref] = None
                 continue
         t, d, do, inline = count_ops(data)
         own[xref] = (t, d, _DO_NAMES.findall(data) if do else [])
+        known[xref] = (len(data), t, d, do + inline, own[xref][2])
         content += len(data)
         images += do + inline
     text, draw = _expanded(doc, index, walk, own)

@@ -18,16 +18,30 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import weakref
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PageObjects", "page_objects", "guard_page", "image_size", "codestream_size", "apply_pillow_limit"]
+__all__ = ["PageObjects", "page_objects", "guard_page", "image_size", "codestream_size", "pillow_limit", "doc_cache"]
 
 logger = logging.getLogger("ingest")
 _REF = re.compile(r"(\d+) 0 R")
 _SKIP_KEYS = re.compile(r"/(?:Parent|P|Dest|A|Popup|IRT|Next|Prev|First|Last|StructParent|Thumb|B)\s*(?:\d+ 0 R)?")
 _HEADER_BYTES = 1 << 16  # enough of any stream to find its size marker
+_HEADERED = ("JPXDecode", "DCTDecode", "DCT", "JBIG2Decode")  # filters whose data declares its own size
+_CACHES: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def doc_cache(doc: Any) -> dict[str, Any]:
+    """Per open document: what the guards and the page measure already know about objects
+    shared between pages (a resource dictionary of 500 images used by every page is read once)."""
+    try:
+        return _CACHES.setdefault(doc, {})
+    except TypeError:  # not weak-referenceable: no sharing, same results
+        return {}
 
 
 @dataclass
@@ -232,10 +246,12 @@ def _declared(doc: Any, xref: int) -> tuple[int, int, list[str], str]:
         width = max(width, _int(doc, xref, "DecodeParms/Columns"))
         height = max(height, _int(doc, xref, "DecodeParms/Rows"))
     how = "its dictionary"
-    try:
-        head = _head(doc.xref_stream_raw(xref) or b"", filters)
-    except Exception:  # noqa: BLE001
-        head = b""
+    head = b""
+    if filters and filters[-1] in _HEADERED:
+        try:
+            head = _head(doc.xref_stream_raw(xref) or b"", filters)
+        except Exception:  # noqa: BLE001 - unreadable data: MuPDF fails on it too, cheaply
+            head = b""
     found = image_size(head, filters)
     if found is not None and found[0] * found[1] > width * height:
         how = f"its {filters[-1].replace('Decode', '')} stream header (the dictionary says {width}x{height})"
@@ -298,12 +314,21 @@ def guard_page(doc: Any, index: int, max_image_pixels: int, walk: PageObjects | 
     walk = page_objects(doc, index) if walk is None else walk
     notes: list[str] = []
     limit = f"above ingest.max_image_pixels={max_image_pixels:,}; refused before decoding, the page is read without it"
+    cache = doc_cache(doc)
+    seen_images: set[int] = cache.setdefault(("images", max_image_pixels), set())
+    seen_contents: set[int] = cache.setdefault(("inline", max_image_pixels), set())
     for xref in walk.images:
+        if xref in seen_images:
+            continue
+        seen_images.add(xref)
         width, height, _filters, how = _declared(doc, xref)
         if width * height > max_image_pixels:
             _neutralise(doc, xref)
             notes.append(f"image object {xref} of {width}x{height} = {width * height:,} pixels (read from {how}) {limit}")
     for xref in walk.contents:
+        if xref in seen_contents:
+            continue
+        seen_contents.add(xref)
         raw = doc.xref_stream_raw(xref) or b""
         data = inflate_bounded(raw, stream_filters(doc, xref))
         if data is None or b"BI" not in data:
@@ -315,9 +340,16 @@ def guard_page(doc: Any, index: int, max_image_pixels: int, walk: PageObjects | 
     return notes
 
 
-def apply_pillow_limit(max_image_pixels: int) -> None:
-    """Make Pillow's own decompression-bomb limit follow ``ingest.max_image_pixels`` (Pillow
-    raises at twice its ``MAX_IMAGE_PIXELS``; without this its 179 MP default overrides ours)."""
+@contextmanager
+def pillow_limit(max_image_pixels: int) -> Iterator[None]:
+    """Within the block, Pillow's own decompression-bomb limit follows ``ingest.max_image_pixels``
+    (Pillow warns above its ``MAX_IMAGE_PIXELS`` and raises at twice it; left alone, its 179 MP
+    default overrides ours). Restored afterwards: the setting is process-wide in Pillow."""
     from PIL import Image
 
+    before = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_image_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before

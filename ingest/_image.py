@@ -30,11 +30,10 @@ def open_image(path: Path, config: IngestConfig) -> Any:
     """Open an image lazily (header only) and check its size against ``max_image_pixels``."""
     from PIL import Image, UnidentifiedImageError
 
-    from ingest._guards import apply_pillow_limit
+    from ingest._guards import pillow_limit
 
-    apply_pillow_limit(config.max_image_pixels)  # Pillow's own 179 MP default must not override ours
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pillow_limit(config.max_image_pixels):  # Pillow's 179 MP must not override ours
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as exc:  # Pillow's own check, at twice our limit

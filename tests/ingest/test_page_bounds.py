@@ -22,7 +22,7 @@ from ingest._render import fit_dpi
 from rag.config import IngestConfig
 from rag.errors import DocumentError, ResourceLimitError
 
-SLACK = 6.0  # seconds a page may take beyond page_timeout_s: measuring, forking, the bits before the bound
+SLACK = 10.0  # seconds a page may take beyond page_timeout_s: measuring, forking, the bits before the bound (2 busy cores)
 
 
 def _append(doc: pymupdf.Document, page: pymupdf.Page, content: bytes) -> None:
