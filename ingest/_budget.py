@@ -48,7 +48,7 @@ class Caps:
     content_bytes: int = 2_000_000
     text_ops: int = 8_000
     draw_ops: int = 60_000
-    images: int = 2_000
+    images: int = 50_000  # fewer go to figure detection up to max_images_per_page, as before
     forms: int = 500
     annotations: int = 2_000
     objects: int = 20_000  # objects the measuring walk visits before it gives up (and calls the page heavy)

@@ -274,8 +274,7 @@ def extract_pdf_page(
                 raise Timeout(f"{config.page_timeout_s:g} s spent before it")
             tables = run_killable(lambda: _find_tables(page, path, n), remaining)
         except (Timeout, RuntimeError) as exc:
-            notes.append(f"page {n}: table detection stopped by ingest.page_timeout_s={config.page_timeout_s:g} s ({exc}); "
-                         "tables skipped")
+            notes.append(f"page {n}: table detection skipped, stopped by ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")
             logger.warning("%s %s", path.name, notes[-1])
     body = [b for b in ordered if not is_caption(b.text)]  # captions are never part of a figure
     all_lines = [ln for b in body for ln in (b.lines or ((b.bbox, b.text),))]
@@ -323,7 +322,7 @@ def extract_pdf_page(
             and not assess_text(text).usable
         ):
             if time.perf_counter() - started > config.page_timeout_s:
-                notes.append(f"page {n}: over ingest.page_timeout_s={config.page_timeout_s:g} s, OCR of figure {len(figures) + 1} skipped")
+                notes.append(f"page {n}: figure OCR skipped (figure {len(figures) + 1}), over ingest.page_timeout_s={config.page_timeout_s:g} s")
                 logger.warning("%s %s", path.name, notes[-1])
             elif _ocr_available(config):
                 text = ocr_region(page, box, config)
