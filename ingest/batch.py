@@ -94,6 +94,7 @@ def inspect_json(info: DocumentInfo, contents: Iterable[PageContent]) -> dict[st
                     for f in c.figures
                 ],
                 "chunks": [{"index": ch.index, "section": list(ch.section), "chars": len(ch.text)} for ch in c.chunks],
+                "notes": list(p.notes),  # what was refused or skipped on the page, and why
             }
         )
     return {

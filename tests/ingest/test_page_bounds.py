@@ -277,3 +277,27 @@ def test_a_one_pixel_wide_png_is_indexed_or_fails_with_a_reason(tmp_path):
 def test_no_document_error_has_an_empty_reason():
     err = DocumentError("x.pdf", "")
     assert err.reason.strip() and "x.pdf: " in str(err) and str(err).strip() != "x.pdf:"
+
+
+def test_a_jpeg_whose_header_is_larger_than_its_dictionary_is_refused_and_inspect_json_says_so(tmp_path):
+    from io import BytesIO
+
+    from ingest import inspect_json
+
+    buf = BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", 60_000, 60_000)  # the SOF marker now says 60000 x 60000
+    doc = pymupdf.open()
+    page = _text_page(doc, "Text beside a JPEG bomb.")
+    xref = _image_xobject(doc, "<</Type/XObject/Subtype/Image/Width 10/Height 10/ColorSpace/DeviceRGB"
+                               "/BitsPerComponent 8>>", bytes(data), "/DCTDecode")
+    _resource(doc, page, "XObject", "Photo", xref)
+    _append(doc, page, b"q 200 0 0 200 100 300 cm /Photo Do Q")
+    path = tmp_path / "jpeg.pdf"
+    doc.save(path)
+    with open_document(path, IngestConfig(ocr="never", dpi=72)) as reader:
+        described = inspect_json(reader.info, reader.pages(progress=False))
+    notes = described["pages"][0]["notes"]
+    assert any("60000x60000" in n and "DCT stream header (the dictionary says 10x10)" in n for n in notes), notes
