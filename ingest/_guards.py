@@ -29,7 +29,12 @@ __all__ = ["PageObjects", "page_objects", "guard_page", "image_size", "codestrea
 
 logger = logging.getLogger("ingest")
 _REF = re.compile(r"(\d+) 0 R")
-_SKIP_KEYS = re.compile(r"/(?:Parent|P|Dest|A|Popup|IRT|Next|Prev|First|Last|StructParent|Thumb|B)\s*(?:\d+ 0 R)?")
+# links out of the page's drawing (to the page tree, other pages, outlines): not followed
+_SKIP_KEYS = re.compile(r"/(?:Parent|P|Dest|Popup|IRT|Next|Prev|First|Last|Thumb)\s*\d+ 0 R")
+# streams that are data, not page description, whatever their dictionary looks like (a ToUnicode
+# CMap has no /Subtype): never scanned as content
+_DATA_KEYS = re.compile(r"/(?:ToUnicode|FontFile\d?|Metadata|CIDSet|CIDToGIDMap|Encoding|DestOutputProfile|JBIG2Globals"
+                        r"|Functions?|SMask|Mask)\s*(\d+) 0 R")
 _HEADER_BYTES = 1 << 16  # enough of any stream to find its size marker
 _HEADERED = ("JPXDecode", "DCTDecode", "DCT", "JBIG2Decode")  # filters whose data declares its own size
 _CACHES: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -113,6 +118,7 @@ def page_objects(doc: Any, index: int, max_objects: int = 20_000) -> PageObjects
         kind, value = _key(doc, a, "AP")
         roots.extend(int(r) for r in _REF.findall(value))
     seen: set[int] = set(out.contents)
+    data: set[int] = set()  # referenced as data (fonts, CMaps, profiles, masks): not content
     stack = list(reversed(roots))
     total = doc.xref_length()
     while stack:
@@ -132,12 +138,13 @@ def page_objects(doc: Any, index: int, max_objects: int = 20_000) -> PageObjects
             compact = re.sub(r"\s+", "", obj)
             if "/Subtype/Image" in compact:
                 out.images.append(xref)
-            elif _is_content(obj):
+            elif xref not in data and _is_content(obj):
                 out.contents.append(xref)
                 if "/Subtype/Form" in compact:
                     out.forms.append(xref)
             else:
                 continue  # a font program, profile, function: nothing it refers to is drawn
+        data.update(int(r) for r in _DATA_KEYS.findall(obj))
         stack.extend(int(r) for r in reversed(_REF.findall(_SKIP_KEYS.sub(" ", obj))))
     out.visited = len(seen)
     return out
