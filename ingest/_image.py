@@ -25,18 +25,24 @@ __all__ = ["open_image", "frame_count", "extract_image_page", "MAX_SIDE"]
 
 logger = logging.getLogger("ingest")
 MAX_SIDE = 4096
+_MIN_OCR_SIDE = 8  # pixels: a thinner image holds no line of text (and OCR's resize fails on it)
 
 
 def open_image(path: Path, config: IngestConfig) -> Any:
     """Open an image lazily (header only) and check its size against ``max_image_pixels``."""
     from PIL import Image, UnidentifiedImageError
 
+    from ingest._guards import pillow_limit
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pillow_limit(config.max_image_pixels):  # Pillow's 179 MP must not override ours
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise ResourceLimitError(path, f"image is a decompression bomb: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at twice our limit
+        raise ResourceLimitError(
+            path, f"image is a decompression bomb: {exc} (by its header, {_header_pixels(exc)} pixels, "
+            f"above ingest.max_image_pixels={config.max_image_pixels:,})",
+        ) from exc
     except UnidentifiedImageError as exc:
         raise CorruptDocumentError(path, "image header cannot be decoded") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -51,6 +57,13 @@ def open_image(path: Path, config: IngestConfig) -> Any:
             path, f"image is {w}x{h} = {w * h:,} pixels, above ingest.max_image_pixels={config.max_image_pixels:,}"
         )
     return image
+
+
+def _header_pixels(exc: Exception) -> str:
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,}" if found else "more"
 
 
 def frame_count(image: Any, path: Path, config: IngestConfig) -> int:
@@ -98,15 +111,26 @@ def extract_image_page(
     w, h = rgb.size
     blocks = []
     ocr = False
-    if config.ocr != "never":
+    notes: list[str] = []
+    if config.ocr != "never" and min(w, h) < _MIN_OCR_SIDE:
+        notes.append(f"page {n}: the image is {w}x{h} pixels, too thin to hold a line of text ({_MIN_OCR_SIDE} pixels "
+                     "at least); OCR skipped, the image is indexed without text")
+    elif config.ocr != "never":
         from ingest._ocr import layout_boxes, ocr_array
 
         import numpy as np
 
-        found = ocr_array(np.asarray(rgb))
-        lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
-        blocks = reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w))
-        ocr = True
+        try:
+            found = ocr_array(np.asarray(rgb))
+        except Exception as exc:  # noqa: BLE001 - the OCR engine's own failures (a resize it cannot do): the image stays
+            notes.append(f"page {n}: OCR of the {w}x{h} image failed ({type(exc).__name__}: {str(exc) or 'no message'}); "
+                         "the image is indexed without text")
+        else:
+            lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
+            blocks = reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w))
+            ocr = True
+    for note in notes:
+        logger.warning("%s %s", path.name, note)
     text_blocks = tuple(
         TextBlock(doc_id, n, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(blocks)
     )
@@ -117,12 +141,11 @@ def extract_image_page(
         image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
         small = rgb
         if max(w, h) > MAX_SIDE:
-            small = rgb.copy()
-            small.thumbnail((MAX_SIDE, MAX_SIDE))
+            small = rgb.resize((max(1, round(w * min(1.0, MAX_SIDE / max(w, h)))), max(1, round(h * min(1.0, MAX_SIDE / max(w, h))))))
         save_pil(small, image_path, config)
     figure = Figure(
         doc_id, n, 0, "figure", BBox(0.0, 0.0, float(w), float(h)),
         text=text, image_path=image_path, source="image",
     )
-    page = Page(doc_id, n, float(w), float(h), text, ocr, image_path=image_path, dpi=None, label=None)
+    page = Page(doc_id, n, float(w), float(h), text, ocr, image_path=image_path, dpi=None, label=None, notes=tuple(notes))
     return PageContent(page, text_blocks, chunks, (figure,))

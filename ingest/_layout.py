@@ -206,18 +206,16 @@ def make_chunks(
         first_new = current[len(current) - fresh]
         section = seg_section.get(id(first_new), ())
         text = "\n".join(t for t, _ in current)
-        boxes: list[BBox] = []
-        for _, b in current:
-            if b not in boxes:
-                boxes.append(b)
+        boxes = list(dict.fromkeys(b for _, b in current))  # first-seen order, each box once (linear)
         union = boxes[0]
         for b in boxes[1:]:
             union = union.union(b)
         chunks.append(TextChunk(doc_id, page, len(chunks), text, union, tuple(boxes), section))
 
     fresh = 0  # segments in ``current`` that no earlier chunk holds
+    held = 0  # size(current), kept as segments come and go (a page of 100,000 one-letter spans)
     for seg in segments:
-        if current and fresh and size(current) + 1 + len(seg[0]) > chunk_chars:
+        if current and fresh and held + 1 + len(seg[0]) > chunk_chars:
             emit()
             carried: list[tuple[str, BBox]] = []
             budget = overlap_chars
@@ -235,7 +233,9 @@ def make_chunks(
             while carried and size(carried) + 1 + len(seg[0]) > chunk_chars:
                 carried.pop(0)
             current = carried
+            held = size(current)
             fresh = 0
+        held += len(seg[0]) + (1 if current else 0)
         current.append(seg)
         fresh += 1
     if fresh:

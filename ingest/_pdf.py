@@ -11,17 +11,19 @@ from typing import Any
 
 from rag.config import IngestConfig
 from rag.errors import ResourceLimitError
-from rag.types import BBox, Figure, Page, PageContent, TextBlock
+from rag.types import BBox, Figure, Page, PageContent, TextBlock, TextChunk
 
+from ingest._budget import Timeout, measure_page, run_killable
 from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
 from ingest._labels import page_labels
 from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
+from ingest._guards import guard_page, page_objects
 from ingest._margins import RunningLines
 from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
 from ingest._sections import SectionTracker, section_at
-from ingest._render import fit_dpi, pixmap_to_pil, save_pil, suffix_for
-from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_text_layer
+from ingest._render import fit_dpi, max_side_for, pixmap_to_pil, save_pil, suffix_for
+from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_plain_text, read_text_layer
 
 __all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block",
            "caption_until_break", "caption_outside"]
@@ -192,24 +194,6 @@ def _in_margin(box: Box, width: float, height: float) -> bool:
     return box[3] <= 0.1 * height or box[1] >= 0.9 * height or box[2] <= 0.1 * width or box[0] >= 0.9 * width
 
 
-def _check_embedded_images(doc: Any, index: int, path: Path, config: IngestConfig) -> None:
-    """Refuse a page that uses an image larger than ``max_image_pixels`` before anything decodes it.
-
-    A few hundred kilobytes of Flate data can declare a 40000 x 40000 image (a decompression
-    bomb): rendering the page would inflate all of it. The sizes come from the image
-    dictionaries, so the check costs nothing.
-    """
-    for item in doc.get_page_images(index, full=True):
-        xref, width, height = item[0], int(item[2] or 0), int(item[3] or 0)
-        if width * height > config.max_image_pixels:
-            raise ResourceLimitError(
-                path,
-                f"page {index + 1} uses an embedded image (object {xref}) of {width}x{height} = {width * height:,} pixels, "
-                f"above ingest.max_image_pixels={config.max_image_pixels:,} (a decompression bomb or a huge scan; "
-                "raise the limit to read it)",
-            )
-
-
 def extract_pdf_page(
     doc: Any,
     index: int,
@@ -228,7 +212,15 @@ def extract_pdf_page(
     few OCR'd lines before falling back to OCR of the whole page; ``margins`` (also one per
     document) drops running headers and footers seen on earlier pages; ``labels`` (the document's
     :func:`ingest._labels.page_labels`, read once) gives the printed page label; ``sections`` (one
-    per document, fed its pages in order) gives chunks and figures their section path."""
+    per document, fed its pages in order) gives chunks and figures their section path.
+
+    Bounds: every image the page can draw is sized from its own stream header first
+    (:func:`ingest._guards.guard_page`); one above ``max_image_pixels`` is left out of the page,
+    not decoded, and said in ``Page.notes``. The page's content is measured from its raw
+    streams (:func:`ingest._budget.measure_page`); a heavy page (megabytes of text, tens of
+    thousands of spans or drawing operators) is read in a child process killed at
+    ``page_timeout_s``, with table finding, figure detection and font repair skipped; on other
+    pages table detection runs in such a child with what remains of ``page_timeout_s``."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -236,7 +228,7 @@ def extract_pdf_page(
     width, height = float(rect.width), float(rect.height)
     # a page too large for ``max_page_pixels`` at ``dpi`` (a poster, a fold-out drawing) is
     # rendered at the largest dpi that fits, not refused: its text layer does not depend on it
-    dpi = fit_dpi(width, height, config.dpi, config.max_page_pixels)
+    dpi = fit_dpi(width, height, config.dpi, config.max_page_pixels, max_side_for(config))
     pixels = (width * dpi / 72.0) * (height * dpi / 72.0)
     if pixels > config.max_page_pixels:
         raise ResourceLimitError(
@@ -245,10 +237,20 @@ def extract_pdf_page(
             f"above ingest.max_page_pixels={config.max_page_pixels:,}",
         )
     if dpi < config.dpi:
-        logger.info("%s page %d is %.0fx%.0f pt: page image rendered at %d dpi (ingest.max_page_pixels)",
-                    path.name, n, width, height, dpi)
-    _check_embedded_images(doc, index, path, config)
+        logger.info("%s page %d is %.0fx%.0f pt: page image rendered at %d dpi (ingest.max_page_pixels, or the longest "
+                    "side %s can hold)", path.name, n, width, height, dpi, config.image_format)
+    walk = page_objects(doc, index)
+    notes = [f"page {n}: {note}" for note in guard_page(doc, index, config.max_image_pixels, walk)]
+    load = measure_page(doc, index, walk=walk)
     label = (page_labels(doc) if labels is None else labels)[index]
+    if load.heavy:
+        notes.append(f"page {n}: too heavy for layout analysis ({'; '.join(load.over)}): table finding, figure "
+                     f"detection and font repair skipped, plain text kept")
+        for note in notes:
+            logger.warning("%s %s", path.name, note)
+        return _heavy_page(page, doc_id, path, config, out_dir, dpi, label, notes, started)
+    for note in notes:
+        logger.warning("%s %s", path.name, note)
     page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
 
     layer = read_text_layer(page, path, n, config, repair)
@@ -266,10 +268,14 @@ def extract_pdf_page(
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
     if ordered and may_have_tables(ordered, elements):
-        if time.perf_counter() - started > config.page_timeout_s:
-            logger.warning("%s page %d: over ingest.page_timeout_s=%g s, table detection skipped", path.name, n, config.page_timeout_s)
-        else:
-            tables = _find_tables(page, path, n)
+        remaining = config.page_timeout_s - (time.perf_counter() - started)
+        try:
+            if remaining <= 0:
+                raise Timeout(f"{config.page_timeout_s:g} s spent before it")
+            tables = run_killable(lambda: _find_tables(page, path, n), remaining)
+        except (Timeout, RuntimeError) as exc:
+            notes.append(f"page {n}: table detection skipped, stopped by ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")
+            logger.warning("%s %s", path.name, notes[-1])
     body = [b for b in ordered if not is_caption(b.text)]  # captions are never part of a figure
     all_lines = [ln for b in body for ln in (b.lines or ((b.bbox, b.text),))]
     page_area = width * height
@@ -316,7 +322,8 @@ def extract_pdf_page(
             and not assess_text(text).usable
         ):
             if time.perf_counter() - started > config.page_timeout_s:
-                logger.warning("%s page %d: over ingest.page_timeout_s=%g s, figure OCR skipped", path.name, n, config.page_timeout_s)
+                notes.append(f"page {n}: figure OCR skipped (figure {len(figures) + 1}), over ingest.page_timeout_s={config.page_timeout_s:g} s")
+                logger.warning("%s %s", path.name, notes[-1])
             elif _ocr_available(config):
                 text = ocr_region(page, box, config)
         counters[kind] += 1
@@ -342,15 +349,56 @@ def extract_pdf_page(
             )
         )
 
-    image_path = None
-    if out_dir is not None:
-        image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
-        pix = page.get_pixmap(dpi=dpi, alpha=False)
-        save_pil(pixmap_to_pil(pix), image_path, config)
-        del pix
+    image_path = _page_image(page, n, dpi, config, out_dir)
     page_text = "\n\n".join(b.text for b in text_blocks)
     record = Page(
         doc_id, n, width, height, page_text, ocr,
-        image_path=image_path, dpi=dpi if image_path else None, label=label,
+        image_path=image_path, dpi=dpi if image_path else None, label=label, notes=tuple(notes),
     )
     return PageContent(record, text_blocks, chunks, tuple(figures))
+
+
+def _page_image(page: Any, n: int, dpi: int, config: IngestConfig, out_dir: Path | None) -> Path | None:
+    if out_dir is None:
+        return None
+    image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
+    pix = page.get_pixmap(dpi=dpi, alpha=False)
+    save_pil(pixmap_to_pil(pix), image_path, config)
+    del pix
+    return image_path
+
+
+def _heavy_page(
+    page: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None, dpi: int, label: str | None,
+    notes: list[str], started: float,
+) -> PageContent:
+    """A heavy page's bounded read: its plain text in reading order (or OCR), chunks and page
+    image, each step in a child process killed when ``page_timeout_s`` runs out (the text is
+    kept when only the image is late); no tables, figures, font repair or running-line learning."""
+    n = page.number + 1
+    width, height = float(page.rect.width), float(page.rect.height)
+
+    def remaining() -> float:
+        return max(config.page_timeout_s - (time.perf_counter() - started), 0.0)
+
+    def read() -> tuple[tuple[TextBlock, ...], tuple[TextChunk, ...], bool]:
+        layer = read_plain_text(page, config)
+        blocks = tuple(TextBlock(doc_id, n, i, _bbox(b.bbox), b.text, layer.ocr) for i, b in enumerate(layer.blocks))
+        return blocks, tuple(make_chunks(list(blocks), config.chunk_chars, config.chunk_overlap_chars)), layer.ocr
+
+    text_blocks: tuple[TextBlock, ...] = ()
+    chunks: tuple[TextChunk, ...] = ()
+    ocr = False
+    image_path = None
+    try:
+        text_blocks, chunks, ocr = run_killable(read, remaining())
+        image_path = run_killable(lambda: _page_image(page, n, dpi, config, out_dir), remaining())
+    except (Timeout, RuntimeError) as exc:
+        what = "page image not rendered" if text_blocks else "text and page image not read"
+        notes.append(f"page {n}: {what} within ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")
+        logger.warning("%s %s", path.name, notes[-1])
+    record = Page(
+        doc_id, n, width, height, "\n\n".join(b.text for b in text_blocks), ocr,
+        image_path=image_path, dpi=dpi if image_path else None, label=label, notes=tuple(notes),
+    )
+    return PageContent(record, text_blocks, chunks)

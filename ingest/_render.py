@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from rag.config import IngestConfig
 
-__all__ = ["suffix_for", "save_pil", "pixmap_to_pil", "pixmap_to_array", "fit_dpi"]
+__all__ = ["suffix_for", "save_pil", "pixmap_to_pil", "pixmap_to_array", "fit_dpi", "max_side_for"]
 
+logger = logging.getLogger("ingest")
 _SUFFIX = {"webp": ".webp", "png": ".png", "jpeg": ".jpg"}
+#: the longest side each format can encode (WebP: 14-bit sizes; JPEG: 16-bit); PNG has no such limit
+_MAX_SIDE = {"webp": 16_383, "jpeg": 65_535, "png": None}
+
+
+def max_side_for(config: IngestConfig) -> int | None:
+    """The longest side, in pixels, an image in ``config.image_format`` can have (None: no limit)."""
+    return _MAX_SIDE[config.image_format]
 
 
 def suffix_for(config: IngestConfig) -> str:
@@ -39,6 +48,12 @@ def save_pil(image: Any, path: Path, config: IngestConfig) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
+    side = max_side_for(config)
+    if side is not None and max(image.size) > side:  # callers size pages with fit_dpi; this catches the rest
+        logger.info("%s: %dx%d pixels is more than %s can hold; scaled to fit %d pixels", path.name, *image.size,
+                    config.image_format, side)
+        image = image.copy()
+        image.thumbnail((side, side))
     if config.image_format == "png":
         image.save(path, format="PNG", optimize=False)
     elif config.image_format == "jpeg":
@@ -49,10 +64,14 @@ def save_pil(image: Any, path: Path, config: IngestConfig) -> Path:
     return path
 
 
-def fit_dpi(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> int:
-    """The largest dpi <= ``dpi`` whose render of a page this size stays within ``max_pixels``."""
+def fit_dpi(width_pt: float, height_pt: float, dpi: int, max_pixels: int, max_side: int | None = None) -> int:
+    """The largest dpi <= ``dpi`` whose render of a page this size stays within ``max_pixels``
+    and, when given, has no side longer than ``max_side`` pixels (an image format's limit)."""
     pixels = (width_pt * dpi / 72.0) * (height_pt * dpi / 72.0)
-    if pixels <= max_pixels:
-        return dpi
-    scale = (max_pixels / pixels) ** 0.5
-    return max(int(dpi * scale), 1)
+    fitted = dpi
+    if pixels > max_pixels:
+        fitted = max(int(dpi * (max_pixels / pixels) ** 0.5), 1)
+    longest = max(width_pt, height_pt)
+    if max_side is not None and longest * fitted / 72.0 > max_side:
+        fitted = max(int(max_side * 72.0 / longest), 1)
+    return fitted

@@ -18,7 +18,7 @@ from ingest._quality import TextQuality, assess_text
 from ingest._render import fit_dpi, pixmap_to_array
 from ingest._repair import GlyphRepair
 
-__all__ = ["TextLayer", "read_text_layer", "group_ocr_lines", "ocr_region"]
+__all__ = ["TextLayer", "read_text_layer", "read_plain_text", "group_ocr_lines", "ocr_region"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -66,6 +66,56 @@ def read_text_layer(page: Any, path: Path, n: int, config: IngestConfig, repair:
         blocks = group_ocr_lines(*_ocr_clip(page, None, config))
         ocr = True
     return TextLayer(blocks, ocr, repaired, quality)
+
+
+def read_plain_text(page: Any, config: IngestConfig, max_sorted: int = 2_000) -> TextLayer:
+    """A heavy page's text, read the cheap way: MuPDF's blocks (one pass, no spans or fonts),
+    in reading order when there are at most ``max_sorted`` of them, else top to bottom, left
+    to right; OCR when that text is not usable and ``config`` allows it. No repair, no noise
+    filtering: each of those costs time per line."""
+    from ingest._layout import reading_order
+
+    blocks: list[RawBlock] = []
+    for b in page.get_text("blocks", sort=False):
+        if len(b) > 6 and b[6] != 0:
+            continue
+        box, text = _box(b), " ".join(str(b[4]).split())
+        if text:
+            blocks.append(RawBlock(box, text, ((box, text),)))
+    quality = assess_text("\n".join(b.text for b in blocks[:5_000]))
+    if config.ocr == "always" or (config.ocr == "auto" and not quality.usable):
+        if _ocr_available(config):
+            return TextLayer(group_ocr_lines(*_ocr_clip(page, None, config)), True, False, quality)
+    if len(blocks) <= max_sorted:
+        return TextLayer(reading_order(blocks, float(page.rect.width)), False, False, quality)
+    return TextLayer(_packed(sorted(blocks, key=lambda b: (round(b.bbox[1]), b.bbox[0])), config.chunk_chars), False, False, quality)
+
+
+def _packed(blocks: list[RawBlock], limit: int) -> list[RawBlock]:
+    """Consecutive blocks (top to bottom) packed into blocks of about ``limit`` characters: a
+    page of 100,000 one-letter spans becomes a few hundred blocks, not 100,000 records."""
+    out: list[RawBlock] = []
+    texts: list[str] = []
+    size = 0
+    x0 = y0 = float("inf")
+    x1 = y1 = float("-inf")
+    row = None
+    for b in blocks:
+        if texts and size + len(b.text) > limit:
+            box = (x0, y0, x1, y1)
+            text = "".join(texts).strip()
+            out.append(RawBlock(box, text, ((box, text),)))
+            texts, size, x0, y0, x1, y1 = [], 0, float("inf"), float("inf"), float("-inf"), float("-inf")
+        key = round(b.bbox[1])
+        texts.append(("" if not texts else " " if key == row else "\n") + b.text)
+        row = key
+        size += len(b.text) + 1
+        x0, y0, x1, y1 = min(x0, b.bbox[0]), min(y0, b.bbox[1]), max(x1, b.bbox[2]), max(y1, b.bbox[3])
+    if texts:
+        box = (x0, y0, x1, y1)
+        text = "".join(texts).strip()
+        out.append(RawBlock(box, text, ((box, text),)))
+    return out
 
 
 def _box(b: Any) -> Box:

@@ -220,6 +220,7 @@ def inspect_json(info: DocumentInfo, contents: Iterable[PageContent]) -> dict[st
                 "chunks": [{"index": ch.index, "section": list(ch.section), "chars": len(ch.text)} for ch in c.chunks],
                 # a video frame's or an audio stretch's seconds; other pages have no such keys
                 **({"start": p.start, "end": p.end} if p.start is not None else {}),
+                "notes": list(p.notes),  # what was refused or skipped on the page, and why
             }
         )
     return {

@@ -80,6 +80,13 @@ def _as_pdf(identity: FileIdentity, config: IngestConfig) -> bytes:
     return ebook_to_pdf(identity.path, identity.format, config)
 
 
+def _said(exc: BaseException) -> str:
+    """An exception's message, never empty: its type when it carries no text (rapidocr's
+    ``ResizeImgError()`` made a reason of nothing)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (the library gave no message)"
+
+
 def _progress_enabled(progress: bool | None) -> bool:
     return logger.isEnabledFor(logging.INFO) if progress is None else progress
 
@@ -287,9 +294,9 @@ class DocumentReader:
         except OSError as exc:
             if out_dir is not None and exc.filename and str(exc.filename).startswith(str(out_dir)):
                 raise  # cannot write the image folder: not the document's fault
-            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {exc}") from exc
+            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {_said(exc)}") from exc
         except Exception as exc:  # engine errors on a broken page
-            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {exc}") from exc
+            raise CorruptDocumentError(self.path, f"page {index + 1} cannot be read: {_said(exc)}") from exc
 
 
 def open_document(
@@ -313,10 +320,12 @@ def open_document(
     text comes from the text layer as on any page); OCR renders at ``ocr_dpi`` are scaled down
     the same way.
     ``max_images_per_page``: extra images on a page are ignored for figure detection (logged).
-    A page that uses an embedded image larger than ``max_image_pixels`` (a decompression bomb)
-    raises :class:`ResourceLimitError` before anything decodes it.
-    ``page_timeout_s``: checked before table detection and before figure OCR, which are
-    skipped (logged) on a slow page; the page keeps its text, image and figures. It cannot
-    interrupt a single engine call.
+    An image a page draws (an XObject, inline, in a form, a pattern or a Type3 glyph) larger
+    than ``max_image_pixels`` by its own stream header (a decompression bomb) is left out of
+    the page before anything decodes it; ``Page.notes`` and the log say which and why.
+    ``page_timeout_s``: a real bound per page. A page whose raw content is heavy (megabytes of
+    text, tens of thousands of spans or drawing operators) is read plainly in child processes
+    killed at the deadline, and table detection runs in one on every page; what was skipped
+    is said in ``Page.notes`` (:mod:`ingest._budget`).
     """
     return DocumentReader(path, config, image_dir, identity).open()

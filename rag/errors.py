@@ -83,6 +83,8 @@ class DocumentError(MmragError):
     """One input file cannot be ingested. ``path`` names it, ``reason`` says why."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
+        if not str(reason).strip():  # a reason of nothing tells the user nothing: never let one through
+            reason = f"{type(self).__name__} without a reason (a bug in mmrag: please report it with this file)"
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason

@@ -140,6 +140,9 @@ class Page:
     #: seconds: the time span this page shows (a video frame, an audio transcript stretch)
     start: float | None = None
     end: float | None = None
+    #: what was refused or skipped on this page and why (an image over ``ingest.max_image_pixels``,
+    #: table detection stopped by ``ingest.page_timeout_s``, a page too heavy for layout analysis)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

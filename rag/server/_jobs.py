@@ -18,14 +18,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rag.errors import MmragError
 from rag.types import FileReport
 
-__all__ = ["FileProgress", "Job", "JobQueue"]
+__all__ = ["FileProgress", "Job", "JobCancelledError", "JobQueue"]
 
 log = logging.getLogger("mmrag.server.jobs")
 
 FileState = Literal["queued", "ingesting", "indexed", "unchanged", "skipped", "failed"]
-JobState = Literal["queued", "running", "done", "failed"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+_FINISHED = ("done", "failed", "cancelled")
+
+
+class JobCancelledError(MmragError):
+    """The job was cancelled, or the server is stopping, while this file was being ingested."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class JobQueue:
         self.write_lock = threading.Lock()
         self.ready = threading.Event()
         self._stopping = threading.Event()
+        self._cancelled: set[str] = set()
         self.warm_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="mmrag-ingest", daemon=True)
         self._thread.start()
@@ -120,15 +127,35 @@ class JobQueue:
 
     def idle(self) -> bool:
         with self._lock:
-            return all(j.state in ("done", "failed") for j in self._jobs.values())
+            return all(j.state in _FINISHED for j in self._jobs.values())
 
-    def close(self, timeout: float = 600.0) -> None:
-        """Stop after the file being ingested (queued files are left undone); wait for it."""
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a job: a queued one never starts; a running one stops at its next page (a page
+        being read in a child process is stopped at once), its current file is rolled back and
+        its remaining files are not ingested. Files already indexed stay. ``None``: no such job."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state in _FINISHED:
+                return job
+            self._cancelled.add(job_id)
+            if job.state == "queued":
+                return self._finish_cancelled(job_id, "cancelled before it started")
+        _stop_page_workers()
+        return self.get(job_id)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop promptly: queued jobs are left undone, the file being ingested is stopped at its
+        next page (its page workers are killed at once) and rolled back; wait at most ``timeout``
+        seconds for that (a file stuck longer is abandoned; the knowledge base recovers it on its
+        next open, as after a crash)."""
         self._stopping.set()
         self._queue.put(None)
         if self._thread.is_alive() and not self.idle():
-            log.warning("stopping: waiting for the file being ingested to finish")
+            log.warning("stopping: the file being ingested is stopped and rolled back")
+            _stop_page_workers()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("stopping: the ingest worker did not stop within %.0f s; leaving it", timeout)
 
     # -- worker --------------------------------------------------------------------------
     def _set(self, job_id: str, **changes: Any) -> Job:
@@ -144,14 +171,32 @@ class JobQueue:
             files[index] = replace(files[index], **changes)
             self._jobs[job_id] = replace(job, files=tuple(files))
 
+    def _finish_cancelled(self, job_id: str, why: str) -> Job:
+        """Under ``_lock``: the job ends as cancelled; its files not finished say why."""
+        job = self._jobs[job_id]
+        files = tuple(replace(f, state="failed", error=why) if f.state in ("queued", "ingesting") else f for f in job.files)
+        job = replace(job, state="cancelled", files=files, finished=time.time(), error=why)
+        self._jobs[job_id] = job
+        return job
+
+    def _stop_reason(self, job_id: str) -> str | None:
+        if job_id in self._cancelled:
+            return "the job was cancelled"
+        if self._stopping.is_set():
+            return "the server stopped before this job finished"
+        return None
+
     def _page_reporter(self, job_id: str, index: int) -> PageProgress:
-        def on_page(_path: Path, done: int, total: int) -> None:
+        def on_page(path: Path, done: int, total: int) -> None:
+            why = self._stop_reason(job_id)
+            if why is not None:  # the indexer rolls this file back and reports it failed
+                raise JobCancelledError(f"{why} while {path.name} was being ingested (page {done} of {total}); it was not indexed")
             self._set_file(job_id, index, pages_done=done, pages_total=total)
 
         return on_page
 
     def _trim(self) -> None:
-        finished = [k for k, j in self._jobs.items() if j.state in ("done", "failed")]
+        finished = [k for k, j in self._jobs.items() if j.state in _FINISHED]
         for key in finished[: max(0, len(self._jobs) - self._keep)]:
             del self._jobs[key]
             self._paths.pop(key, None)
@@ -168,6 +213,8 @@ class JobQueue:
             job_id = self._queue.get()
             if job_id is None or self._stopping.is_set():
                 return
+            if job_id in self._cancelled:
+                continue
             self._run_job(job_id)
 
     def _run_job(self, job_id: str) -> None:
@@ -177,8 +224,10 @@ class JobQueue:
         try:
             with self.write_lock:
                 for i, path in enumerate(paths):
-                    if self._stopping.is_set():
-                        self._set(job_id, state="failed", finished=time.time(), error="the server stopped before this job finished")
+                    why = self._stop_reason(job_id)
+                    if why is not None:
+                        with self._lock:
+                            self._finish_cancelled(job_id, why)
                         return
                     self._set_file(job_id, i, state="ingesting")
                     report = self._ingest_one(path, self._page_reporter(job_id, i))
@@ -187,9 +236,24 @@ class JobQueue:
                         doc_id=report.doc_id, pages=report.pages, error=report.error, seconds=report.seconds,
                         reason=report.reason,
                     )
+                why = self._stop_reason(job_id)
+                if why is not None:
+                    with self._lock:
+                        self._finish_cancelled(job_id, why)
+                    return
         except Exception as exc:  # an unexpected failure ends this job, not the worker
             log.exception("%s failed", job_id)
             self._set(job_id, state="failed", finished=time.time(), error=f"{type(exc).__name__}: {exc}")
             return
         job = self._set(job_id, state="done", finished=time.time())
         log.info("%s done: %d files in %.1f s", job_id, len(job.files), (job.finished or 0) - (job.started or 0))
+
+
+def _stop_page_workers() -> None:
+    """Kill the child processes reading pages right now (ingest's time-bounded page steps):
+    the page in progress ends at once instead of at its ``page_timeout_s``."""
+    from ingest._budget import cancel_running
+
+    killed = cancel_running()
+    if killed:
+        log.info("stopped %d page worker(s)", killed)

@@ -347,6 +347,15 @@ def create_app(kb: Any, *, token: str | None = None, max_upload_bytes: int = DEF
     def jobs() -> dict[str, Any]:
         return {"jobs": [j.to_json() for j in service.jobs.jobs()]}
 
+    @app.delete("/api/jobs/{job_id}", tags=["documents"])
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        """Cancel an ingest job: a queued job never starts; a running one stops at its next page and
+        its current file is rolled back. Files it already indexed stay."""
+        found = service.jobs.cancel(job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id!r} (jobs are kept while the server runs)")
+        return found.to_json()
+
     @app.get("/api/jobs/{job_id}", tags=["documents"])
     def job(job_id: str) -> dict[str, Any]:
         found = service.jobs.get(job_id)

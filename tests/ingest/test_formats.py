@@ -1,5 +1,5 @@
 """Formats beyond PDF: detection by bytes, HTML/Markdown/text layout, e-books, image frames and
-the LibreOffice converter's failures (the end-to-end runs are in tests/system/test_formats.py)."""
+the LibreOffice converter's failures (the end-to-end runs are in tests/system/test_formats_end_to_end.py)."""
 
 from __future__ import annotations
 

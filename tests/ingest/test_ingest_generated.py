@@ -486,7 +486,8 @@ def test_inspect_json_and_summary(figure_read):
     assert set(data) == {"doc_id", "path", "name", "kind", "title", "pages"}
     assert data["kind"] == "pdf" and [p["page"] for p in data["pages"]] == [1, 2]
     p1 = data["pages"][0]
-    assert set(p1) == {"page", "label", "width", "height", "text_chars", "ocr", "figures", "chunks"}
+    assert set(p1) == {"page", "label", "width", "height", "text_chars", "ocr", "figures", "chunks", "notes"}
+    assert p1["notes"] == []  # nothing refused or skipped on an ordinary page
     assert all(set(c) == {"index", "section", "chars"} for c in p1["chunks"]) and p1["chunks"]
     assert p1["figures"][0]["kind"] == "figure" and p1["figures"][0]["caption"].startswith("Figure 1:")
     assert len(p1["figures"][0]["bbox"]) == 4 and p1["text_chars"] == len(pages[0].page.text)

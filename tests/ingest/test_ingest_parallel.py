@@ -126,10 +126,10 @@ def test_a_file_failing_part_way_in_a_worker_leaves_no_images_behind(tmp_path, d
     doc = pymupdf.open()
     for i in range(20):
         doc.new_page(width=612, height=792).insert_text((72, 72), f"small page {i}")
-    huge = doc.new_page(width=612, height=792)  # page 21: an embedded image over the pixel limit
-    huge.insert_image(pymupdf.Rect(72, 72, 540, 400), stream=g.png_bytes(1500, 1000))
+    # page 21: too large for max_page_pixels even at 1 dpi (200 x 200 px); letter pages fit at a lower dpi
+    doc.new_page(width=14_400, height=14_400).insert_text((72, 72), "a poster")
     g.save(doc, folder / "b_huge.pdf")
-    with KnowledgeBase.open(tmp_path / "kb", _config(2, max_image_pixels=1_000_000), create=True) as kb:
+    with KnowledgeBase.open(tmp_path / "kb", _config(2, max_page_pixels=30_000), create=True) as kb:
         reports = {r.path.name: r for r in kb.ingest([folder], progress=False)}
         assert reports["a_good.pdf"].status == "indexed"
         huge = reports["b_huge.pdf"]

@@ -101,10 +101,10 @@ def _open_as_nobody(path: Path) -> str:
 
 
 def test_an_embedded_image_bomb_is_refused_before_decoding(corpus):
-    with pytest.raises(ResourceLimitError, match=r"page 1 uses an embedded image .* 30000x30000") as err:
-        with open_document(corpus["bomb_image_in_pdf"], BATCH) as reader:
-            list(reader.pages(progress=False))
-    assert "ingest.max_image_pixels" in err.value.reason
+    with open_document(corpus["bomb_image_in_pdf"], BATCH) as reader:
+        page = list(reader.pages(progress=False))[0].page
+    assert "decompression bomb" in page.text  # the page goes on without the image
+    assert any("of 30000x30000" in n and "ingest.max_image_pixels" in n for n in page.notes), page.notes
     # raising the limit reads it (MuPDF subsamples while decoding; the data ends early)
     with open_document(corpus["bomb_image_in_pdf"], IngestConfig(ocr="never", dpi=36, max_image_pixels=10**10)) as reader:
         assert "decompression bomb" in list(reader.pages(progress=False))[0].page.text
