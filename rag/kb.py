@@ -544,8 +544,20 @@ class KnowledgeBase:
 
 
 def check_question(question: str, max_chars: int) -> str:
-    """``question`` stripped; :class:`QueryError` when it is empty or longer than ``max_chars``."""
+    """``question`` stripped; :class:`QueryError` when it is not text, empty, longer than
+    ``max_chars``, or holds a lone surrogate (bytes that were not UTF-8) or a NUL."""
+    if question is not None and not isinstance(question, str):
+        raise QueryError(f"the question must be text (str), got {type(question).__name__}")
     q = (question or "").strip()
+    try:
+        q.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(
+            f"the question holds a character that is not valid Unicode text at position {exc.start} "
+            "(a lone surrogate: bytes that were not UTF-8); send it as UTF-8 text"
+        ) from None
+    if "\x00" in q:
+        raise QueryError("the question holds a NUL character; send plain text")
     if not q:
         raise QueryError("the question is empty: ask something, e.g. mmrag ask \"what does figure 2 show?\"")
     if len(q) > max_chars:
