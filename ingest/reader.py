@@ -107,7 +107,7 @@ class DocumentReader:
 
             self._image = open_image(self.path, self.config)
             title, count, kind = None, 1, "image"
-        self._info = DocumentInfo(identity.sha256, self.path, self.path.name, kind, count, identity.size, title)  # type: ignore[arg-type]
+        self._info = DocumentInfo(identity.doc_id, self.path, self.path.name, kind, count, identity.size, title)  # type: ignore[arg-type]
         return self
 
     def _open_pdf(self) -> tuple[Any, str | None, int]:
@@ -265,7 +265,7 @@ def open_document(
     """Open a PDF or an image file for streaming extraction (also a context manager).
 
     ``identity``: the file's :func:`identify_file` result when the caller has it, so the
-    file is checked and hashed once (``info.doc_id`` is ``identity.sha256``).
+    file is checked and hashed once (``info.doc_id`` is ``identity.doc_id``).
 
     ``image_dir`` given: page images (at ``config.dpi``, format ``config.image_format``) go
     to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to

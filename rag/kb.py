@@ -9,8 +9,8 @@
         for c in answer.citations:
             print(c.source, c.page, c.bbox)
 
-Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.json``
-(documents and their state), ``images/<doc_id>/`` (page images and crops), ``store/``
+Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.sqlite``
+(documents and their state; :mod:`rag._registry`), ``images/<doc_id>/`` (page images and crops), ``store/``
 (the embedded Qdrant engine; absent with a server backend).
 """
 
@@ -38,7 +38,7 @@ __all__ = ["KnowledgeBase", "SearchResult", "check_question", "write_highlights"
 log = logging.getLogger("mmrag")
 
 MANIFEST = "manifest.json"
-DOCUMENTS = "documents.json"
+DOCUMENTS = "documents.sqlite"
 
 
 class KnowledgeBase:
@@ -94,6 +94,7 @@ class KnowledgeBase:
             self._store.close()
             self._store = None
         self._unlock()
+        self._registry.close()
 
     # -- lazily built parts -----------------------------------------------------------
     @property
