@@ -174,6 +174,13 @@ class Indexer:
             identity, previous = plan.identity, plan.replaces
         else:  # planned by the look-ahead, under identity.doc_id (the worker writes its images there)
             previous = self.registry.by_path(str(path))
+            if previous is not None and previous.sha256 == identity.sha256 and previous.status == "complete" \
+                    and previous.page_range == wanted:  # the same file named twice in one batch
+                _drain(job)
+                self._claimed.discard(identity.doc_id)
+                if identity.doc_id != previous.doc_id:
+                    shutil.rmtree(self.image_root / identity.doc_id, ignore_errors=True)
+                return FileReport(path, "unchanged", previous.doc_id, previous.pages, seconds=time.perf_counter() - started)
             if previous is not None and previous.doc_id == identity.doc_id:
                 previous = None
         if previous is not None:

@@ -89,8 +89,13 @@ class DocumentRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocumentRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A record from its stored form; keys a later version added are left out."""
+        if data.keys() <= _FIELDS:
+            return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
+
+
+_FIELDS = frozenset(f.name for f in fields(DocumentRecord))
 
 
 class DocumentRegistry:
@@ -168,6 +173,26 @@ class DocumentRegistry:
 
     def complete(self) -> list[DocumentRecord]:
         return self._select("WHERE status = 'complete'", ())
+
+    def pending(self) -> list[DocumentRecord]:
+        """Documents being written or deleted (or left so by a crash): few, found by index."""
+        return self._select("WHERE status != 'complete'", ())
+
+    def complete_ids(self, among: Sequence[str] | None = None) -> list[str]:
+        """The doc ids of the complete documents (only of those ``among`` these, if given)."""
+        with self._read() as conn:
+            if among is None:
+                rows = conn.execute("SELECT doc_id FROM documents WHERE status = 'complete' ORDER BY doc_id").fetchall()
+            else:
+                wanted = sorted(set(among))
+                rows = []
+                for start in range(0, len(wanted), 500):  # below SQLite's limit of bound parameters
+                    part = wanted[start:start + 500]
+                    rows += conn.execute(
+                        f"SELECT doc_id FROM documents WHERE status = 'complete' AND doc_id IN ({','.join('?' * len(part))})",
+                        part,
+                    ).fetchall()
+        return [r[0] for r in rows]
 
     def by_path(self, path: str) -> DocumentRecord | None:
         found = self._select("WHERE path = ?", (path,))
