@@ -251,7 +251,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = FULL")  # each commit is on disk when put() returns
         with contextlib.suppress(sqlite3.OperationalError):  # a second process creating it at once
             conn.executescript(_SCHEMA)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("SELECT count(*) FROM documents").fetchone()
     except sqlite3.DatabaseError as exc:
         raise _store_error(path, exc) from exc

@@ -114,3 +114,14 @@ def test_a_file_that_keeps_changing_fails_with_the_reason(tmp_path):
         # once nothing writes it, it ingests
         [again] = kb.ingest([a], progress=False)
         assert again.status == "indexed" and _sources(kb, "cinnamon trombone version") == {"a.pdf"}
+
+
+def test_the_same_file_named_twice_in_one_batch_is_one_document(tmp_path):
+    a = g.text_pdf(tmp_path / "a.pdf", [ALPHA])
+    b = g.text_pdf(tmp_path / "b.pdf", [BRAVO])
+    with KnowledgeBase.open(tmp_path / "kb", _config(workers=2), create=True) as kb:
+        reports = kb.ingest([a, b, a], progress=False)
+        assert [r.status for r in reports] == ["indexed", "indexed", "unchanged"]
+        assert reports[2].doc_id == reports[0].doc_id == sha256_file(a)
+        assert sorted(d.name for d in kb.documents()) == ["a.pdf", "b.pdf"]
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 2
