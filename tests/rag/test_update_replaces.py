@@ -125,3 +125,20 @@ def test_the_same_file_named_twice_in_one_batch_is_one_document(tmp_path):
         assert reports[2].doc_id == reports[0].doc_id == sha256_file(a)
         assert sorted(d.name for d in kb.documents()) == ["a.pdf", "b.pdf"]
     assert len(list((tmp_path / "kb" / "images").iterdir())) == 2
+
+
+def test_a_file_identity_tells_a_change_of_bytes_from_a_touch(tmp_path):
+    import os
+
+    from ingest import identify_file
+
+    a = g.text_pdf(tmp_path / "a.pdf", [ALPHA])
+    identity = identify_file(a, IngestConfig())
+    assert identity.changed() is None and identity.doc_id == identity.sha256 == sha256_file(a)
+    os.utime(a, ns=(1, 1))  # times moved, same bytes: hashed again, no change
+    assert identity.changed() is None
+    data = a.read_bytes()
+    a.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one byte differs
+    assert "modified while it was being read" in identity.changed()
+    a.unlink()
+    assert "went away" in identity.changed()
