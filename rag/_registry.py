@@ -48,9 +48,9 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     doc_id   TEXT PRIMARY KEY,
-    name     TEXT NOT NULL,
-    path     TEXT NOT NULL,
-    basename TEXT NOT NULL,
+    name     BLOB NOT NULL,
+    path     BLOB NOT NULL,
+    basename BLOB NOT NULL,
     sha256   TEXT NOT NULL,
     status   TEXT NOT NULL,
     record   TEXT NOT NULL
@@ -163,6 +163,8 @@ class DocumentRegistry:
         """Nothing to do: every read sees the last committed state, whoever wrote it."""
 
     def get(self, doc_id: str) -> DocumentRecord | None:
+        if not doc_id.isascii():  # doc ids are hex; a name given to find() may not even be UTF-8
+            return None
         with self._read() as conn:
             row = conn.execute("SELECT record FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return None if row is None else _record(row[0])
@@ -195,7 +197,7 @@ class DocumentRegistry:
         return [r[0] for r in rows]
 
     def by_path(self, path: str) -> DocumentRecord | None:
-        found = self._select("WHERE path = ?", (path,))
+        found = self._select("WHERE path = ?", (_text(path),))
         return found[0] if found else None
 
     def holding(self, sha256: str) -> list[DocumentRecord]:
@@ -207,8 +209,7 @@ class DocumentRegistry:
         self._save([(
             "INSERT OR REPLACE INTO documents (doc_id, name, path, basename, sha256, status, record) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.doc_id, record.name, record.path, Path(record.path).name, record.sha256, record.status,
-             json.dumps(asdict(record), sort_keys=True)),
+            _row(record),
         )])
 
     def remove(self, doc_id: str) -> None:
@@ -220,10 +221,10 @@ class DocumentRegistry:
         exact = self.get(key)
         if exact is not None:
             return [exact]
-        name_hits = self._select("WHERE name = ? OR path = ? OR basename = ?", (key, key, key))
+        name_hits = self._select("WHERE name = ? OR path = ? OR basename = ?", (_text(key),) * 3)
         if name_hits:
             return name_hits
-        if len(key) >= 8:
+        if len(key) >= 8 and key.isascii():
             return self._select("WHERE substr(doc_id, 1, ?) = ?", (len(key), key))
         return []
 
@@ -239,6 +240,18 @@ class DocumentRegistry:
 
 def _record(text: str) -> DocumentRecord:
     return DocumentRecord.from_dict(json.loads(text))
+
+
+def _text(value: str) -> bytes:
+    """A name or path as the bytes it is stored and looked up by: file names need not be valid
+    UTF-8 (their undecodable bytes are surrogates in Python), which SQLite's text refuses."""
+    return value.encode("utf-8", "surrogatepass")
+
+
+def _row(r: DocumentRecord) -> tuple[Any, ...]:
+    """The columns of a record; ``record`` holds all of it (JSON, ASCII-escaped)."""
+    return (r.doc_id, _text(r.name), _text(r.path), _text(Path(r.path).name), r.sha256, r.status,
+            json.dumps(asdict(r), sort_keys=True))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -302,8 +315,7 @@ def migrate_json_registry(legacy: Path, db: Path) -> int | None:
             conn.executemany(
                 "INSERT OR REPLACE INTO documents (doc_id, name, path, basename, sha256, status, record) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.doc_id, r.name, r.path, Path(r.path).name, r.sha256, r.status, json.dumps(asdict(r), sort_keys=True))
-                 for r in records],
+                [_row(r) for r in records],
             )
             conn.execute("COMMIT")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

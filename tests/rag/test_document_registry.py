@@ -79,6 +79,15 @@ def test_every_method(tmp_path):
     assert [r.name for r in other.all()] == ["doc00002.pdf", "doc00003.pdf"]
 
 
+def test_file_names_that_are_not_utf8_are_stored_and_found(tmp_path):
+    reg = DocumentRegistry(tmp_path / "documents.sqlite")
+    odd = DocumentRecord(**{**_record(1).__dict__, "name": "caf\udce9.pdf", "path": "/docs/caf\udce9.pdf"})
+    reg.put(odd)
+    reg.put(_record(2))
+    assert reg.by_path("/docs/caf\udce9.pdf") == odd and reg.find("caf\udce9.pdf") == [odd]
+    assert DocumentRegistry(tmp_path / "documents.sqlite").get(odd.doc_id) == odd
+
+
 def test_a_json_registry_of_the_previous_version_is_migrated_once(tmp_path, caplog):
     shutil.copy(FIXTURE, tmp_path / "documents.json")
     want = _fixture_records()
