@@ -60,6 +60,8 @@ CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
 CREATE INDEX IF NOT EXISTS documents_basename ON documents(basename);
 CREATE INDEX IF NOT EXISTS documents_sha256 ON documents(sha256);
 CREATE INDEX IF NOT EXISTS documents_status ON documents(status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 """
 
 
@@ -151,6 +153,7 @@ class DocumentRegistry:
                 try:
                     for sql, params in statements:
                         conn.execute(sql, params)
+                    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -178,7 +181,7 @@ class DocumentRegistry:
 
     def pending(self) -> list[DocumentRecord]:
         """Documents being written or deleted (or left so by a crash): few, found by index."""
-        return self._select("WHERE status != 'complete'", ())
+        return self._select("WHERE status = 'pending'", ())
 
     def complete_ids(self, among: Sequence[str] | None = None) -> list[str]:
         """The doc ids of the complete documents (only of those ``among`` these, if given)."""
@@ -227,6 +230,12 @@ class DocumentRegistry:
         if len(key) >= 8 and key.isascii():
             return self._select("WHERE substr(doc_id, 1, ?) = ?", (len(key), key))
         return []
+
+    def generation(self) -> int:
+        """A number that changes with every write, by any process: what was computed from the
+        documents (the corpus term statistics) is still valid while it is the same."""
+        with self._read() as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
     def __len__(self) -> int:
         with self._read() as conn:

@@ -403,17 +403,23 @@ class KnowledgeBase:
         return rewrite
 
     def _term_stats(self, store: Any, specs: dict[str, Any]) -> Any:
-        """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the same."""
+        """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the
+        same: the registry's generation says so without reading every record."""
         from rag._term_stats import fingerprint, load_term_stats
 
+        generation = self._registry.generation()
+        with self._mutex:
+            cached = self._ask_parts.get("term_stats")
+            if cached is not None and cached[0] == generation:
+                return cached[2]
         records = self._registry.all()
         key = fingerprint(records)
         with self._mutex:
             cached = self._ask_parts.get("term_stats")
-            if cached is None or cached[0] != key:
-                cached = (key, load_term_stats(self.path, records, store, specs))
-                self._ask_parts["term_stats"] = cached
-            return cached[1]
+            if cached is None or cached[1] != key:
+                cached = (generation, key, load_term_stats(self.path, records, store, specs))
+            self._ask_parts["term_stats"] = (generation, key, cached[2])
+            return cached[2]
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;

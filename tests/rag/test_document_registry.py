@@ -74,7 +74,9 @@ def test_every_method(tmp_path):
     # another registry object (another process would do the same) sees every committed write at once
     other = DocumentRegistry(tmp_path / "documents.sqlite")
     assert other.all() == reg.all()
+    seen = other.generation()
     reg.remove(one.doc_id)
+    assert other.generation() > seen  # every write, by any registry object, moves it
     other.reload()
     assert [r.name for r in other.all()] == ["doc00002.pdf", "doc00003.pdf"]
 
