@@ -9,7 +9,8 @@ Registers ``--n`` synthetic document records one ``put`` at a time (each put dur
 ingest does it; ingest makes two puts per document, pending then complete) and reports the mean put time over the
 ``--window`` puts that end at 1k, 10k, 100k documents, then the time to open the registry
 of ``--n`` documents in a fresh process, its RSS, the reads that searches and the CLI do
-(``all``, ``complete``, ``find`` by name, ``get``), and the one-time migration of a JSON
+(``all``, ``complete``, ``find`` by name, ``get``, and what a search asks: ``pending``,
+``complete_ids`` of its hits, ``generation``), and the one-time migration of a JSON
 registry of ``--n`` documents. The peer, measured in the same run: the JSON registry of
 earlier versions (the whole file rewritten atomically and durably on every put), up to
 ``--peer-cap`` documents, since it is quadratic.
@@ -104,7 +105,11 @@ find_s = (time.perf_counter() - t) / len(range(0, n, max(1, n // 100)))
 t = time.perf_counter()
 for i in range(0, n, max(1, n // 100)): reg.get(f"{{i:064x}}")
 get_s = (time.perf_counter() - t) / len(range(0, n, max(1, n // 100)))
-print(json.dumps({{"documents": n, "open_ms": opened * 1e3, "rss_after_import_mb": imported / 1024,
+ids = [f"{{i:064x}}" for i in range(0, n, max(1, n // 10))]
+t = time.perf_counter()
+for _ in range(20): reg.pending(); reg.complete_ids(among=ids); reg.generation()
+search_s = (time.perf_counter() - t) / 20
+print(json.dumps({{"search_registry_ms": search_s * 1e3, "documents": n, "open_ms": opened * 1e3, "rss_after_import_mb": imported / 1024,
     "rss_after_open_mb": rss_open / 1024, "all_ms": all_s * 1e3, "rss_after_all_mb": rss_all / 1024,
     "complete_ms": complete_s * 1e3, "find_by_name_ms": find_s * 1e3, "get_ms": get_s * 1e3}}))
 """
