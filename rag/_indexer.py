@@ -278,12 +278,12 @@ class Indexer:
         image files and record; image folders of documents the registry does not know are
         removed. Returns the rolled-back records.
         """
-        rolled = [r for r in self.registry.all() if r.status == "pending"]
+        rolled = self.registry.pending()
         for record in rolled:
             log.warning("%s: rolling back an unfinished ingest or delete (doc %s)", record.path, record.doc_id[:12])
             self.delete(record.doc_id)
         if self.image_root.is_dir():
-            known = {r.doc_id for r in self.registry.all()}
+            known = set(self.registry.complete_ids()) | {r.doc_id for r in self.registry.pending()}
             for child in self.image_root.iterdir():
                 if child.is_dir() and child.name not in known:
                     log.warning("removing orphaned image folder %s", child)

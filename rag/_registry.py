@@ -194,7 +194,8 @@ class DocumentRegistry:
                 for start in range(0, len(wanted), 500):  # below SQLite's limit of bound parameters
                     part = wanted[start:start + 500]
                     rows += conn.execute(
-                        f"SELECT doc_id FROM documents WHERE status = 'complete' AND doc_id IN ({','.join('?' * len(part))})",
+                        # "+status": look the ids up by key, never scan the (mostly complete) status index
+                        f"SELECT doc_id FROM documents WHERE doc_id IN ({','.join('?' * len(part))}) AND +status = 'complete'",
                         part,
                     ).fetchall()
         return [r[0] for r in rows]
