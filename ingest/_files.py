@@ -10,6 +10,7 @@ once its first block is known to be text.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -109,12 +110,39 @@ def _sniff_media(head: bytes) -> FileFormat | None:
 @dataclass(frozen=True, slots=True)
 class FileIdentity:
     """A checked input file: its format (from its bytes), its size and the sha256 of its
-    bytes, which is the document id (``DocumentInfo.doc_id``)."""
+    bytes. ``doc_id`` (``DocumentInfo.doc_id``) is the sha256 unless the caller gives the
+    document another id (``rag.ids.document_id``: the same bytes at two paths are two
+    documents). ``stamp`` is the file's (device, inode, mtime_ns, ctime_ns) when it was hashed:
+    :meth:`changed` tells whether the file still holds those bytes."""
 
     path: Path
     format: FileFormat
     size: int
     sha256: str
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
+    doc_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.doc_id:
+            object.__setattr__(self, "doc_id", self.sha256)
+
+    def changed(self) -> str | None:
+        """Why the file no longer holds the bytes that were hashed, or ``None`` when it does.
+        A file whose size, inode or times moved is hashed again (a ``touch`` is no change)."""
+        try:
+            st = self.path.stat()
+        except OSError as exc:
+            return f"it went away while it was being read ({exc.strerror or exc})"
+        if st.st_size == self.size and _stamp(st) == self.stamp:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                digest, size = sha256_stream(fh)
+        except OSError as exc:
+            return f"it could not be read again after it was modified ({exc.strerror or exc})"
+        if digest == self.sha256:
+            return None
+        return f"it was modified while it was being read ({self.size:,} bytes before, {size:,} after)"
 
     @property
     def kind(self) -> DocumentKind:
@@ -254,9 +282,14 @@ def identify_file(path: str | Path, config: IngestConfig) -> FileIdentity:
                     f"not a PDF, an image or another supported document (extension {suffix or 'no extension'}, "
                     f"first bytes {head[:8]!r}); supported: {SUPPORTED_TEXT}",
                 )
+            stamp = _stamp(os.fstat(fh.fileno()))
             sha256, size = sha256_stream(fh, head)
     except PermissionError as exc:
         raise UnreadableFileError(path, "permission denied") from exc
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    return FileIdentity(path, fmt, size, sha256)
+    return FileIdentity(path, fmt, size, sha256, stamp)
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)

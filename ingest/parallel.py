@@ -152,7 +152,7 @@ class ExtractionJob:
         self.path = path
         self.page_range = page_range
         self.identity = identity  # the file checked and hashed by the submitter, when it was
-        self.doc_id = None if identity is None else identity.sha256
+        self.doc_id = None if identity is None else identity.doc_id
         self.future = future
         self.pid: int | None = None  # the worker process reading it
         self.delivered = 0  # pages handed out (a re-run skips them)

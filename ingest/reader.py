@@ -140,7 +140,7 @@ class DocumentReader:
             title, count, kind = None, self._media.page_count, self._media.kind  # a video with no picture is audio
         else:
             self._doc, title, count = self._open_pdf(None if kind == "pdf" else _as_pdf(identity, self.config))
-        self._info = DocumentInfo(identity.sha256, self.path, self.path.name, kind, count, identity.size, title)
+        self._info = DocumentInfo(identity.doc_id, self.path, self.path.name, kind, count, identity.size, title)
         return self
 
     def _open_pdf(self, data: bytes | None = None) -> tuple[Any, str | None, int]:
@@ -308,7 +308,7 @@ def open_document(
     it they raise :class:`rag.errors.MissingDependencyError` naming the Debian packages.
 
     ``identity``: the file's :func:`identify_file` result when the caller has it, so the
-    file is checked and hashed once (``info.doc_id`` is ``identity.sha256``).
+    file is checked and hashed once (``info.doc_id`` is ``identity.doc_id``).
 
     ``image_dir`` given: page images (at ``config.dpi``, format ``config.image_format``) go
     to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to

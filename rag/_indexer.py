@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,8 @@ from ingest import FileIdentity, identify_file
 from ingest.batch import pages_in_range
 from rag._manifest import DocumentRecord, DocumentRegistry
 from rag.config import IngestConfig
-from rag.errors import DocumentError, MmragError
+from rag.errors import DocumentError, FileChangedError, MmragError
+from rag.ids import document_id
 from rag.types import CORPORA, DocumentInfo, FileReport, PageContent
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import Embedders, build_points
@@ -70,6 +71,7 @@ class Indexer:
         self.image_root = image_root
         self.config = ingest_config
         self.page_batch = page_batch
+        self._claimed: set[str] = set()  # doc ids given to extraction jobs not yet indexed
         #: the user's metadata of the documents of this run (:mod:`rag.metadata`): in each record and point
         self.metadata: dict[str, Any] = dict(metadata) if metadata is not None else {}
 
@@ -117,42 +119,97 @@ class Indexer:
                 )
                 reports.append(report)
                 bar.report(report, on_report)
+        self._claimed.clear()
         return reports
 
-    def _indexed(self, doc_id: str, page_range: tuple[int, int] | None) -> DocumentRecord | None:
-        """The complete record of these bytes with this page range, if there is one."""
-        existing = self.registry.get(doc_id)
-        wanted = list(page_range) if page_range is not None else None
-        if (existing is not None and existing.status == "complete" and existing.page_range == wanted
-                and (not self.metadata or existing.metadata == self.metadata)):
-            return existing  # other metadata given: indexed again, so every point carries it
-        return None
+    def _plan(self, identity: FileIdentity, page_range: tuple[int, int] | None) -> _Plan:
+        """What to do with a checked file. A document is a path with its content: the path's
+        document with these bytes and this page range is unchanged; otherwise the file is
+        indexed, under the path's own doc id when its bytes are the same (other pages, or an
+        unfinished ingest), else as a new document replacing the path's old one. A new
+        document's id is the sha256 of its bytes, or a hash of that and the path when another
+        document (another path) holds those bytes (:func:`rag.ids.document_id`), so the two
+        keep their own points and images."""
+        where = str(identity.path)
+        sha = identity.sha256
+        own = self.registry.by_path(where)
+        if own is not None and own.sha256 == sha:
+            wanted = list(page_range) if page_range is not None else None
+            if own.status == "complete" and own.page_range == wanted and (not self.metadata or own.metadata == self.metadata):
+                return _Plan(identity, own)  # other metadata given: indexed again, so every point carries it
+            return _Plan(replace(identity, doc_id=own.doc_id), None)
+        doc_id = document_id(sha, where, lambda d: d in self._claimed or self.registry.get(d) is not None)
+        return _Plan(replace(identity, doc_id=doc_id), None, replaces=own)
 
     def ingest_one(
         self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
         job: ExtractionJob | None = None, identity: FileIdentity | None = None, on_page: PageProgress | None = None,
     ) -> FileReport:
-        """Index one file; ``job``: its extraction already running in a worker process;
-        ``identity``: the file already checked and hashed (by :func:`ingest.identify_file`)."""
+        """Index one file; ``job``: its extraction already running in a worker process (under
+        ``identity.doc_id``); ``identity``: the file already checked and hashed (by
+        :func:`ingest.identify_file`).
+
+        A file that changes while it is read (its bytes at the end are not those hashed at the
+        start) is rolled back and read again, once; changing again, it fails with
+        :class:`~rag.errors.FileChangedError`. Nothing is recorded half old, half new."""
         started = time.perf_counter()
         try:
-            if identity is None:
-                identity = identify_file(path, self.config)
-            doc_id = identity.sha256
-            wanted = list(page_range) if page_range is not None else None
-            existing = self._indexed(doc_id, page_range)
-            if existing is not None:
-                if job is not None:  # cannot happen (checked before submitting); never leave it writing
-                    _drain(job)
-                if existing.path != str(path):
-                    log.info("%s: same bytes as %s, already indexed", path, existing.path)
-                return FileReport(path, "unchanged", doc_id, existing.pages, seconds=time.perf_counter() - started)
+            for attempt in (1, 2):
+                try:
+                    return self._ingest_file(path, progress, page_range, job, identity, on_page, started)
+                except FileChangedError as exc:
+                    self._forget_failed(path, job)
+                    if attempt == 2:
+                        raise FileChangedError(path, f"{exc.reason}, twice; ingest it again when nothing is writing it") from exc
+                    log.warning("%s: %s; reading it again", path, exc.reason)
+                    job, identity = None, None
+            raise AssertionError("unreachable")  # pragma: no cover
+        except DocumentError as exc:
+            self._forget_failed(path, job)
+            log.warning("failed %s: %s", path, exc.reason)
+            return FileReport(path, "failed", None, 0, str(exc), type(exc).__name__, time.perf_counter() - started)
+        except MmragError as exc:
+            self._forget_failed(path, job)
+            log.warning("failed %s: %s", path, exc)
+            return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
+        except Exception:  # a bug: leave nothing half-written behind, then let it surface
+            try:
+                self._forget_failed(path, job)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.exception("%s: could not roll back after an unexpected error", path)
+            raise
+
+    def _ingest_file(
+        self, path: Path, progress: bool | None, page_range: tuple[int, int] | None,
+        job: ExtractionJob | None, identity: FileIdentity | None, on_page: PageProgress | None, started: float,
+    ) -> FileReport:
+        if identity is None:
+            identity = identify_file(path, self.config)
+        wanted = list(page_range) if page_range is not None else None
+        before = self.registry.by_path(str(path))
+        # a changed file keeps the metadata it had, unless this run gives some
+        metadata = self.metadata if self.metadata or before is None else dict(before.metadata)
+        if job is None:
+            plan = self._plan(identity, page_range)
+            if plan.existing is not None:
+                return FileReport(path, "unchanged", plan.existing.doc_id, plan.existing.pages, seconds=time.perf_counter() - started)
+            identity, previous = plan.identity, plan.replaces
+        else:  # planned by the look-ahead, under identity.doc_id (the worker writes its images there)
             previous = self.registry.by_path(str(path))
-            # a changed file keeps the metadata it had, unless this run gives some
-            metadata = self.metadata if self.metadata or previous is None else dict(previous.metadata)
-            if previous is not None and previous.doc_id != doc_id:
-                log.info("%s changed: replacing %s", path, previous.doc_id[:12])
-                self.delete(previous.doc_id)
+            if previous is not None and previous.sha256 == identity.sha256 and previous.status == "complete" \
+                    and previous.page_range == wanted and (not self.metadata or previous.metadata == self.metadata):
+                # the same file named twice in one batch
+                _drain(job)
+                self._claimed.discard(identity.doc_id)
+                if identity.doc_id != previous.doc_id:
+                    shutil.rmtree(self.image_root / identity.doc_id, ignore_errors=True)
+                return FileReport(path, "unchanged", previous.doc_id, previous.pages, seconds=time.perf_counter() - started)
+            if previous is not None and previous.doc_id == identity.doc_id:
+                previous = None
+        if previous is not None:
+            log.info("%s changed: replacing %s", path, previous.doc_id[:12])
+            self.delete(previous.doc_id)
+        try:
             if job is None:
                 source = _local_source(identity, self.config, self.image_root, page_range, progress)
             else:
@@ -168,6 +225,7 @@ class Indexer:
                     size_bytes=info.size_bytes,
                     title=info.title,
                     page_range=wanted,
+                    sha256=identity.sha256,
                     metadata=dict(metadata),
                 )
                 self.registry.put(record)
@@ -175,32 +233,28 @@ class Indexer:
                 if on_page is not None:
                     pages = _counted(pages, path, pages_in_range(info.page_count, page_range), on_page)
                 counts = self._index_pages(info, pages, metadata)
-            record.points = counts
-            if page_range is not None:
-                record.pages = counts["pages"]
-            record.status = "complete"
-            record.ingested_at = time.time()
-            record.seconds = round(time.perf_counter() - started, 3)
-            self.registry.put(record)
-            log.info(
-                "indexed %s: %d pages, %s points in %.1f s",
-                path.name, info.page_count, counts, record.seconds,
-            )
-            return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds)
         except DocumentError as exc:
-            self._forget_failed(path, job)
-            log.warning("failed %s: %s", path, exc.reason)
-            return FileReport(path, "failed", None, 0, str(exc), type(exc).__name__, time.perf_counter() - started)
-        except MmragError as exc:
-            self._forget_failed(path, job)
-            log.warning("failed %s: %s", path, exc)
-            return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
-        except Exception:  # a bug: leave nothing half-written behind, then let it surface
-            try:
-                self._forget_failed(path, job)
-            except Exception:  # noqa: BLE001 - the original error matters more
-                log.exception("%s: could not roll back after an unexpected error", path)
+            reason = identity.changed()  # a file rewritten under the reader often reads as corrupt
+            if reason is not None and not isinstance(exc, FileChangedError):
+                raise FileChangedError(path, reason) from exc
             raise
+        finally:
+            self._claimed.discard(identity.doc_id)
+        reason = identity.changed()
+        if reason is not None:
+            raise FileChangedError(path, reason)
+        record.points = counts
+        if page_range is not None:
+            record.pages = counts["pages"]
+        record.status = "complete"
+        record.ingested_at = time.time()
+        record.seconds = round(time.perf_counter() - started, 3)
+        self.registry.put(record)
+        log.info(
+            "indexed %s: %d pages, %s points in %.1f s",
+            path.name, info.page_count, counts, record.seconds,
+        )
+        return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds)
 
     def _index_pages(
         self, info: DocumentInfo, pages: Iterable[PageContent], metadata: Mapping[str, Any] | None = None
@@ -256,12 +310,12 @@ class Indexer:
         image files and record; image folders of documents the registry does not know are
         removed. Returns the rolled-back records.
         """
-        rolled = [r for r in self.registry.all() if r.status == "pending"]
+        rolled = self.registry.pending()
         for record in rolled:
             log.warning("%s: rolling back an unfinished ingest or delete (doc %s)", record.path, record.doc_id[:12])
             self.delete(record.doc_id)
         if self.image_root.is_dir():
-            known = {r.doc_id for r in self.registry.all()}
+            known = set(self.registry.complete_ids()) | {r.doc_id for r in self.registry.pending()}
             for child in self.image_root.iterdir():
                 if child.is_dir() and child.name not in known:
                     log.warning("removing orphaned image folder %s", child)
@@ -283,6 +337,17 @@ class Indexer:
         shutil.rmtree(self.image_root / doc_id, ignore_errors=True)
         self.registry.remove(doc_id)
         return record
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """:meth:`Indexer._plan`'s answer: ``existing`` is the path's complete document that makes
+    the file unchanged; else the file is indexed under ``identity.doc_id``, replacing
+    ``replaces`` (the path's document with other bytes)."""
+
+    identity: FileIdentity
+    existing: DocumentRecord | None
+    replaces: DocumentRecord | None = None
 
 
 class _OneInFlight:
@@ -368,8 +433,9 @@ def _drain(job: ExtractionJob) -> None:
 
 class _Lookahead:
     """Submits the next few files that need reading to the pool, so workers stay busy while
-    this process embeds; at most ``depth`` jobs are out at a time. A file is submitted once
-    per doc id (a second copy is found unchanged at its turn, after the first is indexed).
+    this process embeds; at most ``depth`` jobs are out at a time. Each file is planned
+    (:meth:`Indexer._plan`) here and submitted under the doc id the plan gives it (ids given to
+    jobs not yet indexed are not given again: two copies of one file get two ids).
 
     Each file is identified (checked and hashed) once, here; its identity goes with the job
     to the worker and back to :meth:`Indexer.ingest_one`. A file that cannot be identified
@@ -382,7 +448,6 @@ class _Lookahead:
         self.depth = depth
         self.jobs: dict[int, ExtractionJob] = {}
         self.identities: dict[int, FileIdentity] = {}
-        self.doc_ids: set[str] = set()
         self.next = 0
 
     def take(self, index: int) -> tuple[ExtractionJob | None, FileIdentity | None]:
@@ -395,9 +460,10 @@ class _Lookahead:
                 identity = identify_file(path, self.indexer.config)
             except DocumentError:
                 continue  # reported at its turn
-            self.identities[i] = identity
-            if self.indexer._indexed(identity.sha256, page_range) is None and identity.sha256 not in self.doc_ids:
-                self.doc_ids.add(identity.sha256)
-                self.jobs[i] = self.pool.submit(path, page_range, identity=identity)
+            plan = self.indexer._plan(identity, page_range)
+            self.identities[i] = plan.identity
+            if plan.existing is None:
+                self.indexer._claimed.add(plan.identity.doc_id)
+                self.jobs[i] = self.pool.submit(path, page_range, identity=plan.identity)
         return self.jobs.pop(index, None), self.identities.pop(index, None)
 

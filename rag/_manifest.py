@@ -4,22 +4,21 @@
 dimensions, vector specs, DPI, pooling, library versions). Opening a knowledge base
 with other models fails with a message that names the difference.
 
-``documents.json`` records every document and its state. A document becomes
-visible only when its record says ``complete``; a crash mid-way leaves it
-``pending`` and the next ingest redoes it (point ids are deterministic, so redoing
-never duplicates). Both files are written atomically and durably (:mod:`rag.atomic`).
+The manifest is written atomically and durably (:mod:`rag.atomic`). The document
+registry (every document and its state) is :mod:`rag._registry`'s SQLite database;
+:class:`DocumentRegistry` and :class:`DocumentRecord` are importable from here too.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from rag._registry import DocumentRecord, DocumentRegistry
 from rag.atomic import atomic_write
 from rag.errors import EmbedderMismatchError, StoreError
 
@@ -102,81 +101,3 @@ class Manifest:
 
 def _describe(prov: dict[str, Any] | None) -> str:
     return "nothing" if prov is None else str(prov.get("name") or prov.get("source"))
-
-
-@dataclass
-class DocumentRecord:
-    doc_id: str
-    name: str
-    path: str
-    pages: int
-    kind: str
-    status: Literal["pending", "complete"]
-    size_bytes: int = 0
-    title: str | None = None
-    points: dict[str, int] = field(default_factory=dict)
-    ingested_at: float = 0.0
-    seconds: float = 0.0
-    page_range: list[int] | None = None  # [first, last] physical pages indexed; None = all
-    metadata: dict[str, Any] = field(default_factory=dict)  # the user's, rag.metadata; in every point's payload
-
-
-class DocumentRegistry:
-    """The documents of a knowledge base, persisted in ``documents.json``.
-
-    Thread-safe: searches read it from other threads while a writer updates it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._mutex = threading.RLock()
-        self._docs: dict[str, DocumentRecord] = {}
-        self.reload()
-
-    def reload(self) -> None:
-        """Read the file again (another process may have written it since)."""
-        raw = _read_json(self.path) if self.path.exists() else {"documents": {}}
-        docs = {k: DocumentRecord(**v) for k, v in raw.get("documents", {}).items()}
-        with self._mutex:
-            self._docs = docs
-
-    def _save(self) -> None:
-        with self._mutex:
-            write_json_atomic(self.path, {"documents": {k: asdict(v) for k, v in self._docs.items()}})
-
-    def get(self, doc_id: str) -> DocumentRecord | None:
-        with self._mutex:
-            return self._docs.get(doc_id)
-
-    def all(self) -> list[DocumentRecord]:
-        with self._mutex:
-            docs = list(self._docs.values())
-        return sorted(docs, key=lambda r: (r.name, r.doc_id))
-
-    def complete(self) -> list[DocumentRecord]:
-        return [r for r in self.all() if r.status == "complete"]
-
-    def by_path(self, path: str) -> DocumentRecord | None:
-        return next((r for r in self.all() if r.path == path), None)
-
-    def put(self, record: DocumentRecord) -> None:
-        with self._mutex:
-            self._docs[record.doc_id] = record
-            self._save()
-
-    def remove(self, doc_id: str) -> None:
-        with self._mutex:
-            if self._docs.pop(doc_id, None) is not None:
-                self._save()
-
-    def find(self, key: str) -> list[DocumentRecord]:
-        """Documents matching a doc id (or unique prefix of 8+ chars), a file name or a path."""
-        docs = {r.doc_id: r for r in self.all()}
-        if key in docs:
-            return [docs[key]]
-        name_hits = [r for r in docs.values() if key in (r.name, r.path) or Path(r.path).name == key]
-        if name_hits:
-            return name_hits
-        if len(key) >= 8:
-            return [r for k, r in docs.items() if k.startswith(key)]
-        return []

@@ -178,17 +178,20 @@ def _failure(path: Path, exc: MmragError) -> tuple[str, str, str]:
 # -- stage 1: read and extract (Ray tasks) ---------------------------------------------------
 def _extract_files(batch: Any, *, config: IngestConfig, image_root: Path, page_batch: int) -> Iterator[Any]:
     """A Ray task: each ``file`` row read with :func:`ingest.open_document`, streamed as rows."""
-    for job, _, _, (path, page_range, identity) in _rows(batch):
-        for row in _extract_one(job, path, page_range, identity, config, image_root, page_batch):
+    for job, _, _, (path, page_range, identity, metadata) in _rows(batch):
+        for row in _extract_one(job, path, page_range, identity, config, image_root, page_batch, metadata):
             yield _table([row])
 
 
 def _extract_one(
     job: int, path: Path, page_range: tuple[int, int] | None, identity: FileIdentity, config: IngestConfig,
-    image_root: Path, page_batch: int,
+    image_root: Path, page_batch: int, metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[int, str, int, Any]]:
+    """One file's rows: ``info``, ``pages`` (``(info, contents, metadata)``: the document's
+    user metadata rides with its pages into every payload), then ``done`` or ``failed``."""
     from ingest import open_document
 
+    meta = dict(metadata) if metadata else {}
     started = time.time()
     seq = 0
     try:
@@ -199,10 +202,10 @@ def _extract_one(
             for content in reader.pages(progress=False, page_range=page_range):
                 batch.append(content)
                 if len(batch) >= page_batch:
-                    yield job, "pages", seq, (info, batch)
+                    yield job, "pages", seq, (info, batch, meta)
                     seq, batch = seq + 1, []
             if batch:
-                yield job, "pages", seq, (info, batch)
+                yield job, "pages", seq, (info, batch, meta)
                 seq += 1
     except MmragError as exc:  # the file's fault (or a missing extra): reported, not a crash
         yield job, "failed", seq, _failure(path, exc)
@@ -255,16 +258,21 @@ class _Embed:
             if kind != "pages":
                 out.append((job, kind, seq, data))
                 continue
-            info, contents = data
-            out.append(self._embed(job, seq, info, contents))
+            info, contents, metadata = data
+            out.append(self._embed(job, seq, info, contents, metadata))
         return _table(out)
 
-    def _embed(self, job: int, seq: int, info: DocumentInfo, contents: list[PageContent]) -> tuple[int, str, int, Any]:
+    def _embed(
+        self, job: int, seq: int, info: DocumentInfo, contents: list[PageContent], metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[int, str, int, Any]:
         from retrievers.corpora import build_points
+        from retrievers.payloads import scoped
 
         try:
             self._load()
             points = build_points(info, contents, self.embedders)
+            if metadata:  # the document's user metadata in every payload, as Indexer._flush puts it
+                points = {c: [replace(p, payload=scoped(p.payload, metadata)) for p in pts] for c, pts in points.items()}
             if self.store is None:
                 return job, "points", seq, (points, len(contents))
             for corpus, pts in points.items():
@@ -284,6 +292,7 @@ class _Job:
     path: Path
     page_range: tuple[int, int] | None
     identity: FileIdentity
+    metadata: dict[str, Any] = field(default_factory=dict)  # the document's user metadata (rag.metadata)
     info: DocumentInfo | None = None
     started: float = 0.0
     seen: set[int] = field(default_factory=set)
@@ -354,25 +363,30 @@ class RayEngine:
                 identity = identify_file(path, self.config.ingest)
             except DocumentError:
                 identity = None
-            if identity is None or indexer._indexed(identity.sha256, page_range) is not None:
+            plan = None if identity is None else indexer._plan(identity, page_range)
+            if plan is None or plan.existing is not None:
                 # cannot be read, or indexed already: reported as the in-process path reports it
                 done(index, indexer.ingest_one(path, progress=progress, page_range=page_range, identity=identity, on_page=on_page))
                 continue
-            doc_id = identity.sha256
-            if doc_id in sent:
+            if str(path) in sent:  # the same file named twice: read here after the run
                 later.append(index)
                 continue
-            previous = registry.by_path(str(path))
-            if previous is not None and previous.doc_id != doc_id:
-                log.info("%s changed: replacing %s", path, previous.doc_id[:12])
-                indexer.delete(previous.doc_id)
-            indexer.delete(doc_id)  # what a pending or other-range record of these bytes left
+            identity = plan.identity  # with its doc id (rag.ids.document_id)
+            indexer._claimed.add(identity.doc_id)
+            before = registry.by_path(str(path))
+            # a changed file keeps the metadata it had, unless this run gives some
+            metadata = indexer.metadata if indexer.metadata or before is None else dict(before.metadata)
+            if plan.replaces is not None:
+                log.info("%s changed: replacing %s", path, plan.replaces.doc_id[:12])
+                indexer.delete(plan.replaces.doc_id)
+            indexer.delete(identity.doc_id)  # what a pending or other-range record of this document left
             registry.put(DocumentRecord(
-                doc_id=doc_id, name=path.name, path=str(path), pages=0, kind=str(identity.format), status="pending",
+                doc_id=identity.doc_id, name=path.name, path=str(path), pages=0, kind=str(identity.kind), status="pending",
                 size_bytes=identity.size, page_range=list(page_range) if page_range is not None else None,
+                sha256=identity.sha256, metadata=dict(metadata),
             ))
-            sent.add(doc_id)
-            jobs.append(_Job(index, path, page_range, identity))
+            sent.add(str(path))
+            jobs.append(_Job(index, path, page_range, identity, metadata=dict(metadata)))
         return jobs, later
 
     def _dataset(self, ray: Any, jobs: Sequence[_Job]) -> Any:
@@ -387,7 +401,7 @@ class RayEngine:
         store = self.config.store if workers_write(self.config.store) else None
         log.info("Ray: %g CPUs, %g GPUs; up to %d embedding actors (%d GPU each); points written by %s",
                  cpus, gpus, actors, gpus_each, "the actors" if store is not None else "this process")
-        items = _table([(j.index, "file", 0, (j.path, j.page_range, j.identity)) for j in jobs])
+        items = _table([(j.index, "file", 0, (j.path, j.page_range, j.identity, j.metadata)) for j in jobs])
         source = rd.from_arrow([items.slice(i, 1) for i in range(len(jobs))])  # one block, one task per file
         with warnings.catch_warnings():
             # Ray 2.60 has no named parameter for it yet and warns of the generic one
@@ -432,7 +446,7 @@ class RayEngine:
                             done(index, self._finish(job))
         except Exception:  # a bug or a lost cluster: leave nothing half-written behind, then surface
             for job in open_jobs.values():
-                self.indexer.delete(job.identity.sha256)
+                self.indexer.delete(job.identity.doc_id)
             raise
         finally:
             if started:
@@ -481,7 +495,7 @@ class RayEngine:
         if job.failure is not None or job.info is None:
             message, error_type, reason = job.failure if job.failure is not None else (
                 f"{job.path}: no document info came back from Ray", "MmragError", "no document info")
-            self.indexer.delete(job.identity.sha256)
+            self.indexer.delete(job.identity.doc_id)
             log.warning("failed %s: %s", job.path, reason)
             return FileReport(job.path, "failed", None, 0, message, error_type, seconds)
         info = job.info
@@ -498,8 +512,11 @@ class RayEngine:
             ingested_at=time.time(),
             seconds=seconds,
             page_range=list(job.page_range) if job.page_range is not None else None,
+            sha256=job.identity.sha256,
+            metadata=dict(job.metadata),
         )
         self.indexer.registry.put(record)
+        self.indexer._claimed.discard(job.identity.doc_id)
         log.info("indexed %s on Ray: %d pages, %s points in %.1f s", job.path.name, info.page_count, job.counts, seconds)
         return FileReport(job.path, "indexed", info.doc_id, record.pages, seconds=seconds)
 

@@ -14,7 +14,8 @@ failure it was::
     │   ├── EncryptedDocumentError  password protected, no (or a wrong) password
     │   ├── EmptyDocumentError      zero pages
     │   ├── ResourceLimitError      a page, an image or the file exceeds a configured limit
-    │   └── WorkerDiedError         the extraction worker process died reading it (native crash, kill)
+    │   ├── WorkerDiedError         the extraction worker process died reading it (native crash, kill)
+    │   └── FileChangedError        the file was modified while it was being read, twice
     ├── ModelError                  a model cannot be resolved or loaded
     │   └── UnknownModelError       a name that is neither in the registry nor a folder
     ├── StoreError                  the vector store failed (backend errors are mapped here)
@@ -45,6 +46,7 @@ __all__ = [
     "EmptyDocumentError",
     "ResourceLimitError",
     "WorkerDiedError",
+    "FileChangedError",
     "ModelError",
     "UnknownModelError",
     "StoreError",
@@ -116,6 +118,11 @@ class ResourceLimitError(DocumentError):
 
 class WorkerDiedError(DocumentError):
     """The extraction worker process died while reading this file (a native crash or a kill)."""
+
+
+class FileChangedError(DocumentError):
+    """The file's bytes changed while it was being read (and again when it was read a second
+    time): nothing of it is indexed; ingest it again once nothing writes it."""
 
 
 class ModelError(MmragError):

@@ -9,8 +9,8 @@
         for c in answer.citations:
             print(c.source, c.page, c.bbox)
 
-Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.json``
-(documents and their state), ``images/<doc_id>/`` (page images and crops), ``store/``
+Layout of a knowledge-base folder: ``manifest.json`` (provenance), ``documents.sqlite``
+(documents and their state; :mod:`rag._registry`), ``images/<doc_id>/`` (page images and crops), ``store/``
 (the embedded Qdrant engine; absent with a server backend).
 """
 
@@ -38,7 +38,7 @@ __all__ = ["KnowledgeBase", "SearchResult", "check_question", "write_highlights"
 log = logging.getLogger("mmrag")
 
 MANIFEST = "manifest.json"
-DOCUMENTS = "documents.json"
+DOCUMENTS = "documents.sqlite"
 #: ingest settings of one run, not of the knowledge base: never recorded in the manifest
 _RUN_ONLY = ("engine", "ray_address")
 
@@ -96,6 +96,7 @@ class KnowledgeBase:
             self._store.close()
             self._store = None
         self._unlock()
+        self._registry.close()
 
     # -- lazily built parts -----------------------------------------------------------
     @property
@@ -317,7 +318,7 @@ class KnowledgeBase:
             "path": str(self.path),
             "documents": len(docs),
             "pages": sum(d.pages for d in docs),
-            "pending": [d.name for d in self._registry.all() if d.status != "complete"],
+            "pending": [d.name for d in self._registry.pending()],
             "corpora": {c: {"points": store.count(specs[c].name), "collection": specs[c].name} for c in CORPORA},
             "models": {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()},
             "store": self.config.store.backend,
@@ -389,12 +390,11 @@ class KnowledgeBase:
         else:
             q = None
         k = self.config.ask.top_k if top_k is None else top_k
-        # Only documents complete when the search starts are visible: filtered in the store
-        # while anything is pending or being written, and the hits checked again afterwards
-        # (a writer may start between the two).
-        all_docs = self._registry.all()
-        complete = [d.doc_id for d in all_docs if d.status == "complete"]
-        visible = complete if len(complete) != len(all_docs) or self._writing else None
+        # Only complete documents are visible: filtered in the store while anything is pending
+        # or being written, and the hits checked again afterwards (a writer may start between
+        # the two). The registry is asked by index: a search costs the same with 100k documents.
+        pending = {d.doc_id for d in self._registry.pending()}
+        visible = self._registry.complete_ids() if pending or self._writing else None
         equals = self._where(where)
         flt = None
         if documents is not None or pages is not None or equals:
@@ -412,7 +412,7 @@ class KnowledgeBase:
             if rewrite is not None:
                 route = replace(result.route, reason=f"{result.route.reason}; follow-up ({rewrite.reason}), searched for: {searched}")
                 result = replace(result, question=q, rewritten=searched, route=route)
-        shown = set(complete)
+        shown = set(self._registry.complete_ids(among=[h.doc_id for h in result.hits])) - pending
         if any(h.doc_id not in shown for h in result.hits):
             result = replace(result, hits=tuple(h for h in result.hits if h.doc_id in shown))
         return result
@@ -511,17 +511,23 @@ class KnowledgeBase:
         return rewrite
 
     def _term_stats(self, store: Any, specs: dict[str, Any]) -> Any:
-        """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the same."""
+        """The corpus term statistics (:mod:`rag._term_stats`), kept while the documents are the
+        same: the registry's generation says so without reading every record."""
         from rag._term_stats import fingerprint, load_term_stats
 
+        generation = self._registry.generation()
+        with self._mutex:
+            cached = self._ask_parts.get("term_stats")
+            if cached is not None and cached[0] == generation:
+                return cached[2]
         records = self._registry.all()
         key = fingerprint(records)
         with self._mutex:
             cached = self._ask_parts.get("term_stats")
-            if cached is None or cached[0] != key:
-                cached = (key, load_term_stats(self.path, records, store, specs))
-                self._ask_parts["term_stats"] = cached
-            return cached[1]
+            if cached is None or cached[1] != key:
+                cached = (generation, key, load_term_stats(self.path, records, store, specs))
+            self._ask_parts["term_stats"] = (generation, key, cached[2])
+            return cached[2]
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;

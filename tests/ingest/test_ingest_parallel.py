@@ -56,7 +56,7 @@ def _snapshot(kb: Path) -> dict[str, Any]:
     """Registry, every point (payload and vectors) and every image file, the folder's path removed."""
     registry = sorted(
         (r.doc_id, r.name, r.pages, r.status, json.dumps(r.points, sort_keys=True))
-        for r in DocumentRegistry(kb / "documents.json").all()
+        for r in DocumentRegistry(kb / "documents.sqlite").all()
     )
     store = EdgeStore(kb / "store")
     try:
@@ -173,11 +173,12 @@ def test_unchanged_files_are_not_read_again(tmp_path, docs):
     copy.write_bytes((docs / "doc3.pdf").read_bytes())
     with KnowledgeBase.open(tmp_path / "kb", _config(2)) as kb:
         reports = kb.ingest([docs, copy], progress=False)
-    assert [r.status for r in reports] == ["unchanged"] * 5
+    # a copy under another path is a document of its own (issue 21), read under its own doc id
+    assert [r.status for r in reports] == ["unchanged"] * 4 + ["indexed"]
     assert {f: f.stat().st_mtime_ns for f in images} == images  # nothing rewritten by a worker
 
 
-def test_the_same_bytes_twice_in_one_batch_are_read_once(tmp_path, docs):
+def test_the_same_bytes_twice_in_one_batch_are_two_documents(tmp_path, docs):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.pdf").write_bytes((docs / "doc0.pdf").read_bytes())
@@ -185,8 +186,11 @@ def test_the_same_bytes_twice_in_one_batch_are_read_once(tmp_path, docs):
     (folder / "c.pdf").write_bytes((docs / "doc1.pdf").read_bytes())
     with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
         reports = kb.ingest([folder], progress=False)
-        assert [r.status for r in reports] == ["indexed", "unchanged", "indexed"]
-        assert len(kb.documents()) == 2
+        assert [r.status for r in reports] == ["indexed", "indexed", "indexed"]
+        assert sorted(d.name for d in kb.documents()) == ["a.pdf", "b.pdf", "c.pdf"]
+        a, b = (kb._registry.by_path(str(folder / n)) for n in ("a.pdf", "b.pdf"))
+        assert a.sha256 == b.sha256 and a.doc_id != b.doc_id  # same bytes, own points and images
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 3
 
 
 def test_pool_errors_keep_their_class_and_message(tmp_path):

@@ -26,7 +26,9 @@ from rag._manifest import DocumentRegistry
 from retrievers.store.edge import EdgeStore
 
 DRIVER = Path(__file__).resolve().parents[1] / "_crash_driver.py"
-KNOWN_ROOT_ENTRIES = {"manifest.json", "documents.json", ".write.lock", "store", "images"}
+KNOWN_ROOT_ENTRIES = {
+    "manifest.json", "documents.sqlite", "documents.sqlite-wal", "documents.sqlite-shm", ".write.lock", "store", "images",
+}
 
 
 class Driver:
@@ -87,7 +89,7 @@ def snapshot(kb: Path) -> dict[str, Any]:
     """Everything a user of the knowledge base could observe, with the folder's own path removed."""
     registry = {
         r.doc_id: (r.name, r.path, r.pages, r.kind, r.status, r.points)
-        for r in DocumentRegistry(kb / "documents.json").all()
+        for r in DocumentRegistry(kb / "documents.sqlite").all()
     }
     store = EdgeStore(kb / "store")
     points: dict[str, dict[str, Any]] = {}
