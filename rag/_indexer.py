@@ -232,7 +232,8 @@ class Indexer:
                 self._remove_points(info.doc_id)
                 if on_page is not None:
                     pages = _counted(pages, path, pages_in_range(info.page_count, page_range), on_page)
-                counts = self._index_pages(info, pages, metadata)
+                notes: list[str] = []
+                counts = self._index_pages(info, _noting(pages, notes), metadata)
         except DocumentError as exc:
             reason = identity.changed()  # a file rewritten under the reader often reads as corrupt
             if reason is not None and not isinstance(exc, FileChangedError):
@@ -254,7 +255,7 @@ class Indexer:
             "indexed %s: %d pages, %s points in %.1f s",
             path.name, info.page_count, counts, record.seconds,
         )
-        return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds)
+        return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds, notes=tuple(notes))
 
     def _index_pages(
         self, info: DocumentInfo, pages: Iterable[PageContent], metadata: Mapping[str, Any] | None = None
@@ -386,6 +387,13 @@ class _OneInFlight:
                     log.warning("embedding batch failed while another error was raised", exc_info=sys.exc_info())
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _noting(pages: Iterable[PageContent], notes: list[str]) -> Iterator[PageContent]:
+    """``pages`` unchanged, each page's notes (what was refused or skipped on it) kept in ``notes``."""
+    for content in pages:
+        notes.extend(content.page.notes)
+        yield content
 
 
 def _both(first: PageProgress, second: PageProgress | None) -> PageProgress:

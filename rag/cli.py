@@ -183,6 +183,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             mark = {"indexed": "indexed  ", "unchanged": "unchanged", "skipped": "skipped  ", "failed": "FAILED   "}[r.status]
             tail = f"  {r.error}" if r.error else f"  {r.reason}" if r.reason else f"  {r.pages} pages"
             _err(f"{mark} {shown(r.path)}{tail}\n")
+            for note in r.notes:  # what was refused or skipped inside the file
+                _err(f"          note: {shown(note)}\n")
             sys.stderr.flush()
 
     from rag.metadata import parse_pairs
@@ -196,7 +198,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             {
                 "documents": [
                     {"path": str(r.path), "doc_id": r.doc_id, "status": r.status, "pages": r.pages, "error": r.error,
-                     "error_type": r.error_type, "reason": r.reason}
+                     "error_type": r.error_type, "reason": r.reason, "notes": list(r.notes)}
                     for r in reports
                 ]
             }

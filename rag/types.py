@@ -214,7 +214,9 @@ class FileReport:
 
     ``skipped``: a folder walk passed over it by rule (not a supported format, hidden, the
     knowledge base's own folder, a symbolic link out of the folder, an unreadable folder);
-    ``reason`` says which. A skip is not a failure (``ok`` stays true)."""
+    ``reason`` says which. A skip is not a failure (``ok`` stays true). ``notes``: what was
+    refused or skipped inside an indexed file, page by page (``Page.notes``: an image over
+    ``ingest.max_image_pixels``, table detection stopped by ``page_timeout_s``...)."""
 
     path: Path
     status: Literal["ok", "indexed", "unchanged", "skipped", "failed"]
@@ -224,6 +226,7 @@ class FileReport:
     error_type: str | None = None
     seconds: float = 0.0
     reason: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -307,7 +307,7 @@ def _fifo(path: Path) -> None:
 
 def _dir(path: Path) -> None:
     path.mkdir()
-    (path / "inside.txt").write_text("a folder, not a PDF")
+    (path / "inside.xyz").write_text("a folder, not a PDF")
 
 
 def _loop(path: Path) -> None:

@@ -45,6 +45,7 @@ class FileProgress:
     pages_done: int = 0  # pages read so far while ingesting
     pages_total: int = 0  # pages to read (0 until the file is opened)
     reason: str | None = None  # why it was skipped
+    notes: tuple[str, ...] = ()  # what was refused or skipped inside the file (FileReport.notes)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class Job:
             "state": self.state,
             "files": [
                 {"name": f.name, "state": f.state, "doc_id": f.doc_id, "pages": f.pages, "error": f.error, "seconds": round(f.seconds, 3),
-                 "pages_done": f.pages_done, "pages_total": f.pages_total, "reason": f.reason}
+                 "pages_done": f.pages_done, "pages_total": f.pages_total, "reason": f.reason,
+                 "notes": list(f.notes)}
                 for f in self.files
             ],
             "done": self.done_files,
@@ -234,7 +236,7 @@ class JobQueue:
                     self._set_file(
                         job_id, i, state=report.status if report.status != "ok" else "indexed",
                         doc_id=report.doc_id, pages=report.pages, error=report.error, seconds=report.seconds,
-                        reason=report.reason,
+                        reason=report.reason, notes=report.notes,
                     )
                 why = self._stop_reason(job_id)
                 if why is not None:

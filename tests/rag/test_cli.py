@@ -253,3 +253,44 @@ def test_log_lines_escape_file_names_too(tmp_path):
     assert proc.returncode == 2, proc.stderr.decode(errors="replace")
     assert b"WARNING" in proc.stderr and b"x\\x1b[31m\\x07.pdf" in proc.stderr
     assert b"\x1b" not in proc.stderr and b"\x07" not in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def _pdf_with_a_jpeg_bomb(path: Path) -> Path:
+    """A page of text beside a JPEG whose own header says 60000 x 60000 (its dictionary: 10 x 10)."""
+    import struct
+    from io import BytesIO
+
+    import pymupdf
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buf, format="JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", 60_000, 60_000)
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), "The pump manual says to bleed the valve before service.")
+    xref = doc.get_new_xref()
+    doc.update_object(xref, "<</Type/XObject/Subtype/Image/Width 10/Height 10/ColorSpace/DeviceRGB/BitsPerComponent 8>>")
+    doc.update_stream(xref, bytes(data), compress=False)
+    doc.xref_set_key(xref, "Filter", "/DCTDecode")
+    resources = int(doc.xref_get_key(page.xref, "Resources")[1].split()[0])  # insert_text made it indirect
+    doc.xref_set_key(resources, "XObject/Photo", f"{xref} 0 R")
+    contents = page.get_contents()[0]
+    doc.update_stream(contents, doc.xref_stream(contents) + b"\nq 200 0 0 200 100 300 cm /Photo Do Q")
+    doc.save(path)
+    return path
+
+
+def test_an_image_refused_inside_an_indexed_file_is_reported_not_only_logged(capsys, tmp_path):
+    # nothing vanishes: the page is indexed, the refused image is named with its reason in the
+    # terminal and in --json, not only in the log
+    pdf = _pdf_with_a_jpeg_bomb(tmp_path / "pump.pdf")
+    code, _, err = run(capsys, "ingest", str(pdf), "--kb", str(tmp_path / "kb"), "--no-progress")
+    assert code == 0, err
+    assert "indexed   " in err and "note: " in err and "60000x60000" in err
+    code, out, err = run(capsys, "ingest", str(pdf), "--kb", str(tmp_path / "kb2"), "--json")
+    (doc,) = json.loads(out)["documents"]
+    assert doc["status"] == "indexed"
+    assert any("60000x60000" in n and "max_image_pixels" in n for n in doc["notes"]), doc["notes"]

@@ -209,8 +209,8 @@ def test_knowledge_base_batch_outcome(name, batch, corpus):
         # a folder given to ingest is walked like any folder; this one holds no PDF or image,
         # and the file it holds is reported skipped, with the reason
         assert report is None
-        assert skipped == {str(corpus[name] / "inside.txt"): skipped[str(corpus[name] / "inside.txt")]}
-        assert skipped[str(corpus[name] / "inside.txt")].startswith("unsupported format .txt; supported: ")
+        assert skipped == {str(corpus[name] / "inside.xyz"): skipped[str(corpus[name] / "inside.xyz")]}
+        assert skipped[str(corpus[name] / "inside.xyz")].startswith("unsupported format .xyz; supported: ")
         return
     assert report is not None
     if kind.expect == "indexed":

@@ -342,6 +342,9 @@ function fileLine(f) {
   } else {
     const why = f.error || f.reason;
     line.append(`${f.name}: ${f.state}${f.pages && f.state !== "failed" ? ` (${f.pages} pages)` : ""}${why ? " — " + why : ""}`);
+    if (f.notes && f.notes.length) {  // what was refused or skipped inside the file
+      line.append(el("ul", { class: "notes" }, ...f.notes.map((n) => el("li", {}, n))));
+    }
   }
   return line;
 }
