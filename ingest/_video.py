@@ -74,14 +74,23 @@ def _import_av() -> Any:
     return av
 
 
-class MediaDocument:
-    """A decoded video or audio file: its pages as time spans. ``page(i, ...)`` extracts one."""
+#: decoding may take the page time bound plus this many seconds per second of video; past
+#: that (a stream that decodes far slower than real time) it stops and keeps what it read
+REALTIME_FACTOR = 2.0
 
-    def __init__(self, path: Path, kind: Literal["video", "audio"], spans: list[_Span], tmp: Any) -> None:
+
+class MediaDocument:
+    """A decoded video or audio file: its pages as time spans. ``page(i, ...)`` extracts one.
+    ``notes``: what was cut short while decoding (they go on the first page's notes)."""
+
+    def __init__(
+        self, path: Path, kind: Literal["video", "audio"], spans: list[_Span], tmp: Any, notes: tuple[str, ...] = ()
+    ) -> None:
         self.path = path
         self.kind = kind
         self.spans = spans
         self._tmp = tmp
+        self.notes = notes
 
     @property
     def page_count(self) -> int:
@@ -99,9 +108,12 @@ class MediaDocument:
             box = BBox(0.0, 0.0, 0.0, 0.0)
             chunks = tuple(TextChunk(doc_id, number, i, c.text, box, start=c.start, end=c.end) for i, c in enumerate(span.chunks))
             text = "\n\n".join(c.text for c in span.chunks)
-            page = Page(doc_id, number, 0.0, 0.0, text, False, start=span.start, end=span.end)
+            page = Page(doc_id, number, 0.0, 0.0, text, False, start=span.start, end=span.end, notes=self.notes if index == 0 else ())
             return PageContent(page, (), chunks, ())
-        return _frame_page(span, span.frame, number, doc_id, config, out_dir)
+        content = _frame_page(span, span.frame, number, doc_id, config, out_dir)
+        if index == 0 and self.notes:
+            content = replace(content, page=replace(content.page, notes=(*content.page.notes, *self.notes)))
+        return content
 
 
 def _frame_page(span: _Span, frame: _Frame, number: int, doc_id: str, config: IngestConfig, out_dir: Path | None) -> PageContent:
@@ -260,6 +272,16 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
             raise CorruptDocumentError(path, f"video/audio container cannot be opened (damaged or not a media file): {exc}") from exc
         with container:
             video, subtitle = _streams(container, av)
+            if video is not None:  # the frame size from the stream's header, before any frame is decoded
+                width, height = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
+                if width * height > config.max_image_pixels:
+                    raise ResourceLimitError(
+                        path, f"video frames are {width}x{height} = {width * height:,} pixels (by the stream's header), "
+                        f"above ingest.max_image_pixels={config.max_image_pixels:,}",
+                    )
+            length = _duration(container, video)
+            budget = config.page_timeout_s + REALTIME_FACTOR * (length if length is not None else config.page_timeout_s)
+            deadline, stopped = time.perf_counter() + budget, ""
             cuts = _SceneCuts(path, config, folder)
             track: list[Cue] = []
             wanted = [s for s in (video, subtitle) if s is not None]
@@ -282,6 +304,12 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
                 except (av.FFmpegError, ValueError) as exc:
                     damaged += 1
                     first_damage = first_damage or f"at {packet.pts}: {exc}"
+                if cuts.kept and time.perf_counter() > deadline:
+                    at = cuts.kept[-1][0]
+                    stopped = (f"decoding stopped after {budget:.0f} s (ingest.page_timeout_s plus {REALTIME_FACTOR:g} s per "
+                               f"second of video), near {at:.1f} s of {length or 0:.1f} s; the rest of the video is not indexed")
+                    logger.warning("%s: %s", path, stopped)
+                    break
             duration = _duration(container, video)
     if damaged:
         logger.warning("%s: %d damaged packets skipped (first %s)", path, damaged, first_damage)
@@ -304,7 +332,7 @@ def _read(av: Any, path: Path, config: IngestConfig, folder: Path, tmp: Any) -> 
         end = times[i + 1] if i + 1 < len(times) else end_of_video
         mine = tuple(c for c in chunks if (c.start >= t or i == 0) and (i + 1 == len(times) or c.start < times[i + 1]))
         spans.append(_Span(t, end, _Frame(file, w, h), mine))
-    return MediaDocument(path, "video", spans, tmp)
+    return MediaDocument(path, "video", spans, tmp, (stopped,) if stopped else ())
 
 
 def _audio(path: Path, config: IngestConfig, cues: list[Cue], tmp: Any) -> MediaDocument:

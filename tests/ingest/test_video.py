@@ -9,7 +9,7 @@ import pytest
 
 from ingest import identify_file, inspect_batch, inspect_json, open_document
 from rag.config import IngestConfig
-from rag.errors import CorruptDocumentError, EmptyDocumentError
+from rag.errors import CorruptDocumentError, EmptyDocumentError, ResourceLimitError
 from tests._videogen import SCENES, make_video, make_wav, mux_subtitles, write_srt, write_vtt
 
 NO_OCR = IngestConfig(ocr="never")
@@ -124,3 +124,18 @@ def test_a_subtitle_file_given_alone_says_it_belongs_to_its_video(media, tmp_pat
     lone = write_srt(tmp_path / "lonely.srt", CUES)
     with pytest.raises(UnsupportedFormatError, match=r"lonely\.mp4.*there is none"):
         identify_file(lone, NO_OCR)
+
+
+def test_frames_larger_than_the_image_limit_are_refused_from_the_stream_header(media):
+    # a decompression bomb in video form: refused before any frame is decoded, with the sizes
+    with pytest.raises(ResourceLimitError, match=r"480x270 = 129,600 pixels \(by the stream's header\), above ingest.max_image_pixels=100,000"):
+        _pages(media / "scenes.mp4", IngestConfig(ocr="never", max_image_pixels=100_000))
+
+
+def test_a_video_that_decodes_past_its_time_bound_keeps_what_was_read_and_says_so(media, monkeypatch):
+    import ingest._video as video
+
+    monkeypatch.setattr(video, "REALTIME_FACTOR", 0.0)  # no time per second of video: the bound is page_timeout_s
+    info, pages = _pages(media / "scenes.mp4", IngestConfig(ocr="never", page_timeout_s=0.001))
+    assert 1 <= info.page_count < 3  # the first scene kept, decoding cut short
+    assert any("decoding stopped after" in n and "the rest of the video is not indexed" in n for n in pages[0].page.notes)
