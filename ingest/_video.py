@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rag.config import IngestConfig
-from rag.errors import CorruptDocumentError, EmptyDocumentError, MissingDependencyError, ResourceLimitError
+from rag.errors import CorruptDocumentError, EmptyDocumentError, ResourceLimitError
+from rag.lazy import require
 from rag.types import BBox, Page, PageContent, TextBlock, TextChunk
 
 from ingest._subtitles import Cue, chunk_cues, clean_cue_text, read_sidecars, sidecar_files
@@ -67,11 +68,7 @@ class _Span:
 
 
 def _import_av() -> Any:
-    try:
-        import av
-    except ImportError as exc:
-        raise MissingDependencyError("av", "video", "video and audio files") from exc
-    return av
+    return require("av", "video", "video and audio files")
 
 
 #: decoding may take the page time bound plus this many seconds per second of video; past

@@ -126,20 +126,34 @@ class Indexer:
         """What to do with a checked file. A document is a path with its content: the path's
         document with these bytes and this page range is unchanged; otherwise the file is
         indexed, under the path's own doc id when its bytes are the same (other pages, or an
-        unfinished ingest), else as a new document replacing the path's old one. A new
-        document's id is the sha256 of its bytes, or a hash of that and the path when another
-        document (another path) holds those bytes (:func:`rag.ids.document_id`), so the two
-        keep their own points and images."""
+        unfinished ingest), else as a new document replacing the path's old one. A path the
+        knowledge base does not know whose bytes a complete document already holds (a copy) is
+        that document: unchanged, not indexed twice. A new document's id is the sha256 of its
+        bytes, or a hash of that and the path when another document (another path) holds those
+        bytes (:func:`rag.ids.document_id`: a known path rewritten with another document's
+        bytes), so the two keep their own points and images."""
         where = str(identity.path)
         sha = identity.sha256
         own = self.registry.by_path(where)
+        wanted = list(page_range) if page_range is not None else None
+        if own is None:
+            copy_of = self._complete_copy(sha, wanted)
+            if copy_of is not None:
+                return _Plan(identity, copy_of)
         if own is not None and own.sha256 == sha:
-            wanted = list(page_range) if page_range is not None else None
             if own.status == "complete" and own.page_range == wanted and (not self.metadata or own.metadata == self.metadata):
                 return _Plan(identity, own)  # other metadata given: indexed again, so every point carries it
             return _Plan(replace(identity, doc_id=own.doc_id), None)
         doc_id = document_id(sha, where, lambda d: d in self._claimed or self.registry.get(d) is not None)
         return _Plan(replace(identity, doc_id=doc_id), None, replaces=own)
+
+    def _complete_copy(self, sha256: str, wanted: list[int] | None) -> DocumentRecord | None:
+        """The complete document holding these bytes with this page range (and this run's
+        metadata, when it gives some), if there is one."""
+        for held in self.registry.holding(sha256):
+            if held.status == "complete" and held.page_range == wanted and (not self.metadata or held.metadata == self.metadata):
+                return held
+        return None
 
     def ingest_one(
         self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
@@ -192,6 +206,8 @@ class Indexer:
         if job is None:
             plan = self._plan(identity, page_range)
             if plan.existing is not None:
+                if plan.existing.path != str(path):
+                    log.info("%s: same bytes as %s, already indexed", path, plan.existing.path)
                 return FileReport(path, "unchanged", plan.existing.doc_id, plan.existing.pages, seconds=time.perf_counter() - started)
             identity, previous = plan.identity, plan.replaces
         else:  # planned by the look-ahead, under identity.doc_id (the worker writes its images there)
@@ -456,6 +472,7 @@ class _Lookahead:
         self.depth = depth
         self.jobs: dict[int, ExtractionJob] = {}
         self.identities: dict[int, FileIdentity] = {}
+        self.reading: set[str] = set()  # the sha256 of new documents sent to the workers
         self.next = 0
 
     def take(self, index: int) -> tuple[ExtractionJob | None, FileIdentity | None]:
@@ -469,9 +486,15 @@ class _Lookahead:
             except DocumentError:
                 continue  # reported at its turn
             plan = self.indexer._plan(identity, page_range)
+            if (plan.existing is None and identity.sha256 in self.reading
+                    and self.indexer.registry.by_path(str(path)) is None):
+                # a copy of a file being read: at its turn that one is indexed and this is unchanged
+                self.identities[i] = identity
+                continue
             self.identities[i] = plan.identity
             if plan.existing is None:
                 self.indexer._claimed.add(plan.identity.doc_id)
+                self.reading.add(identity.sha256)
                 self.jobs[i] = self.pool.submit(path, page_range, identity=plan.identity)
         return self.jobs.pop(index, None), self.identities.pop(index, None)
 

@@ -368,7 +368,8 @@ class RayEngine:
                 # cannot be read, or indexed already: reported as the in-process path reports it
                 done(index, indexer.ingest_one(path, progress=progress, page_range=page_range, identity=identity, on_page=on_page))
                 continue
-            if str(path) in sent:  # the same file named twice: read here after the run
+            if str(path) in sent or (identity.sha256 in sent and registry.by_path(str(path)) is None):
+                # the same file named twice, or a copy of a file on Ray: read here after the run (unchanged then)
                 later.append(index)
                 continue
             identity = plan.identity  # with its doc id (rag.ids.document_id)
@@ -385,7 +386,7 @@ class RayEngine:
                 size_bytes=identity.size, page_range=list(page_range) if page_range is not None else None,
                 sha256=identity.sha256, metadata=dict(metadata),
             ))
-            sent.add(str(path))
+            sent.update((str(path), identity.sha256))
             jobs.append(_Job(index, path, page_range, identity, metadata=dict(metadata)))
         return jobs, later
 

@@ -173,12 +173,11 @@ def test_unchanged_files_are_not_read_again(tmp_path, docs):
     copy.write_bytes((docs / "doc3.pdf").read_bytes())
     with KnowledgeBase.open(tmp_path / "kb", _config(2)) as kb:
         reports = kb.ingest([docs, copy], progress=False)
-    # a copy under another path is a document of its own (issue 21), read under its own doc id
-    assert [r.status for r in reports] == ["unchanged"] * 4 + ["indexed"]
+    assert [r.status for r in reports] == ["unchanged"] * 5  # the copy holds an indexed document's bytes
     assert {f: f.stat().st_mtime_ns for f in images} == images  # nothing rewritten by a worker
 
 
-def test_the_same_bytes_twice_in_one_batch_are_two_documents(tmp_path, docs):
+def test_the_same_bytes_twice_in_one_batch_are_read_once(tmp_path, docs):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.pdf").write_bytes((docs / "doc0.pdf").read_bytes())
@@ -186,11 +185,9 @@ def test_the_same_bytes_twice_in_one_batch_are_two_documents(tmp_path, docs):
     (folder / "c.pdf").write_bytes((docs / "doc1.pdf").read_bytes())
     with KnowledgeBase.open(tmp_path / "kb", _config(2), create=True) as kb:
         reports = kb.ingest([folder], progress=False)
-        assert [r.status for r in reports] == ["indexed", "indexed", "indexed"]
-        assert sorted(d.name for d in kb.documents()) == ["a.pdf", "b.pdf", "c.pdf"]
-        a, b = (kb._registry.by_path(str(folder / n)) for n in ("a.pdf", "b.pdf"))
-        assert a.sha256 == b.sha256 and a.doc_id != b.doc_id  # same bytes, own points and images
-    assert len(list((tmp_path / "kb" / "images").iterdir())) == 3
+        assert [r.status for r in reports] == ["indexed", "unchanged", "indexed"]  # with worker processes too
+        assert sorted(d.name for d in kb.documents()) == ["a.pdf", "c.pdf"]
+    assert len(list((tmp_path / "kb" / "images").iterdir())) == 2
 
 
 def test_pool_errors_keep_their_class_and_message(tmp_path):

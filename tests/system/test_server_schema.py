@@ -28,6 +28,7 @@ OPERATIONS = [
     ("DELETE", "/api/documents/{doc}"),
     ("GET", "/api/jobs"),
     ("GET", "/api/jobs/{job_id}"),
+    ("DELETE", "/api/jobs/{job_id}"),
     ("POST", "/api/search"),
     ("POST", "/api/ask"),
     ("POST", "/api/ask/stream"),
