@@ -57,9 +57,9 @@ def docs(tmp_path_factory) -> Path:
     return folder
 
 
-def _ingest(path: Path, engine: str, docs: Path) -> list[tuple[str, str, int, str | None, str | None]]:
+def _ingest(path: Path, engine: str, docs: Path, metadata: dict | None = None) -> list[tuple[str, str, int, str | None, str | None]]:
     with KnowledgeBase.open(path, _config(engine), create=True) as kb:
-        reports = kb.ingest([docs], progress=False)
+        reports = kb.ingest([docs], progress=False, metadata=metadata)
     return [(r.path.name, r.status, r.pages, r.error, r.error_type) for r in reports]
 
 
@@ -77,8 +77,8 @@ def _records(kb: KnowledgeBase) -> list[dict]:
 def built(ray_instance, docs, tmp_path_factory) -> tuple[Path, Path, list, list]:
     """The same folder ingested in-process and on Ray: the two knowledge bases and their reports."""
     root = tmp_path_factory.mktemp("ray_kbs")
-    local = _ingest(root / "local", "local", docs)
-    on_ray = _ingest(root / "ray", "ray", docs)
+    local = _ingest(root / "local", "local", docs, {"team": "ops"})
+    on_ray = _ingest(root / "ray", "ray", docs, {"team": "ops"})
     return root / "local", root / "ray", local, on_ray
 
 
@@ -100,6 +100,9 @@ def test_ray_engine_builds_the_knowledge_base_the_in_process_path_builds(built):
             ha, hb = a.search(question).hits, b.search(question).hits
             assert [(h.doc_id, h.page) for h in hb] == [(h.doc_id, h.page) for h in ha], question
             np.testing.assert_allclose([h.score for h in hb], [h.score for h in ha], rtol=1e-3, atol=1e-4)
+            # the user's metadata reached every point written on Ray: filtering on it keeps the hits
+            assert [(h.doc_id, h.page) for h in b.search(question, where={"team": "ops"}).hits] == [(h.doc_id, h.page) for h in hb]
+            assert not b.search(question, where={"team": "finance"}).hits
 
 
 def test_a_killed_ray_run_is_resumed_as_an_in_process_one_is(built, docs, tmp_path):
@@ -112,7 +115,7 @@ def test_a_killed_ray_run_is_resumed_as_an_in_process_one_is(built, docs, tmp_pa
         killed = next(r for r in kb._registry.all() if r.name == "pumps.pdf")
         kb._registry.put(type(killed)(**{**vars(killed), "status": "pending", "points": {}}))
         assert "pumps.pdf" in kb.info()["pending"]
-    reports = {name: status for name, status, *_ in _ingest(kb_path, "ray", docs)}
+    reports = {name: status for name, status, *_ in _ingest(kb_path, "ray", docs, {"team": "ops"})}  # the same command again
     assert reports["pumps.pdf"] == "indexed" and reports["library.pdf"] == reports["rainfall.pdf"] == "unchanged"
     with KnowledgeBase.open(kb_path) as kb:
         assert _records(kb) == before
