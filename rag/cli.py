@@ -219,7 +219,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         docs = kb.documents()
     if args.json:
         info["document_list"] = [
-            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "kind": d.kind, "pages": d.pages, "metadata": d.metadata}
+            for d in docs
         ]
         _emit(info)
     else:
@@ -245,7 +246,8 @@ def cmd_documents(args: argparse.Namespace) -> int:
         docs = kb.documents(where=_where(args))
     if args.json:
         _emit({"documents": [
-            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "pages": d.pages, "metadata": d.metadata} for d in docs
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "kind": d.kind, "pages": d.pages, "metadata": d.metadata}
+            for d in docs
         ]})  # fmt: skip
         return 0
     for d in docs:

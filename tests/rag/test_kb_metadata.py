@@ -79,8 +79,10 @@ def test_the_command_line_takes_meta_and_where(tmp_path, capsys):
     assert main(["ingest", str(docs["budget"]), "--kb", kb, "--meta", "team=finance", "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["documents", "--kb", kb, "--json"]) == 0
-    listed = {d["name"]: d["metadata"] for d in json.loads(capsys.readouterr().out)["documents"]}
+    documents = json.loads(capsys.readouterr().out)["documents"]
+    listed = {d["name"]: d["metadata"] for d in documents}
     assert listed == {"pump.pdf": {"team": "ops", "reviewed": True}, "budget.pdf": {"team": "finance"}}
+    assert {d["kind"] for d in documents} == {"pdf"}  # how each was read
     assert main(["documents", "--kb", kb, "--where", "reviewed=true"]) == 0
     out = capsys.readouterr().out
     assert "pump.pdf" in out and "team=ops" in out and "reviewed=true" in out and "budget.pdf" not in out
