@@ -99,36 +99,39 @@ def _load_rgb(image: Any, path: Path, index: int, config: IngestConfig) -> Any:
         raise CorruptDocumentError(path, f"image {where}data cannot be decoded: {exc}") from exc
 
 
+def ocr_image(rgb: Any, page: int, config: IngestConfig) -> tuple[list[Any], bool, list[str]]:
+    """OCR of a whole RGB image (an image file's frame, a video frame): its text blocks in
+    reading order, whether OCR ran, and notes for what was skipped (an image too thin to hold
+    a line, an OCR engine failure: the image stays, without text)."""
+    w, h = rgb.size
+    if config.ocr == "never":
+        return [], False, []
+    if min(w, h) < _MIN_OCR_SIDE:
+        return [], False, [f"page {page}: the image is {w}x{h} pixels, too thin to hold a line of text "
+                           f"({_MIN_OCR_SIDE} pixels at least); OCR skipped, the image is indexed without text"]
+    import numpy as np
+
+    from ingest._ocr import layout_boxes, ocr_array
+    from ingest._pdf import group_ocr_lines
+
+    try:
+        found = ocr_array(np.asarray(rgb))
+    except Exception as exc:  # noqa: BLE001 - the OCR engine's own failures (a resize it cannot do): the image stays
+        return [], False, [f"page {page}: OCR of the {w}x{h} image failed ({type(exc).__name__}: "
+                           f"{str(exc) or 'no message'}); the image is indexed without text"]
+    lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
+    return reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w)), True, []
+
+
 def extract_image_page(
     image: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None, index: int = 0
 ) -> PageContent:
     """One page of an image document (its frame ``index``, 0-based): OCR text, blocks, chunks,
     one whole-image figure."""
-    from ingest._pdf import group_ocr_lines
-
     rgb = _load_rgb(image, path, index, config)
     n = index + 1
     w, h = rgb.size
-    blocks = []
-    ocr = False
-    notes: list[str] = []
-    if config.ocr != "never" and min(w, h) < _MIN_OCR_SIDE:
-        notes.append(f"page {n}: the image is {w}x{h} pixels, too thin to hold a line of text ({_MIN_OCR_SIDE} pixels "
-                     "at least); OCR skipped, the image is indexed without text")
-    elif config.ocr != "never":
-        from ingest._ocr import layout_boxes, ocr_array
-
-        import numpy as np
-
-        try:
-            found = ocr_array(np.asarray(rgb))
-        except Exception as exc:  # noqa: BLE001 - the OCR engine's own failures (a resize it cannot do): the image stays
-            notes.append(f"page {n}: OCR of the {w}x{h} image failed ({type(exc).__name__}: {str(exc) or 'no message'}); "
-                         "the image is indexed without text")
-        else:
-            lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
-            blocks = reading_order(group_ocr_lines(lines, layout_boxes(found)), float(w))
-            ocr = True
+    blocks, ocr, notes = ocr_image(rgb, n, config)
     for note in notes:
         logger.warning("%s %s", path.name, note)
     text_blocks = tuple(

@@ -117,25 +117,15 @@ def _frame_page(span: _Span, frame: _Frame, number: int, doc_id: str, config: In
     """A frame as a page: its image, its OCR'd text with boxes, and the transcript said while it shows."""
     from PIL import Image
 
-    from ingest._image import MAX_SIDE
-    from ingest._layout import make_chunks, reading_order
+    from ingest._image import MAX_SIDE, ocr_image
+    from ingest._layout import make_chunks
     from ingest._render import save_pil, suffix_for
 
     with Image.open(frame.file) as im:
         rgb = im.convert("RGB")
     w, h = float(frame.width), float(frame.height)
-    blocks: tuple[TextBlock, ...] = ()
-    ocr = config.ocr != "never"
-    if ocr:
-        import numpy as np
-
-        from ingest._ocr import layout_boxes, ocr_array
-        from ingest._pdf import group_ocr_lines
-
-        found = ocr_array(np.asarray(rgb))
-        lines = [((ln.x0, ln.y0, ln.x1, ln.y1), ln.text) for ln in found]
-        raw = reading_order(group_ocr_lines(lines, layout_boxes(found)), w)
-        blocks = tuple(TextBlock(doc_id, number, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(raw))
+    found, ocr, notes = ocr_image(rgb, number, config)  # notes reach the file's report
+    blocks = tuple(TextBlock(doc_id, number, i, BBox(*b.bbox), b.text, True) for i, b in enumerate(found))
     shown = [replace(c, start=span.start, end=span.end) for c in make_chunks(list(blocks), config.chunk_chars, config.chunk_overlap_chars)]
     whole = BBox(0.0, 0.0, w, h)
     said = [
@@ -150,7 +140,7 @@ def _frame_page(span: _Span, frame: _Frame, number: int, doc_id: str, config: In
         if max(rgb.size) > MAX_SIDE:
             rgb.thumbnail((MAX_SIDE, MAX_SIDE))
         save_pil(rgb, image_path, config)
-    page = Page(doc_id, number, w, h, text, ocr, image_path=image_path, start=span.start, end=span.end)
+    page = Page(doc_id, number, w, h, text, ocr, image_path=image_path, start=span.start, end=span.end, notes=tuple(notes))
     # no whole-frame figure (an image file gets one): a frame is a page, and hundreds of frames as
     # "figures" would crowd out the figures and tables of the documents beside the video
     return PageContent(page, blocks, tuple(shown + said), ())
