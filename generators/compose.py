@@ -236,7 +236,7 @@ def lead_passage(lead: Unit, units: Sequence[Unit], terms: set[str], limit: int)
     following = sorted((u for u in units if u.item is lead.item and u.position > lead.position), key=lambda u: u.position)
     parts, held, words = [lead.text], [lead], _words(lead.text)
     for expected, unit in enumerate(following, start=lead.position + 1):
-        if unit.position != expected or unit.is_row or unit.flat or opens_section(unit.text):
+        if unit.position != expected or unit.is_row or unit.flat or unit.heading or opens_section(unit.text):
             break  # the passage ends where a table, a heading or a lead-in to something else starts
         room = limit - words
         # a sentence that nearly fits is given whole: its cut-off end is often the answer
@@ -253,13 +253,15 @@ def lead_passage(lead: Unit, units: Sequence[Unit], terms: set[str], limit: int)
 
 
 def supports(unit: Unit) -> bool:
-    """Whether ``unit`` may follow the lead: a table row, or a sentence of running text of at
-    least :data:`MIN_SUPPORT_WORDS` words (or a shorter one holding a number) that is not a caption ("Table 1: Inverter fault
-    codes", "Figure 5: First modified version of TAM") — a caption or title after the answer
+    """Whether ``unit`` may follow the lead: a table row with at least two filled cells (a
+    one-cell "table" is a box of stray words such as a wrapped URL, ``| /mozilla/pdf.js |``),
+    or a sentence of running text of at least :data:`MIN_SUPPORT_WORDS` words (or a shorter
+    one holding a number) that is not a caption ("Table 1: Inverter fault codes", "Figure 5:
+    First modified version of TAM") nor a heading line — a caption or title after the answer
     only repeats what it is about."""
     if unit.is_row:
-        return True
-    if unit.flat or is_caption(unit.text):
+        return sum(bool(c.strip()) for c in unit.cells) >= 2
+    if unit.flat or unit.heading or is_caption(unit.text):
         return False
     # a short line only when it is a sentence ("The pump is grey.") or carries a value
     # ("p-value = 0.008"), not a title ("SolarWatch - Inverter status")

@@ -1,8 +1,13 @@
 """The default generator: picks the evidence sentences that answer the question. No model.
 
 The evidence given (see :func:`generators.base.build_context`) is split into units: sentences
-of running text, and rows of markdown tables (a row is rendered with its header,
-``Month: March | Output: 420``); garbled text-layer debris is dropped. Each unit is scored
+of running text, heading lines, and rows of markdown tables (a row is rendered with its header,
+``Month: March | Output: 420``); garbled text-layer debris is dropped. A heading on a line of
+its own (numbered, or a short capitalised line between a finished sentence and a new one, as
+converted Markdown, HTML and DOCX pages read: :func:`is_title_line`) is its own unit: it never
+leads an answer while a sentence matches, never supports one, ends the passage a lead runs on
+into, and its words count, at :data:`HEADING_SHARE`, for the text under it when the lead is
+chosen ("Country" above "USA, UK, Taiwan ..."). Each unit is scored
 against the question with BM25 over crudely stemmed content words, whose IDF comes from the
 units themselves, so words that appear everywhere in the evidence count little; units shorter
 than four content words (headings, page furniture) are damped in proportion, and numbered
@@ -47,7 +52,7 @@ from generators.compose import LEAD_WORDS, MAX_WORDS, compose, lead_passage, sup
 from generators.furniture import furniture_lines, strip_furniture
 from generators.markers import cited_answer
 from generators.spans import HEADING as _HEADING
-from generators.spans import SENTENCE_END, is_flattened, named_number, numbered_as, reflow_rows, tokenize
+from generators.spans import FUNCTION_WORDS, SENTENCE_END, is_flattened, named_number, numbered_as, reflow_rows, tokenize
 from rag.phrases import holds, quoted_phrases
 
 __all__ = ["ExtractiveGenerator", "Unit", "split_units", "tokenize", "looks_like_text"]
@@ -81,6 +86,9 @@ class Unit:
     cells: tuple[str, ...] = ()
     #: a run of table cells or diagram labels read as one line (:func:`generators.spans.is_flattened`)
     flat: bool = False
+    #: a heading line of its own ("Pump maintenance" above "Grease the bearings ..."): it names a
+    #: section and says nothing; an answer never quotes it with the sentence below
+    heading: bool = False
 
     @property
     def is_row(self) -> bool:
@@ -91,7 +99,7 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-_Piece = tuple[str, tuple[str, ...], tuple[str, ...]]  # text, header, cells
+_Piece = tuple[str, tuple[str, ...], tuple[str, ...], bool]  # text, header, cells, heading
 
 
 def _row_text(header: Sequence[str], cells: Sequence[str]) -> str:
@@ -108,8 +116,8 @@ def _table_units(lines: list[str]) -> list[_Piece]:
     units: list[_Piece] = []
     for row in rows[1:]:
         cells = tuple(_cells(row))
-        units.append((_row_text(header, cells), header if len(cells) == len(header) else (), cells))
-    return units or [(" | ".join(header), (), ())]
+        units.append((_row_text(header, cells), header if len(cells) == len(header) else (), cells, False))
+    return units or [(" | ".join(header), (), (), False)]
 
 
 def split_units(text: str) -> list[str]:
@@ -123,7 +131,7 @@ def _split(text: str) -> list[_Piece]:
     prose: list[str] = []
     table: list[str] = []
 
-    def flush_prose() -> None:
+    def flush_prose(heading: bool = False) -> None:
         joined = re.sub(r"-\s*\n\s*(?=[a-z])", "", "\n".join(prose))
         joined = " ".join(joined.split())
         parts = [p.strip() for s in _SENTENCE_END.split(joined) for p in _ITEM_INSIDE.split(s) if p.strip()]
@@ -131,7 +139,7 @@ def _split(text: str) -> list[_Piece]:
             if i + 1 < len(parts) and _NUMBER_ONLY.match(part):
                 parts[i + 1] = f"{part} {parts[i + 1]}"
             else:
-                units.append((part, (), ()))
+                units.append((part, (), (), heading and i == len(parts) - 1 and len(part.split()) <= 2 * TITLE_WORDS))
         prose.clear()
 
     lines = text.splitlines()
@@ -147,12 +155,15 @@ def _split(text: str) -> list[_Piece]:
         if not line.strip():
             flush_prose()
         else:
-            if prose and _LIST_ITEM.match(line):
-                flush_prose()
-            prose.append(line)
             following = lines[index + 1].strip() if index + 1 < len(lines) else ""
-            if following[:1].isupper() and is_heading_line(line):
-                flush_prose()  # a numbered heading ends its unit: it never opens the sentence below it
+            titled = is_title_line(line, prose[-1] if prose else None, following)
+            if prose and (titled or _LIST_ITEM.match(line)):
+                # a title-shaped line above a heading is a heading too (the document's title)
+                flush_prose(heading=titled and len(prose) == 1 and _title_shaped(prose[0].strip()))
+            prose.append(line)
+            if following[:1].isupper() and (titled or is_heading_line(line)):
+                # a heading ends its unit: it never opens the sentence below it
+                flush_prose(heading=True)
     if table:
         units.extend(_table_units(table))
     flush_prose()
@@ -167,6 +178,40 @@ def is_heading_line(line: str) -> bool:
     if not text or len(text.split()) > 10 or text.endswith((".", "!", "?", ":", ";", ",")):
         return False
     return bool(_HEADING.match(text))
+
+
+#: most words of an unnumbered heading line
+TITLE_WORDS = 8
+#: fewest words of the line below a heading (an infobox value such as "Mozilla" is no sentence)
+BODY_WORDS = 4
+
+
+_NOT_TITLE = re.compile(r"[\d,;()/=|\[\]]")
+
+
+def _title_shaped(text: str) -> bool:
+    words = text.split()
+    if not words or len(words) > TITLE_WORDS or not text[:1].isupper() or text.endswith((".", "!", "?", ":", ";", ",")):
+        return False
+    if _NOT_TITLE.search(text):
+        return False  # a value or a wrapped line of prose: "Stable release 4.0.379 / December 31, 2023"
+    return re.sub(r"\W+", "", words[-1]).lower() not in FUNCTION_WORDS and not text.startswith("|") and not _LIST_ITEM.match(text)
+
+
+def is_title_line(line: str, before: str | None, after: str) -> bool:
+    """An unnumbered heading on a line of its own, as converted documents (Markdown, HTML, DOCX)
+    and many PDFs have them ("Pump maintenance" between "... at the same time." and "Grease the
+    bearings every 500 hours."): at most :data:`TITLE_WORDS` words starting with a capital, no
+    closing punctuation, not ending on a function word (a wrapped line "The pump made by" is not
+    a title); the line before it (``before``, ``None`` at the start of a block) ends a sentence
+    or is shaped like a title itself (a document title above a section heading), and the line
+    after it (``after``) starts with a capital and has at least :data:`BODY_WORDS` words."""
+    text = line.strip()
+    if not _title_shaped(text):
+        return False
+    if before is not None and not (before.rstrip().endswith((".", "!", "?")) or _title_shaped(before.strip())):
+        return False
+    return after[:1].isupper() and len(after.split()) >= BODY_WORDS
 
 
 def looks_like_text(unit: str) -> bool:
@@ -203,11 +248,12 @@ def _cosines(embedder: Any, question: str, texts: list[str]) -> list[float]:
     return [float(x) for x in d @ q]
 
 
-def _form(unit: str) -> float:
-    """Damping for units that introduce rather than say: a numbered heading without a full
-    stop ("2.1 ASN.1 syntax") or a lead-in to a list or example ("... are:", "... below:")."""
+def _form(unit: str, heading: bool = False) -> float:
+    """Damping for units that introduce rather than say: a heading line (``heading``), a
+    numbered heading without a full stop ("2.1 ASN.1 syntax") or a lead-in to a list or example
+    ("... are:", "... below:")."""
     text = unit.rstrip()
-    if text.endswith(":"):
+    if heading or text.endswith(":"):
         return 0.5
     if _HEADING.match(text) and len(text.split()) <= 8 and not text.endswith((".", "!", "?")):
         return 0.5
@@ -227,6 +273,11 @@ LEAD_NOVEL_WORDS = 2
 #: share of the lead's lexical score that is the unit's own BM25 match (short, dense sentences);
 #: the rest is its passage's IDF-weighted coverage of the question's terms
 BM25_SHARE = 0.3
+
+
+#: weight, in the lead's coverage, of a question term found in the heading line a unit stands
+#: under (:func:`_headings_above`) rather than in the unit itself
+HEADING_SHARE = 0.5
 
 
 #: the least weight a question term found on every page of the evidence keeps in the lead's coverage
@@ -250,6 +301,23 @@ def _specificity(query: set[str], units: Sequence[Unit], docs: Sequence[Sequence
     if n <= 1:
         return {t: 1.0 for t in query}
     return {t: TOPIC_FLOOR + (1.0 - TOPIC_FLOOR) * (n - max(len(p), 1)) / (n - 1) for t, p in pages.items()}
+
+
+def _headings_above(units: Sequence[Unit], docs: Sequence[Sequence[str]]) -> dict[int, set[str]]:
+    """For each unit under a heading line of its item (:attr:`Unit.heading`), the heading's
+    words: a section's heading ("Country") names what the text below it gives ("USA, UK,
+    Taiwan, ..."), as a table's header names its cells."""
+    last: dict[int, set[str]] = {}
+    above: dict[int, set[str]] = {}
+    for i, unit in enumerate(units):
+        key = id(unit.item)
+        if unit.heading:
+            last[key] = set(docs[i])
+        elif unit.is_row or unit.flat:
+            last.pop(key, None)
+        elif key in last:
+            above[i] = last[key]
+    return above
 
 
 class ExtractiveGenerator:
@@ -305,7 +373,7 @@ class ExtractiveGenerator:
         units: list[Unit] = []
         for item in items:
             position = 0
-            for text, header, cells in _split(strip_furniture(item.text, repeated)):
+            for text, header, cells, heading in _split(strip_furniture(item.text, repeated)):
                 if not looks_like_text(text):
                     continue
                 flat = not cells and is_flattened(text)
@@ -317,7 +385,7 @@ class ExtractiveGenerator:
                         units.append(Unit(item, position, _row_text(head, cells_), head, cells_))
                         position += 1
                     continue
-                units.append(Unit(item, position, text, header, cells, flat))
+                units.append(Unit(item, position, text, header, cells, flat, heading and not cells))
                 position += 1
         return units
 
@@ -334,7 +402,7 @@ class ExtractiveGenerator:
         # headings and page furniture ("162 FREE CULTURE") are short: damp units under _SHORT words;
         # a flattened run of cells or labels counts half: it is a last resort, never prose
         lexical = [
-            s * min(1.0, len(d) / _SHORT) * _form(u.text) * (FLAT_WEIGHT if u.flat else 1.0)
+            s * min(1.0, len(d) / _SHORT) * _form(u.text, u.heading) * (FLAT_WEIGHT if u.flat else 1.0)
             for s, d, u in zip(_bm25(query, docs), docs, units)
         ]
         top = max(lexical)
@@ -394,24 +462,29 @@ class ExtractiveGenerator:
         idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) * s for t, s in _specificity(query, units, docs).items() if t in df}
         total = sum(idf.values())
         w = self.semantic_weight
+        above = _headings_above(units, docs)
         best, best_key = 0, None
         for i, unit in enumerate(units):
             own = set(docs[i])
             matched = sum(v for t, v in idf.items() if t in own)
             cover = matched
+            # the heading it stands under says what it is about
+            titled = above.get(i, set()) - own
+            cover += HEADING_SHARE * sum(v for t, v in idf.items() if t in titled)
             if matched > 0 and not unit.is_row and not unit.flat:
                 _, covered = lead_passage(unit, units, query, LEAD_WORDS)
-                rest = {t for u in covered[1:] for t in tokenize(u.text)} - own
+                rest = {t for u in covered[1:] for t in tokenize(u.text)} - own - titled
                 cover += 0.5 * sum(v for t, v in idf.items() if t in rest)
             lexical = (1 - BM25_SHARE) * (cover / total if total > 0 else 0.0)
-            lexical *= min(1.0, len(docs[i]) / _SHORT) * _form(unit.text) * (FLAT_WEIGHT if unit.flat else 1.0)
+            lexical *= min(1.0, len(docs[i]) / _SHORT) * _form(unit.text, unit.heading) * (FLAT_WEIGHT if unit.flat else 1.0)
             lexical += BM25_SHARE * bm25[i]
             if len([t for t in own if t not in query and not t.isdigit()]) < LEAD_NOVEL_WORDS:
                 lexical *= 0.5
             score = ((1 - w) * lexical + w * cosine[i]) / (1.0 + self.lead_decay * unit.item.rank)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("lead %.3f lex %.3f cos %.3f rank %d: %s", score, lexical, cosine[i], unit.item.rank, unit.text[:90])
-            key = (held[i], score, unit.item.kind != "page", -unit.item.marker, -unit.position)
+            # a heading line says nothing itself: it leads only when nothing else matches
+            key = (not unit.heading and score > 0, held[i], score, unit.item.kind != "page", -unit.item.marker, -unit.position)
             if best_key is None or key > best_key:
                 best, best_key = i, key
         return best
