@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from generators.abstention import AbstentionJudge, abstain, abstention_text, asks_for_number, coverage, has_number, specific_terms
+from generators.abstention import (
+    AbstentionJudge, abstain, abstention_text, asks_for_number, coverage, has_number, has_quantity, lead_quote, specific_terms,
+)
 from generators.term_stats import TermStats
 from rag.config import AskConfig
 from rag.errors import ConfigError
@@ -34,8 +36,11 @@ def hit(source: str, page: int, text: str) -> Hit:
     return Hit("d" + source, source, page, 0.5, "text", evidence=(Evidence("text", "chunk", text, 0.5),))
 
 
-def answer(question: str, hits: list[Hit], cited: str | None, text: str = "Something [1].", generator: str = "extractive") -> Answer:
+def answer(question: str, hits: list[Hit], cited: str | None, text: str | None = None, generator: str = "extractive") -> Answer:
+    """An answer citing ``cited`` as [1]; its text quotes the passage unless ``text`` is given."""
     cites = () if cited is None else (Citation(1, hits[0].doc_id, hits[0].source, hits[0].page, None, cited),)
+    if text is None:
+        text = "Something [1]." if cited is None else f"{cited.rstrip('.')} [1]."
     return Answer(question, text, cites, tuple(hits), generator=generator)
 
 
@@ -180,6 +185,26 @@ def test_a_question_for_a_number_needs_a_number_in_the_lead_cited_passage():
     assert AbstentionJudge(None).judge(q, answer(q, [hit("talk.pdf", 1, timed)], timed)).answered
     assert asks_for_number("Since which Firefox version is PDF.js enabled?") and not asks_for_number("Who wrote it?")
     assert has_number("version 19") and has_number("twice a year") and not has_number("no figures here")
+
+
+def test_a_number_question_needs_the_number_in_what_the_answer_quotes_not_elsewhere_on_the_page():
+    # the page is on topic and holds numbers, but the sentence the answer leads with gives none:
+    # "how many side exits" answered with the table's caption is no answer
+    q = "In the trace statistics table, how many side exits did 3d-raytrace take?"
+    page = "Figure 13. Detailed trace recording statistics for the SunSpider benchmark set. 3d-raytrace 10 25 100 10 1"
+    hits = [hit("tracemonkey.pdf", 12, page)]
+    caption = answer(q, hits, page, "Figure 13. Detailed trace recording statistics for the SunSpider benchmark set [1].")
+    judgement = AbstentionJudge(None).judge(q, caption)
+    assert not judgement.answered and judgement.reason == "no number"  # "13" labels the figure, it counts nothing
+    row = answer(q, hits, page, "Figure 13. Detailed trace recording statistics [1]:\n\n| | Loops | Exits |\n|---|---|---|\n| 3d-raytrace | 10 | 25 |")
+    assert AbstentionJudge(None).judge(q, row).answered  # the table written after "[1]:" is the quote
+    q = "Since which libtasn1 version has asn1_dup_node been available?"
+    api = "asn1_dup_node src: Source asn1 node. Available since libtasn1 4.0."
+    name_only = answer(q, [hit("libtasn1.pdf", 30, api)], api, "asn1 dup node src: Source asn1 node [1].")
+    assert AbstentionJudge(None).judge(q, name_only).reason == "no number"  # the 1 of "asn1" is no version
+    assert has_quantity("since 2013 (version 19)") and has_quantity("$12,000") and has_quantity("ten copies")
+    assert not has_quantity("Table 7 highlights the countries (4)") and not has_quantity("asn1 dup node")
+    assert lead_quote("A [1]. B [2]. C [1].") == "A  . C " and lead_quote("No marker.") is None
 
 
 def test_term_stats_count_pages_and_weigh_rare_terms_most():
