@@ -108,6 +108,14 @@ def _row_text(header: Sequence[str], cells: Sequence[str]) -> str:
     return " | ".join(cells)
 
 
+#: a table cell of at least this many words that reads as running text is prose, not a value
+PROSE_CELL_WORDS = 20
+
+
+def _prose_cell(cell: str) -> bool:
+    return len(cell.split()) >= PROSE_CELL_WORDS and not is_flattened(cell)
+
+
 def _table_units(lines: list[str]) -> list[_Piece]:
     rows = [ln for ln in lines if not _TABLE_SEPARATOR.match(ln.strip())]
     if not rows:
@@ -116,6 +124,12 @@ def _table_units(lines: list[str]) -> list[_Piece]:
     units: list[_Piece] = []
     for row in rows[1:]:
         cells = tuple(_cells(row))
+        prose = [c for c in cells if _prose_cell(c)]
+        if prose:
+            # a paragraph the table finder took in with a table ("|Because traces are in SSA
+            # form ... two loop passes over the|xx1 000|"): its sentences, not a row of cells
+            units.extend((p, (), (), False) for c in prose for p in _SENTENCE_END.split(" ".join(c.split())) if p.strip())
+            continue
         units.append((_row_text(header, cells), header if len(cells) == len(header) else (), cells, False))
     return units or [(" | ".join(header), (), (), False)]
 

@@ -204,6 +204,7 @@ def test_a_number_question_needs_the_number_in_what_the_answer_quotes_not_elsewh
     assert AbstentionJudge(None).judge(q, name_only).reason == "no number"  # the 1 of "asn1" is no version
     assert has_quantity("since 2013 (version 19)") and has_quantity("$12,000") and has_quantity("ten copies")
     assert not has_quantity("Table 7 highlights the countries (4)") and not has_quantity("asn1 dup node")
+    assert not has_quantity("Jens Gramm1, 2Bar-Ilan University, 4Tel-Aviv University")  # a title slide's affiliation marks
     assert lead_quote("A [1]. B [2]. C [1].") == "A  . C " and lead_quote("No marker.") is None
 
 

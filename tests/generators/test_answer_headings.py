@@ -75,3 +75,17 @@ def test_the_heading_a_passage_stands_under_names_what_it_gives():
     )
     answer = ExtractiveGenerator().generate("In which countries was TAM applied?", [_hit(table, source="review.pdf")])
     assert answer.text.startswith("USA, UK, Taiwan, Hong Kong, Japan, Nigeria and Finland")
+
+
+def test_a_paragraph_the_table_finder_took_in_is_answered_as_prose_not_as_a_table():
+    table = (
+        "Figure 9. Tagged values in the interpreter.\n"
+        "|5.1 Optimizations|Tag|JSType|\n|---|---|---|\n"
+        "|Because traces are in SSA form, certain optimizations are easy to implement. We implemented the "
+        "optimizations as pipelined filters so that they can be turned on and off independently.|xx1 000|number object|\n"
+    )
+    hit = Hit("d1", "tracemonkey.pdf", 8, 1.0, "figures", BBox(0, 0, 600, 800),
+              (Evidence("figures", "table", table, 1.0, BBox(10, 10, 500, 300)),), image_path=Path("/kb/p8.png"))
+    answer = ExtractiveGenerator().generate("How were the trace optimizations implemented?", [hit])
+    assert answer.text.startswith("We implemented the optimizations as pipelined filters")
+    assert "|" not in answer.text and "xx1" not in answer.text
