@@ -127,7 +127,7 @@ class DocumentIndex:
         ``weight``: default :data:`PRIOR_WEIGHT`."""
         weight = PRIOR_WEIGHT if weight is None else weight
         among = {h.doc_id for h in hits}
-        found = {doc: p for doc, p in self.profiles.items() if doc in among}
+        found = {doc: self.profiles[doc] for doc in sorted(among) if doc in self.profiles}
         if len(self.profiles) < MIN_DOCUMENTS or len(found) < MIN_DOCUMENTS or weight <= 0:
             why = (f"{len(found)} document(s) among the candidate pages, {len(self.profiles)} in the knowledge base: "
                    f"nothing to choose (the stage runs from {MIN_DOCUMENTS})") if weight > 0 else "off"
