@@ -102,3 +102,14 @@ def test_with_a_heading_weight_the_title_and_headings_can_outvote_the_vector() -
     assert score_documents(found, garden_like, query, terms)[0].doc_id == "gdn"  # the vector alone (default)
     by_headings = score_documents(found, garden_like, query, terms, heading_weight=0.7)
     assert by_headings[0].doc_id == "inv" and by_headings[0].headings == 1.0
+
+
+def test_two_documents_the_question_is_about_nearly_alike_are_not_pulled_apart() -> None:
+    found = profiles(TwoDocuments(), SPECS)
+    between = _unit(1.0, 1.02, 0.1)  # as near the manual as the guide
+    scores = score_documents(found, between)
+    # their cosines differ by less than MIN_SPAN: the farther one is not put at 0 (as the farthest
+    # of documents far apart is), so its pages keep most of their scores
+    assert scores[0].score == 1.0 and scores[1].score > 0.5
+    ranked = apply_prior([_hit("gdn", 1, 0.50), _hit("inv", 1, 0.49)], scores)
+    assert min(h.score for h in ranked) > 0.85 * 0.49
