@@ -206,7 +206,9 @@ class AskConfig:
     retrieval round is weak (flat scores at the top), search again with expansion terms from the
     top pages (or the two parts of a two-part question) and fuse the rounds
     (:mod:`retrievers.requery`, which lists what was measured); off by default, as it did not
-    help on every evaluation set.
+    help on every evaluation set. ``documents``: the document stage (:mod:`retrievers.documents`):
+    each document of the candidate pages scored by its title, headings and mean page vector,
+    and its pages' scores following it.
     """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
@@ -224,6 +226,7 @@ class AskConfig:
     abstain_min_coverage: float = 0.25
     abstain_rare_share: float = 0.01
     requery: bool = False
+    documents: bool = True
 
     def __post_init__(self) -> None:
         for name in ("abstain_min_similarity", "abstain_min_coverage", "abstain_rare_share"):
@@ -234,6 +237,8 @@ class AskConfig:
             raise ConfigError(f"ask.abstain must be true or false, got {self.abstain!r}")
         if not isinstance(self.requery, bool):
             raise ConfigError(f"ask.requery must be true or false, got {self.requery!r}; write requery = true or false")
+        if not isinstance(self.documents, bool):
+            raise ConfigError(f"ask.documents must be true or false, got {self.documents!r}; write documents = true or false")
 
 
 @dataclass(frozen=True)

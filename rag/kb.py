@@ -350,6 +350,7 @@ class KnowledgeBase:
                     build_reranker_for(reranker_kind, self.embedders, self.config),
                     fusion=self.config.ask.fusion,
                     requery=self.config.ask.requery,
+                    documents=self._document_index if self.config.ask.documents else None,
                 )
             return self._ask_parts[key]
 
@@ -528,6 +529,25 @@ class KnowledgeBase:
                 cached = (generation, key, load_term_stats(self.path, records, store, specs))
             self._ask_parts["term_stats"] = (generation, key, cached[2])
             return cached[2]
+
+    def _document_index(self) -> Any:
+        """The document stage's profiles (:class:`retrievers.documents.DocumentIndex`), read from the
+        store once and kept while the registry's generation stays the same."""
+        from retrievers.documents import DocumentIndex
+
+        generation = self._registry.generation()
+        with self._mutex:
+            cached = self._ask_parts.get("documents")
+            if cached is not None and cached[0] == generation:
+                return cached[1]
+        store, specs = self._open_store()
+        t0 = time.perf_counter()
+        titles = {r.doc_id: r.title for r in self._registry.complete() if r.title}
+        index = DocumentIndex.build(store, specs, self.embedders.sparse, titles)
+        log.info("document stage: %d documents profiled in %.2f s", len(index.profiles), time.perf_counter() - t0)
+        with self._mutex:
+            self._ask_parts["documents"] = (generation, index)
+        return index
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;

@@ -2,8 +2,9 @@
 
 :class:`Searcher` runs it: the router picks corpora and weights; the question is encoded once
 (dense, sparse, image text side, late interaction); each routed corpus is searched (hybrid,
-:func:`retrievers.search.search_corpus`); the results are fused into page-level hits; pages
-holding the phrases the question quotes are lifted (:func:`promote`); the reranker rescores;
+:func:`retrievers.search.search_corpus`); the results are fused into page-level hits; with
+several documents among them, each page's score follows its document's (the document stage,
+:mod:`retrievers.documents`); pages holding the phrases the question quotes are lifted (:func:`promote`); the reranker rescores;
 the quoted phrases decide first again. The :class:`SearchResult` carries the route, the hits,
 the timings and the phrases, parsed once (:func:`rag.phrases.quoted_phrases`), so a generator
 is handed them rather than reading the question again.
@@ -28,6 +29,7 @@ from rag.phrases import holds, quoted_phrases
 from rag.types import BBox, Hit, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import DENSE, Embedders
+from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
 from retrievers import requery as requery_module
 from retrievers.pointers import follow_pointers
@@ -67,6 +69,8 @@ class SearchResult:
     rewritten: str | None = None
     #: The second round searched when the first was weak (``[ask] requery``); ``None``: one round.
     requery: Requery | None = None
+    #: What the document stage did (:mod:`retrievers.documents`); ``None``: it is off.
+    documents: DocumentStage | None = None
 
     def to_json(self, hit: Callable[[Hit], dict[str, Any]] = hit_json) -> dict[str, Any]:
         """What ``mmrag search --json`` prints; ``hit`` shapes each hit (the server adds image URLs)."""
@@ -77,6 +81,7 @@ class SearchResult:
             "quoted": [p.strip() for p in self.phrases],
             "hits": [hit(h) for h in self.hits],
             "requery": requery_json(self.requery),
+            "documents": None if self.documents is None else self.documents.to_json(),
             "timings_ms": timings_json(self.timings),
         }
 
@@ -93,8 +98,11 @@ class Searcher:
         reranker: Reranker,
         fusion: Fusion = "score",
         requery: bool = False,
+        documents: Callable[[], DocumentIndex] | None = None,
     ) -> None:
         self.fusion: Fusion = fusion
+        #: The knowledge base's document profiles, current (:mod:`retrievers.documents`); ``None``: no document stage.
+        self.documents = documents
         #: Search again when the first round is weak (:mod:`retrievers.requery`).
         self.requery = requery
         self.store = store
@@ -119,6 +127,9 @@ class Searcher:
         depth = max(top_k * 4, route.top_k)
         limit = max(top_k * 3, 20)
         hits = self._round(qv, route, depth, limit, flt)
+        stage = None
+        if self.documents is not None:
+            hits, stage = self.documents().stage(hits, qv.dense, qv.sparse)
         t_again = time.perf_counter()
         again = self._requery(question, qv, hits, route, depth, limit, flt) if self.requery else None
         requery = None
@@ -136,7 +147,7 @@ class Searcher:
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
-        return SearchResult(question, route, tuple(hits), timings, phrases, requery=requery)
+        return SearchResult(question, route, tuple(hits), timings, phrases, requery=requery, documents=stage)
 
     def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None) -> list[Hit]:
         """One retrieval round: each routed corpus searched, fused into page hits."""
