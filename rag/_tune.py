@@ -161,11 +161,11 @@ def corpus_pairs(
         title = caption_title(_Caption(f.get("caption")))  # type: ignore[arg-type]
         if not title:
             continue
-        body = str(f.get("text") or "").replace(str(f.get("caption") or ""), " ").strip()
-        if len(body) < 40:  # no body of its own: the paragraph nearest to it on its page
-            near = [c for c in by_page.get(_key(f), []) if title not in str(c.get("text") or "")]
-            best = _nearest_chunk(near, _words(title))
-            body = str(best.get("text") or "") if best is not None else ""
+        caption = str(f.get("caption") or "")
+        body = str(f.get("text") or "").replace(caption, " ").strip()
+        if len(body) < 40:  # no body of its own: the passage of its page that speaks of it, less the caption
+            best = _nearest_chunk(by_page.get(_key(f), []), _words(title))
+            body = str(best.get("text") or "").replace(caption, " ").replace(title, " ") if best is not None else ""
         out.append(_pair(title, body, "caption", str(f.get("doc_id", ""))))
 
     for p in page_list:
@@ -265,6 +265,7 @@ def tune_knowledge_base(
     minutes: float = 5.0,
     batch_size: int = 16,
     epochs: int = 1,
+    learning_rate: float = 2e-5,
     sentences: bool = True,
     progress: bool | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -280,6 +281,8 @@ def tune_knowledge_base(
     from retrievers.store._common import collection_name
 
     started, cpu_started = time.perf_counter(), time.process_time()
+    if not minutes > 0:
+        raise ConfigError(f"tune: minutes must be more than 0, got {minutes}")
     if kb.config.store.tenant is not None:
         raise ConfigError(
             f"tune: {kb.path} is tenant {kb.config.store.tenant!r} of collections shared with other knowledge bases; "
@@ -320,7 +323,7 @@ def tune_knowledge_base(
     try:
         run = fine_tune(
             source, train, partial, minutes=minutes, epochs=epochs, batch_size=batch_size,
-            show_progress=progress, should_stop=should_stop,
+            learning_rate=learning_rate, show_progress=progress, should_stop=should_stop,
         )
         partial.rename(target)
         models = kb.config.models

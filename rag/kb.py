@@ -310,6 +310,7 @@ class KnowledgeBase:
         minutes: float = 5.0,
         batch_size: int = 16,
         epochs: int = 1,
+        learning_rate: float = 2e-5,
         sentences: bool = True,
         progress: bool | None = None,
     ) -> Any:
@@ -323,7 +324,8 @@ class KnowledgeBase:
 
         with self._writer():
             return tune_knowledge_base(
-                self, minutes=minutes, batch_size=batch_size, epochs=epochs, sentences=sentences, progress=progress
+                self, minutes=minutes, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                sentences=sentences, progress=progress,
             )
 
     def _switch(self, manifest: Manifest) -> None:

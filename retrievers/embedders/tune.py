@@ -17,12 +17,16 @@ bundled model. torch and sentence-transformers are imported here only when train
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,8 +147,7 @@ def fine_tune(
     model.eval()
     model.max_seq_length = saved_length
     out = Path(target)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out))
+    _save_like(Path(source), model[0].auto_model, out)
     run = TrainingRun(
         folder=out, steps=steps, pairs_seen=seen, epochs=seen / max(len(pairs), 1),
         seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu_started,
@@ -155,6 +158,26 @@ def fine_tune(
         source, len(pairs), steps, run.epochs, stopped_by, last_loss, run.seconds, run.cpu_seconds, out,
     )
     return run
+
+
+#: weight files of a model folder, replaced by the tuned weights
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.onnx", "*.h5", "*.msgpack")
+
+
+def _save_like(source: Path, transformer: Any, target: Path) -> None:
+    """``target``: a copy of the folder ``source`` (its modules, pooling, tokenizer, configs, in its
+    own format) whose transformer weights are ``transformer``'s. A folder laid out as the base
+    model is takes the same paths (the torch-free ONNX path of a plain pipeline among them);
+    sentence-transformers' own ``save`` would write its newest layout instead."""
+    if not (source / "modules.json").is_file():
+        raise ConfigError(f"tune: {source} is not a sentence-transformers folder (no modules.json)")
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*", "onnx", "openvino", *_WEIGHTS), dirs_exist_ok=True)
+    modules = json.loads((source / "modules.json").read_text(encoding="utf-8"))
+    home = target / str(modules[0].get("path", ""))  # the transformer module's folder ("" = the root)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        transformer.save_pretrained(tmp, safe_serialization=True)
+        for weights in Path(tmp).glob("*.safetensors*"):
+            shutil.move(str(weights), home / weights.name)
 
 
 def _epoch_batches(order: list[int], pairs: Sequence[TrainingPair], size: int, rng: random.Random) -> list[list[int]]:
