@@ -339,7 +339,7 @@ def tune_knowledge_base(
         record = {
             "folder": f"{MODELS_DIR}/{name}", "number": number, "base_model": base_model, "base_prefix": base_prefix,
             "prefix": prefix, "pairs": dict(counts), "held_out": len(held), "steps": run.steps,
-            "minutes": round(run.seconds / 60, 2), "held_out_recall_before": before, "held_out_recall_after": after,
+            "minutes": round(run.seconds / 60, 2), "cpu_minutes": round(run.cpu_seconds / 60, 2), "held_out_recall_before": before, "held_out_recall_after": after,
             "created": time.time(),
         }
         new_manifest = replace(

@@ -230,7 +230,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         tuned = info.get("tuned")
         if tuned:
             _out(f"  text model tuned on this knowledge base ({tuned['folder']}, from {tuned['base_model']}, "
-                 f"{sum(tuned['pairs'].values())} pairs, {tuned['minutes']} min); queries use it\n")
+                 f"{sum(tuned['pairs'].values())} pairs, {tuned.get('cpu_minutes', tuned['minutes'])} CPU min); queries use it\n")
         for d in docs:
             _out(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}\n")
     return 0

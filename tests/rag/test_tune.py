@@ -215,3 +215,14 @@ def test_the_tune_command_reports_its_pairs_cost_and_held_out_scores(kb_copy, ca
     assert 0 <= report["held_out_recall_after"] <= 1 and report["cpu_seconds"] > 0
     manifest = json.loads((kb_copy / "manifest.json").read_text())
     assert manifest["model_settings"]["tuned"]["steps"] == report["steps"]
+
+
+@pytest.mark.parametrize("argv, message", [(["--minutes", "0"], "above 0"), (["--minutes", "soon"], "a number"),
+                                           (["--batch-size", "1"], "at least 2")])
+def test_bad_tune_arguments_are_one_error_line(capsys, tmp_path, argv, message):
+    from rag.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--kb", str(tmp_path / "kb"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.startswith("error: ") and message in err, err
