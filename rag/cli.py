@@ -230,7 +230,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         tuned = info.get("tuned")
         if tuned:
             _out(f"  text model tuned on this knowledge base ({tuned['folder']}, from {tuned['base_model']}, "
-                 f"{sum(tuned['pairs'].values())} pairs, {tuned.get('cpu_minutes', tuned['minutes'])} CPU min); queries use it\n")
+                 f"{sum(tuned['pairs'].values())} pairs, {_tune_cost(tuned)}); queries use it\n")
         for d in docs:
             _out(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}\n")
     return 0
@@ -349,6 +349,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for path in highlights:
         _out(f"  highlight: {shown(path)}\n")
     return 0
+
+
+def _tune_cost(tuned: dict[str, Any]) -> str:
+    cpu = tuned.get("cpu_minutes")
+    return f"{cpu} CPU min" if cpu is not None else f"{tuned['minutes']} min"
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
