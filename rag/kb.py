@@ -354,14 +354,18 @@ class KnowledgeBase:
     def info(self) -> dict[str, Any]:
         store, specs = self._open_store()
         docs = self._registry.complete()
+        models = {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()}
+        tuned = self._manifest.model_settings.get("tuned") if self._manifest else None
+        if tuned:  # its folder inside the knowledge base, not a path of this machine
+            models["text"] = tuned["folder"]
         return {
             "path": str(self.path),
             "documents": len(docs),
             "pages": sum(d.pages for d in docs),
             "pending": [d.name for d in self._registry.pending()],
             "corpora": {c: {"points": store.count(specs[c].name), "collection": specs[c].name} for c in CORPORA},
-            "models": {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()},
-            "tuned": self._manifest.model_settings.get("tuned") if self._manifest else None,
+            "models": models,
+            "tuned": tuned,
             "store": self.config.store.backend,
             "tenant": self.config.store.tenant,
             "metadata_keys": self.metadata_keys(),
