@@ -59,6 +59,20 @@ def _positive(text: str) -> int:
     return _int(text, "the value", 1, None)
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"minutes must be a number above 0, got {text!r}") from None
+    if not 0 < value <= 24 * 60:
+        raise argparse.ArgumentTypeError(f"minutes must be above 0 and at most 1440, got {text}")
+    return value
+
+
+def _int_at_least_2(text: str) -> int:
+    return _int(text, "the batch size", 2, None)
+
+
 def _add_common(p: argparse.ArgumentParser, kb: bool = True) -> None:
     if kb:
         p.add_argument("--kb", required=True, help="knowledge-base folder")
@@ -169,6 +183,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
                    help="always show the generated answer, even when the evidence does not seem to answer ([ask] abstain)")
     _add_common(p)
     p.set_defaults(func=commands["ask"])
+
+    p = sub.add_parser("tune", help="adapt the text model to this knowledge base on CPU (opt-in; needs torch)")
+    p.add_argument("--minutes", type=_minutes, default=5.0, help="training budget in CPU minutes of this process (default 5; the same steps on a busy machine); "
+                   "exporting the model and embedding the knowledge base again come on top")
+    p.add_argument("--batch-size", type=_int_at_least_2, default=16, help="pairs per step (the others are its negatives)")
+    _add_common(p)
+    p.set_defaults(func=commands["tune"])
 
     p = sub.add_parser("eval", help="score page retrieval on questions with gold pages")
     p.add_argument("--questions", required=True, help="JSON lines: {id, doc_id, question, gold_pages, type}")

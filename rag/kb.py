@@ -74,6 +74,10 @@ class KnowledgeBase:
             manifest = Manifest.read(manifest_path)
             if config is None:
                 config = _config_from_manifest(manifest)
+            if manifest.model_settings.get("tuned"):  # `mmrag tune`: the tuned model and its collections
+                from rag._tune import tuned_view
+
+                manifest, config = tuned_view(folder, manifest, config)
             return cls(folder, config, manifest)
         if not create:
             hint = "run `mmrag ingest FILES --kb DIR` first" if not folder.exists() else "this folder has no manifest.json"
@@ -300,6 +304,42 @@ class KnowledgeBase:
                 self._writing -= 1
                 self._unlock()
 
+    def tune(
+        self,
+        *,
+        minutes: float = 5.0,
+        batch_size: int = 16,
+        epochs: int = 1,
+        learning_rate: float = 2e-5,
+        sentences: bool = True,
+        progress: bool | None = None,
+    ) -> Any:
+        """Adapt the text model to this knowledge base (opt-in; :mod:`rag._tune`): fine-tune a copy
+        on pairs its own documents give (heading -> section, caption -> figure text, contents or
+        index entry -> the page it points to, title -> first page, sentence -> its paragraph) for
+        at most ``minutes`` on CPU, then embed every dense text vector again with it and switch
+        (queries then use the tuned model). Needs torch and sentence-transformers. A run stopped
+        before the switch leaves the knowledge base as it was. Returns a :class:`rag._tune.TuneReport`."""
+        from rag._tune import tune_knowledge_base
+
+        with self._writer():
+            return tune_knowledge_base(
+                self, minutes=minutes, batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                sentences=sentences, progress=progress,
+            )
+
+    def _switch(self, manifest: Manifest) -> None:
+        """Use ``manifest`` (just written by ``tune``) from now on: models, collections, searchers."""
+        from rag._tune import tuned_view
+
+        with self._mutex:
+            built = _config_from_manifest(manifest)
+            config = replace(self.config, models=built.models, store=replace(self.config.store, collection_prefix=built.store.collection_prefix))
+            self._manifest, self.config = tuned_view(self.path, manifest, config)
+            if self._store is not None:
+                self._store.close()
+            self._store, self._specs, self._embedders, self._ask_parts = None, None, None, {}
+
     # -- reading ------------------------------------------------------------------------
     def documents(self, where: Mapping[str, Any] | None = None) -> list[DocumentRecord]:
         """The documents held; ``where``: only those whose metadata matches (see :meth:`search`)."""
@@ -314,13 +354,18 @@ class KnowledgeBase:
     def info(self) -> dict[str, Any]:
         store, specs = self._open_store()
         docs = self._registry.complete()
+        models = {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()}
+        tuned = self._manifest.model_settings.get("tuned") if self._manifest else None
+        if tuned:  # its folder inside the knowledge base, not a path of this machine
+            models["text"] = tuned["folder"]
         return {
             "path": str(self.path),
             "documents": len(docs),
             "pages": sum(d.pages for d in docs),
             "pending": [d.name for d in self._registry.pending()],
             "corpora": {c: {"points": store.count(specs[c].name), "collection": specs[c].name} for c in CORPORA},
-            "models": {role: p.get("name") for role, p in (self._manifest.models if self._manifest else {}).items()},
+            "models": models,
+            "tuned": tuned,
             "store": self.config.store.backend,
             "tenant": self.config.store.tenant,
             "metadata_keys": self.metadata_keys(),
