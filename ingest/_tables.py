@@ -93,7 +93,8 @@ def side_by_side_rows(blocks: list[RawBlock], page_width: float) -> int:
     return count
 
 
-def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None) -> bool:
+def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None, *,
+                    text_layer: bool = True) -> bool:
     """Cheap test before the (slow) table finder. Any one of these cues is enough:
 
     - ruling lines: 3 or more thin drawn lines at least 30 pt long;
@@ -103,6 +104,10 @@ def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width:
     - any other caption ("Figure 13.": papers label tables and code listings as figures) on a
       page with 3 or more :func:`side_by_side_rows` (checked only when ``page_width`` is given;
       without it any caption counts).
+
+    ``text_layer=False`` (the PDF page holds no text, e.g. a scan whose ``blocks`` came from
+    OCR): only ruling lines count. The finder reads the PDF's text and drawings, not OCR, so
+    on such a page it finds a table only where lines are drawn.
 
     What this misses: a table with no ruling lines, no "Table" caption and fewer than three
     rows that separate into side-by-side text lines (rows whose cells the PDF engine merges
@@ -115,6 +120,8 @@ def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width:
     )
     if rules >= 3:
         return True
+    if not text_layer:
+        return False
     if sum(1 for boxes in _rows(blocks).values() if len(boxes) >= 3) >= _MIN_ROWS:
         return True
     captions = [b.text for b in blocks if is_caption(b.text)]

@@ -116,3 +116,34 @@ def test_a_table_caption_alone_is_a_cue_a_figure_caption_needs_side_by_side_text
     cells = [_block(*[(54, 400 + 12 * i, 140, 410 + 12 * i) for i in range(3)]),
              _block(*[(167, 400 + 12 * i, 380, 410 + 12 * i) for i in range(3)])]
     assert may_have_tables(prose + cells, [], width) is True
+
+
+def test_a_page_without_a_text_layer_is_searched_only_for_ruled_tables():
+    """OCR rows of a scan look like table rows, but the finder reads the PDF's own text and
+    drawings: with no text there, only drawn lines can make a table."""
+    from ingest._figures import Element
+
+    width = 612.0
+    ocr_rows = [_block(*[(54 + 120 * c, 100 + 14 * r, 150 + 120 * c, 110 + 14 * r) for r in range(5)]) for c in range(4)]
+    assert may_have_tables(ocr_rows, [], width) is True
+    assert may_have_tables(ocr_rows, [], width, text_layer=False) is False
+    rules = [Element((54.0, 98.0 + 14 * r, 530.0, 98.5 + 14 * r), False) for r in range(6)]
+    assert may_have_tables(ocr_rows, rules, width, text_layer=False) is True
+
+
+@pytest.mark.slow  # OCR of a page: tens of seconds on a loaded machine
+def test_a_scanned_table_is_read_by_ocr_without_running_the_table_finder(tmp_path, monkeypatch):
+    src = pymupdf.open()
+    drawn = src.new_page(width=420, height=150)
+    g.table_page(drawn, 40, 50, TABLE_ROWS)  # "Table 1: ..." above a ruled table, all in the picture
+    pix = drawn.get_pixmap(dpi=150)
+    doc = pymupdf.open()
+    doc.new_page(width=420, height=150).insert_image(pymupdf.Rect(0, 0, 420, 150), pixmap=pix)
+    src.close()
+    path = g.save(doc, tmp_path / "scan.pdf")
+    log = tmp_path / "searched.txt"
+    _counting_finder(monkeypatch, log)
+    with open_document(path, IngestConfig()) as reader:
+        (content,) = list(reader.pages(progress=False))
+    assert content.page.ocr and "Hillside" in content.page.text and "Table 1" in content.page.text
+    assert _searched(log) == []
