@@ -163,7 +163,8 @@ def extract_pdf_page(
     streams (:func:`ingest._budget.measure_page`); a heavy page (megabytes of text, tens of
     thousands of spans or drawing operators) is read in a child process killed at
     ``page_timeout_s``, with table finding, figure detection and font repair skipped; on other
-    pages table detection runs in such a child with what remains of ``page_timeout_s``."""
+    pages table detection (only where :func:`ingest._tables.may_have_tables` sees a cue) runs in
+    such a child with what remains of ``page_timeout_s``."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
