@@ -14,7 +14,8 @@ from rag.errors import ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock, TextChunk
 
 from ingest._budget import Timeout, measure_page, run_killable
-from ingest._figures import THIN, Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
+from ingest import _tables
+from ingest._figures import Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
 from ingest._labels import page_labels
 from ingest._layout import RawBlock, block_from_lines, is_caption, join_lines, make_chunks, reading_order
 from ingest._guards import guard_page, page_objects
@@ -22,6 +23,7 @@ from ingest._margins import RunningLines
 from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
 from ingest._sections import SectionTracker, section_at
+from ingest._tables import may_have_tables, split_merged_rows
 from ingest._render import fit_dpi, max_side_for, pixmap_to_pil, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_plain_text, read_text_layer
 
@@ -44,65 +46,6 @@ def _box(b: Any) -> Box:
 
 def _bbox(b: Box) -> BBox:
     return BBox(b[0], b[1], max(b[2], b[0]), max(b[3], b[1]))
-
-
-def split_merged_rows(markdown: str) -> str:
-    """Split table rows the finder merged back into one row per line.
-
-    Tables without ruling lines come back with several rows in one, every cell holding
-    the same number of ``<br>``-separated lines; such a row becomes that many rows.
-    """
-    out: list[str] = []
-    for line in markdown.strip().splitlines():
-        cells = line.strip().strip("|").split("|")
-        parts = [c.split("<br>") for c in cells]
-        counts = {len(p) for p, c in zip(parts, cells) if c.strip()}
-        if len(counts) == 1 and (k := counts.pop()) > 1:
-            for i in range(k):
-                out.append("|" + "|".join(p[i].strip() if len(p) == k else "" for p in parts) + "|")
-        else:
-            out.append("|" + "|".join(c.replace("<br>", " ").strip() for c in cells) + "|")
-    return "\n".join(out)
-
-
-def _find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
-    """Tables as (box, markdown); a failure of the table finder costs the tables, not the page."""
-    try:
-        found = page.find_tables()
-    except Exception as exc:  # the finder is heuristic code; never let it sink the document
-        logger.warning("%s page %d: table detection failed (%s); tables skipped", path.name, n, exc)
-        return []
-    if found is None:
-        return []
-    out = []
-    for tab in found.tables:
-        try:
-            if tab.row_count < 2 or tab.col_count < 2:
-                continue
-            out.append((_box(tab.bbox), split_merged_rows(tab.to_markdown(clean=False))))
-        except Exception as exc:  # noqa: BLE001 - same reason as above
-            logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
-    return out
-
-
-def may_have_tables(blocks: list[RawBlock], elements: list[Element]) -> bool:
-    """Cheap test before the (slow) table finder: ruling lines, a caption, or rows of cells.
-
-    Rows of cells: at least 3 y-positions where 3 or more separate text lines sit side by side.
-    Two-column prose has 2 per row and does not qualify.
-    """
-    rules = sum(
-        1 for e in elements if not e.is_image and min(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) < THIN
-        and max(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) >= 30
-    )
-    if rules >= 3 or any(is_caption(b.text) for b in blocks):
-        return True
-    rows: dict[int, int] = {}
-    for b in blocks:
-        for lb, _ in b.lines or ((b.bbox, b.text),):
-            key = round((lb[1] + lb[3]) / 4)  # 2-pt bins of the line centre
-            rows[key] = rows.get(key, 0) + 1
-    return sum(1 for c in rows.values() if c >= 3) >= 3
 
 
 def _elements(page: Any, config: IngestConfig, path: Path, n: int) -> list[Element]:
@@ -220,7 +163,8 @@ def extract_pdf_page(
     streams (:func:`ingest._budget.measure_page`); a heavy page (megabytes of text, tens of
     thousands of spans or drawing operators) is read in a child process killed at
     ``page_timeout_s``, with table finding, figure detection and font repair skipped; on other
-    pages table detection runs in such a child with what remains of ``page_timeout_s``."""
+    pages table detection (only where :func:`ingest._tables.may_have_tables` sees a cue) runs in
+    such a child with what remains of ``page_timeout_s``."""
     started = time.perf_counter()
     n = index + 1
     page = doc.load_page(index)
@@ -267,12 +211,12 @@ def extract_pdf_page(
     # -- tables and figures ------------------------------------------------------------
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
-    if ordered and may_have_tables(ordered, elements):
+    if ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
         remaining = config.page_timeout_s - (time.perf_counter() - started)
         try:
             if remaining <= 0:
                 raise Timeout(f"{config.page_timeout_s:g} s spent before it")
-            tables = run_killable(lambda: _find_tables(page, path, n), remaining)
+            tables = run_killable(lambda: _tables.find_tables(page, path, n), remaining)
         except (Timeout, RuntimeError) as exc:
             notes.append(f"page {n}: table detection skipped, stopped by ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")
             logger.warning("%s %s", path.name, notes[-1])

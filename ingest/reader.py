@@ -325,7 +325,7 @@ def open_document(
     the page before anything decodes it; ``Page.notes`` and the log say which and why.
     ``page_timeout_s``: a real bound per page. A page whose raw content is heavy (megabytes of
     text, tens of thousands of spans or drawing operators) is read plainly in child processes
-    killed at the deadline, and table detection runs in one on every page; what was skipped
+    killed at the deadline, and table detection runs in one on every page with a table cue; what was skipped
     is said in ``Page.notes`` (:mod:`ingest._budget`).
     """
     return DocumentReader(path, config, image_dir, identity).open()

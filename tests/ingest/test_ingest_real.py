@@ -62,6 +62,13 @@ def test_tracemonkey_statistics_table_has_its_cells(tracemonkey):
     assert table.caption.startswith("Figure 13. Detailed trace recording statistics")
 
 
+def test_tracemonkey_code_listings_captioned_as_figures_are_found_as_tables(tracemonkey):
+    """No rulings, no "Table" caption: the table finder runs because code sits beside its comments."""
+    _, pages = tracemonkey
+    tables = [f for f in pages[2].figures if f.kind == "table"]
+    assert len(tables) == 2 and "// load primes from the trace activation record" in tables[0].text
+
+
 def test_tracemonkey_two_columns_read_in_order(tracemonkey):
     _, pages = tracemonkey
     text = pages[0].page.text

@@ -1,0 +1,130 @@
+"""Tables on a PDF page: a cheap test of whether a page can hold one, and the (slow) finder.
+
+PyMuPDF's ``find_tables`` runs a layout model (an ONNX graph network over the page's text
+boxes and a rendered image of the page) before its line-based finder: 0.3-2.5 s of CPU per
+page on papers, whether or not the page holds a table, where the rest of a page's extraction
+costs tens of milliseconds. :func:`may_have_tables` decides from what the page's extraction
+already has (its text lines and its drawn elements) whether that call is worth making.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ingest._figures import THIN, Element
+from ingest._layout import RawBlock, is_caption
+
+__all__ = ["find_tables", "may_have_tables", "side_by_side_rows", "split_merged_rows"]
+
+logger = logging.getLogger("ingest")
+Box = tuple[float, float, float, float]
+# a caption that names a table (or an exhibit, which often is one); other captions (figure,
+# chart, plate, photo, ...) are a table cue only on a page with side-by-side text
+_TABLE_LABEL = re.compile(r"^\s*(?i:tab(?:le)?s?\.?|exhibit)\s*(?:\d|[IVXLC]+\b)")
+_MIN_ROWS = 3  # rows of a cue: a table has a header and at least two rows under it
+
+
+def _box(b: Any) -> Box:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+def split_merged_rows(markdown: str) -> str:
+    """Split table rows the finder merged back into one row per line.
+
+    Tables without ruling lines come back with several rows in one, every cell holding
+    the same number of ``<br>``-separated lines; such a row becomes that many rows.
+    """
+    out: list[str] = []
+    for line in markdown.strip().splitlines():
+        cells = line.strip().strip("|").split("|")
+        parts = [c.split("<br>") for c in cells]
+        counts = {len(p) for p, c in zip(parts, cells) if c.strip()}
+        if len(counts) == 1 and (k := counts.pop()) > 1:
+            for i in range(k):
+                out.append("|" + "|".join(p[i].strip() if len(p) == k else "" for p in parts) + "|")
+        else:
+            out.append("|" + "|".join(c.replace("<br>", " ").strip() for c in cells) + "|")
+    return "\n".join(out)
+
+
+def find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
+    """Tables as (box, markdown); a failure of the table finder costs the tables, not the page."""
+    try:
+        found = page.find_tables()
+    except Exception as exc:  # the finder is heuristic code; never let it sink the document
+        logger.warning("%s page %d: table detection failed (%s); tables skipped", path.name, n, exc)
+        return []
+    if found is None:
+        return []
+    out = []
+    for tab in found.tables:
+        try:
+            if tab.row_count < 2 or tab.col_count < 2:
+                continue
+            out.append((_box(tab.bbox), split_merged_rows(tab.to_markdown(clean=False))))
+        except Exception as exc:  # noqa: BLE001 - same reason as above
+            logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
+    return out
+
+
+def _rows(blocks: list[RawBlock]) -> dict[int, list[Box]]:
+    """The page's text lines by row: 2-pt bins of the line centre."""
+    rows: dict[int, list[Box]] = {}
+    for b in blocks:
+        for lb, _ in b.lines or ((b.bbox, b.text),):
+            rows.setdefault(round((lb[1] + lb[3]) / 4), []).append(lb)
+    return rows
+
+
+def side_by_side_rows(blocks: list[RawBlock], page_width: float) -> int:
+    """Rows where two separate text lines sit side by side across a gap that is not the page's
+    column gutter: cells of a borderless table, code beside its comments, a label beside its
+    value. Two-column prose does not count: the gap between its columns spans the page centre."""
+    mid, tol = page_width / 2, page_width * 0.02
+    count = 0
+    for boxes in _rows(blocks).values():
+        boxes.sort()
+        if any(right[0] - left[2] >= 1.0 and not (left[2] <= mid + tol and right[0] >= mid - tol)
+               for left, right in zip(boxes, boxes[1:])):
+            count += 1
+    return count
+
+
+def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None, *,
+                    text_layer: bool = True) -> bool:
+    """Cheap test before the (slow) table finder. Any one of these cues is enough:
+
+    - ruling lines: 3 or more thin drawn lines at least 30 pt long;
+    - rows of cells: 3 or more rows where 3 or more separate text lines sit side by side
+      (two-column prose has 2 per row and does not qualify);
+    - a caption that names a table ("Table 2", "Tab. IV", "Exhibit 3");
+    - any other caption ("Figure 13.": papers label tables and code listings as figures) on a
+      page with 3 or more :func:`side_by_side_rows` (checked only when ``page_width`` is given;
+      without it any caption counts).
+
+    ``text_layer=False`` (the PDF page holds no text, e.g. a scan whose ``blocks`` came from
+    OCR): only ruling lines count. The finder reads the PDF's text and drawings, not OCR, so
+    on such a page it finds a table only where lines are drawn.
+
+    What this misses: a table with no ruling lines, no "Table" caption and fewer than three
+    rows that separate into side-by-side text lines (rows whose cells the PDF engine merges
+    into one line because the column gaps are narrow), e.g. a borderless table captioned
+    "Figure 4" whose cells sit a space apart.
+    """
+    rules = sum(
+        1 for e in elements if not e.is_image and min(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) < THIN
+        and max(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) >= 30
+    )
+    if rules >= 3:
+        return True
+    if not text_layer:
+        return False
+    if sum(1 for boxes in _rows(blocks).values() if len(boxes) >= 3) >= _MIN_ROWS:
+        return True
+    captions = [b.text for b in blocks if is_caption(b.text)]
+    if any(_TABLE_LABEL.match(text) for text in captions):
+        return True
+    return bool(captions) and (page_width is None or side_by_side_rows(blocks, page_width) >= _MIN_ROWS)

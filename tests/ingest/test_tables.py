@@ -1,0 +1,149 @@
+"""Which pages the (slow) table finder runs on, and that tables are still found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+import _pdfgen as g
+from ingest import _tables, open_document
+from ingest._layout import RawBlock
+from ingest._tables import may_have_tables, side_by_side_rows
+from rag.config import IngestConfig
+
+NO_OCR = IngestConfig(ocr="never")
+TABLE_ROWS = (("Branch", "Opens", "Closes"), ("Harbour", "08:30", "17:00"), ("Hillside", "10:15", "19:45"))
+LISTING = [("v0 := ld state[748]", "// load primes from the record"), ("st sp[0], v0", "// store primes on the stack"),
+           ("v1 := ld state[764]", "// load k from the record"), ("v2 := i2f(v1)", "// convert k to a double"),
+           ("st sp[8], v1", "// store k on the stack"), ("v3 := ld v0[4]", "// load the class word")]
+
+
+def _counting_finder(monkeypatch, log: Path) -> None:
+    """Record each page the finder runs on; it runs in a forked child, so the record is a file."""
+    real = _tables.find_tables
+
+    def counted(page, path, n):
+        with open(log, "a") as fh:
+            fh.write(f"{n}\n")
+        return real(page, path, n)
+
+    monkeypatch.setattr(_tables, "find_tables", counted)
+
+
+def _searched(log: Path) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
+
+
+def _read(path: Path) -> list:
+    with open_document(path, NO_OCR) as reader:
+        return list(reader.pages(progress=False))
+
+
+def _listing_page(page: pymupdf.Page, y0: float, caption: str) -> None:
+    """Code beside its comments, no rules: two text lines side by side per row, then a caption."""
+    for i, (code, comment) in enumerate(LISTING):
+        page.insert_text((72, y0 + i * 12), code, fontsize=8, fontname="cour")
+        page.insert_text((200, y0 + i * 12), comment, fontsize=8, fontname="cour")
+    page.insert_text((72, y0 + len(LISTING) * 12 + 14), caption, fontsize=9)
+
+
+def test_prose_and_a_captioned_chart_do_not_run_the_table_finder(tmp_path, monkeypatch):
+    doc = pymupdf.open()
+    p1 = doc.new_page()
+    p1.insert_textbox(pymupdf.Rect(60, 50, 550, 200), g.LOREM + " " + g.LOREM, fontsize=10)
+    p2 = doc.new_page()
+    p2.insert_textbox(pymupdf.Rect(60, 50, 550, 120), g.LOREM, fontsize=10)
+    g.chart_page(p2, 150, 200)  # "Figure 1: Rainfall ..." under a bar chart
+    path = g.save(doc, tmp_path / "prose.pdf")
+    two = g.two_column_pdf(tmp_path / "columns.pdf")
+    log = tmp_path / "searched.txt"
+    _counting_finder(monkeypatch, log)
+    pages = _read(path)
+    assert _searched(log) == []
+    assert [f.kind for f in pages[1].figures] == ["figure"] and pages[1].figures[0].caption.startswith("Figure 1")
+    _read(two)
+    assert _searched(log) == []
+
+
+def test_a_ruled_table_is_searched_and_found(tmp_path, monkeypatch):
+    doc = pymupdf.open()
+    p1 = doc.new_page()
+    p1.insert_textbox(pymupdf.Rect(60, 50, 550, 200), g.LOREM, fontsize=10)
+    p2 = doc.new_page()
+    g.table_page(p2, 80, 100, TABLE_ROWS, caption=None)  # rulings, no caption
+    path = g.save(doc, tmp_path / "ruled.pdf")
+    log = tmp_path / "searched.txt"
+    _counting_finder(monkeypatch, log)
+    pages = _read(path)
+    assert _searched(log) == [2]
+    (table,) = [f for f in pages[1].figures if f.kind == "table"]
+    assert "|Hillside|10:15|19:45|" in table.text.replace(" ", "")
+
+
+def test_a_borderless_listing_under_a_figure_caption_is_searched(tmp_path, monkeypatch):
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(60, 50, 550, 120), g.LOREM, fontsize=10)
+    _listing_page(page, 160, "Figure 3. LIR snippet for a sample program.")
+    path = g.save(doc, tmp_path / "listing.pdf")
+    log = tmp_path / "searched.txt"
+    _counting_finder(monkeypatch, log)
+    _read(path)
+    assert _searched(log) == [1]
+
+
+def _block(*lines: tuple[float, float, float, float]) -> RawBlock:
+    return RawBlock(lines[0], "text", tuple((b, "text") for b in lines))
+
+
+def test_side_by_side_rows_ignore_the_gutter_of_two_column_prose():
+    width = 612.0
+    prose = [_block(*[(54, 100 + 12 * i, 298, 110 + 12 * i) for i in range(10)]),
+             _block(*[(316, 100 + 12 * i, 558, 110 + 12 * i) for i in range(10)])]
+    assert side_by_side_rows(prose, width) == 0
+    cells = [_block(*[(54, 400 + 12 * i, 140, 410 + 12 * i) for i in range(4)]),
+             _block(*[(167, 400 + 12 * i, 380, 410 + 12 * i) for i in range(4)])]
+    assert side_by_side_rows(prose + cells, width) == 4
+
+
+@pytest.mark.parametrize(("caption", "expected"), [("Table 2 Initial scale items", True), ("Figure 7: TAM 2", False)])
+def test_a_table_caption_alone_is_a_cue_a_figure_caption_needs_side_by_side_text(caption, expected):
+    width = 612.0
+    prose = [_block(*[(54, 100 + 12 * i, 558, 110 + 12 * i) for i in range(10)]), RawBlock((54, 300, 300, 310), caption)]
+    assert may_have_tables(prose, [], width) is expected
+    cells = [_block(*[(54, 400 + 12 * i, 140, 410 + 12 * i) for i in range(3)]),
+             _block(*[(167, 400 + 12 * i, 380, 410 + 12 * i) for i in range(3)])]
+    assert may_have_tables(prose + cells, [], width) is True
+
+
+def test_a_page_without_a_text_layer_is_searched_only_for_ruled_tables():
+    """OCR rows of a scan look like table rows, but the finder reads the PDF's own text and
+    drawings: with no text there, only drawn lines can make a table."""
+    from ingest._figures import Element
+
+    width = 612.0
+    ocr_rows = [_block(*[(54 + 120 * c, 100 + 14 * r, 150 + 120 * c, 110 + 14 * r) for r in range(5)]) for c in range(4)]
+    assert may_have_tables(ocr_rows, [], width) is True
+    assert may_have_tables(ocr_rows, [], width, text_layer=False) is False
+    rules = [Element((54.0, 98.0 + 14 * r, 530.0, 98.5 + 14 * r), False) for r in range(6)]
+    assert may_have_tables(ocr_rows, rules, width, text_layer=False) is True
+
+
+@pytest.mark.slow  # OCR of a page: tens of seconds on a loaded machine
+def test_a_scanned_table_is_read_by_ocr_without_running_the_table_finder(tmp_path, monkeypatch):
+    src = pymupdf.open()
+    drawn = src.new_page(width=420, height=150)
+    g.table_page(drawn, 40, 50, TABLE_ROWS)  # "Table 1: ..." above a ruled table, all in the picture
+    pix = drawn.get_pixmap(dpi=150)
+    doc = pymupdf.open()
+    doc.new_page(width=420, height=150).insert_image(pymupdf.Rect(0, 0, 420, 150), pixmap=pix)
+    src.close()
+    path = g.save(doc, tmp_path / "scan.pdf")
+    log = tmp_path / "searched.txt"
+    _counting_finder(monkeypatch, log)
+    with open_document(path, IngestConfig()) as reader:
+        (content,) = list(reader.pages(progress=False))
+    assert content.page.ocr and "Hillside" in content.page.text and "Table 1" in content.page.text
+    assert _searched(log) == []
