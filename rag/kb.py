@@ -324,6 +324,17 @@ class KnowledgeBase:
             "store": self.config.store.backend,
             "tenant": self.config.store.tenant,
             "metadata_keys": self.metadata_keys(),
+            "ingest": self._ingest_summary(),
+        }
+
+    def _ingest_summary(self) -> dict[str, Any]:
+        """How this knowledge base's documents were read: the profile and what it decided,
+        so a knowledge base built ``fast`` says what it lacks (no figure OCR, no table records)."""
+        ing = self.config.ingest
+        return {
+            "profile": ing.profile, "ocr": ing.ocr, "figure_ocr": ing.ocr_figures and ing.ocr != "never",
+            "tables": ing.find_tables, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
+            "chunk_overlap_chars": ing.chunk_overlap_chars,
         }
 
     def metadata_keys(self) -> dict[str, str]:
