@@ -507,6 +507,8 @@ class KnowledgeBase:
         """The follow-up ``question`` rewritten with ``history`` (:mod:`rag.conversation`), or ``None``:
         by the configured generator's model when there is one (a generator other than the
         extractive one, or ``router = "llm"``), falling back to the rule; by the rule otherwise."""
+        if history is None:  # a question on its own: the conversation module is not needed
+            return None
         from rag.conversation import parse_history, rewrite_followup, rewrite_with_model
 
         turns = parse_history(history)
