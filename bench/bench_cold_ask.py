@@ -22,10 +22,12 @@ from pathlib import Path
 QUESTION = "How often should the inverter be inspected?"
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -38,14 +40,14 @@ def cold_run(args: list[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one ``python -m rag.cli ARGS`` process."""
     cpu0, wall0 = _child_cpu(), time.perf_counter()
     subprocess.run([sys.executable, "-m", "rag.cli", *args], env=_env(), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=600)
+                   stderr=subprocess.DEVNULL, timeout=600, cwd=ROOT)  # python -m puts the cwd first on the path
     return time.perf_counter() - wall0, _child_cpu() - cpu0
 
 
 def import_times(args: list[str], top: int = 10) -> list[tuple[int, int, str]]:
     """(self us, cumulative us, module) of the ``top`` slowest imports by cumulative time."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "rag.cli", *args], env=_env(), check=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600, cwd=ROOT)
     rows = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -61,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--question", default=QUESTION)
     args = parser.parse_args(argv)
-    kb = args.dir / "kb"
+    kb = args.dir.resolve() / "kb"
     if not (kb / "manifest.json").exists():
         print(f"building the demo knowledge base in {kb} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "rag.cli", "demo", "--dir", str(args.dir), "--no-progress"], env=_env(),
-                       check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        subprocess.run([sys.executable, "-m", "rag.cli", "demo", "--dir", str(args.dir.resolve()), "--no-progress"],
+                       env=_env(), check=True, stdout=subprocess.DEVNULL, timeout=1800, cwd=ROOT)
     ask = ["ask", args.question, "--kb", str(kb)]
     cold_run(ask)  # the first run may fill the OS page cache: not counted
     runs = [cold_run(ask) for _ in range(args.runs)]
