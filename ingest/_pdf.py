@@ -211,7 +211,7 @@ def extract_pdf_page(
     # -- tables and figures ------------------------------------------------------------
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
-    if ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
+    if config.find_tables and ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
         remaining = config.page_timeout_s - (time.perf_counter() - started)
         try:
             if remaining <= 0:

@@ -95,6 +95,7 @@ def _config(args: argparse.Namespace) -> Config | None:
         ("page_image_vectors", "models__page_image_vectors"),
         ("dpi", "ingest__dpi"),
         ("ocr", "ingest__ocr"),
+        ("profile", "ingest__profile"),
         ("password", "ingest__password"),
         ("workers", "ingest__workers"),
         ("backend", "store__backend"),
@@ -125,6 +126,9 @@ def _open_kb(args: argparse.Namespace, create: bool = False) -> Any:
         # The password only opens the files being ingested now (it is never stored), so it
         # applies whatever the knowledge base's state.
         base = KnowledgeBase.open(kb_path).config
+        if getattr(args, "profile", None) is not None and args.profile != base.ingest.profile:
+            log.warning("%s was built with the %s ingest profile and keeps it: --%s applies to a new knowledge base",
+                           kb_path, base.ingest.profile, args.profile)
         tenant = getattr(args, "tenant", None)
         if tenant is not None and tenant != base.store.tenant:
             raise ConfigError(
@@ -225,6 +229,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         _emit(info)
     else:
         _out(f"{shown(info['path'])}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
+        ing = info["ingest"]
+        if ing["profile"] != "default":  # what this knowledge base was built without
+            _out(f"  ingest profile {ing['profile']}: figure OCR {'on' if ing['figure_ocr'] else 'off'}, table finding "
+                 f"{'on' if ing['tables'] else 'off'}, page images at {ing['dpi']} dpi, {ing['chunk_chars']}-character chunks\n")
         for corpus, c in info["corpora"].items():
             sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
         tuned = info.get("tuned")
@@ -248,9 +256,11 @@ def _where(args: argparse.Namespace) -> dict[str, Any] | None:
 def cmd_documents(args: argparse.Namespace) -> int:
     with _open_kb(args) as kb:
         docs = kb.documents(where=_where(args))
+        profile = kb.config.ingest.profile  # the ingest profile every document was read with
     if args.json:
         _emit({"documents": [
-            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "kind": d.kind, "pages": d.pages, "metadata": d.metadata}
+            {"doc_id": d.doc_id, "name": d.name, "path": d.path, "kind": d.kind, "pages": d.pages, "metadata": d.metadata,
+             "profile": profile}
             for d in docs
         ]})  # fmt: skip
         return 0

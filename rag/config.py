@@ -5,15 +5,28 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from rag.errors import ConfigError
 
-__all__ = ["IngestConfig", "ModelsConfig", "StoreConfig", "AskConfig", "Config", "load_config"]
+__all__ = ["INGEST_PROFILES", "IngestConfig", "ModelsConfig", "StoreConfig", "AskConfig", "Config", "load_config"]
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+#: Named sets of ingest settings. A setting left unset (``None``) takes its profile's value;
+#: one the user gives wins over the profile. ``fast`` is for bulk loads (measured in README,
+#: "Ingest profiles"): raster figures are not OCR'd (their caption and the text around them are
+#: kept), page images and crops are written at 72 dpi, and text is cut into 2,000-character
+#: chunks without overlap (MiniLM reads the first 256 word pieces of each; BM25 reads all of it).
+#: Glyph repair and page OCR stay: they are what makes a garbled or scanned page readable at all;
+#: table finding stays too (without it, public recall@5 fell to 0.933: a table question's page
+#: lost its table record).
+INGEST_PROFILES: dict[str, dict[str, Any]] = {
+    "default": {"dpi": 110, "ocr_figures": True, "find_tables": True, "chunk_chars": 1000, "chunk_overlap_chars": 100},
+    "fast": {"dpi": 72, "ocr_figures": False, "find_tables": True, "chunk_chars": 2000, "chunk_overlap_chars": 0},
+}
 
 
 @dataclass(frozen=True)
@@ -27,19 +40,30 @@ class IngestConfig:
     codes to the wrong characters), learn what each broken font's glyphs mean from OCR of a
     few of its lines and decode the text layer (exact boxes, seconds less per page); pages
     that still read as garbage are OCR'd. Needs OCR (``ocr`` not ``"never"``).
+
+    ``profile``: ``"default"`` or ``"fast"`` (:data:`INGEST_PROFILES`): the values of the
+    settings left unset (``None``) here: ``dpi``, ``ocr_figures``, ``find_tables``,
+    ``chunk_chars``, ``chunk_overlap_chars``. After construction they always hold a value; the
+    manifest records them and the profile, so ``mmrag info`` says how a knowledge base was read.
     """
 
-    dpi: int = 110
+    profile: Literal["default", "fast"] = "default"
+    #: page images and figure crops; ``None``: the profile's (110, fast: 72)
+    dpi: int = None  # type: ignore[assignment]
     image_format: Literal["webp", "png", "jpeg"] = "webp"
     image_quality: int = 80
     ocr: Literal["auto", "never", "always"] = "auto"
     ocr_dpi: int = 144
-    ocr_figures: bool = True
+    #: OCR raster figures whose text layer holds no text; ``None``: the profile's (fast: off)
+    ocr_figures: bool = None  # type: ignore[assignment]
+    #: look for tables on pages with table cues (rulings, aligned columns); ``None``: the
+    #: profile's (on in both); off, a table's text is read as page text, not as a table record
+    find_tables: bool = None  # type: ignore[assignment]
     repair_text: bool = True
     # about all-MiniLM-L6-v2's 256-token window; measured: same retrieval as 900/150 on the
-    # shared evaluation set, 30% less embedding time on a text-heavy paper
-    chunk_chars: int = 1000
-    chunk_overlap_chars: int = 100
+    # shared evaluation set, 30% less embedding time on a text-heavy paper. ``None``: the profile's
+    chunk_chars: int = None  # type: ignore[assignment]
+    chunk_overlap_chars: int = None  # type: ignore[assignment]
     min_figure_area: float = 2500.0
     max_file_bytes: int = 2 * 1024**3
     max_pages: int = 20_000
@@ -73,6 +97,14 @@ class IngestConfig:
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.profile not in INGEST_PROFILES:
+            raise ConfigError(f"ingest.profile must be one of {sorted(INGEST_PROFILES)}, got {self.profile!r}")
+        for name, value in INGEST_PROFILES[self.profile].items():
+            if getattr(self, name) is None:  # unset: the profile's value; a given value wins
+                object.__setattr__(self, name, value)
+        for name in ("ocr_figures", "find_tables"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ingest.{name} must be true or false, got {getattr(self, name)!r}")
         if not 18 <= self.dpi <= 600:
             raise ConfigError(f"ingest.dpi must be within 18..600, got {self.dpi}")
         if not 18 <= self.ocr_dpi <= 600:
@@ -277,11 +309,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"{path}: unknown tables {unknown}; known: {sorted(sections)}")
-    built = {name: _section(cls, data.get(name, {}), f"{path or 'config'} [{name}]") for name, cls in sections.items()}
-    config = Config(**built)
+    values = {name: dict(data.get(name, {})) for name in sections}
     for key, value in overrides.items():
         section, _, name = key.partition("__")
         if section not in sections or not name:
             raise ConfigError(f"override {key!r} must look like section__name")
-        config = replace(config, **{section: replace(getattr(config, section), **{name: value})})
-    return config
+        # merged before the section is built, so an override of ``ingest__profile`` sets the
+        # settings the file left unset, and a setting given explicitly still wins over it
+        values[section][name] = value
+    built = {name: _section(cls, values[name], f"{path or 'config'} [{name}]") for name, cls in sections.items()}
+    return Config(**built)

@@ -369,6 +369,17 @@ class KnowledgeBase:
             "store": self.config.store.backend,
             "tenant": self.config.store.tenant,
             "metadata_keys": self.metadata_keys(),
+            "ingest": self._ingest_summary(),
+        }
+
+    def _ingest_summary(self) -> dict[str, Any]:
+        """How this knowledge base's documents were read: the profile and what it decided,
+        so a knowledge base built ``fast`` says what it lacks (no figure OCR, no table records)."""
+        ing = self.config.ingest
+        return {
+            "profile": ing.profile, "ocr": ing.ocr, "figure_ocr": ing.ocr_figures and ing.ocr != "never",
+            "tables": ing.find_tables, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
+            "chunk_overlap_chars": ing.chunk_overlap_chars,
         }
 
     def metadata_keys(self) -> dict[str, str]:
@@ -542,6 +553,8 @@ class KnowledgeBase:
         """The follow-up ``question`` rewritten with ``history`` (:mod:`rag.conversation`), or ``None``:
         by the configured generator's model when there is one (a generator other than the
         extractive one, or ``router = "llm"``), falling back to the rule; by the rule otherwise."""
+        if history is None:  # a question on its own: the conversation module is not needed
+            return None
         from rag.conversation import parse_history, rewrite_followup, rewrite_with_model
 
         turns = parse_history(history)

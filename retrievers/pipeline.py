@@ -211,11 +211,20 @@ class Searcher:
         spec = self.specs.get("pages")
         if spec is None or not hits:
             return hits
-        records = page_payloads(self.store, spec, [(h.doc_id, h.page) for h in hits])
+        # Most questions meet no navigation page: ask the store for the one field that says so
+        # (whole page records, text and all, cost about half of a warm search), and read the
+        # records of navigation pages and of the pages they point to only when there are some.
+        keys = {point_id(h.doc_id, h.page, PagePayload.kind): (h.doc_id, h.page) for h in hits}
+        flagged = self.store.retrieve(spec.name, list(keys), with_payload=["navigation"])
+        indexed = {keys[p.id] for p in flagged}
+        marked = [keys[p.id] for p in flagged if p.payload.get("navigation")]
+        if not marked:
+            return hits
+        records = page_payloads(self.store, spec, marked)
         navigation = {key: r for key, r in records.items() if r.navigation is not None and r.entries}
         if not navigation:
             return hits
-        wanted = sorted({(doc, e.page) for (doc, _), r in navigation.items() for e in r.entries} - set(records))
+        wanted = sorted({(doc, e.page) for (doc, _), r in navigation.items() for e in r.entries} - indexed)
         targets = {**records, **page_payloads(self.store, spec, wanted)}
         return follow_pointers(hits, navigation, targets, question)
 

@@ -84,6 +84,30 @@ def test_a_question_needs_no_torch_once_exported(pair, tmp_path):
     np.testing.assert_allclose(np.array(data["w"]), SentenceTransformerEmbedder().embed_query(TEXTS[0]), atol=1e-6)
 
 
+def test_the_optimised_graph_is_kept_reopened_with_the_same_vectors_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    int8 = SentenceTransformerEmbedder()
+    before = int8.embed_documents(TEXTS)
+    model = int8._fast_encoder().model_path
+    copy = tmp_path / "cache" / model.relative_to(model.parents[2])  # onnx/<fingerprint>/model.int8.onnx
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(model, copy)
+    shutil.copyfile(int8._fast_encoder().path, copy.with_name("model.onnx"))
+    monkeypatch.setenv("MMRAG_CACHE", str(tmp_path / "cache"))
+    optimised = copy.with_name(f"model.int8.opt-{ort.__version__}.onnx")
+    first = SentenceTransformerEmbedder()
+    np.testing.assert_array_equal(first.embed_documents(TEXTS), before)
+    assert optimised.is_file()  # kept for the next process: it opens without optimising again
+    again = SentenceTransformerEmbedder()
+    np.testing.assert_array_equal(again.embed_documents(TEXTS), before)
+    optimised.write_bytes(b"not a model")  # a damaged file is written again, not an error
+    os.utime(optimised, ns=(copy.stat().st_mtime_ns + 1, copy.stat().st_mtime_ns + 1))
+    third = SentenceTransformerEmbedder()
+    np.testing.assert_array_equal(third.embed_documents(TEXTS), before)
+    assert optimised.stat().st_size > 1000
+
+
 def test_only_plain_mean_pooled_folders_without_prompts_take_the_onnx_path(tmp_path):
     bundled = Path(resolve_source("all-MiniLM-L6-v2"))
     assert plain_pipeline(bundled) is not None
