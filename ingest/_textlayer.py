@@ -243,11 +243,12 @@ _COVERED = 0.8  # share of the region raster images must cover for their resolut
 def native_dpi(page: Any, rect: Any) -> int | None:
     """The highest resolution (pixels per inch, rounded up) of the raster images drawn over
     ``rect`` when together they cover at least 80 % of it (a scan, a photograph, a screenshot);
-    None when the region is mostly vector art or text, whose detail grows with the dpi."""
+    None when the region is mostly vector art, or holds text of the text layer (a label drawn
+    over a picture): their detail grows with the dpi."""
     import pymupdf
 
     area = rect.get_area()
-    if area <= 0:
+    if area <= 0 or page.get_text("words", clip=rect):
         return None
     covered, best = 0.0, 0.0
     for info in page.get_image_info():

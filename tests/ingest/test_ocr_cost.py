@@ -116,6 +116,8 @@ def test_only_regions_covered_by_raster_images_take_their_resolution():
     assert native_dpi(page, pymupdf.Rect(100, 300, 300, 400)) == 288
     assert native_dpi(page, pymupdf.Rect(0, 100, 400, 200)) is None  # half the region is not the image
     assert native_dpi(page, pymupdf.Rect(90, 480, 300, 520)) is None  # text and drawings: no native resolution
+    page.insert_text((120, 150), "label", fontsize=8)  # text drawn over the picture keeps the full dpi
+    assert native_dpi(page, pymupdf.Rect(100, 100, 300, 200)) is None
     doc.close()
 
 
