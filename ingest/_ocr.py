@@ -8,7 +8,11 @@ workers already keep both cores busy, and rapidocr's default of all cores per se
 raster figures of the shared evaluation set); two in the ingesting process itself, which
 extracts alone when it reads a single document: an 11-page scanned PDF went from 83 s to 48 s,
 freeculture.pdf (text and 20 OCR'd figures, the embedding thread running beside) from 50.5 s to
-45.2 s. :func:`use_in_worker` switches a worker to one thread.
+45.2 s. :func:`use_in_worker` switches a worker to one thread. Idle onnxruntime threads sleep
+rather than spin (:func:`_without_spinning`): spinning cost a third more CPU for the same words.
+
+Identical images are OCR'd once per process (:func:`ocr_array` remembers the last few hundred
+by a digest of their pixels): a logo on every page, a blank scanned page, a repeated frame.
 
 Tried and rejected: detection at the rendered size instead of rapidocr's upscaling of small
 images to a 736 px shorter side. It cut figure OCR CPU by another 2x but changed enough
@@ -22,6 +26,7 @@ import math
 import os
 import statistics
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,10 +62,10 @@ def use_in_worker() -> None:
     may have been held). The inherited engine is kept referenced, never destroyed: tearing down
     its sessions waits on the parent's pool threads, forever (a test run hung there). Workers
     end with ``os._exit``, which skips destructors."""
-    global _ENGINE, _LOCK, _THREADS
+    global _ENGINE, _LOCK, _THREADS, _READ_LOCK
     if _ENGINE is not None:
         _ABANDONED.append(_ENGINE)
-    _ENGINE, _LOCK, _THREADS = None, threading.Lock(), 1
+    _ENGINE, _LOCK, _THREADS, _READ_LOCK = None, threading.Lock(), 1, threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,30 +89,118 @@ def get_engine() -> Any:
         with _LOCK:
             if _ENGINE is None:
                 rapidocr = require("rapidocr", extra="ocr", purpose="OCR of scanned pages")
-                _ENGINE = rapidocr.RapidOCR(params=_params())
+                engine = rapidocr.RapidOCR(params=_params())
+                _without_spinning(engine)
+                _ENGINE = engine
                 logger.debug("rapidocr engine created")
     return _ENGINE
 
 
+_MODELS = ("_load_det_model", "_load_cls_model", "_load_rec_model")
+
+
+def _without_spinning(engine: Any) -> None:
+    """Each of ``engine``'s models, as rapidocr loads it on first use, gets an onnxruntime
+    session whose idle threads sleep instead of spinning.
+
+    rapidocr does not expose onnxruntime's ``session.intra_op.allow_spinning``; its default
+    keeps the second thread busy-waiting between operators. On freeculture.pdf's 20 raster
+    figures that was 34-36 s of CPU against 24 s without spinning and 21-22 s with one
+    thread, for the same words (session 12, a loaded 2-core machine). Rebuilding a session
+    costs ~0.1 s once per model and process. A rapidocr that no longer has these loaders is
+    left as it is (said at debug level)."""
+    if not all(callable(getattr(engine, name, None)) for name in _MODELS):
+        logger.debug("rapidocr has no per-model loaders: onnxruntime's thread spinning left on")
+        return
+    done: set[int] = set()
+    lock = threading.Lock()
+    for name in _MODELS:
+        load = getattr(engine, name)
+
+        def loaded(_load: Any = load) -> Any:
+            model = _load()
+            holder = getattr(model, "session", None)  # rapidocr's OrtInferSession
+            if id(model) not in done:
+                with lock:
+                    if id(model) not in done:
+                        _resession(holder)
+                        done.add(id(model))
+            return model
+
+        setattr(engine, name, loaded)
+
+
+def _resession(holder: Any) -> None:
+    session = getattr(holder, "session", None)
+    path = getattr(session, "_model_path", None)
+    if session is None or path is None:
+        return
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.enable_cpu_mem_arena = False
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = _THREADS
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    holder.session = ort.InferenceSession(path, sess_options=options, providers=session.get_providers())
+
+
+_READ_SIZE = 256  # images whose OCR is remembered, by pixel digest (a few kB of lines each)
+_READ: OrderedDict[bytes, tuple[OcrLine, ...]] = OrderedDict()
+_READ_LOCK = threading.Lock()
+
+
+def _digest(image: np.ndarray) -> bytes:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((image.shape, image.dtype.str)).encode())
+    h.update(memoryview(image if image.flags.c_contiguous else image.copy(order="C")).cast("B"))
+    return h.digest()
+
+
 def ocr_array(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
-    """OCR an RGB uint8 array (H, W, 3); lines in pixel coordinates of ``image``."""
+    """OCR an RGB uint8 array (H, W, 3); lines in pixel coordinates of ``image``.
+
+    Identical pixels are read once per process: the OCR of the last few hundred images is
+    remembered by a digest of their pixels, so a logo or a blank scan repeated on every page
+    of a document costs one OCR (the digest is ~1 ms per megapixel; OCR is seconds)."""
+    key = _digest(image)
+    with _READ_LOCK:
+        found = _READ.get(key)
+        if found is not None:
+            _READ.move_to_end(key)
+    if found is None:
+        found = _read(image)
+        with _READ_LOCK:
+            _READ[key] = found
+            while len(_READ) > _READ_SIZE:
+                _READ.popitem(last=False)
+    return [ln for ln in found if ln.score >= min_score]
+
+
+def _read(image: np.ndarray) -> tuple[OcrLine, ...]:
+    """Every non-empty line rapidocr reports (its own score floor applies), any confidence."""
     engine = get_engine()
     result = engine(image)
     boxes = getattr(result, "boxes", None)
     txts = getattr(result, "txts", None)
     if boxes is None or txts is None or len(txts) == 0:
-        return []
+        return ()
     scores = getattr(result, "scores", None) or [1.0] * len(txts)
     lines: list[OcrLine] = []
     for box, text, score in zip(boxes, txts, scores):
         text = str(text).strip()
-        if not text or float(score) < min_score:
+        if not text:
             continue
         quad = tuple((float(p[0]), float(p[1])) for p in box)
         xs = [x for x, _ in quad]
         ys = [y for _, y in quad]
         lines.append(OcrLine(max(min(xs), 0.0), max(min(ys), 0.0), max(xs), max(ys), text, float(score), quad))
-    return lines
+    return tuple(lines)
 
 
 def skew_degrees(quads: Sequence[Sequence[tuple[float, float]]], min_lines: int = 3, min_degrees: float = 0.3) -> float:

@@ -64,6 +64,8 @@ class GlyphRepair:
     recognised_lines: int = 0
     decoded: int = 0  # characters of broken fonts decoded on the last page
     _tries: Counter[tuple[str, str]] = field(default_factory=Counter)  # glyph -> lines recognised with it
+    # what the recogniser read for a run of glyphs (a running header, a repeated label): once per document
+    _read: dict[tuple[tuple[Symbol, ...], int | None, float], tuple[str, float]] = field(default_factory=dict)
 
     def repair(self, page: Any) -> list[RawBlock]:
         """The page's text blocks with every learned code decoded (learning first as needed).
@@ -123,13 +125,22 @@ class GlyphRepair:
             wanted = self._pick(lines, per_round)
             if not wanted:
                 return
-            results = recognize_lines([_render_line(page, ln.bbox, ln.turns or 0) for ln in wanted])
-            self.recognised_lines += len(wanted)
-            for line, (text, score) in zip(wanted, results):
+            fresh = list({self._run(ln): ln for ln in wanted if self._run(ln) not in self._read}.values())
+            results = recognize_lines([_render_line(page, ln.bbox, ln.turns or 0) for ln in fresh])
+            self._read.update(zip((self._run(ln) for ln in fresh), results))
+            self.recognised_lines += len(fresh)
+            for line in wanted:
+                text, score = self._read[self._run(line)]
                 for sym in line.symbols:
                     self._tries[sym[:2]] += 1
                 if score >= _MIN_SCORE and text.strip():
                     self._vote(line.symbols, text)
+
+    @staticmethod
+    def _run(line: _Line) -> tuple[tuple[Symbol, ...], int | None, float]:
+        """A line's glyph run, writing direction and height (what its render depends on, not where)."""
+        size = (line.bbox[3] - line.bbox[1]) if (line.turns or 0) % 2 == 0 else (line.bbox[2] - line.bbox[0])
+        return line.symbols, line.turns, round(size, 1)
 
     def _pick(self, lines: list[_Line], limit: int) -> list[_Line]:
         """Lines that cover the most still-unknown glyphs, each glyph counted once."""

@@ -4,6 +4,7 @@ there is no usable text at all."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,13 +208,19 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[t
     points) and, per line, its box for layout (turned upright when the scan is skewed).
 
     The render is scaled down to stay within ``max_page_pixels`` (OCR of a huge page at a
-    lower resolution rather than a failure)."""
+    lower resolution rather than a failure), and to the resolution of the raster image(s) it
+    shows when they cover it (:func:`native_dpi`): a 187-px logo rendered at 144 dpi is 4x its
+    pixels, interpolated, for no new detail (rapidocr scales its detector input to a 736-px
+    shorter side either way)."""
     from ingest._ocr import layout_boxes, ocr_array
 
     import pymupdf
 
     rect = pymupdf.Rect(clip) if clip else page.rect
     dpi = fit_dpi(rect.width, rect.height, config.ocr_dpi, config.max_page_pixels)
+    native = native_dpi(page, rect)
+    if native is not None and native < dpi:
+        dpi = max(native, min(dpi, _MIN_OCR_DPI))
     pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
     array = pixmap_to_array(pix)
     del pix
@@ -227,6 +234,37 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[t
     if upright is None:
         return lines, [box for box, _ in lines]
     return lines, [(b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale) for b in upright]
+
+
+_MIN_OCR_DPI = 72  # a low-resolution image is still rendered at least at this dpi (or ``ocr_dpi`` when lower)
+_COVERED = 0.8  # share of the region raster images must cover for their resolution to set its dpi
+
+
+def native_dpi(page: Any, rect: Any) -> int | None:
+    """The highest resolution (pixels per inch, rounded up) of the raster images drawn over
+    ``rect`` when together they cover at least 80 % of it (a scan, a photograph, a screenshot);
+    None when the region is mostly vector art, or holds text of the text layer (a label drawn
+    over a picture): their detail grows with the dpi."""
+    import pymupdf
+
+    area = rect.get_area()
+    if area <= 0 or page.get_text("words", clip=rect):
+        return None
+    covered, best = 0.0, 0.0
+    for info in page.get_image_info():
+        box = pymupdf.Rect(info["bbox"])
+        if box.is_empty or not box.intersects(rect):
+            continue
+        covered += (box & rect).get_area()
+        # the transform maps the image's unit square to the page: its columns are the lengths
+        # (in points) its width and height are drawn at, turned or not
+        a, b, c, d = (float(v) for v in info["transform"][:4])
+        across, down = math.hypot(a, b), math.hypot(c, d)
+        if across > 0 and down > 0:
+            best = max(best, 72.0 * max(info["width"] / across, info["height"] / down))
+    if covered < _COVERED * area or best <= 0:
+        return None
+    return int(-(-best // 1))
 
 
 def ocr_region(page: Any, clip: Box, config: IngestConfig) -> str:

@@ -113,3 +113,24 @@ def test_without_rapidocr_auto_ocr_warns_once_and_always_ocr_names_the_install_l
     assert sum("rapidocr is not installed" in r.getMessage() for r in caplog.records) == 1
     with pytest.raises(MissingDependencyError, match=r"pip install 'mmrag\[ocr\]'"):
         textlayer._ocr_available(IngestConfig(ocr="always"))
+
+
+def test_a_garbled_line_repeated_on_every_page_is_recognised_once(tmp_path, monkeypatch):
+    """A running header in a broken font: learned from one recognition, decoded on every page."""
+    import ingest._ocr as ocr
+    from ingest._repair import GlyphRepair
+
+    read: list[int] = []
+    real = ocr.recognize_lines
+
+    def counted(images):
+        read.append(len(images))
+        return real(images)
+
+    monkeypatch.setattr(ocr, "recognize_lines", counted)
+    path = garbled_pdf(tmp_path / "header.pdf", ["Annual report of the harbour board"] * 5)
+    repair = GlyphRepair()
+    with pymupdf.open(path) as doc:
+        texts = [" ".join(b.text for b in repair.repair(page)) for page in doc]
+    assert texts == ["Annual report of the harbour board"] * 5
+    assert sum(read) == 1 and repair.recognised_lines == 1
