@@ -60,7 +60,7 @@ real = reader_mod.DocumentReader._extract
 def watched(self, index, info, out_dir):  # the workers are forked: they inherit this
     loaded = [type(o).__name__ for o in gc.get_objects() if type(o).__name__ == "OnnxTextEncoder" and o.ready]
     state = {{"pid": os.getpid(), "torch": "torch" in sys.modules, "sentence_transformers": "sentence_transformers" in sys.modules,
-              "text_models": len(loaded)}}
+              "text_models": len(loaded), "frozen": gc.get_freeze_count()}}
     Path({out!r}, f"{{os.getpid()}}.json").write_text(json.dumps(state))
     return real(self, index, info, out_dir)
 
@@ -72,7 +72,7 @@ with KnowledgeBase.open({kb!r}, Config(ingest=IngestConfig(ocr="never", dpi=72, 
 """
 
 
-def test_extraction_workers_hold_no_text_model_and_no_torch(tmp_path):
+def test_extraction_workers_hold_no_text_model_and_no_torch_and_keep_the_inherited_heap_shared(tmp_path):
     # a fresh process, as `mmrag ingest` is (this one may have imported torch already)
     docs, out = tmp_path / "docs", tmp_path / "seen"
     for folder in (docs, out):
@@ -92,3 +92,5 @@ def test_extraction_workers_hold_no_text_model_and_no_torch(tmp_path):
     seen = [json.loads(f.read_text()) for f in out.iterdir()]
     assert seen and all(s["pid"] != parent["pid"] for s in seen)  # read in workers
     assert not any(s["torch"] or s["sentence_transformers"] or s["text_models"] for s in seen), seen
+    # what a worker inherited is frozen: its collections never walk (and so never copy) it
+    assert all(s["frozen"] > 10_000 for s in seen), seen
