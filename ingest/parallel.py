@@ -75,6 +75,7 @@ class _Failure:
 
 def _init_worker(results: Any, level: int, parent: int) -> None:
     global _QUEUE
+    _keep_inherited_pages_shared()
     _die_with(parent)
     _drop_inherited_locks()
     from ingest._ocr import use_in_worker
@@ -82,6 +83,18 @@ def _init_worker(results: Any, level: int, parent: int) -> None:
     use_in_worker()
     _QUEUE = results
     logging.getLogger("ingest").setLevel(level)
+
+
+def _keep_inherited_pages_shared() -> None:
+    """Move every object inherited from the caller out of the garbage collector's reach.
+
+    A forked worker shares the caller's memory until it writes to it; a collection that
+    walks the inherited objects writes to each one's header, copying most of the caller's
+    Python heap (its modules, a loaded model's objects) into every worker. Frozen, they are
+    never walked (the worker does not free them either: they belong to the caller's state)."""
+    import gc
+
+    gc.freeze()
 
 
 def _die_with(parent: int) -> None:
@@ -195,7 +208,10 @@ class ExtractionPool:
 
     ``workers`` processes (each with its own OCR engine, created on first use). The pool
     uses the ``fork`` start method on Linux (no re-import of the caller's script, which
-    ``spawn`` would run again), ``spawn`` elsewhere.
+    ``spawn`` would run again, nor of the ingest modules, which ``forkserver`` would import
+    once more), ``spawn`` elsewhere. A forked worker shares what the caller had loaded until
+    either writes to it; the worker freezes the inherited objects so that its garbage
+    collections do not copy them, and extraction itself never loads an embedder or torch.
 
     When a worker dies the executor breaks for every job in it: the job that worker was
     reading fails with :class:`WorkerDiedError`; the others run again in a fresh executor,

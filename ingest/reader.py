@@ -311,8 +311,8 @@ def open_document(
     file is checked and hashed once (``info.doc_id`` is ``identity.doc_id``).
 
     ``image_dir`` given: page images (at ``config.dpi``, format ``config.image_format``) go
-    to ``image_dir/<doc_id>/page-0001.webp`` and figure/table crops to
-    ``image_dir/<doc_id>/p0001-fig01.webp`` / ``p0001-tab01.webp``. ``None``: nothing is
+    to ``image_dir/<doc_id>/page-0001.jpg`` and figure/table crops to
+    ``image_dir/<doc_id>/p0001-fig01.jpg`` / ``p0001-tab01.jpg`` (the suffix follows the format). ``None``: nothing is
     written (inspect mode); everything else is still extracted.
 
     Limits: a page whose render at ``config.dpi`` would exceed ``max_page_pixels`` (a poster,

@@ -13,10 +13,16 @@ Plain local folders (the bundled default among them) encode through onnxruntime 
 torch (see :mod:`retrievers.embedders.onnx_text`), by default with int8-quantised weights
 (``precision="int8"``, about 2x less CPU time; ``"fp32"`` gives sentence-transformers' own
 vectors). The precision is part of the provenance: a knowledge base records it.
+
+An embedder remembers the vectors of the last :data:`DOCUMENT_CACHE_SIZE` distinct document
+texts it embedded, by a digest of the text: a text met again in the same ingest (a licence
+footer on every page, a figure's caption that is its whole text, a chunk of a copied page or
+document) is encoded once and every point carrying it gets the same vector.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -41,6 +47,13 @@ logger = logging.getLogger(__name__)
 
 #: How many recent query vectors an embedder remembers (router and retriever share them).
 QUERY_CACHE_SIZE = 64
+#: How many document vectors an embedder remembers by their text's digest (~1.5 kB each at
+#: 384 dimensions: 6 MB for MiniLM), so a repeated text is encoded once per ingest.
+DOCUMENT_CACHE_SIZE = 4096
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,7 @@ class SentenceTransformerEmbedder:
         #: the registered vector size (the registry passes it), else known after load()
         self._dimension: int | None = dimension
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._document_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.fast = fast
         #: weight precision on the ONNX path; the sentence-transformers path is always fp32
         self.precision = precision
@@ -207,10 +221,37 @@ class SentenceTransformerEmbedder:
         return encoder.encode(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``(len(texts), dimension)``, L2-normalised when ``normalize``."""
+        """float32 ``(len(texts), dimension)``, L2-normalised when ``normalize``.
+
+        Each distinct text is encoded once: repeats within the call and texts embedded by an
+        earlier call (the last :data:`DOCUMENT_CACHE_SIZE`) reuse the vector already made."""
         if isinstance(texts, str):
             raise TypeError("embed_documents takes a sequence of strings, not one string")
         texts = list(texts)
+        keys = [_digest(t) for t in texts]
+        found: dict[bytes, np.ndarray] = {}
+        with self._load_lock:
+            for key in keys:
+                cached = self._document_cache.get(key)
+                if cached is not None:
+                    self._document_cache.move_to_end(key)
+                    found[key] = cached
+        todo = list({k: t for k, t in zip(keys, texts) if k not in found}.items())
+        if todo or not texts:
+            fresh = self._encode_documents([t for _, t in todo])
+            with self._load_lock:
+                for (key, _), vector in zip(todo, fresh):
+                    vector.flags.writeable = False  # shared by the cache and every caller's copy
+                    found[key] = vector
+                    self._document_cache[key] = vector
+                while len(self._document_cache) > DOCUMENT_CACHE_SIZE:
+                    self._document_cache.popitem(last=False)
+            if not texts:
+                return fresh
+        logger.debug("embedded %d texts, %d of them distinct and new", len(texts), len(todo))
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _encode_documents(self, texts: list[str]) -> np.ndarray:
         encoder = self._fast_encoder()
         if encoder is not None:
             return self._encode_fast(encoder, texts) if texts else np.zeros((0, self.dimension), dtype=np.float32)

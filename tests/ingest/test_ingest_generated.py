@@ -113,20 +113,24 @@ def test_image_dir_gets_page_images_and_crops_inspect_mode_writes_nothing(figure
     out = tmp_path / "images"
     info, pages = _read(figure_pdf, image_dir=out)
     folder = out / info.doc_id
-    assert pages[0].page.image_path == folder / "page-0001.webp"
+    assert pages[0].page.image_path == folder / "page-0001.jpg"
     assert pages[0].page.dpi == 110
     from PIL import Image
 
     with Image.open(pages[0].page.image_path) as im:
-        assert im.format == "WEBP"
+        assert im.format == "JPEG"
         assert im.size[0] == pytest.approx(595 * 110 / 72, abs=1) and im.size[1] == pytest.approx(842 * 110 / 72, abs=1)
     crops = [f.image_path for p in pages for f in p.figures]
     assert len(crops) == 3 and all(p is not None and p.exists() and p.parent == folder for p in crops)
-    assert {p.name for p in crops} == {"p0001-fig01.webp", "p0002-tab01.webp", "p0002-fig01.webp"}
+    assert {p.name for p in crops} == {"p0001-fig01.jpg", "p0002-tab01.jpg", "p0002-fig01.jpg"}
 
-    png_out = tmp_path / "png"
-    with open_document(figure_pdf, IngestConfig(ocr="never", image_format="png"), png_out) as reader:
-        assert reader.page(2).page.image_path.suffix == ".png"
+    for fmt, suffix, pil_format in (("png", ".png", "PNG"), ("webp", ".webp", "WEBP")):
+        with open_document(figure_pdf, IngestConfig(ocr="never", image_format=fmt), tmp_path / fmt) as reader:
+            content = reader.page(2)
+        assert content.page.image_path.suffix == suffix
+        assert all(f.image_path.suffix == suffix for f in content.figures)
+        with Image.open(content.page.image_path) as im:
+            assert im.format == pil_format
 
     before = set(os.listdir(tmp_path))
     _, pages = _read(figure_pdf)

@@ -163,3 +163,29 @@ def test_models_text_precision_reaches_the_embedder_and_bad_values_fail():
     assert default.text.provenance()["precision"] == "int8"
     with pytest.raises(ConfigError, match="text_precision"):
         ModelsConfig(text_precision="int4")  # type: ignore[arg-type]
+
+
+def test_each_distinct_document_text_is_encoded_once_and_callers_get_their_own_copy(monkeypatch):
+    import retrievers.embedders.text as text_mod
+    from retrievers.embedders.onnx_text import OnnxTextEncoder
+
+    seen: list[list[str]] = []
+    real = OnnxTextEncoder.encode
+
+    def counting(self, texts):
+        seen.append(list(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(OnnxTextEncoder, "encode", counting)
+    monkeypatch.setattr(text_mod, "DOCUMENT_CACHE_SIZE", 3)
+    emb = SentenceTransformerEmbedder()
+    first = emb.embed_documents(["licence footer", "page one", "licence footer"])
+    np.testing.assert_array_equal(first[0], first[2])
+    second = emb.embed_documents(["page two", "licence footer"])
+    assert seen == [["licence footer", "page one"], ["page two"]]
+    np.testing.assert_array_equal(second[1], first[0])
+    second[1] *= 0  # a caller's array is its own: the remembered vector is untouched
+    np.testing.assert_array_equal(emb.embed_documents(["licence footer"])[0], first[0])
+    emb.embed_documents(["page three", "page four"])  # three remembered: the oldest are forgotten
+    emb.embed_documents(["page one"])
+    assert seen[-1] == ["page one"]
