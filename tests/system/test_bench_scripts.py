@@ -61,7 +61,7 @@ def test_peers_scores_mmrag_and_bm25_side_by_side(sample_docs: Path, tmp_path: P
         assert 0.0 <= row["recall@1"] <= row["recall@5"] <= 1.0
         # CPU time ticks in 10 ms steps: BM25 over four pages can measure 0.0
         assert row["ingest_pages_s"] > 0 and row["ingest_cpu_ms_page"] >= 0
-        assert row["query_p50_ms"] > 0 and row["peak_rss_mb"] > 50
+        assert row["query_p50_ms"] > 0 and row["peak_rss_mb"] > 50 and row["peak_pss_mb"] > 50
     # mmrag renders pages, finds figures and embeds chunks: more CPU per page than tokenising text
     assert mmrag["ingest_cpu_ms_page"] > max(bm25["ingest_cpu_ms_page"], 1.0)
     assert "mmrag/bm25" in out and "ingest_cpu_ms_page" in out
