@@ -12,7 +12,8 @@ times the measured user + system CPU of the ingest process tree (``getrusage(RUS
 of a small wrapper process that runs the CLI, so py-spy's own CPU is not counted), divided by
 the pages indexed. Printed: CPU ms per page per stage, share %, samples, and a second table of
 the OCR samples by what asked for them (figure OCR, page / text-layer OCR, glyph repair).
-``--json FILE`` writes both with the totals.
+``--json FILE`` writes both with the totals; ``--keep-raw FILE`` keeps py-spy's stacks, and
+``--raw FILE --cpu-s S --pages N`` tabulates such a recording again (after a change of the rules).
 
 Documents: ``--set public`` (default, ``../shared/eval/docs``) or ``--set heldout`` (gathered
 by ``bench/heldout_docs.py`` into ``~/.cache/mmrag-bench/heldout``, as ``bench/peers.py`` does);
@@ -104,11 +105,12 @@ RULES: tuple[Rule, ...] = (
 )
 STAGES: tuple[str, ...] = tuple(dict.fromkeys([r.stage for r in RULES] + [OTHER]))
 
-#: Who asked for OCR: the outermost matching frame of an OCR stack names the purpose.
+#: Who asked for OCR: the first rule any frame of an OCR stack matches names the purpose.
 OCR_PURPOSES: tuple[Rule, ...] = (
+    Rule("figure OCR", r"ingest/_pdf\.py|ingest/_textlayer\.py", r"^ocr_region$"),
     Rule("glyph repair", r"ingest/_repair\.py"),
-    Rule("figure OCR", r"ingest/_pdf\.py|ingest/_textlayer\.py", r"^(ocr_region|_ocr_clip)$"),
-    Rule("page OCR (no usable text layer)", r"ingest/_pdf\.py|ingest/_textlayer\.py|ingest/_image\.py", r"ocr"),
+    Rule("page OCR (no usable text layer)", r"ingest/_textlayer\.py", r"^read_text_layer$"),
+    Rule("image / frame OCR", r"ingest/_image\.py|ingest/_video\.py"),
 )
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -144,11 +146,12 @@ _PURPOSES = [(r.stage, re.compile(r.file), re.compile(r.func)) for r in OCR_PURP
 
 
 def ocr_purpose(frames: Sequence[str]) -> str:
-    """For an OCR stack: what asked for the OCR (outermost match), else ``other``."""
-    for frame in frames:
-        purpose = _match(_PURPOSES, *parse_frame(frame))
-        if purpose is not None:
-            return purpose
+    """For an OCR stack: what asked for the OCR, the first rule of :data:`OCR_PURPOSES` that
+    any frame matches, else ``other``."""
+    parsed = [parse_frame(f) for f in frames]
+    for rule in _PURPOSES:
+        if any(_match([rule], func, file) for func, file in parsed):
+            return rule[0]
     return OTHER
 
 
@@ -202,8 +205,8 @@ def _wrapper(out: Path, cli_args: list[str]) -> None:
 
 
 def _pages(stdout: str) -> int:
-    """Pages indexed, from the CLI's ``indexed  PATH  N pages`` lines."""
-    return sum(int(m.group(1)) for m in re.finditer(r"^indexed\s.*?\s(\d+) pages?\s*$", stdout, re.M))
+    """Pages indexed, from ``mmrag ingest --json``."""
+    return sum(d["pages"] for d in json.loads(stdout)["documents"] if d["status"] == "indexed")
 
 
 def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None) -> dict:
@@ -213,7 +216,7 @@ def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None) 
     raw, result = workdir / "profile.raw", workdir / "wrapper.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    cli = ["ingest", "--kb", str(workdir / "kb"), "--no-progress", str(docs)]
+    cli = ["ingest", "--kb", str(workdir / "kb"), "--no-progress", "--json", str(docs)]
     cmd = [py_spy, "record", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", str(rate),
            "--output", str(raw), "--", sys.executable, __file__, "--wrapper", str(result), "--", *cli]
     spy = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -222,12 +225,15 @@ def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None) 
     ran = json.loads(result.read_text())
     if ran["returncode"] != 0:
         raise SystemExit(f"mmrag ingest failed ({ran['returncode']}): {ran['stderr']}")
-    pages = _pages(ran["stdout"])
     if keep_raw is not None:
         shutil.copyfile(raw, keep_raw)
+    return summarize(raw, ran["cpu_s"], _pages(ran["stdout"]), docs, rate)
+
+
+def summarize(raw: Path, cpu_s: float, pages: int, docs: Path, rate: int) -> dict:
+    """The tables of one recording: ``raw`` stacks, the tree's CPU seconds, pages indexed."""
     with raw.open() as fh:
         stages, purposes = tally(fh)
-    cpu_s = ran["cpu_s"]
     ocr_cpu = cpu_s * sum(purposes.values()) / max(sum(stages.values()), 1)
     return {
         "docs": str(docs), "pages": pages, "cpu_s": round(cpu_s, 2), "rate_hz": rate,
@@ -255,21 +261,33 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=50, help="samples per second (default 50)")
     ap.add_argument("--json", type=Path, help="also write the tables as JSON here")
     ap.add_argument("--keep-raw", type=Path, help="copy py-spy's raw stacks here")
+    ap.add_argument("--raw", type=Path, help="tabulate this earlier recording (with --cpu-s and --pages) instead of running")
+    ap.add_argument("--cpu-s", type=float, help="with --raw: the CPU seconds it measured")
+    ap.add_argument("--pages", type=int, help="with --raw: the pages it indexed")
     args = ap.parse_args()
+    if args.raw is not None:
+        if args.cpu_s is None or args.pages is None:
+            ap.error("--raw needs --cpu-s and --pages (printed by the run that recorded it)")
+        _report(summarize(args.raw, args.cpu_s, args.pages, args.docs or args.raw, args.rate), args.json)
+        return
     if args.docs is None:
         import peers
 
         args.docs = peers.set_docs(args.qset, peers.CACHE if args.cache is None else args.cache)
     with tempfile.TemporaryDirectory(prefix="mmrag-profile-") as tmp:
         result = profile(args.docs, args.rate, Path(tmp), args.keep_raw)
+    _report(result, args.json)
+
+
+def _report(result: dict, json_path: Path | None) -> None:
     sys.stdout.write(f"{result['docs']}: {result['pages']} pages, {result['cpu_s']} s CPU "
                      f"({result['cpu_ms_page']} ms/page), {result['samples']} samples at {result['rate_hz']} Hz\n")
     _print(result["stages"], "stage")
     total = sum(r["cpu_ms_page"] for r in result["stages"])
     sys.stdout.write(f"{'total':<40}{total:>12.1f}{100.0:>9}{result['samples']:>9}\n\n")
     _print(result["ocr_by_purpose"], "OCR (all OCR stages) asked for by")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -38,11 +38,14 @@ def frames(*parts: str) -> list[str]:
 
 
 def test_figure_ocr_is_charged_to_the_recogniser_not_to_its_callers(prof) -> None:
-    stack = frames(WORKER, "extract_pdf_page (ingest/_pdf.py:300)", "read_text_layer (ingest/_textlayer.py:120)",
+    stack = frames(WORKER, "extract_pdf_page (ingest/_pdf.py:300)", "ocr_region (ingest/_textlayer.py:200)",
                    "_ocr_clip (ingest/_textlayer.py:222)", "ocr_array (ingest/_ocr.py:80)", "RapidOCR.__call__ (rapidocr/main.py:100)",
                    "RapidOCR.recognize_txt (rapidocr/main.py:180)", "TextRecognizer.__call__ (rapidocr/ch_ppocr_rec/main.py:60)", ENGINE)
     assert prof.stage_of(stack) == "OCR recognition (+ angle classifier)"
     assert prof.ocr_purpose(stack) == "figure OCR"
+    page = frames(WORKER, "extract_pdf_page (ingest/_pdf.py:270)", "read_text_layer (ingest/_textlayer.py:120)",
+                  "_ocr_clip (ingest/_textlayer.py:222)", "ocr_array (ingest/_ocr.py:80)")
+    assert prof.ocr_purpose(page) == "page OCR (no usable text layer)"
     detect = stack[:-4] + frames("RapidOCR.detect_and_crop (rapidocr/main.py:150)",
                                  "TextDetector.__call__ (rapidocr/ch_ppocr_det/main.py:40)", ENGINE)
     assert prof.stage_of(detect) == "OCR detection"
