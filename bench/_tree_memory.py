@@ -16,45 +16,59 @@ of RSS (shared pages counted once per process).
 from __future__ import annotations
 
 import threading
+import time
 
 import psutil
 
 __all__ = ["TreePss", "tree_pss_bytes"]
 
 
-def tree_pss_bytes(pid: int) -> int:
-    """The PSS of ``pid`` and all its descendants now, in bytes (processes that end while
-    being read count 0)."""
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_pss_bytes(pid: int) -> int | None:
+    """The PSS of ``pid`` and all its descendants now, in bytes; ``None`` when the tree changed
+    while it was read (a process forked or ended between two reads can count its shared pages
+    one and a half times: such a reading is dropped, not guessed) or ``pid`` has ended."""
     try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_full_info().pss
-        except psutil.Error:  # ended meanwhile, or a zombie
-            continue
+        procs = _tree(pid)
+        total = sum(proc.memory_full_info().pss for proc in procs)
+        after = _tree(pid)
+    except psutil.Error:  # ended meanwhile, or a zombie
+        return None
+    if {(p.pid, p.create_time()) for p in procs} != {(p.pid, p.create_time()) for p in after}:
+        return None
     return total
 
 
 class TreePss:
-    """Samples :func:`tree_pss_bytes` of ``pid`` in a thread until the ``with`` block ends."""
+    """Samples :func:`tree_pss_bytes` of ``pid`` in a thread until the ``with`` block ends.
+
+    Reading PSS walks every page table of the tree (~0.1-0.2 s of CPU for a 1.7 GB process on a
+    loaded machine), so the pause between readings is ``interval`` or four times the last
+    reading's duration, whichever is longer: the sampler takes at most a fifth of a core."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self.pid = pid
         self.interval = interval
         self.peak_bytes = 0
         self.samples = 0
+        self.dropped = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-pss", daemon=True)
 
     def _run(self) -> None:
         while True:
-            self.peak_bytes = max(self.peak_bytes, tree_pss_bytes(self.pid))
-            self.samples += 1
-            if self._stop.wait(self.interval):
+            started = time.perf_counter()
+            now = tree_pss_bytes(self.pid)
+            if now is None:
+                self.dropped += 1
+            else:
+                self.peak_bytes = max(self.peak_bytes, now)
+                self.samples += 1
+            if self._stop.wait(max(self.interval, 4 * (time.perf_counter() - started))):
                 return
 
     @property

@@ -1,6 +1,6 @@
 """Memory of ingest against document length: peak PSS of the process tree, a short and a long PDF.
 
-    .venv/bin/python bench/bench_memory.py [--pages 100 2000] [--json FILE] [--trace]
+    .venv/bin/python bench/bench_memory.py [--pages 100 2000] [--folder] [--json FILE] [--trace]
 
 For each length N a PDF of N pages of the same kind is generated (PyMuPDF, deterministic, in
 a temporary folder): two text paragraphs per page (the page number in them, so no two pages
@@ -8,8 +8,11 @@ are alike), a raster figure with a caption every 10th page and a small ruled tab
 Each is ingested by ``mmrag ingest --no-progress`` (default config) into a fresh knowledge
 base in its own subprocess, while this process samples the summed PSS of that process and
 all its descendants every 0.2 s (``bench/_tree_memory.py``). Printed per length: pages, CPU
-seconds of the tree (user + system), peak PSS, and the ratio to the first length; the target
-is a 2,000-page document peaking at <= 1.2x a 100-page one (issue 23).
+seconds of the tree (user + system), peak PSS, the peak RSS of its largest process, and the
+PSS ratio to the first length; the target is a 2,000-page document peaking at <= 1.2x a
+100-page one (issue 23). ``--folder``: each long PDF is ingested with a one-page PDF beside it,
+as a folder is, so that it is read in an extraction worker process (one file alone is read in
+the ingesting process).
 
 ``--trace``: instead, ingest each PDF in-process under ``tracemalloc`` and print the 15
 allocation sites that grew most between the first page batch written and the last, to find
@@ -67,11 +70,14 @@ def make_pdf(path: Path, pages: int) -> Path:
     return path
 
 
-def measure(pdf: Path, workdir: Path) -> dict:
-    """Ingest ``pdf`` into a fresh knowledge base in a subprocess; its tree's peak PSS and CPU."""
+def measure(pdf: Path, workdir: Path, beside: Path | None = None) -> dict:
+    """Ingest ``pdf`` (and ``beside``) into a fresh knowledge base in a subprocess; its tree's
+    peak PSS and CPU."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     cmd = [sys.executable, "-c", "from rag.cli import main; main()", "ingest", "--kb", str(workdir / "kb"), "--no-progress", str(pdf)]
+    if beside is not None:
+        cmd.append(str(beside))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreePss(proc.pid) as pss:
@@ -80,7 +86,9 @@ def measure(pdf: Path, workdir: Path) -> dict:
         raise SystemExit(f"mmrag ingest {pdf.name} failed ({proc.returncode}):\n{err[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"peak_pss_mb": round(pss.peak_mb, 1), "cpu_s": round(cpu, 1), "samples": pss.samples, "stdout": out.strip()}
+    # the largest process among all reaped so far: this run's, as the lengths grow
+    return {"peak_pss_mb": round(pss.peak_mb, 1), "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+            "cpu_s": round(cpu, 1), "samples": pss.samples}
 
 
 def trace(pdf: Path, workdir: Path, top: int = 15) -> list[str]:
@@ -113,6 +121,7 @@ def trace(pdf: Path, workdir: Path, top: int = 15) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, nargs="+", default=[100, 2000])
+    ap.add_argument("--folder", action="store_true", help="a one-page PDF beside each: read in a worker process")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--trace", action="store_true", help="tracemalloc growth in-process instead of PSS")
     args = ap.parse_args()
@@ -125,15 +134,16 @@ def main() -> None:
             if args.trace:
                 sys.stdout.write(f"{n} pages: growth from page 32 to the end\n" + "\n".join(trace(pdf, work)) + "\n")
                 continue
-            r = measure(pdf, work)
+            r = measure(pdf, work, make_pdf(Path(tmp) / "one.pdf", 1) if args.folder else None)
             rows.append({"pages": n, "mb_file": round(pdf.stat().st_size / 1e6, 1), **r})
     if args.trace:
         return
     first = rows[0]["peak_pss_mb"]
-    sys.stdout.write(f"{'pages':>6}{'MB file':>9}{'CPU s':>8}{'peak PSS MB':>13}{'vs first':>10}\n")
+    sys.stdout.write(f"{'pages':>6}{'MB file':>9}{'CPU s':>8}{'peak PSS MB':>13}{'peak RSS MB':>13}{'vs first':>10}\n")
     for row in rows:
         row["vs_first"] = round(row["peak_pss_mb"] / first, 2)
-        sys.stdout.write(f"{row['pages']:>6}{row['mb_file']:>9}{row['cpu_s']:>8}{row['peak_pss_mb']:>13}{row['vs_first']:>9}x\n")
+        sys.stdout.write(f"{row['pages']:>6}{row['mb_file']:>9}{row['cpu_s']:>8}{row['peak_pss_mb']:>13}"
+                         f"{row['peak_rss_mb']:>13}{row['vs_first']:>9}x\n")
     sys.stdout.write("target: the longest <= 1.2x the first (issue 23)\n")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
