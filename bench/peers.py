@@ -9,12 +9,19 @@ documents gathered by ``bench/heldout_docs.py``) and ``blind`` (66 questions on 
 gathered by ``bench/blind_docs.py``, ``bench/data/BLIND.md``). The held-out and blind documents
 are gathered on first use into ``--cache`` (default ``~/.cache/mmrag-bench/SET``) and reused.
 
-Each system runs in its own subprocess (so peak RSS is its own): it ingests the
+Each system runs in its own subprocess: it ingests the
 documents, answers every question with a ranked page list, and the parent scores all
 of them with ``rag.eval`` (recall@1, recall@5, MRR@10, nDCG@5). Printed: one table with
 quality, ingest pages/s, ingest CPU seconds per page (this process and its worker processes,
-user + system: the work done, which a second core cannot hide), query p50 and peak RSS, plus
-ratios against mmrag.
+user + system: the work done, which a second core cannot hide), query p50 and memory, plus
+ratios against mmrag. Memory, measured the same way for every system:
+
+- ``peak_pss_mb``: the peak, over the whole run, of the summed PSS of the system's process and
+  all its descendants (mmrag's extraction workers), sampled every 0.2 s by the parent
+  (``bench/_tree_memory.py``): what the process tree held at once, a page shared by a forked
+  worker counted once;
+- ``peak_rss_mb``: the system's own process's peak RSS (``ru_maxrss``), its workers not counted
+  (until session 12 this column added the workers' largest peak once per worker).
 
 Peers:
 - ``bm25``: BM25 (rank_bm25's BM25Okapi) over each page's text layer, as extracted by PyMuPDF;
@@ -38,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _tree_memory import TreePss  # noqa: E402  (bench/ is the script's folder)
 
 EVAL = ROOT.parent / "shared" / "eval"
 DATA = ROOT / "bench" / "data"
@@ -73,12 +82,9 @@ def set_docs(name: str, cache: Path) -> Path:
     return folder
 
 
-def _rss_mb(workers: int = 0) -> float:
-    """Peak RSS of this process, plus ``workers`` times the largest peak among its ended child
-    processes (mmrag's extraction workers): an upper bound on what the system held at once."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if workers else 0
-    return (own + workers * children) / 1024
+def _rss_mb() -> float:
+    """Peak RSS of this process alone (its workers are in the parent's sampled PSS)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _cpu_s() -> float:
@@ -167,10 +173,8 @@ def run_mmrag(docs: Path, questions: list[str], workdir: Path) -> dict:
             result = kb.search(q, top_k=10)
             lat.append(time.perf_counter() - t)
             ranked.append([(h.source, h.page) for h in result.hits])
-        workers = kb.config.ingest.extraction_workers
     return {"ranked": ranked, "latency_s": lat, "ingest_s": ingest_s, "ingest_cpu_s": ingest_cpu,
-            "pages": sum(r.pages for r in reports),
-            "workers": workers if workers > 1 else 0}
+            "pages": sum(r.pages for r in reports)}
 
 
 SYSTEMS = {"mmrag": run_mmrag, "bm25": run_bm25, "llamaindex": run_llamaindex}
@@ -182,7 +186,7 @@ def child(system: str, docs: Path, questions_path: Path, out: Path) -> None:
     questions = [q.question for q in load_questions(questions_path)]
     with tempfile.TemporaryDirectory() as tmp:
         result = SYSTEMS[system](docs, questions, Path(tmp))
-    result["peak_rss_mb"] = _rss_mb(result.get("workers", 0))
+    result["peak_rss_mb"] = _rss_mb()
     out.write_text(json.dumps(result))
 
 
@@ -214,7 +218,10 @@ def main() -> None:
         with tempfile.NamedTemporaryFile(suffix=".json") as fh:
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr}
             cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
-            subprocess.run(cmd, check=True, env=env)
+            proc = subprocess.Popen(cmd, env=env)
+            with TreePss(proc.pid) as pss:
+                if proc.wait() != 0:
+                    raise subprocess.CalledProcessError(proc.returncode, cmd)
             raw = json.loads(Path(fh.name).read_text())
         answers = iter(zip(raw["ranked"], raw["latency_s"]))
 
@@ -230,9 +237,11 @@ def main() -> None:
             "ingest_pages_s": round(raw["pages"] / raw["ingest_s"], 2),
             "ingest_cpu_ms_page": round(raw["ingest_cpu_s"] / raw["pages"] * 1000, 1),
             "query_p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+            "peak_pss_mb": round(pss.peak_mb, 1),
             "peak_rss_mb": round(raw["peak_rss_mb"], 1),
         }
-    cols = ["recall@1", "recall@5", "mrr@10", "ndcg@5", "ingest_pages_s", "ingest_cpu_ms_page", "query_p50_ms", "peak_rss_mb"]
+    cols = ["recall@1", "recall@5", "mrr@10", "ndcg@5", "ingest_pages_s", "ingest_cpu_ms_page", "query_p50_ms",
+            "peak_pss_mb", "peak_rss_mb"]
     print(f"{'system':12s}" + "".join(f"{c:>19s}" for c in cols))
     for system, row in rows.items():
         print(f"{system:12s}" + "".join(f"{row[c]:>19}" for c in cols))

@@ -32,6 +32,7 @@ import os
 import signal
 import queue
 import sys
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -147,12 +148,24 @@ def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | N
                 if len(batch) >= batch_pages:
                     put((job_id, "pages", batch))
                     batch = []
+                    _wait_until_sent(_QUEUE)
             if batch:
                 put((job_id, "pages", batch))
     except MmragError as exc:  # the file's fault (or a missing extra): reported, not a crash
         put((job_id, "error", _Failure.of(exc)))
         return
     put((job_id, "done", None))
+
+
+def _wait_until_sent(results: Any) -> None:
+    """Wait until this worker's queued messages are in the pipe (the last one may still be on
+    its way in): the pipe empties only as fast as the caller reads, so a worker faster than the
+    caller's embedding keeps about two batches ahead of it instead of buffering the rest of the
+    document (``multiprocessing.Queue.put`` appends to an unbounded buffer in the sending
+    process, ``_buffer``, that its feeder thread writes out)."""
+    unsent = getattr(results, "_buffer", None)
+    while unsent:
+        time.sleep(0.005)
 
 
 class ExtractionJob:

@@ -537,3 +537,21 @@ def test_progress_bar_is_a_parameter_and_one_summary_line_is_logged(tmp_path, ca
     assert "p.pdf:" in capsys.readouterr().err  # the tqdm bar, named after the file
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingested")]
     assert "p.pdf: 3 pages (0 OCR)" in line
+
+
+def test_a_long_read_gives_the_c_heap_back_every_32_pages(tmp_path, monkeypatch):
+    """Pages are built in the reading thread and freed in the embedding thread; glibc keeps such
+    memory in per-thread arenas until trimmed, so a long document's process grew with its length."""
+    import sys
+
+    import ingest.reader as reader_mod
+
+    trims: list[int] = []
+    real = reader_mod._trim_heap
+    monkeypatch.setattr(reader_mod, "_trim_heap", lambda: (trims.append(1), real()))
+    path = g.text_pdf(tmp_path / "long.pdf", [f"Page {i + 1}. {g.LOREM}" for i in range(70)])
+    with open_document(path, IngestConfig(ocr="never")) as reader:
+        assert [c.page.page for c in reader.pages(progress=False)] == list(range(1, 71))
+    assert len(trims) == 2  # after pages 32 and 64
+    if sys.platform.startswith("linux"):
+        assert reader_mod._LIBC  # glibc's malloc_trim was found and called

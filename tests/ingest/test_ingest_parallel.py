@@ -282,3 +282,23 @@ def test_workers_forked_after_the_caller_ocrd_finish(tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["indexed", "indexed"]
+
+
+def test_a_worker_stays_a_few_batches_ahead_of_a_caller_that_does_not_read(tmp_path):
+    """Its memory is bounded by a few batches, not by the document: a worker faster than the
+    caller (who embeds each batch) waits for the caller to read, then goes on."""
+    import time
+
+    path = g.text_pdf(tmp_path / "long.pdf", [f"Page {i + 1}. " + g.LOREM * 8 for i in range(60)])
+    images = tmp_path / "images"
+    with ExtractionPool(IngestConfig(ocr="never", dpi=72), images, workers=1, batch_pages=2) as pool:
+        job = pool.submit(path)
+        assert job.info().page_count == 60
+        read, still_since, deadline = -1, time.monotonic(), time.monotonic() + 240
+        while time.monotonic() - still_since < 5 and time.monotonic() < deadline:  # until the worker stops
+            time.sleep(0.5)
+            now = len(list(images.glob("*/page-*")))
+            if now != read:
+                read, still_since = now, time.monotonic()
+        assert 0 < read <= 30  # about two batches plus what the pipe holds, of 60 pages
+        assert [c.page.page for c in job.pages()] == list(range(1, 61))  # then every page, in order

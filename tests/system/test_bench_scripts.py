@@ -61,7 +61,7 @@ def test_peers_scores_mmrag_and_bm25_side_by_side(sample_docs: Path, tmp_path: P
         assert 0.0 <= row["recall@1"] <= row["recall@5"] <= 1.0
         # CPU time ticks in 10 ms steps: BM25 over four pages can measure 0.0
         assert row["ingest_pages_s"] > 0 and row["ingest_cpu_ms_page"] >= 0
-        assert row["query_p50_ms"] > 0 and row["peak_rss_mb"] > 50
+        assert row["query_p50_ms"] > 0 and row["peak_rss_mb"] > 50 and row["peak_pss_mb"] > 50
     # mmrag renders pages, finds figures and embeds chunks: more CPU per page than tokenising text
     assert mmrag["ingest_cpu_ms_page"] > max(bm25["ingest_cpu_ms_page"], 1.0)
     assert "mmrag/bm25" in out and "ingest_cpu_ms_page" in out
@@ -182,3 +182,40 @@ def test_blind_questions_match_their_documents(monkeypatch: pytest.MonkeyPatch) 
     assert counts["type"]["table"] >= 10 and counts["type"]["figure"] >= 8
     assert counts["style"]["own_words"] == counts["style"]["document_words"]
     assert len(load_questions(bd.QUESTIONS)) == total
+
+
+def _bench_module(name: str):
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tree_pss_counts_a_child_process_memory_with_its_parent() -> None:
+    tree = _bench_module("_tree_memory")
+    # the parent holds little; its child fills 150 MB of its own pages, then both wait
+    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+            "'import time; b = bytearray(150 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(2)'])")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    with tree.TreePss(proc.pid, interval=0.1) as pss:
+        proc.wait()
+    assert proc.returncode == 0
+    assert pss.samples >= 3 and pss.peak_mb > 150  # the child's pages, which the parent's ru_maxrss never sees
+
+
+def test_memory_benchmark_document_is_deterministic_with_figures_and_tables(tmp_path: Path) -> None:
+    import pymupdf
+
+    bench = _bench_module("bench_memory")
+    a, b = bench.make_pdf(tmp_path / "a.pdf", 30), bench.make_pdf(tmp_path / "b.pdf", 30)
+    assert a.read_bytes() == b.read_bytes()
+    with pymupdf.open(a) as doc:
+        assert doc.page_count == 30
+        with_images = [i + 1 for i in range(30) if doc[i].get_images()]
+        assert with_images == [10, 20, 30]
+        assert "Table 7: Service intervals." in doc[6].get_text()
+        assert doc[0].get_text() != doc[1].get_text()  # no two pages alike (nothing deduplicated)
