@@ -161,7 +161,8 @@ def run_mmrag(docs: Path, questions: list[str], workdir: Path) -> dict:
     from rag.config import Config, IngestConfig
     from rag.kb import KnowledgeBase
 
-    config = Config(ingest=IngestConfig(ocr=os.environ.get("MMRAG_PEERS_OCR", "auto")))  # type: ignore[arg-type]
+    config = Config(ingest=IngestConfig(ocr=os.environ.get("MMRAG_PEERS_OCR", "auto"),  # type: ignore[arg-type]
+                                        profile=os.environ.get("MMRAG_PEERS_PROFILE", "default")))  # type: ignore[arg-type]
     t0, c0 = time.perf_counter(), _cpu_s()
     with KnowledgeBase.open(workdir / "kb", config, create=True) as kb:
         reports = kb.ingest([docs], progress=False)  # its extraction workers have ended (counted)
@@ -200,6 +201,8 @@ def main() -> None:
     ap.add_argument("--systems", default="mmrag,bm25,llamaindex")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     ap.add_argument("--ocr", choices=["auto", "never"], default="auto", help="mmrag's OCR setting (default auto)")
+    ap.add_argument("--profile", choices=["default", "fast"], default="default",
+                    help="mmrag's ingest profile (ingest.profile; default 'default')")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.questions is None:
@@ -216,7 +219,8 @@ def main() -> None:
     rows = {}
     for system in args.systems.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json") as fh:
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr,
+                   "MMRAG_PEERS_PROFILE": args.profile}
             cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
             proc = subprocess.Popen(cmd, env=env)
             with TreePss(proc.pid) as pss:
