@@ -9,6 +9,8 @@ KnowledgeBaseLockedError naming the holder and the way out (a Qdrant server).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -132,6 +134,9 @@ def test_a_second_process_gets_a_clear_locked_error_while_one_writes(tmp_path):
         _wait_for_holder(kb / "store" / ".lock", writer)  # models loaded, store open, ingesting
         while not (kb / "manifest.json").exists():  # written right after the collections
             time.sleep(0.05)
+        # held still while the others try: the writer keeps its locks, and a fast ingest cannot
+        # finish before the last check (it did once ingest got faster, and the check saw no lock)
+        os.kill(writer.pid, signal.SIGSTOP)
         # a second writer: refused at once, told why and what to do
         second = subprocess.run([str(MMRAG), "ingest", str(small), "--kb", str(kb)], capture_output=True, text=True, timeout=300)
         assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
@@ -165,6 +170,7 @@ def test_a_second_process_gets_a_clear_locked_error_while_one_writes(tmp_path):
         )
         assert engine.stdout.startswith("LOCKED") and "WouldBlock" in engine.stdout, engine.stdout + engine.stderr[-2000:]
     finally:
+        os.kill(writer.pid, signal.SIGCONT)
         out, err = writer.communicate(timeout=600)
     assert writer.returncode == 0, err[-3000:]
     with KnowledgeBase.open(kb) as opened:  # the writer's work is whole
