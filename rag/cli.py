@@ -26,6 +26,11 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("mmrag.cli")
 
 
+
+def _count(n: int, noun: str) -> str:
+    """``1 page``, ``3 pages``: what the terminal prints for a count."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 def _progress(args: argparse.Namespace) -> bool:
     """Bars only for a person at a terminal: never with ``--json``, ``--no-progress`` or a
     stderr that is not a terminal (a pipe or a file gets no ``\\r`` and no bar text)."""
@@ -185,7 +190,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     def report(r: Any) -> None:
         if not args.json:
             mark = {"indexed": "indexed  ", "unchanged": "unchanged", "skipped": "skipped  ", "failed": "FAILED   "}[r.status]
-            tail = f"  {r.error}" if r.error else f"  {r.reason}" if r.reason else f"  {r.pages} pages"
+            tail = f"  {r.error}" if r.error else f"  {r.reason}" if r.reason else f"  {_count(r.pages, 'page')}"
             _err(f"{mark} {shown(r.path)}{tail}\n")
             for note in r.notes:  # what was refused or skipped inside the file
                 _err(f"          note: {shown(note)}\n")
@@ -228,7 +233,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ]
         _emit(info)
     else:
-        _out(f"{shown(info['path'])}: {info['documents']} documents, {info['pages']} pages ({info['store']} store)\n")
+        _out(f"{shown(info['path'])}: {_count(info['documents'], 'document')}, {_count(info['pages'], 'page')} ({info['store']} store)\n")
         ing = info["ingest"]
         if ing["profile"] != "default":  # what this knowledge base was built without
             _out(f"  ingest profile {ing['profile']}: figure OCR {'on' if ing['figure_ocr'] else 'off'}, table finding "
@@ -240,7 +245,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             _out(f"  text model tuned on this knowledge base ({tuned['folder']}, from {tuned['base_model']}, "
                  f"{sum(tuned['pairs'].values())} pairs, {_tune_cost(tuned)}); queries use it\n")
         for d in docs:
-            _out(f"  {d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}\n")
+            _out(f"  {d.doc_id[:12]}  {d.pages:5d} {'page ' if d.pages == 1 else 'pages'}  {shown(d.name)}\n")
     return 0
 
 
@@ -266,7 +271,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
         return 0
     for d in docs:
         meta = "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in d.metadata.items())
-        _out(f"{d.doc_id[:12]}  {d.pages:5d} pages  {shown(d.name)}{'  ' + shown(meta) if meta else ''}\n")
+        _out(f"{d.doc_id[:12]}  {d.pages:5d} {'page ' if d.pages == 1 else 'pages'}  {shown(d.name)}{'  ' + shown(meta) if meta else ''}\n")
     sys.stderr.write(f"{len(docs)} documents\n")
     return 0
 

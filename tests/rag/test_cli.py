@@ -290,6 +290,9 @@ def test_an_image_refused_inside_an_indexed_file_is_reported_not_only_logged(cap
     code, _, err = run(capsys, "ingest", str(pdf), "--kb", str(tmp_path / "kb"), "--no-progress")
     assert code == 0, err
     assert "indexed   " in err and "note: " in err and "60000x60000" in err
+    assert "pump.pdf  1 page\n" in err  # one page is "1 page", not "1 pages"
+    code, out, err = run(capsys, "info", "--kb", str(tmp_path / "kb"))
+    assert ": 1 document, 1 page (" in out and "    1 page   pump.pdf" in out, out
     code, out, err = run(capsys, "ingest", str(pdf), "--kb", str(tmp_path / "kb2"), "--json")
     (doc,) = json.loads(out)["documents"]
     assert doc["status"] == "indexed"
