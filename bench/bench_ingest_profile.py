@@ -79,7 +79,7 @@ RULES: tuple[Rule, ...] = (
     Rule("OCR other (crops, rapidocr glue)", r"ingest/_ocr\.py|ingest/_textlayer\.py",
          r"^(ocr_array|_ocr_clip|ocr_region|group_ocr_lines|skew_degrees|deskewed_boxes|layout_boxes|recognize_lines)$"),
     Rule("OCR other (crops, rapidocr glue)", r"ingest/_image\.py", r"ocr"),
-    Rule("tables", r"ingest/_pdf\.py", r"^(_find_tables|split_merged_rows|may_have_tables)$"),
+    Rule("tables", r"ingest/_tables\.py"),  # the finder, the table-cue check and the row split (session 12)
     Rule("tables", r"pymupdf/table\.py"),
     Rule("figure detection", r"ingest/_figures\.py"),
     Rule("figure detection", r"ingest/_pdf\.py", r"^(_elements|_centre_in|caption_|_in_margin)"),

@@ -63,7 +63,7 @@ def test_ocr_asked_for_by_glyph_repair_is_ocr_and_names_glyph_repair_as_its_purp
 
 def test_tables_found_in_a_killable_child_are_tables_not_guards(prof) -> None:
     stack = frames(WORKER, "extract_pdf_page (ingest/_pdf.py:310)", "run_killable (ingest/_budget.py:236)",
-                   "_find_tables (ingest/_pdf.py:60)", "Page.find_tables (pymupdf/__init__.py:900)", "find_tables (pymupdf/table.py:2300)")
+                   "find_tables (ingest/_tables.py:60)", "Page.find_tables (pymupdf/__init__.py:900)", "find_tables (pymupdf/table.py:2300)")
     assert prof.stage_of(stack) == "tables"
     assert prof.stage_of(stack[:-3]) == "page measure / guards"
 
