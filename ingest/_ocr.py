@@ -26,12 +26,12 @@ import math
 import os
 import statistics
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.lazy import require
+from rag.lru import LRU
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -62,10 +62,11 @@ def use_in_worker() -> None:
     may have been held). The inherited engine is kept referenced, never destroyed: tearing down
     its sessions waits on the parent's pool threads, forever (a test run hung there). Workers
     end with ``os._exit``, which skips destructors."""
-    global _ENGINE, _LOCK, _THREADS, _READ_LOCK
+    global _ENGINE, _LOCK, _THREADS
     if _ENGINE is not None:
         _ABANDONED.append(_ENGINE)
-    _ENGINE, _LOCK, _THREADS, _READ_LOCK = None, threading.Lock(), 1, threading.Lock()
+    _ENGINE, _LOCK, _THREADS = None, threading.Lock(), 1
+    _READ.after_fork()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +150,7 @@ def _resession(holder: Any) -> None:
 
 
 _READ_SIZE = 256  # images whose OCR is remembered, by pixel digest (a few kB of lines each)
-_READ: OrderedDict[bytes, tuple[OcrLine, ...]] = OrderedDict()
-_READ_LOCK = threading.Lock()
+_READ: LRU[bytes, tuple[OcrLine, ...]] = LRU(_READ_SIZE)
 
 
 def _digest(image: np.ndarray) -> bytes:
@@ -169,16 +169,10 @@ def ocr_array(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
     remembered by a digest of their pixels, so a logo or a blank scan repeated on every page
     of a document costs one OCR (the digest is ~1 ms per megapixel; OCR is seconds)."""
     key = _digest(image)
-    with _READ_LOCK:
-        found = _READ.get(key)
-        if found is not None:
-            _READ.move_to_end(key)
+    found = _READ.get(key)
     if found is None:
         found = _read(image)
-        with _READ_LOCK:
-            _READ[key] = found
-            while len(_READ) > _READ_SIZE:
-                _READ.popitem(last=False)
+        _READ.put(key, found)
     return [ln for ln in found if ln.score >= min_score]
 
 

@@ -26,7 +26,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from rag.errors import ConfigError, ModelError
 from rag.lazy import require
+from rag.lru import LRU
 from rag.vectors import l2_normalize
 from retrievers.embedders._batching import wants_progress
 from retrievers.embedders._provenance import folder_fingerprint, library_versions
@@ -128,8 +128,8 @@ class SentenceTransformerEmbedder:
         self._source: str | None = None
         #: the registered vector size (the registry passes it), else known after load()
         self._dimension: int | None = dimension
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._document_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._query_cache: LRU[str, np.ndarray] = LRU(QUERY_CACHE_SIZE)
+        self._document_cache: LRU[bytes, np.ndarray] = LRU(DOCUMENT_CACHE_SIZE)
         self.fast = fast
         #: weight precision on the ONNX path; the sentence-transformers path is always fp32
         self.precision = precision
@@ -229,23 +229,14 @@ class SentenceTransformerEmbedder:
             raise TypeError("embed_documents takes a sequence of strings, not one string")
         texts = list(texts)
         keys = [_digest(t) for t in texts]
-        found: dict[bytes, np.ndarray] = {}
-        with self._load_lock:
-            for key in keys:
-                cached = self._document_cache.get(key)
-                if cached is not None:
-                    self._document_cache.move_to_end(key)
-                    found[key] = cached
+        found = {k: v for k in keys if (v := self._document_cache.get(k)) is not None}
         todo = list({k: t for k, t in zip(keys, texts) if k not in found}.items())
         if todo or not texts:
             fresh = self._encode_documents([t for _, t in todo])
-            with self._load_lock:
-                for (key, _), vector in zip(todo, fresh):
-                    vector.flags.writeable = False  # shared by the cache and every caller's copy
-                    found[key] = vector
-                    self._document_cache[key] = vector
-                while len(self._document_cache) > DOCUMENT_CACHE_SIZE:
-                    self._document_cache.popitem(last=False)
+            for (key, _), vector in zip(todo, fresh):
+                vector.flags.writeable = False  # shared by the cache and every caller's copy
+                found[key] = vector
+                self._document_cache.put(key, vector)
             if not texts:
                 return fresh
         logger.debug("embedded %d texts, %d of them distinct and new", len(texts), len(todo))
@@ -273,11 +264,9 @@ class SentenceTransformerEmbedder:
         """float32 ``(dimension,)``, with the model's query prompt when it has one."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query takes one string, got {type(text).__name__}")
-        with self._load_lock:
-            cached = self._query_cache.get(text)
-            if cached is not None:
-                self._query_cache.move_to_end(text)
-                return cached.copy()
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached.copy()
         encoder = self._fast_encoder()
         if encoder is not None:
             vector = self._encode_fast(encoder, [text])[0]
@@ -285,10 +274,7 @@ class SentenceTransformerEmbedder:
             self._load_torch()
             vector = self._finish(self._model.encode_query([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True))[0]
         # The router and the retriever embed the same question: remember the last few.
-        with self._load_lock:
-            self._query_cache[text] = vector
-            if len(self._query_cache) > QUERY_CACHE_SIZE:
-                self._query_cache.popitem(last=False)
+        self._query_cache.put(text, vector)
         return vector.copy()
 
     def _finish(self, vectors: Any) -> np.ndarray:

@@ -4,7 +4,6 @@ repeated on every page, no render above an image's own resolution. Each keeps th
 from __future__ import annotations
 
 import io
-from collections import OrderedDict
 
 import numpy as np
 import pymupdf
@@ -14,6 +13,7 @@ from PIL import Image
 import _pdfgen as g
 from ingest import open_document
 from ingest import _ocr as ocr
+from rag.lru import LRU
 from ingest._textlayer import native_dpi
 from rag.config import IngestConfig
 
@@ -23,7 +23,7 @@ pytest.importorskip("rapidocr")
 @pytest.fixture
 def fresh_reads(monkeypatch):
     """Nothing remembered from earlier tests: every image is read anew."""
-    monkeypatch.setattr(ocr, "_READ", OrderedDict())
+    monkeypatch.setattr(ocr, "_READ", LRU(ocr._READ_SIZE))
 
 
 @pytest.fixture
