@@ -3,8 +3,10 @@ connection beyond this machine's loopback (see :func:`no_network`)."""
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -14,8 +16,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# ONNX exports of text models go to a per-run cache, not the user's ~/.cache/mmrag
-os.environ.setdefault("MMRAG_CACHE", tempfile.mkdtemp(prefix="mmrag-test-cache-"))
+# ONNX exports of text models go to a per-run cache, not the user's ~/.cache/mmrag; the run
+# removes it when it ends (130-220 MB a run: left behind, they once filled the disk CI shares)
+if "MMRAG_CACHE" not in os.environ:
+    _RUN_CACHE = tempfile.mkdtemp(prefix="mmrag-test-cache-")
+    os.environ["MMRAG_CACHE"] = _RUN_CACHE
+    atexit.register(shutil.rmtree, _RUN_CACHE, ignore_errors=True)
 
 #: ../shared/eval beside the repository: real PDFs and questions with gold pages.
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"

@@ -158,12 +158,9 @@ def tiny_pdf_bytes() -> bytes:
     return data
 
 
-def test_receiving_stops_reading_at_the_limit():
+def test_receiving_stops_reading_at_the_limit(tmp_path):
     # the reader itself, fed a body far above the limit: it stops asking for more right after
     # the limit and leaves nothing in the folder
-    import tempfile
-    from pathlib import Path
-
     from fastapi import HTTPException
 
     from rag.server._uploads import receive_files
@@ -176,7 +173,7 @@ def test_receiving_stops_reading_at_the_limit():
             pulled[0] += 65536
             yield b"%" * 65536
 
-    folder = Path(tempfile.mkdtemp())
+    folder = tmp_path
     with pytest.raises(HTTPException) as refused:
         asyncio.run(receive_files({"content-type": "multipart/form-data; boundary=xx"}, stream(), folder,
                                   max_file_bytes=LIMIT, suffixes=frozenset({".pdf"})))
@@ -184,10 +181,7 @@ def test_receiving_stops_reading_at_the_limit():
     assert pulled[0] <= LIMIT + 65536 and list(folder.iterdir()) == []
 
 
-def test_a_bad_file_name_is_refused_before_its_bytes_are_read():
-    import tempfile
-    from pathlib import Path
-
+def test_a_bad_file_name_is_refused_before_its_bytes_are_read(tmp_path):
     from rag.errors import ConfigError
     from rag.server._uploads import receive_files
 
@@ -200,7 +194,7 @@ def test_a_bad_file_name_is_refused_before_its_bytes_are_read():
             yield b"M" * 65536
 
     with pytest.raises(ConfigError, match=r"\.exe"):
-        asyncio.run(receive_files({"content-type": "multipart/form-data; boundary=xx"}, stream(), Path(tempfile.mkdtemp()),
+        asyncio.run(receive_files({"content-type": "multipart/form-data; boundary=xx"}, stream(), tmp_path,
                                   max_file_bytes=LIMIT, suffixes=frozenset({".pdf"})))
     assert pulled[0] <= 1
 
