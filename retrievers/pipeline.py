@@ -143,11 +143,12 @@ class Searcher:
         hits = self._follow_pointers(question, hits)
         phrases = quoted_phrases(question)
         texts = page_texts(self.store, self.specs, hits) if phrases else {}
-        hits = promote(hits, phrases, texts)
+        counted: dict[tuple[str, int], int] = {}  # both promotions count a page's phrases once
+        hits = promote(hits, phrases, texts, counted)
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         # a reranker judges meaning; the quoted words still decide first
-        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts)
+        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts, counted)
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
@@ -283,19 +284,26 @@ def _restrict(flt: Filter | None, visible: Sequence[str]) -> Filter:
     return Filter(doc_ids=wanted, page_range=flt.page_range, equals=flt.equals)
 
 
-def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str]) -> list[Hit]:
+def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str],
+            counted: dict[tuple[str, int], int] | None = None) -> list[Hit]:
     """``hits`` reordered: pages holding more of the quoted ``phrases`` first, retrieval order
     within each group (a stable sort). ``page_texts`` maps (doc_id, page) to the page's indexed
     text; a page missing from it is judged by its hit's evidence texts. When no page holds any
-    phrase (the user paraphrased) the order is left alone: quotes lift, they never filter."""
+    phrase (the user paraphrased) the order is left alone: quotes lift, they never filter.
+    ``counted``: the counts of pages in ``page_texts``, kept between calls with the same phrases
+    and texts (filled in here)."""
     if not phrases:
         return list(hits)
+    memo: dict[tuple[str, int], int] = {} if counted is None else counted
 
     def count(hit: Hit) -> int:
-        text = page_texts.get((hit.doc_id, hit.page))
+        key = (hit.doc_id, hit.page)
+        text = page_texts.get(key)
         if text is None:
-            text = "\n".join(e.text for e in hit.evidence)
-        return holds(text, phrases)
+            return holds("\n".join(e.text for e in hit.evidence), phrases)
+        if key not in memo:
+            memo[key] = holds(text, phrases)
+        return memo[key]
 
     counts = [count(h) for h in hits]
     if not any(counts):
