@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from rag.ids import point_id
@@ -51,13 +52,20 @@ Key = tuple[str, int]
 def words(text: str) -> list[str]:
     """The terms an entry and a question are matched by: case-folded words without stopwords, a
     plural ``s`` dropped ("Shades" matches "shade"); no stemmer, so no model or package is needed."""
+    return list(_words(text))
+
+
+@lru_cache(maxsize=8192)
+def _words(text: str) -> tuple[str, ...]:
+    """:func:`words`, memoised: a question meeting an index page matches it entry by entry, and the
+    same entries meet question after question."""
     out = []
     for w in split_words(text):
         w = w.removesuffix("'s").replace("'", "")
         if not w or w in ENGLISH_STOPWORDS:
             continue
         out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return out
+    return tuple(out)
 
 
 def entry_strengths(question_terms: set[str], entries: Sequence[NavEntry], terms: Terms) -> list[tuple[float, NavEntry]]:
