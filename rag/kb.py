@@ -407,6 +407,7 @@ class KnowledgeBase:
                     fusion=self.config.ask.fusion,
                     requery=self.config.ask.requery,
                     documents=self._document_index if self.config.ask.documents else None,
+                    navigation=self._navigation_pages,
                 )
             return self._ask_parts[key]
 
@@ -593,19 +594,36 @@ class KnowledgeBase:
         store once and kept while the registry's generation stays the same."""
         from retrievers.documents import DocumentIndex
 
+        def build(store: Any, specs: dict[str, Any]) -> Any:
+            t0 = time.perf_counter()
+            titles = {r.doc_id: r.title for r in self._registry.complete() if r.title}
+            index = DocumentIndex.build(store, specs, self.embedders.sparse, titles)
+            log.info("document stage: %d documents profiled in %.2f s", len(index.profiles), time.perf_counter() - t0)
+            return index
+
+        return self._per_generation("documents", build)
+
+    def _navigation_pages(self) -> Any:
+        """The records of the navigation pages (:func:`retrievers.pipeline.navigation_pages`), read
+        from the store once and kept while the registry's generation stays the same: a question
+        then reads only the pages their matching entries point to."""
+        from retrievers.pipeline import navigation_pages
+
+        return self._per_generation("navigation", navigation_pages)
+
+    def _per_generation(self, name: str, build: Callable[[Any, dict[str, Any]], Any]) -> Any:
+        """``build(store, specs)``, kept under ``name`` while the registry's generation (which every
+        write by any process changes) stays the same."""
         generation = self._registry.generation()
         with self._mutex:
-            cached = self._ask_parts.get("documents")
+            cached = self._ask_parts.get(name)
             if cached is not None and cached[0] == generation:
                 return cached[1]
         store, specs = self._open_store()
-        t0 = time.perf_counter()
-        titles = {r.doc_id: r.title for r in self._registry.complete() if r.title}
-        index = DocumentIndex.build(store, specs, self.embedders.sparse, titles)
-        log.info("document stage: %d documents profiled in %.2f s", len(index.profiles), time.perf_counter() - t0)
+        value = build(store, specs)
         with self._mutex:
-            self._ask_parts["documents"] = (generation, index)
-        return index
+            self._ask_parts[name] = (generation, value)
+        return value
 
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;

@@ -88,7 +88,7 @@ class Point:
     payload: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoredPoint:
     id: str
     score: float

@@ -201,10 +201,8 @@ def _sparse_scores(query: SparseVector, terms: Mapping[str, Mapping[int, float]]
     """The question's terms against each document's headings, each term weighted by its rarity
     across the documents (BM25's IDF: a term on every document weighs nearly nothing)."""
     n = len(terms)
-    df: dict[int, int] = defaultdict(int)
-    for held in terms.values():
-        for i in held:
-            df[i] += 1
+    # only the question's terms' document frequencies are needed (headings hold thousands of terms)
+    df = {i: sum(1 for held in terms.values() if i in held) for i in set(query.indices)}
     out = {}
     for doc, held in terms.items():
         total = 0.0

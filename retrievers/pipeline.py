@@ -21,18 +21,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from rag.ids import point_id
 from rag.json_shapes import hit_json, requery_json, route_json, timings_json
 from rag.phrases import holds, quoted_phrases
-from rag.types import BBox, Hit, Route
+from rag.types import BBox, Hit, NavKind, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import DENSE, Embedders
 from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
 from retrievers import requery as requery_module
-from retrievers.pointers import follow_pointers
+from retrievers.pointers import apply_lending, lend
 from retrievers.requery import Requery, expansion_terms, fuse_rounds, is_weak, margin, question_parts, rocchio
 from retrievers.search import (
     CORPUS_SHARE,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from retrievers.rerank import Reranker
     from retrievers.router import Router
 
-__all__ = ["SearchResult", "Searcher", "promote", "page_payloads", "page_texts", "page_passages", "page_size"]
+__all__ = ["SearchResult", "Searcher", "promote", "page_payloads", "page_texts", "page_passages", "page_size", "navigation_pages"]
 
 log = logging.getLogger("mmrag.search")
 
@@ -99,8 +99,12 @@ class Searcher:
         fusion: Fusion = "score",
         requery: bool = False,
         documents: Callable[[], DocumentIndex] | None = None,
+        navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
     ) -> None:
         self.fusion: Fusion = fusion
+        #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
+        #: navigation pages among a question's hits are read from the store per question.
+        self.navigation = navigation
         #: The knowledge base's document profiles, current (:mod:`retrievers.documents`); ``None``: no document stage.
         self.documents = documents
         #: Search again when the first round is weak (:mod:`retrievers.requery`).
@@ -139,11 +143,12 @@ class Searcher:
         hits = self._follow_pointers(question, hits)
         phrases = quoted_phrases(question)
         texts = page_texts(self.store, self.specs, hits) if phrases else {}
-        hits = promote(hits, phrases, texts)
+        counted: dict[tuple[str, int], int] = {}  # both promotions count a page's phrases once
+        hits = promote(hits, phrases, texts, counted)
         timings["retrieve"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         # a reranker judges meaning; the quoted words still decide first
-        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts)
+        hits = promote(list(self.reranker.rerank(question, hits, top_k=top_k))[:top_k], phrases, texts, counted)
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
@@ -211,22 +216,31 @@ class Searcher:
         spec = self.specs.get("pages")
         if spec is None or not hits:
             return hits
+        if self.navigation is not None:
+            # read once per knowledge-base generation (few pages): no store read per question
+            known = self.navigation()
+            navigation = {key: known[key] for h in hits if (key := (h.doc_id, h.page)) in known}
+            return self._lend(question, hits, navigation)
         # Most questions meet no navigation page: ask the store for the one field that says so
         # (whole page records, text and all, cost about half of a warm search), and read the
-        # records of navigation pages and of the pages they point to only when there are some.
+        # records of navigation pages only when there are some.
         keys = {point_id(h.doc_id, h.page, PagePayload.kind): (h.doc_id, h.page) for h in hits}
         flagged = self.store.retrieve(spec.name, list(keys), with_payload=["navigation"])
-        indexed = {keys[p.id] for p in flagged}
         marked = [keys[p.id] for p in flagged if p.payload.get("navigation")]
         if not marked:
             return hits
         records = page_payloads(self.store, spec, marked)
-        navigation = {key: r for key, r in records.items() if r.navigation is not None and r.entries}
+        return self._lend(question, hits, {key: r for key, r in records.items() if r.navigation is not None and r.entries})
+
+    def _lend(self, question: str, hits: list[Hit], navigation: Mapping[tuple[str, int], PagePayload]) -> list[Hit]:
+        """:func:`retrievers.pointers.follow_pointers` in its two halves, reading the records of only
+        the pages the matching entries point to (an index page holds hundreds of entries; a
+        question matches a few)."""
         if not navigation:
             return hits
-        wanted = sorted({(doc, e.page) for (doc, _), r in navigation.items() for e in r.entries} - indexed)
-        targets = {**records, **page_payloads(self.store, spec, wanted)}
-        return follow_pointers(hits, navigation, targets, question)
+        spec = self.specs["pages"]
+        lending = lend(hits, navigation, question)
+        return apply_lending(hits, lending, page_payloads(self.store, spec, lending.missing))
 
     def search_image(
         self,
@@ -270,19 +284,26 @@ def _restrict(flt: Filter | None, visible: Sequence[str]) -> Filter:
     return Filter(doc_ids=wanted, page_range=flt.page_range, equals=flt.equals)
 
 
-def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str]) -> list[Hit]:
+def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tuple[str, int], str],
+            counted: dict[tuple[str, int], int] | None = None) -> list[Hit]:
     """``hits`` reordered: pages holding more of the quoted ``phrases`` first, retrieval order
     within each group (a stable sort). ``page_texts`` maps (doc_id, page) to the page's indexed
     text; a page missing from it is judged by its hit's evidence texts. When no page holds any
-    phrase (the user paraphrased) the order is left alone: quotes lift, they never filter."""
+    phrase (the user paraphrased) the order is left alone: quotes lift, they never filter.
+    ``counted``: the counts of pages in ``page_texts``, kept between calls with the same phrases
+    and texts (filled in here)."""
     if not phrases:
         return list(hits)
+    memo: dict[tuple[str, int], int] = {} if counted is None else counted
 
     def count(hit: Hit) -> int:
-        text = page_texts.get((hit.doc_id, hit.page))
+        key = (hit.doc_id, hit.page)
+        text = page_texts.get(key)
         if text is None:
-            text = "\n".join(e.text for e in hit.evidence)
-        return holds(text, phrases)
+            return holds("\n".join(e.text for e in hit.evidence), phrases)
+        if key not in memo:
+            memo[key] = holds(text, phrases)
+        return memo[key]
 
     counts = [count(h) for h in hits]
     if not any(counts):
@@ -299,6 +320,18 @@ def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tupl
     found = store.retrieve(spec.name, [point_id(doc, page, PagePayload.kind) for doc, page in pages])
     records = (PagePayload.from_payload(p.payload) for p in found)
     return {(r.doc_id, r.page): r for r in records}
+
+
+def navigation_pages(store: VectorStore, specs: Mapping[str, CollectionSpec]) -> dict[tuple[str, int], PagePayload]:
+    """The records of every navigation page with entries (contents, index, list of figures) of the
+    ``pages`` corpus, by (doc_id, page): one filtered read of a few pages, for
+    :func:`retrievers.pointers.follow_pointers` to consult per question without reading the store."""
+    spec = specs.get("pages")
+    if spec is None:
+        return {}
+    found = store.scroll(spec.name, Filter(equals={"navigation": list(get_args(NavKind))}))
+    records = (PagePayload.from_payload(p.payload) for p in found)
+    return {(r.doc_id, r.page): r for r in records if r.navigation is not None and r.entries}
 
 
 def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit]) -> dict[tuple[str, int], str]:

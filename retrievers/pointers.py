@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from rag.ids import point_id
@@ -34,7 +35,7 @@ from rag.types import Evidence, Hit, NavEntry
 from retrievers.embedders.sparse import ENGLISH_STOPWORDS, split_words
 from retrievers.payloads import PagePayload
 
-__all__ = ["follow_pointers", "entry_strengths", "words", "LEND", "DEMOTE", "MIN_STRENGTH", "MAX_ENTRIES", "NEAR_BEST"]
+__all__ = ["follow_pointers", "lend", "apply_lending", "Lending", "entry_strengths", "words", "LEND", "DEMOTE", "MIN_STRENGTH", "MAX_ENTRIES", "NEAR_BEST"]
 
 LEND = 0.8
 DEMOTE = 0.5
@@ -51,13 +52,20 @@ Key = tuple[str, int]
 def words(text: str) -> list[str]:
     """The terms an entry and a question are matched by: case-folded words without stopwords, a
     plural ``s`` dropped ("Shades" matches "shade"); no stemmer, so no model or package is needed."""
+    return list(_words(text))
+
+
+@lru_cache(maxsize=8192)
+def _words(text: str) -> tuple[str, ...]:
+    """:func:`words`, memoised: a question meeting an index page matches it entry by entry, and the
+    same entries meet question after question."""
     out = []
     for w in split_words(text):
         w = w.removesuffix("'s").replace("'", "")
         if not w or w in ENGLISH_STOPWORDS:
             continue
         out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return out
+    return tuple(out)
 
 
 def entry_strengths(question_terms: set[str], entries: Sequence[NavEntry], terms: Terms) -> list[tuple[float, NavEntry]]:
@@ -91,19 +99,24 @@ def entry_strengths(question_terms: set[str], entries: Sequence[NavEntry], terms
     return out
 
 
-def follow_pointers(
-    hits: Sequence[Hit],
-    navigation: Mapping[Key, PagePayload],
-    targets: Mapping[Key, PagePayload],
-    question: str,
-    terms: Terms = words,
-) -> list[Hit]:
-    """``hits`` with score lent from navigation pages (``navigation``: the records of those
-    among the hits) to the pages their matching entries point to, best first. ``targets``: the
-    records of pointed-to pages, so one missing from the hits can join them (a target without a
-    record is skipped). ``terms``: a text's search terms. Unchanged when no hit is a navigation page."""
-    if not navigation:
-        return list(hits)
+@dataclass(frozen=True)
+class Lending:
+    """What the navigation pages among a question's hits do (:func:`lend`): each hit page's score
+    after demotion, the score lent to each pointed-to page, and why (the best entry's share and text)."""
+
+    scores: Mapping[Key, float]
+    lent: Mapping[Key, float]
+    via: Mapping[Key, tuple[float, str]]
+
+    @property
+    def missing(self) -> list[Key]:
+        """The pointed-to pages that are not among the hits: the records :func:`apply_lending` needs."""
+        return sorted(key for key in self.lent if key not in self.scores)
+
+
+def lend(hits: Sequence[Hit], navigation: Mapping[Key, PagePayload], question: str, terms: Terms = words) -> Lending:
+    """The first half of :func:`follow_pointers`: which pages the matching entries of the
+    navigation pages among ``hits`` lend score to, and how much, before any of their records is read."""
     asked = set(terms(question))
     scores = {(h.doc_id, h.page): h.score for h in hits}
     via: dict[Key, tuple[float, str]] = {}
@@ -130,6 +143,14 @@ def follow_pointers(
             if share > via.get(target, (0.0, ""))[0]:
                 where = f"p.{nav.page}" + (f" ({nav.label})" if nav.label and nav.label != str(nav.page) else "")
                 via[target] = (share, f"via {_KIND_WORDS.get(nav.navigation, nav.navigation)} {where}: {entry.text} … {entry.printed}")
+    return Lending(scores, lent, via)
+
+
+def apply_lending(hits: Sequence[Hit], lending: Lending, targets: Mapping[Key, PagePayload]) -> list[Hit]:
+    """The second half of :func:`follow_pointers`: ``hits`` rescored by ``lending``, and the
+    pointed-to pages missing from them (``targets``: their records, :attr:`Lending.missing`) added,
+    best first; a target without a record is skipped."""
+    scores, lent, via = lending.scores, lending.lent, lending.via
     out: list[Hit] = []
     present = set(scores)
     for h in hits:
@@ -143,6 +164,24 @@ def follow_pointers(
         out.append(_hit(record, share, via[key][1]))
     out.sort(key=lambda h: -h.score)
     return out
+
+
+def follow_pointers(
+    hits: Sequence[Hit],
+    navigation: Mapping[Key, PagePayload],
+    targets: Mapping[Key, PagePayload],
+    question: str,
+    terms: Terms = words,
+) -> list[Hit]:
+    """``hits`` with score lent from navigation pages (``navigation``: the records of those
+    among the hits) to the pages their matching entries point to, best first. ``targets``: the
+    records of pointed-to pages, so one missing from the hits can join them (a target without a
+    record is skipped; only :attr:`Lending.missing` of :func:`lend` are looked up, so a caller
+    reading records from a store reads those: :func:`lend` then :func:`apply_lending`).
+    ``terms``: a text's search terms. Unchanged when no hit is a navigation page."""
+    if not navigation:
+        return list(hits)
+    return apply_lending(hits, lend(hits, navigation, question, terms), targets)
 
 
 def _hit(record: PagePayload, score: float, reason: str) -> Hit:

@@ -54,7 +54,7 @@ from retrievers.base import (
 )
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 from retrievers.exact_terms import exact_terms
-from retrievers.payloads import decode, page_key
+from retrievers.payloads import Payload, decode, page_key
 from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
@@ -356,8 +356,7 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
-def _evidence(corpus: str, point: ScoredPoint, score: float) -> Evidence:
-    stored = decode(point.payload)
+def _evidence(corpus: str, point: ScoredPoint, score: float, stored: Payload) -> Evidence:
     image = stored.image
     return Evidence(
         corpus=corpus,  # type: ignore[arg-type]
@@ -398,7 +397,6 @@ def fuse_pages(
     contributions: dict[tuple[str, int], list[tuple[float, str]]] = {}
     # (corpus, point, score) per page; Evidence objects are made only for the pages returned
     evidence: dict[tuple[str, int], list[tuple[str, ScoredPoint, float]]] = {}
-    payloads: dict[tuple[str, int], Mapping[str, Any]] = {}
     for corpus, points in results.items():
         weight = route.weight(corpus) * shares.get(corpus, 1.0)
         if weight <= 0:
@@ -411,7 +409,6 @@ def fuse_pages(
                 rank = len(page_value)
                 page_value[key] = weight * point.score if fusion == "score" else weight / (k + rank + 1)
             evidence.setdefault(key, []).append((corpus, point, page_value[key] if fusion == "rrf" else weight * point.score))
-            payloads.setdefault(key, point.payload)
         for key, value in page_value.items():
             contributions.setdefault(key, []).append((value, corpus))
     scores: dict[tuple[str, int], float] = {}
@@ -423,8 +420,11 @@ def fuse_pages(
     order = sorted(scores, key=lambda key: (-scores[key], key))[:limit]
     hits = []
     for key in order:
-        ev = tuple(sorted((_evidence(*item) for item in evidence[key]), key=lambda e: -e.score))
-        p = decode(payloads[key])
+        # the page's first point is the first of its evidence: each payload is decoded once
+        stored = [decode(point.payload) for _, point, _ in evidence[key]]
+        ev = tuple(sorted((_evidence(corpus, point, score, record) for (corpus, point, score), record in zip(evidence[key], stored)),
+                          key=lambda e: -e.score))
+        p = stored[0]
         top = next((e for e in ev if e.kind != "page"), ev[0])
         hits.append(
             Hit(

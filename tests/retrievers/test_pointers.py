@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rag.types import Hit, NavEntry
 from retrievers.payloads import PagePayload, decode
-from retrievers.pointers import DEMOTE, entry_strengths, follow_pointers, words
+from retrievers.pointers import DEMOTE, apply_lending, entry_strengths, follow_pointers, lend, words
 
 DOC = "d" * 64
 CONTENTS = PagePayload(
@@ -39,6 +39,17 @@ def test_a_target_not_among_the_hits_joins_them_with_its_page_record():
     joined = next(h for h in out if h.page == 7)
     assert joined.label == "4" and joined.via and "4 Bearings" in joined.via
     assert joined.evidence[0].text == "page 7 text" and str(joined.image_path) == "/kb/images/p7.webp"
+
+
+def test_only_the_pages_a_matching_entry_points_to_are_asked_for():
+    """The records a caller must read are those of the matched entries' pages missing from the
+    hits (an index page holds hundreds of entries); given them, the result is follow_pointers'."""
+    hits = [_hit(2, 1.0), _hit(9, 0.9), _hit(6, 0.3)]
+    lending = lend(hits, {(DOC, 2): CONTENTS}, "when to grease the bearings")
+    assert lending.missing == [(DOC, 7)]
+    assert lend(hits, {(DOC, 2): CONTENTS}, "How are pipe threads sealed?").missing == []  # p.6 is a hit already
+    targets = {(DOC, 7): _target(7)}
+    assert apply_lending(hits, lending, targets) == follow_pointers(hits, {(DOC, 2): CONTENTS}, targets, "when to grease the bearings")
 
 
 def test_a_question_no_entry_matches_only_demotes_the_navigation_page():
@@ -89,3 +100,24 @@ def test_a_knowledge_base_follows_the_contents_of_a_book_to_the_chapter(tmp_path
         assert result.to_json()["hits"][0]["via"] == top.via
         pages = [h.page for h in result.hits]
         assert 2 not in pages or pages.index(2) > 0
+        # a Searcher given no navigation pages reads those among the hits per question: the same hits
+        searcher = kb._searcher(None, None)
+        searcher.navigation = None
+        again = searcher.search("Which chapter covers threads and fittings?", top_k=5)
+        assert again.hits == result.hits
+
+
+def test_a_book_ingested_after_a_question_still_has_its_contents_followed(tmp_path):
+    """The knowledge base reads its navigation pages once, not per question: an ingest that adds
+    a book refreshes them, so the next question is led from the book's contents to the chapter."""
+    from rag import KnowledgeBase
+    from tests._pdfgen import book_pdf, text_pdf
+
+    notes = text_pdf(tmp_path / "notes.pdf", ["Garden notes. Tomatoes want sun, water and a stake."])
+    question = "Which chapter covers threads and fittings?"
+    with KnowledgeBase.open(tmp_path / "kb", create=True) as kb:
+        kb.ingest([notes], progress=False)
+        assert [h.source for h in kb.search(question, top_k=5).hits] == ["notes.pdf"]
+        kb.ingest([book_pdf(tmp_path / "book.pdf")], progress=False)
+        top = kb.search(question, top_k=5).hits[0]
+        assert (top.source, top.page) == ("book.pdf", 6) and top.via is not None and top.via.startswith("via contents"), top

@@ -51,6 +51,18 @@ def test_pages_holding_the_phrase_move_ahead_in_their_own_order():
     assert [h.page for h in out] == [2, 3, 4, 1]
 
 
+def test_promotions_sharing_their_counts_judge_each_page_text_once_and_alike():
+    """The search promotes twice (before and after the reranker) over the same page texts: the
+    second promotion reuses the first's counts and orders as a fresh one would."""
+    hits = [text_hit(1, "x", 0.9), text_hit(2, "x", 0.8), text_hit(3, "x", 0.7)]
+    texts = {("d", 2): "the User Motivation box", ("d", 3): "user motivation, again"}
+    phrases = quoted_phrases("the 'user motivation' box")
+    counted: dict = {}
+    first = promote(hits, phrases, texts, counted)
+    assert [h.page for h in first] == [2, 3, 1] and counted == {("d", 2): 1, ("d", 3): 1}
+    assert promote(first[::-1], phrases, texts, counted) == promote(first[::-1], phrases, texts) == [first[1], first[0], first[2]]
+
+
 def test_a_phrase_no_candidate_holds_leaves_the_order_alone():
     hits = [text_hit(1, "alpha", 0.9), text_hit(2, "beta", 0.8)]
     assert promote(hits, quoted_phrases("what is 'gamma ray'?"), {}) == hits

@@ -266,6 +266,20 @@ def test_retrieve_returns_stored_payloads_in_the_asked_order(store):
     assert store.retrieve(SPEC.name, []) == []
 
 
+def test_a_payload_handed_out_is_the_callers_own(store):
+    """Changing a payload a read returned changes neither the stored point nor the next read's."""
+    pid = POINTS[3].id
+    first = store.retrieve(SPEC.name, [pid])[0].payload
+    first["text"] = "changed"
+    hit = store.search(SPEC.name, VectorQuery("dense", POINTS[3].vectors["dense"], 1))[0]
+    hit.payload["doc_id"] = "changed"  # type: ignore[index]
+    scrolled = next(p for p in store.scroll(SPEC.name) if p.id == pid)
+    scrolled.payload["text"] = "changed"  # type: ignore[index]
+    assert store.retrieve(SPEC.name, [pid])[0].payload == BY_ID[pid].payload
+    assert next(p for p in store.scroll(SPEC.name) if p.id == pid).payload == BY_ID[pid].payload
+    assert store.search(SPEC.name, VectorQuery("dense", POINTS[3].vectors["dense"], 1))[0].payload == BY_ID[pid].payload
+
+
 def test_payload_selection_and_ids_are_checked(store):
     q = VectorQuery("dense", np.ones(DIM), 3)
     with pytest.raises(StoreError, match=r"list of payload keys.*\['text'\]"):
