@@ -17,7 +17,7 @@ from tests._pdfgen import png_bytes, save, table_page, text_pdf
 
 def test_the_fast_profile_sets_its_settings_and_the_default_profile_keeps_the_old_defaults():
     fast, default = IngestConfig(profile="fast"), IngestConfig()
-    assert (fast.ocr_figures, fast.find_tables, fast.dpi, fast.chunk_chars, fast.chunk_overlap_chars) == (False, True, 72, 2000, 0)
+    assert (fast.ocr_figures, fast.find_tables, fast.dpi, fast.chunk_chars, fast.chunk_overlap_chars) == (False, True, 72, 700, 0)
     assert (default.ocr_figures, default.find_tables, default.dpi, default.chunk_chars, default.chunk_overlap_chars) == (
         True, True, 110, 1000, 100
     )
@@ -103,7 +103,7 @@ def test_a_knowledge_base_built_fast_says_so_in_info_and_documents_json(tmp_path
     assert "ingest profile fast: figure OCR off, table finding on, page images at 72 dpi" in capsys.readouterr().out
     # reopened from its manifest, it keeps the profile and what the profile decided
     again = KnowledgeBase.open(kb_dir).config.ingest
-    assert (again.profile, again.ocr_figures, again.chunk_chars) == ("fast", False, 2000)
+    assert (again.profile, again.ocr_figures, again.chunk_chars) == ("fast", False, 700)
 
 
 def test_a_default_knowledge_base_says_default_and_prints_no_profile_line(kb_path, capsys):

