@@ -91,11 +91,15 @@ def materialize(name: str, bundle: OnnxBundle, tokenizer_folder: Path, cache: Pa
     if (target / "onnx" / "model.onnx").is_file():
         return target
     started = time.perf_counter()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError as exc:
+        raise ModelError(f"{name}: cannot write its model folder into {target.parent} ({exc}); "
+                         "point MMRAG_CACHE at a writable folder") from exc
     import onnx
     from onnx import helper
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model = onnx.load(str(source))
         graph = model.graph

@@ -90,3 +90,14 @@ def test_a_materialised_folder_is_a_sentence_transformers_folder_the_registry_re
     assert [m["type"].rsplit(".", 1)[-1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
     assert registry.resolve(str(folder), "text").family == "sentence-transformers"
     assert registry.MODELS[L3].bundled and registry.MODELS[L3].dimension == 384
+
+
+@needs_l3
+def test_a_cache_that_cannot_be_written_says_to_point_mmrag_cache_elsewhere(tmp_path):
+    from rag.errors import ModelError
+    from retrievers.embedders._onnx_bundled import materialize
+
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(ModelError, match="MMRAG_CACHE"):
+        materialize(L3, ONNX_BUNDLES[L3], Path(resolve_source("all-MiniLM-L6-v2")), blocked)
