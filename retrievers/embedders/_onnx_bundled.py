@@ -94,6 +94,7 @@ def materialize(name: str, bundle: OnnxBundle, tokenizer_folder: Path, cache: Pa
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        tmp.chmod(0o755)  # a model folder like any other, not mkdtemp's private one
     except OSError as exc:
         raise ModelError(f"{name}: cannot write its model folder into {target.parent} ({exc}); "
                          "point MMRAG_CACHE at a writable folder") from exc
