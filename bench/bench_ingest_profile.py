@@ -1,8 +1,10 @@
 """Where ingest spends its CPU: ``mmrag ingest`` under py-spy, every sample given to one stage.
 
-    .venv/bin/python bench/bench_ingest_profile.py [--set public|heldout] [--docs DIR] [--rate 50] [--json FILE]
+    .venv/bin/python bench/bench_ingest_profile.py [--set public|heldout] [--docs DIR] [--profile default|fast]
+        [--rate 50] [--json FILE]
 
-Runs ``mmrag ingest --no-progress`` (default config) into a fresh knowledge base in a temporary
+Runs ``mmrag ingest --no-progress`` (default config; ``--profile fast``: the fast ingest profile,
+``mmrag ingest --fast``) into a fresh knowledge base in a temporary
 folder, under ``py-spy record --subprocesses --nonblocking --format raw`` (the parent and its
 extraction workers; py-spy ``0.4.3``, the ``bench`` extra). Each sampled stack is mapped to ONE
 stage by its frames: the innermost frame that matches a rule of :data:`RULES` decides (so OCR
@@ -209,14 +211,15 @@ def _pages(stdout: str) -> int:
     return sum(d["pages"] for d in json.loads(stdout)["documents"] if d["status"] == "indexed")
 
 
-def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None) -> dict:
+def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None, ingest_profile: str = "default") -> dict:
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy not found: pip install 'mmrag[bench]' (py-spy==0.4.3)")
     raw, result = workdir / "profile.raw", workdir / "wrapper.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    cli = ["ingest", "--kb", str(workdir / "kb"), "--no-progress", "--json", str(docs)]
+    fast = ["--fast"] if ingest_profile == "fast" else []
+    cli = ["ingest", "--kb", str(workdir / "kb"), *fast, "--no-progress", "--json", str(docs)]
     cmd = [py_spy, "record", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", str(rate),
            "--output", str(raw), "--", sys.executable, __file__, "--wrapper", str(result), "--", *cli]
     spy = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -227,7 +230,7 @@ def profile(docs: Path, rate: int, workdir: Path, keep_raw: Path | None = None) 
         raise SystemExit(f"mmrag ingest failed ({ran['returncode']}): {ran['stderr']}")
     if keep_raw is not None:
         shutil.copyfile(raw, keep_raw)
-    return summarize(raw, ran["cpu_s"], _pages(ran["stdout"]), docs, rate)
+    return {**summarize(raw, ran["cpu_s"], _pages(ran["stdout"]), docs, rate), "profile": ingest_profile}
 
 
 def summarize(raw: Path, cpu_s: float, pages: int, docs: Path, rate: int) -> dict:
@@ -258,6 +261,8 @@ def main() -> None:
     ap.add_argument("--set", choices=["public", "heldout"], default="public", dest="qset")
     ap.add_argument("--docs", type=Path, help="any folder of documents instead of the set's")
     ap.add_argument("--cache", type=Path, help="where held-out documents are gathered (peers.py's default)")
+    ap.add_argument("--profile", choices=["default", "fast"], default="default", dest="ingest_profile",
+                    help="the ingest profile of the run (fast: mmrag ingest --fast; default: default)")
     ap.add_argument("--rate", type=int, default=50, help="samples per second (default 50)")
     ap.add_argument("--json", type=Path, help="also write the tables as JSON here")
     ap.add_argument("--keep-raw", type=Path, help="copy py-spy's raw stacks here")
@@ -275,12 +280,12 @@ def main() -> None:
 
         args.docs = peers.set_docs(args.qset, peers.CACHE if args.cache is None else args.cache)
     with tempfile.TemporaryDirectory(prefix="mmrag-profile-") as tmp:
-        result = profile(args.docs, args.rate, Path(tmp), args.keep_raw)
+        result = profile(args.docs, args.rate, Path(tmp), args.keep_raw, args.ingest_profile)
     _report(result, args.json)
 
 
 def _report(result: dict, json_path: Path | None) -> None:
-    sys.stdout.write(f"{result['docs']}: {result['pages']} pages, {result['cpu_s']} s CPU "
+    sys.stdout.write(f"{result['docs']} ({result.get('profile', 'default')} profile): {result['pages']} pages, {result['cpu_s']} s CPU "
                      f"({result['cpu_ms_page']} ms/page), {result['samples']} samples at {result['rate_hz']} Hz\n")
     _print(result["stages"], "stage")
     total = sum(r["cpu_ms_page"] for r in result["stages"])

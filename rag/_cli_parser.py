@@ -122,8 +122,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes reading documents while this one embeds (ingest.workers; 1 = in-process)")
     p.add_argument("--fast", action="store_const", const="fast", dest="profile",
                    help="the fast ingest profile for bulk loads (ingest.profile = \"fast\"): no figure OCR, 72 dpi page "
-                   "images, 2,000-character chunks; settings given in the config file still win")
-    p.add_argument("--text-model", help="text embedder (name or folder); default all-MiniLM-L6-v2")
+                   "images, 700-character chunks embedded by paraphrase-MiniLM-L3-v2; settings given in the config file still win")
+    p.add_argument("--text-model", help="text embedder (name or folder); default all-MiniLM-L6-v2 (--fast: paraphrase-MiniLM-L3-v2)")
     p.add_argument("--image-model", help="image embedder for figures (e.g. clip-vit-b-32 or a folder)")
     p.add_argument("--late-model", help="late-interaction model for pages (e.g. colqwen2 or a folder)")
     p.add_argument("--text-dimension", type=int, help="truncate text vectors to N values (Matryoshka-trained models)")

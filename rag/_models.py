@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.config import Config, ModelsConfig
+from rag.config import PROFILE_MODELS, Config, ModelsConfig
 from rag.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -108,9 +108,11 @@ def build_embedders(models: ModelsConfig) -> Embedders:
         _quiet_weight_loading()
     common = {"device": models.device, "batch_size": models.batch_size}
     text_options: dict[str, Any] = {"dimension": models.text_dimension, **common}
-    if "precision" in registry.FAMILIES[registry.resolve(models.text, "text").family].options:
+    # unset outside a Config (which fills it from the ingest profile): the default profile's model
+    text_model = models.text if models.text is not None else PROFILE_MODELS["default"]["text"]
+    if "precision" in registry.FAMILIES[registry.resolve(text_model, "text").family].options:
         text_options["precision"] = models.text_precision
-    text: TextEmbedder = registry.build(models.text, "text", **text_options)
+    text: TextEmbedder = registry.build(text_model, "text", **text_options)
     sparse: SparseEncoder | None = registry.build(models.sparse, "sparse") if models.sparse else None
     image: AnyImageEmbedder | None = (
         registry.build(models.image, "image", dimension=models.image_dimension, **common) if models.image else None

@@ -237,7 +237,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ing = info["ingest"]
         if ing["profile"] != "default":  # what this knowledge base was built without
             _out(f"  ingest profile {ing['profile']}: figure OCR {'on' if ing['figure_ocr'] else 'off'}, table finding "
-                 f"{'on' if ing['tables'] else 'off'}, page images at {ing['dpi']} dpi, {ing['chunk_chars']}-character chunks\n")
+                 f"{'on' if ing['tables'] else 'off'}, page images at {ing['dpi']} dpi, {ing['chunk_chars']}-character chunks, "
+                 f"text model {shown(str(info['models'].get('text')))}\n")
         for corpus, c in info["corpora"].items():
             sys.stdout.write(f"  {corpus:8s} {c['points']:7d} points\n")
         tuned = info.get("tuned")

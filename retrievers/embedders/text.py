@@ -39,7 +39,8 @@ from rag.lru import LRU
 from rag.vectors import l2_normalize
 from retrievers.embedders._batching import wants_progress
 from retrievers.embedders._provenance import folder_fingerprint, library_versions
-from retrievers.embedders.onnx_text import PRECISIONS, OnnxTextEncoder, plain_pipeline
+from retrievers.embedders._onnx_bundled import ONNX_BUNDLES, materialize
+from retrievers.embedders.onnx_text import PRECISIONS, OnnxTextEncoder, cache_root, plain_pipeline
 
 __all__ = ["BundledModel", "BUNDLED", "resolve_source", "SentenceTransformerEmbedder"]
 
@@ -75,9 +76,15 @@ BUNDLED: dict[str, BundledModel] = {
 def resolve_source(model: str) -> str:
     """The folder of a bundled model, else ``model`` unchanged (a hub id or a folder).
 
+    A model shipped as a bare ONNX file (:data:`ONNX_BUNDLES`: the ``fast`` profile's
+    paraphrase-MiniLM-L3-v2) gets its plain folder in the cache, made on first use.
+
     Raises :class:`MissingDependencyError` when a bundled model's package is absent and
     :class:`ModelError` when the package has no model folder.
     """
+    onnx_bundle = ONNX_BUNDLES.get(model)
+    if onnx_bundle is not None:  # its tokenizer is the default model's (the same word pieces)
+        return str(materialize(model, onnx_bundle, Path(resolve_source("all-MiniLM-L6-v2")), cache_root()))
     bundled = BUNDLED.get(model)
     if bundled is None:
         return model

@@ -17,7 +17,7 @@ from tests._pdfgen import png_bytes, save, table_page, text_pdf
 
 def test_the_fast_profile_sets_its_settings_and_the_default_profile_keeps_the_old_defaults():
     fast, default = IngestConfig(profile="fast"), IngestConfig()
-    assert (fast.ocr_figures, fast.find_tables, fast.dpi, fast.chunk_chars, fast.chunk_overlap_chars) == (False, True, 72, 2000, 0)
+    assert (fast.ocr_figures, fast.find_tables, fast.dpi, fast.chunk_chars, fast.chunk_overlap_chars) == (False, True, 72, 700, 0)
     assert (default.ocr_figures, default.find_tables, default.dpi, default.chunk_chars, default.chunk_overlap_chars) == (
         True, True, 110, 1000, 100
     )
@@ -103,7 +103,7 @@ def test_a_knowledge_base_built_fast_says_so_in_info_and_documents_json(tmp_path
     assert "ingest profile fast: figure OCR off, table finding on, page images at 72 dpi" in capsys.readouterr().out
     # reopened from its manifest, it keeps the profile and what the profile decided
     again = KnowledgeBase.open(kb_dir).config.ingest
-    assert (again.profile, again.ocr_figures, again.chunk_chars) == ("fast", False, 2000)
+    assert (again.profile, again.ocr_figures, again.chunk_chars) == ("fast", False, 700)
 
 
 def test_a_default_knowledge_base_says_default_and_prints_no_profile_line(kb_path, capsys):
@@ -112,3 +112,42 @@ def test_a_default_knowledge_base_says_default_and_prints_no_profile_line(kb_pat
     assert main(["info", "--kb", str(kb_path), "--json"]) == 0
     ingest = json.loads(capsys.readouterr().out)["ingest"]
     assert (ingest["profile"], ingest["figure_ocr"], ingest["tables"]) == ("default", True, True)
+
+
+def test_each_profile_gives_its_text_model_unless_one_is_named():
+    from rag.config import PROFILE_MODELS, ModelsConfig
+
+    assert Config().models.text == "all-MiniLM-L6-v2"  # the default profile is unchanged
+    assert Config(ingest=IngestConfig(profile="fast")).models.text == PROFILE_MODELS["fast"]["text"] == "paraphrase-MiniLM-L3-v2"
+    named = Config(ingest=IngestConfig(profile="fast"), models=ModelsConfig(text="all-MiniLM-L6-v2"))
+    assert named.models.text == "all-MiniLM-L6-v2"  # a model the user names wins over the profile's
+    assert load_config(None, ingest__profile="fast").models.text == "paraphrase-MiniLM-L3-v2"  # --fast
+    assert load_config(None, ingest__profile="fast", models__text="all-MiniLM-L6-v2").models.text == "all-MiniLM-L6-v2"
+
+
+def test_a_fast_knowledge_base_answers_with_its_own_text_model_after_reopening(tmp_path, capsys):
+    from rag import KnowledgeBase
+    from rag.cli import main
+    from rag.errors import EmbedderMismatchError
+
+    pdf = text_pdf(tmp_path / "notes.pdf", ["The pump is serviced every spring before the season starts.",
+                                            "Invoices are paid within thirty days of delivery."])
+    kb_dir = tmp_path / "kb"
+    with KnowledgeBase.open(kb_dir, Config(ingest=IngestConfig(profile="fast", ocr="never")), create=True) as kb:
+        assert [r.status for r in kb.ingest([pdf], progress=False)] == ["indexed"]
+    manifest = json.loads((kb_dir / "manifest.json").read_text())
+    assert manifest["model_settings"]["text"] == "paraphrase-MiniLM-L3-v2"
+    with KnowledgeBase.open(kb_dir) as kb:  # a new process would do the same: the manifest says which model
+        assert kb.embedders.text.provenance()["max_seq_length"] == 128
+        assert [h.page for h in kb.search("when is the pump serviced", top_k=1).hits] == [1]
+        assert [h.page for h in kb.search("payment terms for invoices", top_k=1).hits] == [2]
+    capsys.readouterr()
+    assert main(["search", "when is the pump serviced", "--kb", str(kb_dir), "--json"]) == 0  # the CLI too
+    assert json.loads(capsys.readouterr().out)["hits"][0]["page"] == 1
+    assert main(["info", "--kb", str(kb_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"]["text"] == "sentence-transformers/paraphrase-MiniLM-L3-v2"
+    assert main(["info", "--kb", str(kb_dir)]) == 0
+    assert "text model sentence-transformers/paraphrase-MiniLM-L3-v2" in capsys.readouterr().out
+    # asking for the default model on it is refused, naming both, not answered with the wrong vectors
+    with KnowledgeBase.open(kb_dir, Config()) as kb, pytest.raises(EmbedderMismatchError, match="paraphrase-MiniLM-L3-v2"):
+        kb.search("when is the pump serviced")

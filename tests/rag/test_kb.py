@@ -195,5 +195,5 @@ def test_same_bytes_under_another_name_are_one_document(tmp_path, samples):
 
 def test_config_is_restored_from_the_manifest(kb_path):
     with KnowledgeBase.open(kb_path) as kb:
-        assert kb.config.models == ModelsConfig()
+        assert kb.config.models == Config().models  # the default profile's text model, named in the manifest
         assert replace(kb.config.ingest) == Config().ingest
