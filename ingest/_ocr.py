@@ -42,7 +42,7 @@ from rag.lru import LRU
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["OcrLine", "deskewed_boxes", "get_engine", "layout_boxes", "ocr_array", "recognize_lines", "skew_degrees",
+__all__ = ["OcrLine", "deskewed_boxes", "detector_size", "get_engine", "layout_boxes", "ocr_array", "recognize_lines", "skew_degrees",
            "use_in_worker"]
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ _MODELS = ("_load_det_model", "_load_cls_model", "_load_rec_model")
 def _as_loaded(engine: Any) -> None:
     """Each of ``engine``'s models, as rapidocr loads it on first use, gets an onnxruntime
     session whose idle threads sleep instead of spinning, and the detector gets
-    :class:`_DetInput` (no upscaling past twice the clip's pixels).
+    :class:`_DetInput` (no upscaling past a 1,280-px longer side).
 
     rapidocr does not expose onnxruntime's ``session.intra_op.allow_spinning``; its default
     keeps the second thread busy-waiting between operators. On freeculture.pdf's 20 raster
@@ -183,7 +183,7 @@ class _DetInput:
         self.scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float32))).astype(np.float32)
         self.mean = (np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)).astype(np.float32)
 
-    def __call__(self, img: np.ndarray) -> np.ndarray | None:
+    def __call__(self, img: np.ndarray) -> np.ndarray:
         import cv2
         import numpy as np
 
@@ -198,8 +198,8 @@ class _DetInput:
 def detector_size(height: int, width: int, limit_side_len: int = 736) -> tuple[int, int]:
     """The (height, width) the detector sees an image of ``height`` x ``width`` pixels at:
     rapidocr's upscaling of the shorter side to ``limit_side_len``, stopped where the longer
-    side reaches :data:`_MAX_UPSCALED_SIDE` (an image already larger is never shrunk), each
-    side rounded to a multiple of 32 (at least 32)."""
+    side reaches :data:`_MAX_UPSCALED_SIDE` (an image already larger is not scaled), each side
+    rounded to a multiple of 32 (at least 32)."""
     short, long = min(height, width), max(height, width)
     ratio = limit_side_len / short if 0 < short < limit_side_len else 1.0
     if ratio > 1.0 and long * ratio > _MAX_UPSCALED_SIDE:
