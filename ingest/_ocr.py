@@ -316,10 +316,11 @@ def _upright_read(engine: Any, image: np.ndarray, nothing_found: type[Exception]
       badly, so only a line read under :data:`_DOUBT` confidence goes to the classifier, and
       one the classifier turns is read again, the better confidence kept.
     The classifier ran on 241 lines of those figures, now on about 30, and no line is turned
-    unless its turned reading is the surer one. Scanned pages gain too: on the held-out scans
-    two level lines of epson.pdf that the classifier had turned ("ritt sor ets cts ...") read
-    "printed texts so that they can be electronically edited, searched, stored more compactly,"
-    and "...", c03-29.pdf's "MIST URE." "MISS WATSON'S LECTURE.", for the same CPU."""
+    unless its turned reading is the surer one. Scanned pages gain too, for the same CPU: on
+    the held-out scans, two level lines of epson.pdf that the classifier had turned ("ritt sor
+    ets cts s tet s it.") read "printed texts so that they can be electronically edited,
+    searched, stored more compactly,", and c03-29.pdf's "MIST URE." reads "MISS WATSON'S
+    LECTURE."."""
     import numpy as np
 
     original = engine.load_img(image)
