@@ -79,7 +79,7 @@ RULES: tuple[Rule, ...] = (
     Rule("OCR recognition (+ angle classifier)", r"rapidocr/", r"recognize_txt|text_rec|text_cls|cls_img"),
     Rule("OCR other (crops, rapidocr glue)", r"rapidocr/(?!inference_engine/)"),  # the engine: its caller decides
     Rule("OCR other (crops, rapidocr glue)", r"ingest/_ocr\.py|ingest/_textlayer\.py",
-         r"^(ocr_array|_ocr_clip|ocr_region|group_ocr_lines|skew_degrees|deskewed_boxes|layout_boxes|recognize_lines)$"),
+         r"^(ocr_array|_ocr_clip|ocr_region|group_ocr_lines|skew_degrees|deskewed_boxes|layout_boxes|recognize_lines|_read|_upright_read|_stood_up)$"),
     Rule("OCR other (crops, rapidocr glue)", r"ingest/_image\.py", r"ocr"),
     Rule("tables", r"ingest/_tables\.py"),  # the finder, the table-cue check and the row split (session 12)
     Rule("tables", r"pymupdf/table\.py"),

@@ -130,3 +130,55 @@ def test_identical_pixels_are_read_once_and_other_pixels_anew(stages):
     other[60, 200] = 0
     ocr.ocr_array(other)
     assert stages["det"] == 2
+
+
+def _text_array(text: str, width: int = 300, height: int = 70, fontsize: float = 24) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(_text_png(width, height, text, fontsize))).convert("RGB"))
+
+
+def test_a_level_line_read_with_confidence_is_not_sent_to_the_angle_classifier(stages):
+    lines = ocr.ocr_array(_text_array("VALVE 7 CLOSED"))
+    assert "VALVE 7 CLOSED" in " ".join(ln.text for ln in lines)
+    assert stages == {"det": 1, "cls": 0, "rec": 1}
+
+
+def test_an_upside_down_label_is_still_read(stages):
+    upside_down = np.ascontiguousarray(_text_array("VALVE 7 CLOSED")[::-1, ::-1])
+    text = " ".join(ln.text for ln in ocr.ocr_array(upside_down))
+    assert "VALVE" in text and "CLOSED" in text
+    assert stages["cls"] == 1  # its poor first reading sent it to the angle classifier
+
+
+@pytest.mark.parametrize("quarter_turns", [1, -1], ids=["bottom-to-top", "top-to-bottom"])
+def test_an_axis_label_standing_on_end_is_read_either_way_up(quarter_turns, stages):
+    label = np.ascontiguousarray(np.rot90(_text_array("Revenue", 130, 40, 24), quarter_turns))
+    assert label.shape[0] > 2 * label.shape[1]
+    assert "Revenue" in " ".join(ln.text for ln in ocr.ocr_array(label))
+    assert stages["cls"] == 0  # read both ways; no classifier needed
+
+
+def test_a_figure_whose_words_are_in_the_text_layer_is_not_sent_to_the_recogniser(tmp_path, stages):
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), g.LOREM[:90])
+    g.raster_page(page, pymupdf.Rect(100, 200, 400, 380))
+    page.insert_text((120, 260), "Pressure falls as the valve opens", fontsize=11)
+    (content,) = _pages(g.save(doc, tmp_path / "labelled.pdf"))
+    (fig,) = content.figures
+    assert "Pressure falls as the valve opens" in fig.text
+    assert stages == {"det": 0, "cls": 0, "rec": 0}
+
+
+@pytest.mark.parametrize("height, width", [(364, 589), (180, 300), (900, 1400), (40, 30), (736, 2000)])
+def test_an_image_of_ordinary_shape_is_detected_at_rapidocrs_own_size(height, width):
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    theirs = DetPreProcess(736, "min").resize(np.zeros((height, width, 3), np.uint8)).shape[:2]
+    assert ocr.detector_size(height, width) == theirs
+
+
+def test_a_thin_logo_is_not_upscaled_past_the_longest_side_the_detector_needs():
+    # freeculture.pdf's 188 x 66 px logo: rapidocr sent it to the detector at 2,112 x 736 px
+    height, width = ocr.detector_size(66, 188)
+    assert width <= ocr._MAX_UPSCALED_SIDE and height >= 2 * 66
+    assert height * width < 0.4 * 2112 * 736
