@@ -1,6 +1,7 @@
 """Memory of ingest against document length: peak PSS of the process tree, a short and a long PDF.
 
-    .venv/bin/python bench/bench_memory.py [--pages 100 2000] [--folder] [--json FILE] [--trace]
+    .venv/bin/python bench/bench_memory.py [--pages 100 2000] [--folder] [--json FILE] [--trace] [--detail]
+    .venv/bin/python bench/bench_memory.py --detail --paths ../shared/eval/docs   # where the public set's peak is
 
 For each length N a PDF of N pages of the same kind is generated (PyMuPDF, deterministic, in
 a temporary folder): two text paragraphs per page (the page number in them, so no two pages
@@ -13,6 +14,12 @@ PSS ratio to the first length; the target is a 2,000-page document peaking at <=
 100-page one (issue 23). ``--folder``: each long PDF is ingested with a one-page PDF beside it,
 as a folder is, so that it is read in an extraction worker process (one file alone is read in
 the ingesting process).
+
+``--detail``: also print, for each run, the processes of the tree at the peak sample: PSS (anonymous
+and file-backed), RSS and the largest mappings by name (``[heap]`` is glibc's main heap, ``[anon]``
+unnamed mappings); a parent column tells the ingesting process, its extraction workers and the
+children they fork for table finding. ``--paths P...``: ingest these files or folders (one run)
+instead of generated PDFs.
 
 ``--trace``: instead, ingest each PDF in-process under ``tracemalloc`` and print the 15
 allocation sites that grew most between the first page batch written and the last, to find
@@ -33,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _tree_memory import TreePss  # noqa: E402  (bench/ is the script's folder)
+from _tree_memory import TreePss, describe  # noqa: E402  (bench/ is the script's folder)
 
 WORDS = ("pump", "valve", "sensor", "pressure", "filter", "torque", "circuit", "relay", "bearing", "coolant",
          "inverter", "fuse", "gasket", "manifold", "actuator", "encoder", "spindle", "damper", "nozzle", "turbine")
@@ -70,25 +77,26 @@ def make_pdf(path: Path, pages: int) -> Path:
     return path
 
 
-def measure(pdf: Path, workdir: Path, beside: Path | None = None) -> dict:
-    """Ingest ``pdf`` (and ``beside``) into a fresh knowledge base in a subprocess; its tree's
-    peak PSS and CPU."""
+def measure(pdf: Path | list[Path], workdir: Path, beside: Path | None = None, detail: bool = False) -> dict:
+    """Ingest ``pdf`` (a path or several; and ``beside``) into a fresh knowledge base in a
+    subprocess; its tree's peak PSS and CPU (``detail``: and its processes at the peak)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    cmd = [sys.executable, "-c", "from rag.cli import main; main()", "ingest", "--kb", str(workdir / "kb"), "--no-progress", str(pdf)]
+    cmd = [sys.executable, "-c", "from rag.cli import main; main()", "ingest", "--kb", str(workdir / "kb"), "--no-progress",
+           *map(str, pdf if isinstance(pdf, list) else [pdf])]
     if beside is not None:
         cmd.append(str(beside))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with TreePss(proc.pid) as pss:
+    with TreePss(proc.pid, detail=detail) as pss:
         out, err = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"mmrag ingest {pdf.name} failed ({proc.returncode}):\n{err[-3000:]}")
+        raise SystemExit(f"mmrag ingest {pdf} failed ({proc.returncode}):\n{err[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # the largest process among all reaped so far: this run's, as the lengths grow
     return {"peak_pss_mb": round(pss.peak_mb, 1), "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
-            "cpu_s": round(cpu, 1), "samples": pss.samples}
+            "cpu_s": round(cpu, 1), "samples": pss.samples, "at_peak": describe(pss.at_peak) if detail else None}
 
 
 def trace(pdf: Path, workdir: Path, top: int = 15) -> list[str]:
@@ -124,9 +132,19 @@ def main() -> None:
     ap.add_argument("--folder", action="store_true", help="a one-page PDF beside each: read in a worker process")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--trace", action="store_true", help="tracemalloc growth in-process instead of PSS")
+    ap.add_argument("--detail", action="store_true", help="print the tree's processes at the peak")
+    ap.add_argument("--paths", type=Path, nargs="+", help="ingest these files or folders instead of generated PDFs")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mmrag-memory-") as tmp:
+        if args.paths:
+            work = Path(tmp) / "run"
+            work.mkdir()
+            r = measure(args.paths, work, detail=args.detail)
+            sys.stdout.write(f"{' '.join(map(str, args.paths))}: CPU {r['cpu_s']} s, peak PSS {r['peak_pss_mb']} MB\n")
+            if args.detail:
+                sys.stdout.write(r["at_peak"] + "\n")
+            return
         for n in args.pages:
             pdf = make_pdf(Path(tmp) / f"long{n}.pdf", n)
             work = Path(tmp) / f"run{n}"
@@ -134,7 +152,9 @@ def main() -> None:
             if args.trace:
                 sys.stdout.write(f"{n} pages: growth from page 32 to the end\n" + "\n".join(trace(pdf, work)) + "\n")
                 continue
-            r = measure(pdf, work, make_pdf(Path(tmp) / "one.pdf", 1) if args.folder else None)
+            r = measure(pdf, work, make_pdf(Path(tmp) / "one.pdf", 1) if args.folder else None, args.detail)
+            if args.detail:
+                sys.stdout.write(f"{n} pages, at the peak ({r['peak_pss_mb']} MB):\n{r.pop('at_peak')}\n")
             rows.append({"pages": n, "mb_file": round(pdf.stat().st_size / 1e6, 1), **r})
     if args.trace:
         return

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ingest import _heap
+
 __all__ = ["Caps", "PageLoad", "Timeout", "measure_page", "run_killable", "CAPS"]
 
 logger = logging.getLogger("ingest")
@@ -226,6 +228,9 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
     if not hasattr(os, "fork"):
         return fn()
     read_end, write_end = os.pipe()
+    # what this process has freed (a page's OCR, the last table call) is given back first: the
+    # child adds its own working set (~100-170 MB for the table finder) beside what this holds
+    _heap.trim()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, leave without running the parent's cleanup
         code = 0

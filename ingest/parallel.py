@@ -44,6 +44,7 @@ from rag.config import IngestConfig
 from rag.errors import MmragError, WorkerDiedError
 from rag.types import DocumentInfo, PageContent
 
+from ingest import _heap
 from ingest._files import FileIdentity
 from ingest.batch import pages_in_range
 
@@ -96,6 +97,20 @@ def _keep_inherited_pages_shared() -> None:
     import gc
 
     gc.freeze()
+
+
+def _load_before_fork() -> None:
+    """Import PyMuPDF in the caller before its workers fork, so that they share one copy.
+
+    ``import pymupdf`` also loads the layout model of PyMuPDF's table finder (ONNX sessions,
+    ~1.5 s of CPU and ~40 MB of private memory in each process that imports it). Imported after the fork,
+    every worker loaded its own; imported before, the workers inherit the loaded model
+    copy-on-write. The workers never run it themselves: the table finder runs in a process
+    forked from the worker (:func:`ingest._budget.run_killable`), as it did before."""
+    try:
+        import pymupdf  # noqa: F401
+    except ImportError:  # reported where a document needs it, as before
+        pass
 
 
 def _die_with(parent: int) -> None:
@@ -154,6 +169,8 @@ def _extract(job_id: int, path: Path, config: IngestConfig, image_root: Path | N
     except MmragError as exc:  # the file's fault (or a missing extra): reported, not a crash
         put((job_id, "error", _Failure.of(exc)))
         return
+    finally:
+        _heap.trim()  # the document's high-water mark is not kept while the worker waits for the next
     put((job_id, "done", None))
 
 
@@ -162,10 +179,16 @@ def _wait_until_sent(results: Any) -> None:
     its way in): the pipe empties only as fast as the caller reads, so a worker faster than the
     caller's embedding keeps about two batches ahead of it instead of buffering the rest of the
     document (``multiprocessing.Queue.put`` appends to an unbounded buffer in the sending
-    process, ``_buffer``, that its feeder thread writes out)."""
+    process, ``_buffer``, that its feeder thread writes out). A worker that has to wait gives its
+    heap's free memory back first (:mod:`ingest._heap`): otherwise it waits holding the high-water
+    mark of its heaviest page."""
     unsent = getattr(results, "_buffer", None)
+    trimmed = False
     while unsent:
         time.sleep(0.005)
+        if unsent and not trimmed:  # idle until the caller reads: give back what the last pages freed
+            _heap.trim()
+            trimmed = True
 
 
 class ExtractionJob:
@@ -258,6 +281,8 @@ class ExtractionPool:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            if self._ctx.get_start_method() == "fork":
+                _load_before_fork()
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=self._ctx, initializer=_init_worker,
                 initargs=(self._queue(), logging.getLogger("ingest").getEffectiveLevel(), os.getpid()),

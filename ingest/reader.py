@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,37 +38,13 @@ from rag.errors import (
 )
 from rag.types import DocumentInfo, PageContent
 
+from ingest import _heap
 from ingest._files import FileIdentity, identify_file
 
 __all__ = ["DocumentReader", "open_document"]
 
 logger = logging.getLogger("ingest")
 _SHRINK_EVERY = 32  # pages between flushes of MuPDF's resource store
-
-
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere nothing).
-
-    Pages are built in the reading thread and freed in the embedding thread: glibc keeps what
-    one thread freed in another thread's arena, and without a trim a long document's process
-    grew by ~1 MB per page (300 generated pages: +330 MB, ``bench/bench_memory.py``)."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
-        try:
-            _LIBC = ctypes.CDLL(name) if name else False
-            if _LIBC and not hasattr(_LIBC, "malloc_trim"):
-                _LIBC = False
-        except OSError:
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
-
-
-_LIBC: Any = None  # the C library once looked up; False: no malloc_trim here
 
 
 def _open_pdf_file(path: Path) -> Any:
@@ -312,7 +287,7 @@ class DocumentReader:
                 import pymupdf
 
                 pymupdf.TOOLS.store_shrink(100)
-                _trim_heap()
+                _heap.trim()  # pages are freed in the embedding thread: glibc keeps them until trimmed
             return content
         except MmragError:
             raise

@@ -207,6 +207,21 @@ def test_tree_pss_counts_a_child_process_memory_with_its_parent() -> None:
     assert pss.samples >= 3 and pss.peak_mb > 150  # the child's pages, which the parent's ru_maxrss never sees
 
 
+def test_tree_pss_detail_says_which_process_held_the_peak_and_in_what() -> None:
+    tree = _bench_module("_tree_memory")
+    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+            "'import time; b = bytearray(150 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(2)'])")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    with tree.TreePss(proc.pid, interval=0.1, detail=True) as pss:
+        proc.wait()
+    parent, child = pss.at_peak
+    assert (parent.pid, child.ppid) == (proc.pid, proc.pid)
+    assert child.anon_mb > 150 > parent.pss_mb  # the child's own anonymous pages
+    assert sum(mb for _, mb in child.maps) <= child.pss_mb + 1 and child.maps[0][1] > 100
+    table = tree.describe(pss.at_peak)
+    assert str(child.pid) in table and child.maps[0][0] in table
+
+
 def test_memory_benchmark_document_is_deterministic_with_figures_and_tables(tmp_path: Path) -> None:
     import pymupdf
 
