@@ -166,7 +166,7 @@ class ModelsConfig:
     ``ModelsConfig`` on its own embeds with the default profile's.
     """
 
-    text: str = None  # type: ignore[assignment]
+    text: str | None = None
     sparse: str | None = "bm25"
     image: str | None = None
     late_interaction: str | None = None
