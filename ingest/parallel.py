@@ -107,10 +107,10 @@ def _load_before_fork() -> None:
     every worker loaded its own; imported before, the workers inherit the loaded model
     copy-on-write. The workers never run it themselves: the table finder runs in a process
     forked from the worker (:func:`ingest._budget.run_killable`), as it did before."""
-    try:
+    from importlib.util import find_spec
+
+    if find_spec("pymupdf") is not None:  # missing: reported where a document needs it, as before
         import pymupdf  # noqa: F401
-    except ImportError:  # reported where a document needs it, as before
-        pass
 
 
 def _die_with(parent: int) -> None:
