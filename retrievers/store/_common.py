@@ -42,8 +42,12 @@ __all__ = [
     "numpy_vectors",
 ]
 
-#: Payload fields that get an index in every collection: (name, kind).
-INDEXED_FIELDS: tuple[tuple[str, str], ...] = (("doc_id", "keyword"), ("page", "integer"), ("kind", "keyword"))
+#: Payload fields that get an index in every collection: (name, kind); every key a filter of
+#: ours names (``navigation``: the navigation pages read by ``retrievers.pipeline``), so that a
+#: server in strict mode, which refuses a filter on a key without an index, serves every search.
+INDEXED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("doc_id", "keyword"), ("page", "integer"), ("kind", "keyword"), ("navigation", "keyword"),
+)  # fmt: skip
 #: The RRF constant (score of rank r is 1 / (k + r)); the same for both backends.
 DEFAULT_RRF_K = 60
 SCROLL_BATCH = 256

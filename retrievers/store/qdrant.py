@@ -193,23 +193,27 @@ class QdrantServerStore:
             client.create_collection(
                 collection_name=name, vectors_config=dense, sparse_vectors_config=sparse or None, **options
             )
-            if not self.is_local:  # local mode has no payload indexes (and warns about them)
-                for field_name, kind in INDEXED_FIELDS:
-                    client.create_payload_index(name, field_name=field_name, field_schema=index_schema(m, kind), wait=True)
         self._specs[name] = spec
         self._tenant_ready(name)
         logger.info("qdrant store %s: created collection %s", self.where, name)
 
     def _tenant_ready(self, name: str) -> None:
-        """The tenant's index and (with ``shard_by_tenant``) its shard key exist in ``name``; a
-        server only (local mode has neither)."""
-        if self.tenant is None or self.is_local:
+        """The payload indexes every filter of ours needs (:data:`INDEXED_FIELDS`, the tenant's) and
+        (with ``shard_by_tenant``) the tenant's shard key exist in ``name``: a collection made by an
+        older release gets the indexes it lacks, so a server in strict mode (which refuses a filter
+        on a key without an index) serves it. A server only (local mode has none of them)."""
+        if self.is_local:
             return
         client, m = self._c(), self._models
-        with self._mapped(name, "tenant index"):
+        with self._mapped(name, "payload indexes"):
             schema = client.get_collection(name).payload_schema or {}
-            if TENANT not in schema:
+            for field_name, kind in INDEXED_FIELDS:
+                if field_name not in schema:
+                    client.create_payload_index(name, field_name=field_name, field_schema=index_schema(m, kind), wait=True)
+            if self.tenant is not None and TENANT not in schema:
                 client.create_payload_index(name, field_name=TENANT, field_schema=tenant_index(m), wait=True)
+        if self.tenant is None:
+            return
         if self.shard_by_tenant:
             from qdrant_client.http.exceptions import UnexpectedResponse
 

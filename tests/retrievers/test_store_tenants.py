@@ -18,7 +18,9 @@ import pytest
 
 qdrant_client = pytest.importorskip("qdrant_client")
 
+from httpx import Headers  # noqa: E402
 from qdrant_client.http import models as rest  # noqa: E402
+from qdrant_client.http.exceptions import UnexpectedResponse  # noqa: E402
 
 from rag.config import StoreConfig  # noqa: E402
 from rag.errors import ConfigError, StoreError  # noqa: E402
@@ -120,16 +122,20 @@ class _Recording:
     """A client for the server code path: validates each request as the REST body qdrant-client's
     remote client would build from the same arguments, records it, and serves it from local mode."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = False) -> None:
         self.local = qdrant_client.QdrantClient(location=":memory:")
         self.bodies: list[tuple[str, Any]] = []
         self.shard_keys: list[Any] = []
         self.indexes: dict[str, Any] = {}
+        self.strict = strict  # a server in strict mode: a filter on a key without an index is refused
 
     def _body(self, op: str, model: type, **fields: Any) -> None:
         body = model(**fields)
         model.model_validate(json.loads(body.model_dump_json(exclude_none=True)))  # the JSON a server would get
         self.bodies.append((op, body))
+        unindexed = sorted(k for k in _filter_keys(getattr(body, "filter", None)) if k not in self.indexes)
+        if self.strict and unindexed:
+            raise UnexpectedResponse(400, "Bad Request", f"Index required but not found for {unindexed}".encode(), Headers())
 
     def _keyed(self, op: str, selector: Any) -> None:
         self.shard_keys.append((op, selector))
@@ -200,6 +206,18 @@ class _Recording:
         self.local.close()
 
 
+def _filter_keys(flt: Any) -> set[str]:
+    """The payload keys a filter's conditions name, at any depth."""
+    if flt is None:
+        return set()
+    keys: set[str] = set()
+    for part in ("must", "should", "must_not"):
+        conditions = getattr(flt, part, None) or []
+        for c in conditions if isinstance(conditions, list) else [conditions]:
+            keys |= {c.key} if isinstance(c, rest.FieldCondition) else _filter_keys(getattr(c, "filter", c if isinstance(c, rest.Filter) else None))
+    return keys
+
+
 def _server_store(client: _Recording, **options: Any) -> QdrantServerStore:
     store = QdrantServerStore(url="http://qdrant.invalid:6333", **options)
     store._client, store._models = client, qdrant_client.models  # the server code path, served locally
@@ -262,3 +280,31 @@ def test_cluster_options_are_fields_of_qdrant_clients_create_collection():
     assert collection_options(qdrant_client.models, None, None, None, custom_sharding=False) == {}
     index = rest.CreateFieldIndex(field_name=TENANT, field_schema=tenant_index(qdrant_client.models))
     assert json.loads(index.model_dump_json(exclude_none=True))["field_schema"] == {"type": "keyword", "is_tenant": True}
+
+
+def test_a_strict_mode_server_serves_every_filter_and_an_older_collection_gets_the_indexes_it_lacks():
+    from retrievers.pipeline import navigation_pages
+
+    client = _Recording(strict=True)
+    store = _server_store(client)
+    store.ensure_collection(SPEC)
+    store.upsert(SPEC.name, _points({"a": {"team": "ops"}, "b": {}}))
+    # the filters a knowledge base sends: documents, page ranges, kinds, metadata, navigation pages
+    assert _docs(store.search(SPEC.name, _query(), Filter(doc_ids=("a",), page_range=(1, 2)))) == ["a"]
+    assert _docs(store.search(SPEC.name, _query(), Filter(equals={meta_key("team"): "ops", "kind": "page"}))) == ["a"]
+    assert navigation_pages(store, {"pages": SPEC}) == {}  # refused without a "navigation" index
+    store.delete(SPEC.name, Filter(doc_ids=("b",)))
+    assert store.count(SPEC.name) == 2
+
+    # a collection made by an older release, without the "navigation" index: opened, it gets it
+    old = _Recording(strict=True)
+    old.local.create_collection(SPEC.name, vectors_config={"dense": rest.VectorParams(size=DIM, distance=rest.Distance.COSINE)},
+                                sparse_vectors_config={"bm25": rest.SparseVectorParams(modifier=rest.Modifier.IDF)})  # fmt: skip
+    old.indexes = {"doc_id": rest.PayloadSchemaType.KEYWORD, "page": rest.PayloadSchemaType.INTEGER, "kind": rest.PayloadSchemaType.KEYWORD}
+    reopened = _server_store(old)
+    with pytest.raises(StoreError, match="Index required"):
+        navigation_pages(reopened, {"pages": SPEC})  # what a strict server answered before the fix
+    reopened.ensure_collection(SPEC)
+    created = [b.field_name for op, b in old.bodies if op == "create_payload_index"]
+    assert created == ["navigation"]
+    assert navigation_pages(reopened, {"pages": SPEC}) == {}
