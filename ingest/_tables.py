@@ -17,7 +17,7 @@ from typing import Any
 from ingest._figures import THIN, Element
 from ingest._layout import RawBlock, is_caption
 
-__all__ = ["find_tables", "may_have_tables", "side_by_side_rows", "split_merged_rows"]
+__all__ = ["find_tables", "may_have_tables", "side_by_side_rows", "split_merged_rows", "unstruck"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -29,6 +29,17 @@ _MIN_ROWS = 3  # rows of a cue: a table has a header and at least two rows under
 
 def _box(b: Any) -> Box:
     return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+
+
+#: PyMuPDF's markdown marks a span that a drawn line crosses as struck out (``201~~1~~``): in a
+#: table that is a ruling line or a footnote mark's rule far more often than deleted text
+_STRUCK = re.compile(r"~~(.+?)~~")
+
+
+def unstruck(markdown: str) -> str:
+    """``markdown`` without strike-out marks: the text they wrapped stays (``2 July 201~~1~~``
+    reads ``2 July 2011``)."""
+    return _STRUCK.sub(r"\1", markdown)
 
 
 def split_merged_rows(markdown: str) -> str:
@@ -64,7 +75,7 @@ def find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
         try:
             if tab.row_count < 2 or tab.col_count < 2:
                 continue
-            out.append((_box(tab.bbox), split_merged_rows(tab.to_markdown(clean=False))))
+            out.append((_box(tab.bbox), split_merged_rows(unstruck(tab.to_markdown(clean=False)))))
         except Exception as exc:  # noqa: BLE001 - same reason as above
             logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
     return out

@@ -147,3 +147,18 @@ def test_a_scanned_table_is_read_by_ocr_without_running_the_table_finder(tmp_pat
         (content,) = list(reader.pages(progress=False))
     assert content.page.ocr and "Hillside" in content.page.text and "Table 1" in content.page.text
     assert _searched(log) == []
+
+
+def test_a_rule_crossing_a_cell_does_not_strike_its_text_out(tmp_path):
+    """PyMuPDF marks a span a drawn line crosses as struck out (``2 July 201~~1~~``); the table
+    keeps the plain text, so an answer quotes '2 July 2011'."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    g.table_page(page, 80, 100, (("Name", "Value", "Source"), ("Initial release", "2 July 2011", "blog"), ("Stable release", "4.0.379", "site")), caption=None)
+    words = {w[4]: w for w in page.get_text("words")}
+    x0, y0, x1, y1 = words["2011"][:4]
+    page.draw_line((x0 + 0.6 * (x1 - x0), (y0 + y1) / 2), (x1 + 1, (y0 + y1) / 2), width=0.6)  # through the last digit
+    path = g.save(doc, tmp_path / "struck.pdf")
+    (table,) = [f for f in _read(path)[0].figures if f.kind == "table"]
+    assert "~~" not in table.text
+    assert "2 July 2011" in table.text
