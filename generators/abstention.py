@@ -32,7 +32,9 @@ unanswered when any of these holds:
    Specific terms are what the question names: a run of capitalised words that does not start
    the sentence ("President Clinton", "Google Sheets"), an acronym or identifier with two
    capitals or a digit ("UTAUT", "vcovCL", "TAM3", "2019"). One is missing when none of its
-   words is in the evidence of the hits, their citations or their file names, and one of its
+   words is in the evidence of the hits, their citations, their file names or their documents'
+   own names (``names``: the title and author a PDF's metadata gives, so "the FAA handbook"
+   is not refused for "FAA" when the handbook's author is the FAA), and one of its
    words is on at most ``rare_share`` (default 1 %) of the knowledge base's pages: the pages
    are about the topic but not about the thing asked ("When did President Clinton sign the
    CTEA?"). A common word missing ("frequently", "quicker") is not evidence: readers phrase
@@ -67,7 +69,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -273,7 +275,8 @@ class AbstentionJudge:
     ``embedder``: any object with ``embed_query(str)`` and ``embed_documents(list[str])``
     returning unit-normalised vectors (the knowledge base's text embedder); ``None`` leaves only
     the coverage signal. ``term_stats``: the knowledge base's corpus statistics; ``None`` turns
-    rule 4 (a missing specific term) off.
+    rule 4 (a missing specific term) off. ``names``: doc id -> what the document is called
+    besides its file name (its title and author), words a question may name it by.
     """
 
     def __init__(
@@ -284,6 +287,7 @@ class AbstentionJudge:
         min_coverage: float = 0.25,
         term_stats: TermStats | None = None,
         rare_share: float = 0.01,
+        names: Mapping[str, str] | None = None,
     ) -> None:
         for name, value in (("min_similarity", min_similarity), ("min_coverage", min_coverage), ("rare_share", rare_share)):
             if not 0.0 <= value <= 1.0:
@@ -293,6 +297,7 @@ class AbstentionJudge:
         self.min_coverage = min_coverage
         self.term_stats = term_stats
         self.rare_share = rare_share
+        self.names = dict(names or {})
 
     def similarity(self, question: str, passages: Sequence[str]) -> float | None:
         """The best cosine between the question and a passage; ``None`` without an embedder or passages."""
@@ -313,7 +318,8 @@ class AbstentionJudge:
         if cov < self.min_coverage and (sim is None or sim < self.min_similarity):
             return Judgement(False, "weak evidence", sim, cov)
         if self.term_stats is not None:
-            seen = [*pool, *(c.text for c in answer.citations), *(hit.source for hit in answer.hits)]
+            named = (self.names.get(hit.doc_id, "") for hit in answer.hits)
+            seen = [*pool, *(c.text for c in answer.citations), *(hit.source for hit in answer.hits), *named]
             missing = tuple(missing_specifics(question, seen, self.term_stats, self.rare_share))
             if missing:
                 return Judgement(False, "missing term", sim, cov, missing)

@@ -35,10 +35,11 @@ def ebook_to_pdf(path: Path, fmt: str, config: IngestConfig) -> bytes:
             raise EmptyDocumentError(path, f"{fmt.upper()} has no pages")
         if count > config.max_pages:
             raise ResourceLimitError(path, f"{fmt.upper()} lays out as {count:,} pages, above ingest.max_pages={config.max_pages:,}")
-        title = (source.metadata or {}).get("title") or None
+        meta = source.metadata or {}
+        names = {k: meta[k] for k in ("title", "author") if meta.get(k)}
         with pymupdf.open("pdf", source.convert_to_pdf()) as pdf:
-            if title:
-                pdf.set_metadata({"title": title})
+            if names:
+                pdf.set_metadata(names)
             data = pdf.tobytes()
     except MmragError:
         raise

@@ -133,19 +133,20 @@ class DocumentReader:
             from ingest._image import frame_count, open_image
 
             self._image = open_image(self.path, self.config)
-            title, count = None, frame_count(self._image, self.path, self.config)
+            (title, author), count = (None, None), frame_count(self._image, self.path, self.config)
         elif kind in ("video", "audio"):
             from ingest._video import open_media
 
             self._media = open_media(self.path, self.config)
-            title, count, kind = None, self._media.page_count, self._media.kind  # a video with no picture is audio
+            (title, author), count, kind = (None, None), self._media.page_count, self._media.kind  # a video with no picture is audio
         else:
-            self._doc, title, count = self._open_pdf(None if kind == "pdf" else _as_pdf(identity, self.config))
-        self._info = DocumentInfo(identity.doc_id, self.path, self.path.name, kind, count, identity.size, title)
+            self._doc, (title, author), count = self._open_pdf(None if kind == "pdf" else _as_pdf(identity, self.config))
+        self._info = DocumentInfo(identity.doc_id, self.path, self.path.name, kind, count, identity.size, title, author)
         return self
 
-    def _open_pdf(self, data: bytes | None = None) -> tuple[Any, str | None, int]:
-        """Open the file (``data`` None) or the PDF it was converted to."""
+    def _open_pdf(self, data: bytes | None = None) -> tuple[Any, tuple[str | None, str | None], int]:
+        """Open the file (``data`` None) or the PDF it was converted to: the document, its
+        metadata's title and author, its page count."""
         import pymupdf
 
         path = self.path
@@ -173,7 +174,8 @@ class DocumentReader:
                 raise ResourceLimitError(
                     path, f"PDF has {count:,} pages, above ingest.max_pages={self.config.max_pages:,}"
                 )
-            title = (doc.metadata or {}).get("title") or None
+            meta = doc.metadata or {}
+            names = ((meta.get("title") or "").strip() or None, (meta.get("author") or "").strip() or None)
         except MmragError:
             doc.close()
             raise
@@ -181,7 +183,7 @@ class DocumentReader:
             state = "damaged or truncated (MuPDF's repair failed)" if doc.is_repaired else "broken"
             doc.close()
             raise CorruptDocumentError(path, f"PDF is {state}: {exc}") from exc
-        return doc, title, count
+        return doc, names, count
 
     def close(self) -> None:
         if self._doc is not None:

@@ -240,6 +240,7 @@ class Indexer:
                     status="pending",
                     size_bytes=info.size_bytes,
                     title=info.title,
+                    author=info.author,
                     page_range=wanted,
                     sha256=identity.sha256,
                     metadata=dict(metadata),

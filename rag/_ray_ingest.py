@@ -509,6 +509,7 @@ class RayEngine:
             status="complete",
             size_bytes=info.size_bytes,
             title=info.title,
+            author=info.author,
             points=dict(job.counts),
             ingested_at=time.time(),
             seconds=seconds,

@@ -79,6 +79,7 @@ class DocumentRecord:
     status: Literal["pending", "complete"]
     size_bytes: int = 0
     title: str | None = None
+    author: str | None = None  # the file's own metadata's (a PDF's author): how readers may name it
     points: dict[str, int] = field(default_factory=dict)
     ingested_at: float = 0.0
     seconds: float = 0.0

@@ -535,9 +535,15 @@ class KnowledgeBase:
             min_coverage=ask.abstain_min_coverage,
             term_stats=self._term_stats(store, specs),
             rare_share=ask.abstain_rare_share,
+            names=self._document_names({h.doc_id for h in answer.hits}),
         )
         judged = judge.apply(asked, answer)
         return replace(judged, timings={**judged.timings, "abstain": time.perf_counter() - t1})
+
+    def _document_names(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Doc id -> the title and author its file's metadata gives (what a reader may call it)."""
+        records = (self._registry.get(d) for d in doc_ids)
+        return {r.doc_id: " ".join(n for n in (r.title, r.author) if n) for r in records if r is not None and (r.title or r.author)}
 
     def _generator(self, generator: str | None) -> Any:
         """The generator ``generator`` (default: the configured one), built once."""

@@ -108,6 +108,8 @@ class DocumentInfo:
     page_count: int
     size_bytes: int
     title: str | None = None
+    #: who the file's own metadata says wrote or published it (a PDF's or e-book's author)
+    author: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,21 @@ def test_a_name_common_in_the_knowledge_base_or_a_common_word_missing_is_not_hel
     assert judge.judge(q, answer(q, hits, CTEA)).answered  # reader's own words, nothing named
 
 
+def test_a_name_the_documents_own_metadata_gives_counts_as_present():
+    """A reader names a document by its publisher ("the FAA handbook"): the author a PDF's
+    metadata gives is a name of that document, like its file name, not a missing thing."""
+    q = "Which self-locking nuts does the FAA handbook picture?"
+    text = "Figure 7-26 of the handbook pictures these self-locking nuts: Boots aircraft nut, Flexloc nut, elastic stop nut."
+    stats = TermStats.count([text, "Torque the nut to the value in the table.", "Safety wire the bolt."] * 40)
+    a = answer(q, [hit("amt_handbook_sample.pdf", 1, text)], text)
+    assert AbstentionJudge(None, term_stats=stats).judge(q, a).missing == ("FAA",)
+    named = AbstentionJudge(None, term_stats=stats, names={"damt_handbook_sample.pdf": "AMT General Handbook FAA"})
+    assert named.judge(q, a).answered
+    # only the cited documents' names count: another document's author does not vouch for this one
+    other = AbstentionJudge(None, term_stats=stats, names={"dother.pdf": "FAA"})
+    assert other.judge(q, a).missing == ("FAA",)
+
+
 def test_a_name_in_the_documents_file_name_counts_as_present():
     q = "What does the Wikipedia article say about the PDF.js stable release?"
     text = "Stable release 4.0.379 of PDF.js, December 31, 2023."

@@ -511,7 +511,7 @@ def test_samples_are_deterministic_and_answerable(tmp_path):
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     manual, shot = first
     info, pages = _read(manual, IngestConfig(ocr_figures=False, ocr_dpi=100))  # page OCR only, lower dpi: keeps the test quick
-    assert info.page_count == 4 and info.title == "Solar Panel Maintenance Manual"
+    assert info.page_count == 4 and info.title == "Solar Panel Maintenance Manual" and info.author == "mmrag"
     assert "Inspect the inverter every 6 months" in pages[0].page.text
     kinds = {(f.kind, f.source, (f.caption or "")[:8]) for p in pages for f in p.figures}
     assert {("figure", "vector", "Figure 1"), ("table", "table", "Table 1:"), ("figure", "raster", "Figure 2")} <= kinds

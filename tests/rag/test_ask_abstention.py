@@ -38,3 +38,17 @@ def test_answerable_question_still_answers_and_no_abstain_shows_the_generated_an
     assert data["answered"] is True and "6 months" in data["answer"] and data["citations"]
     code, out, _ = run(capsys, "ask", OFF_TOPIC, "--kb", str(kb_path), "--json", "--no-abstain")
     assert json.loads(out)["answered"] is True
+
+
+def test_a_question_naming_the_documents_author_is_answered(capsys, kb_path):
+    """The sample manual's PDF metadata names its author ("mmrag"); the knowledge base keeps it,
+    and a question that names the manual by its author is answered, not refused for that name."""
+    from rag.kb import KnowledgeBase
+
+    with KnowledgeBase.open(kb_path) as kb:
+        authors = {d.name: d.author for d in kb.documents()}
+    assert authors == {"solar_maintenance_manual.pdf": "mmrag", "inverter_dashboard.png": None}
+    code, out, _ = run(capsys, "ask", "How often does the MMRAG manual say the inverter should be inspected?",
+                       "--kb", str(kb_path), "--json")  # fmt: skip
+    data = json.loads(out)
+    assert data["answered"] is True and "6 months" in data["answer"], data["answer"]
