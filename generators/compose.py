@@ -53,7 +53,8 @@ __all__ = ["compose", "extreme_row", "lead_passage", "supports", "passage_holdin
 
 #: words an answer aims at (a lead table or figure may go over; support stops there)
 MAX_WORDS = 60
-#: longest stretch of a sentence quoted as the lead
+#: longest stretch of a sentence quoted as the lead (one that nearly fits, up to SUPPORT_SLACK words
+#: more, is quoted whole: its end is often the answer)
 LEAD_WORDS = 45
 #: longest stretch of a flattened run quoted
 FLAT_WORDS = 20
@@ -231,7 +232,7 @@ def lead_passage(lead: Unit, units: Sequence[Unit], terms: set[str], limit: int)
     an answer usually follows the words that match the question ("In 1969, Lear created a
     pilot ... He took the pilot to ABC. The network didn't like it ..."). A long lead is quoted
     by its best stretch instead. Returns the text and the units it holds."""
-    if _words(lead.text) > limit:
+    if _words(lead.text) > limit + SUPPORT_SLACK:
         return _window(lead.text, terms, limit), [lead]
     following = sorted((u for u in units if u.item is lead.item and u.position > lead.position), key=lambda u: u.position)
     parts, held, words = [lead.text], [lead], _words(lead.text)

@@ -111,6 +111,19 @@ def test_a_long_sentence_is_quoted_by_the_stretch_that_answers_and_the_answer_st
     assert answer.text.startswith("…")  # a cut is marked
 
 
+def test_a_lead_sentence_that_nearly_fits_is_quoted_whole_with_the_answer_at_its_end():
+    """A 52-word sentence (a run-on the text layer gave no full stop) holds the answer in its last
+    words; quoting its first 45 stopped at "if argument…" (blind B02)."""
+    text = ("R prefers the header line to have no entry for the row names, so the file looks like "
+            "dist climb time Greenmantle 2.5 650 16.083 Some other systems require a (possibly empty) "
+            "entry for the row names, which is what write.table will provide if the argument "
+            "col.names = NA is specified. Excel is one such system.")  # fmt: skip
+    q = "Which argument must be given to write.table so that the header line has an empty entry for the row names?"
+    answer = ExtractiveGenerator().generate(q, [_hit(9, _chunk(text))])
+    assert "col.names = NA is specified" in answer.text, answer.text
+    assert "…" not in answer.text
+
+
 def test_best_window_starts_before_the_first_matching_word():
     words = " ".join(["x"] * 30 + ["alpha", "answer", "follows", "here"] + ["y"] * 30)
     window, cut_start, cut_end = best_window(words, lambda w: 1.0 if w == "alpha" else 0.0, 10)
