@@ -45,6 +45,7 @@ from rag.errors import MmragError, WorkerDiedError
 from rag.types import DocumentInfo, PageContent
 
 from ingest import _heap
+from ingest._engine import import_pymupdf
 from ingest._files import FileIdentity
 from ingest.batch import pages_in_range
 
@@ -110,7 +111,7 @@ def _load_before_fork() -> None:
     from importlib.util import find_spec
 
     if find_spec("pymupdf") is not None:  # missing: reported where a document needs it, as before
-        import pymupdf  # noqa: F401
+        import_pymupdf()
 
 
 def _die_with(parent: int) -> None:

@@ -39,6 +39,7 @@ from rag.errors import (
 from rag.types import DocumentInfo, PageContent
 
 from ingest import _heap
+from ingest._engine import import_pymupdf
 from ingest._files import FileIdentity, identify_file
 
 __all__ = ["DocumentReader", "open_document"]
@@ -54,7 +55,7 @@ def _open_pdf_file(path: Path) -> Any:
     system). Such a file is opened through a temporary symlink with a plain name; MuPDF keeps
     its own descriptor, so the link is removed at once.
     """
-    import pymupdf
+    pymupdf = import_pymupdf()
 
     try:
         os.fsencode(path).decode("utf-8")
@@ -147,7 +148,7 @@ class DocumentReader:
     def _open_pdf(self, data: bytes | None = None) -> tuple[Any, tuple[str | None, str | None], int]:
         """Open the file (``data`` None) or the PDF it was converted to: the document, its
         metadata's title and author, its page count."""
-        import pymupdf
+        pymupdf = import_pymupdf()
 
         path = self.path
         try:
