@@ -19,11 +19,12 @@ about 0.06 ms.
 Measured (recall@1 / recall@5 / nDCG@5, default config, each set in its own knowledge base;
 BENCHMARKS.md, session 14): paraphrased 0.567/0.700/0.635 -> 0.600/0.733/0.661; public
 (0.933/1.000/0.975), held-out (0.619/0.857/0.738) and blind (0.667/0.894/0.789) unchanged
-(blind: two questions up, two down, one place each). Weight 0.2-0.3 is a plateau; 0.4-0.5 costs
-blind recall@5; more senses, nouns and verbs only, synonyms or derived words alone, expanding only
-words on no page, a most-frequent part of speech only, and expansion in a second round when the
-first is weak (:mod:`retrievers.requery`) were no better anywhere. It helps one set and
-no other, so it is off by default.
+(blind: two questions up, two down, one place each). With every document in one knowledge base:
+paraphrased 0.533/0.700 -> 0.567/0.733, blind recall@1 0.667 -> 0.682, the others unchanged.
+Weight 0.2-0.3 is a plateau; 0.4-0.5 costs blind recall@5; more senses, nouns and verbs only,
+synonyms or derived words alone, expanding only words on no page, a most frequent part of speech
+only, and expansion in a second round when the first is weak (:mod:`retrievers.requery`) were no
+better on every set. It helps one set of four alone, so it is off by default.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from rag.errors import ConfigError, MissingDependencyError
+from rag.lru import LRU
 from retrievers.base import SparseVector
 from retrievers.embedders.sparse import ENGLISH_STOPWORDS, split_words, term_id
 
@@ -59,6 +61,8 @@ SENSES = 1
 DERIVED = True
 #: Bump when the table's content changes: a thesaurus folder written by another version is rebuilt.
 TABLE_VERSION = 1
+#: Words whose related words a :class:`Thesaurus` keeps (questions repeat their words).
+RELATED_CACHE = 8192
 #: Parts of speech looked up: nouns, verbs, adjectives, adverbs.
 POS = ("n", "v", "a", "r")
 _FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
@@ -271,6 +275,7 @@ class Thesaurus:
         with (self.folder / "related.tsv").open("rb") as f:
             self._table = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self._exceptions: dict[tuple[str, str], tuple[str, ...]] | None = None
+        self._known: LRU[tuple[str, tuple[str, ...]], list[str]] = LRU(RELATED_CACHE)
 
     def close(self) -> None:
         self._table.close()
@@ -309,6 +314,14 @@ class Thesaurus:
         """The words related to ``word``'s lemmas (WordNet's morphy: the word itself, its
         irregular forms, else the suffix rules) in each part of speech ``pos``, in table order,
         without ``word``'s own lemmas."""
+        key = (word, tuple(pos))
+        known = self._known.get(key)
+        if known is None:
+            known = self._related(word, pos)
+            self._known.put(key, known)
+        return list(known)
+
+    def _related(self, word: str, pos: Sequence[str]) -> list[str]:
         out: list[str] = []
         lemmas: list[str] = []
         for p in pos:
