@@ -207,8 +207,7 @@ class WordNet:
                             if w == lemma:
                                 out.extend(d)
         own = {word, *lemmas}
-        seen: set[str] = set()
-        return [w for w in out if "_" not in w and w not in own and not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
+        return [w for w in dict.fromkeys(out) if "_" not in w and w not in own]
 
 
 def table_lines(wordnet: WordNet, senses: int = SENSES, derived: bool = DERIVED) -> list[bytes]:
