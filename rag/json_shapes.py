@@ -9,12 +9,12 @@ are file paths (the server swaps them for URLs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rag.types import Answer, Citation, Evidence, Hit, Route
 
-__all__ = ["route_json", "evidence_json", "hit_json", "citation_json", "answer_json", "timings_json", "requery_json"]
+__all__ = ["route_json", "evidence_json", "hit_json", "citation_json", "answer_json", "timings_json", "requery_json", "thesaurus_json"]
 
 #: Evidence listed per hit, and the characters of each evidence text shown.
 EVIDENCE_SHOWN = 5
@@ -98,6 +98,12 @@ def citation_json(citation: Citation, max_text: int | None = None) -> dict[str, 
     }
 
 
+def thesaurus_json(added: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]] | None:
+    """The related words the thesaurus added to the sparse query, by the question's word that
+    brought them; ``None`` when the thesaurus is off."""
+    return None if added is None else {word: list(words) for word, words in added.items()}
+
+
 def answer_json(
     answer: Answer,
     *,
@@ -116,5 +122,6 @@ def answer_json(
         "route": route_json(answer.route) if answer.route else None,
         "hits": [hit(h) for h in answer.hits],
         "generator": answer.generator,
+        "thesaurus": thesaurus_json(answer.thesaurus),
         "timings_ms": timings_json(answer.timings),
     }

@@ -391,6 +391,7 @@ class KnowledgeBase:
 
     def _searcher(self, router: str | None, reranker: str | None) -> Searcher:
         from rag._models import build_reranker_for, build_router_for
+        from retrievers.thesaurus import shared as shared_thesaurus
 
         store, specs = self._open_store()
         router_kind = self.config.ask.router if router is None else router
@@ -408,6 +409,7 @@ class KnowledgeBase:
                     requery=self.config.ask.requery,
                     documents=self._document_index if self.config.ask.documents else None,
                     navigation=self._navigation_pages,
+                    thesaurus=shared_thesaurus if self.config.ask.thesaurus else None,
                 )
             return self._ask_parts[key]
 
@@ -522,7 +524,7 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         answer = self._generator(generator).generate(asked, result.hits, on_token=on_token, phrases=result.phrases)
         timings = {**result.timings, **answer.timings, "generate": time.perf_counter() - t0}
-        answer = replace(answer, question=result.question, rewritten=result.rewritten, route=result.route, hits=result.hits, timings=timings)
+        answer = replace(answer, question=result.question, rewritten=result.rewritten, thesaurus=result.thesaurus, route=result.route, hits=result.hits, timings=timings)
         store, specs = self._open_store()
         answer = narrow_page_citations(answer, lambda doc_id, page: page_passages(store, specs, doc_id, page))
         if not (self.config.ask.abstain if abstain is None else abstain):

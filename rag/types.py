@@ -335,3 +335,6 @@ class Answer:
     #: A follow-up rewritten with its conversation (:mod:`rag.conversation`): what retrieval
     #: searched for; ``None`` when the question was searched as asked.
     rewritten: str | None = None
+    #: The related words the thesaurus added to the search (question word -> its related
+    #: words; ``[ask] thesaurus``); ``None`` when the thesaurus is off.
+    thesaurus: dict[str, tuple[str, ...]] | None = None

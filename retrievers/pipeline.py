@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from rag.errors import ConfigError
 from rag.ids import point_id
-from rag.json_shapes import hit_json, requery_json, route_json, timings_json
+from rag.json_shapes import hit_json, requery_json, route_json, thesaurus_json, timings_json
 from rag.phrases import holds, quoted_phrases
 from rag.types import BBox, Hit, NavKind, Route
 from retrievers.base import CollectionSpec, Filter, VectorStore
@@ -33,6 +34,7 @@ from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
 from retrievers import requery as requery_module
 from retrievers.pointers import apply_lending, lend
+from retrievers.thesaurus import Terms, Thesaurus, expand_query
 from retrievers.requery import Requery, expansion_terms, fuse_rounds, is_weak, margin, question_parts, rocchio
 from retrievers.search import (
     CORPUS_SHARE,
@@ -71,6 +73,9 @@ class SearchResult:
     requery: Requery | None = None
     #: What the document stage did (:mod:`retrievers.documents`); ``None``: it is off.
     documents: DocumentStage | None = None
+    #: The related words the thesaurus added to the sparse query, by the question's word that
+    #: brought them (:mod:`retrievers.thesaurus`, ``[ask] thesaurus``); ``None``: it is off.
+    thesaurus: dict[str, tuple[str, ...]] | None = None
 
     def to_json(self, hit: Callable[[Hit], dict[str, Any]] = hit_json) -> dict[str, Any]:
         """What ``mmrag search --json`` prints; ``hit`` shapes each hit (the server adds image URLs)."""
@@ -82,6 +87,7 @@ class SearchResult:
             "hits": [hit(h) for h in self.hits],
             "requery": requery_json(self.requery),
             "documents": None if self.documents is None else self.documents.to_json(),
+            "thesaurus": thesaurus_json(self.thesaurus),
             "timings_ms": timings_json(self.timings),
         }
 
@@ -100,8 +106,15 @@ class Searcher:
         requery: bool = False,
         documents: Callable[[], DocumentIndex] | None = None,
         navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
+        thesaurus: Callable[[], Thesaurus] | None = None,
     ) -> None:
         self.fusion: Fusion = fusion
+        #: The thesaurus whose related words join the sparse query (:mod:`retrievers.thesaurus`); ``None``: off.
+        self.thesaurus = thesaurus
+        if thesaurus is not None and not isinstance(embedders.sparse, Terms):
+            raise ConfigError("ask.thesaurus adds related words to the BM25 query, and this knowledge base has no BM25 "
+                              f"encoder (models.sparse = {getattr(embedders.sparse, 'name', None)!r}); set models.sparse = \"bm25\" "
+                              "or thesaurus = false")
         #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
         #: navigation pages among a question's hits are read from the store per question.
         self.navigation = navigation
@@ -124,6 +137,9 @@ class Searcher:
         timings["route"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         qv = encode_query(question, self.embedders)
+        added = None
+        if self.thesaurus is not None:
+            qv, added = self._expand(question, qv)
         timings["encode"] = time.perf_counter() - t1
         if visible is not None:
             flt = _restrict(flt, visible)
@@ -152,7 +168,17 @@ class Searcher:
         timings["rerank"] = time.perf_counter() - t3
         timings["total"] = time.perf_counter() - t0
         log.debug("search %r: %d hits in %.1f ms", question[:60], len(hits), timings["total"] * 1000)
-        return SearchResult(question, route, tuple(hits), timings, phrases, requery=requery, documents=stage)
+        return SearchResult(question, route, tuple(hits), timings, phrases, requery=requery, documents=stage, thesaurus=added)
+
+    def _expand(self, question: str, qv: QueryVectors) -> tuple[QueryVectors, dict[str, tuple[str, ...]]]:
+        """The question's sparse query with the thesaurus's related words of its content words
+        (:func:`retrievers.thesaurus.expand_query`), and which were added."""
+        sparse = self.embedders.sparse
+        assert self.thesaurus is not None and isinstance(sparse, Terms)
+        if qv.sparse is None:
+            return qv, {}
+        expansion = expand_query(question, qv.sparse, sparse, self.thesaurus().related)
+        return replace(qv, sparse=expansion.sparse), expansion.added
 
     def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None) -> list[Hit]:
         """One retrieval round: each routed corpus searched, fused into page hits."""
