@@ -408,6 +408,7 @@ class KnowledgeBase:
                     requery=self.config.ask.requery,
                     documents=self._document_index if self.config.ask.documents else None,
                     navigation=self._navigation_pages,
+                    sentences=self.config.ask.sentences,
                 )
             return self._ask_parts[key]
 

@@ -45,6 +45,7 @@ from retrievers.search import (
     search_corpus,
     search_image_vector,
 )
+from retrievers.sentences import rescore_by_sentences
 
 if TYPE_CHECKING:
     from retrievers.rerank import Reranker
@@ -100,8 +101,11 @@ class Searcher:
         requery: bool = False,
         documents: Callable[[], DocumentIndex] | None = None,
         navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
+        sentences: bool = False,
     ) -> None:
         self.fusion: Fusion = fusion
+        #: Rescore the best text chunks by their best sentence window (:mod:`retrievers.sentences`).
+        self.sentences = sentences
         #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
         #: navigation pages among a question's hits are read from the store per question.
         self.navigation = navigation
@@ -161,7 +165,11 @@ class Searcher:
             for c in route.corpora
             if route.weight(c) > 0
         }
-        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE)
+        lifted: dict[str, str] = {}
+        if self.sentences and results.get("text"):
+            rescored = rescore_by_sentences(results["text"], qv.dense, self.embedders.text)
+            results["text"], lifted = rescored.points, rescored.lifted
+        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted)
 
     def _second_vectors(self, how: str, query: str, qv: QueryVectors, hits: Sequence[Hit]) -> QueryVectors:
         """A part is encoded as a question; an expanded question changes the sparse vector only
