@@ -1,0 +1,163 @@
+"""Sentence-window granularity beside chunks (issue 19 item 4), measured on a built knowledge base.
+
+    .venv/bin/python bench/bench_granular.py --kb KB --set public paraphrased --variants base A:24:0.2:2 B:0.2:2
+
+``--variants``: ``base`` (as configured, sentences off), ``A:N:W:S`` (variant A with N candidates,
+weight W, windows of S sentences) and ``B:W:S`` (variant B, weight W, windows of S sentences).
+Each prints recall@1 / recall@5 / nDCG@5 and the median CPU ms per search, over a first pass
+(windows not yet embedded by an earlier variant of the same run) and a second pass (all cached).
+
+Variant A (query time): the top-N text candidates rescored by their best sentence-window
+similarity, added to the fused chunk score. Variant B (ingest time, emulated in memory): every
+chunk's windows embedded once, searched by brute force per question, the window list fused into
+the text corpus's list. Baseline and variants run in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from peers import SETS  # noqa: E402
+from retrievers.sentences import sentence_windows  # noqa: E402
+
+STATE: dict = {}
+
+
+def norm(values: np.ndarray) -> np.ndarray:
+    from retrievers.search import normalise
+
+    return np.asarray(normalise(list(map(float, values))))
+
+
+def rescore_a(points, qv, emb, n: int, weight: float, size: int):
+    from retrievers.sentences import rescore_by_sentences
+
+    return rescore_by_sentences(points, qv.dense, emb, candidates=n, weight=weight, size=size).points
+
+
+def rescore_b(points, qv, store, spec, weight: float, depth: int):
+    from retrievers.base import ScoredPoint
+
+    index = STATE["windex"][spec.name]
+    sims = index["vecs"] @ qv.dense
+    top = np.argsort(-sims)[: depth * 3]
+    best: dict[str, float] = {}
+    for i in top:
+        pid = index["ids"][i]
+        if pid not in best:
+            best[pid] = float(sims[i])
+        if len(best) >= depth:
+            break
+    ids = list(best)
+    wnorm = norm(np.asarray([best[i] for i in ids]))
+    wfloor = float(wnorm.min())
+    wmap = {pid: float(v) - wfloor for pid, v in zip(ids, wnorm)}
+    have = {p.id: p for p in points}
+    floor = min((p.score for p in points), default=0.0)
+    missing = [pid for pid in ids if pid not in have]
+    fetched = {p.id: p for p in store.retrieve(spec.name, missing)} if missing else {}
+    out = [ScoredPoint(p.id, p.score + weight * wmap.get(p.id, 0.0), p.payload) for p in points]
+    for pid in missing:
+        if pid in fetched:
+            out.append(ScoredPoint(pid, floor + weight * wmap[pid], fetched[pid].payload))
+    return sorted(out, key=lambda p: (-p.score, p.id))[: len(points)]
+
+
+def build_index(kb, size: int) -> dict:
+    store, specs = kb._open_store()
+    spec = specs["text"]
+    ids, texts, pages = [], [], set()
+    for p in store.scroll(spec.name):
+        pages.add((p.payload.get("doc_id"), p.payload.get("page")))
+        for w in sentence_windows(p.payload.get("text", ""), size):
+            ids.append(p.id)
+            texts.append(w)
+    c0 = time.process_time()
+    vecs = kb.embedders.text.embed_documents(texts)
+    cpu = time.process_time() - c0
+    return {spec.name: {"ids": ids, "vecs": np.asarray(vecs, dtype=np.float32)}, "_cost": (cpu, len(texts), len(pages))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kb", type=Path, required=True)
+    ap.add_argument("--set", nargs="+", required=True)
+    ap.add_argument("--variants", nargs="+", default=["base"])
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    import retrievers.pipeline as pipeline
+    from rag.config import Config
+    from rag.eval import evaluate, load_questions, summarize
+    from rag.kb import KnowledgeBase
+
+    orig = pipeline.search_corpus
+    variant: dict = {"kind": "base"}
+
+    def patched(store, spec, qv, limit, flt=None, prefetch_depth=200, fusion="score"):
+        points = orig(store, spec, qv, limit, flt, prefetch_depth=prefetch_depth, fusion=fusion)
+        if not spec.name.endswith("text") or variant["kind"] == "base":
+            return points
+        if variant["kind"] == "A":
+            return rescore_a(points, qv, KB.embedders.text, variant["n"], variant["w"], variant["size"])
+        return rescore_b(points, qv, store, spec, variant["w"], limit)
+
+    pipeline.search_corpus = patched
+    out = {}
+    with KnowledgeBase.open(args.kb, config=Config()) as KB:
+        KB.search("warm up", top_k=10)
+        for vname in args.variants:
+            # base | A:n:w:size | B:w:size
+            parts = vname.split(":")
+            if parts[0] == "A":
+                variant.update(kind="A", n=int(parts[1]), w=float(parts[2]), size=int(parts[3]))
+            elif parts[0] == "B":
+                size = int(parts[2])
+                if STATE.get("wsize") != size:
+                    STATE["windex"] = build_index(KB, size)
+                    STATE["wsize"] = size
+                    cpu, nw, npages = STATE["windex"]["_cost"]
+                    out.setdefault("_ingest", {})[f"size{size}"] = {"cpu_s": round(cpu, 2), "windows": nw, "pages_with_chunks": npages,
+                                                                   "cpu_ms_per_page": round(1000 * cpu / max(npages, 1), 1)}
+                variant.update(kind="B", w=float(parts[1]))
+            else:
+                variant.update(kind="base")
+            for qset in args.set:
+                qs = load_questions(SETS[qset].questions)
+                cpu = []
+
+                def search(text: str):
+                    c0 = time.process_time()
+                    hits = KB.search(text, top_k=10).hits
+                    cpu.append(time.process_time() - c0)
+                    return [(h.source, h.page) for h in hits], (hits[0].corpus if hits else None)
+
+                s = summarize(evaluate(qs, search, depth=10))
+                cold = float(np.median(cpu))
+                cpu.clear()
+                for q in qs:  # warm pass: window cache filled
+                    search(q.question)
+                m = s["overall"]
+                row = {k: round(m[k], 3) for k in ("recall@1", "recall@5", "ndcg@5")}
+                row.update(cpu_ms_p50_first=round(cold * 1000, 1), cpu_ms_p50_warm=round(float(np.median(cpu)) * 1000, 1), n=s["questions"])
+                out.setdefault(qset, {})[vname] = row
+                print(qset, vname, row, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out.get("_ingest", {})))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
