@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_granular.py --kb KB --set public paraphrased --variants base A:24:0.2:2 B:0.2:2
 
 ``--variants``: ``base`` (as configured, sentences off), ``A:N:W:S`` (variant A with N candidates,
-weight W, windows of S sentences) and ``B:W:S`` (variant B, weight W, windows of S sentences).
+weight W, windows of S sentences; ``AS:N:W:S`` the same with the rescored list scaled back to its old
+best score) and ``B:W:S`` (variant B, weight W, windows of S sentences).
 Each prints recall@1 / recall@5 / nDCG@5 and the median CPU ms per search, over a first pass
 (windows not yet embedded by an earlier variant of the same run) and a second pass (all cached).
 
@@ -43,7 +44,18 @@ def norm(values: np.ndarray) -> np.ndarray:
 def rescore_a(points, qv, emb, n: int, weight: float, size: int):
     from retrievers.sentences import rescore_by_sentences
 
-    return rescore_by_sentences(points, qv.dense, emb, candidates=n, weight=weight, size=size).points
+    out = rescore_by_sentences(points, qv.dense, emb, candidates=n, weight=weight, size=size).points
+    if not SCALE["on"] or not points:
+        return out
+    from retrievers.base import ScoredPoint
+
+    # the corpus's best score stays what it was: windows reorder the text list, not its loudness
+    top_old, top_new = points[0].score, out[0].score
+    k = top_old / top_new if top_new > 0 else 1.0
+    return [ScoredPoint(p.id, p.score * k, p.payload) for p in out[:n]] + list(out[n:])
+
+
+SCALE = {"on": False}
 
 
 def rescore_b(points, qv, store, spec, weight: float, depth: int):
@@ -120,7 +132,8 @@ def main() -> int:
         for vname in args.variants:
             # base | A:n:w:size | B:w:size
             parts = vname.split(":")
-            if parts[0] == "A":
+            SCALE["on"] = parts[0] == "AS"
+            if parts[0] in ("A", "AS"):
                 variant.update(kind="A", n=int(parts[1]), w=float(parts[2]), size=int(parts[3]))
             elif parts[0] == "B":
                 size = int(parts[2])
