@@ -4,7 +4,8 @@
 
 ``--variants``: ``base`` (as configured, sentences off), ``A:N:W:S`` (variant A with N candidates,
 weight W, windows of S sentences; ``AS:N:W:S`` the same with the rescored list scaled back to its old
-best score) and ``B:W:S`` (variant B, weight W, windows of S sentences).
+best score), ``B:W:S`` (variant B, weight W, windows of S sentences) and ``L:W:S`` (B with each window
+pooled from its chunk's token states: late chunking).
 Each prints recall@1 / recall@5 / nDCG@5 and the median CPU ms per search, over a first pass
 (windows not yet embedded by an earlier variant of the same run) and a second pass (all cached).
 
@@ -101,6 +102,67 @@ def build_index(kb, size: int) -> dict:
     return {spec.name: {"ids": ids, "vecs": np.asarray(vecs, dtype=np.float32)}, "_cost": (cpu, len(texts), len(pages))}
 
 
+def _window_spans(text: str, size: int) -> list[tuple[int, int]]:
+    """Character spans of the windows :func:`sentence_windows` makes, in the original text."""
+    from retrievers.sentences import _SENTENCE_END, MIN_SENTENCE_CHARS
+
+    spans: list[list[int]] = []
+    start = 0
+    cuts = [(m.start(), m.end()) for m in _SENTENCE_END.finditer(text)] + [(len(text), len(text))]
+    for a, b in cuts:
+        piece = text[start:a]
+        if piece.strip():
+            s0 = start + len(piece) - len(piece.lstrip())
+            if spans and len(" ".join(text[spans[-1][0]:spans[-1][1]].split())) < MIN_SENTENCE_CHARS:
+                spans[-1][1] = a
+            else:
+                spans.append([s0, a])
+        start = b
+    if len(spans) <= size:
+        return [(spans[0][0], spans[-1][1])] if spans else []
+    return [(spans[i][0], spans[i + size - 1][1]) for i in range(len(spans) - size + 1)]
+
+
+def build_late_index(kb, size: int) -> dict:
+    """Windows pooled from the chunk's own token states (late chunking): no extra forward pass
+    beyond the chunk's, which ingest already runs."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from rag.vectors import l2_normalize
+    from retrievers.embedders.text import resolve_source
+
+    model = SentenceTransformer(resolve_source(kb.embedders.text.name), device="cpu")
+    tok, bert = model.tokenizer, model[0].auto_model
+    store, specs = kb._open_store()
+    spec = specs["text"]
+    ids, vecs, pages = [], [], set()
+    c0 = time.process_time()
+    pool_cpu = 0.0
+    points = list(store.scroll(spec.name))
+    for p in points:
+        pages.add((p.payload.get("doc_id"), p.payload.get("page")))
+    for at in range(0, len(points), 16):
+        batch = points[at : at + 16]
+        texts = [p.payload.get("text", "") for p in batch]
+        enc = tok(texts, return_offsets_mapping=True, truncation=True, padding=True, max_length=model.max_seq_length, return_tensors="pt")
+        offsets_all = enc.pop("offset_mapping").numpy()
+        with torch.no_grad():
+            states_all = bert(**enc).last_hidden_state.numpy()
+        t0 = time.process_time()
+        for j, p in enumerate(batch):
+            offsets, states = offsets_all[j], states_all[j]
+            real = (offsets[:, 1] > offsets[:, 0])
+            for a, b in _window_spans(texts[j], size):
+                rows = real & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
+                if rows.any():
+                    ids.append(p.id)
+                    vecs.append(l2_normalize(states[rows].mean(axis=0)))
+        pool_cpu += time.process_time() - t0
+    cpu = time.process_time() - c0
+    return {spec.name: {"ids": ids, "vecs": np.asarray(vecs, dtype=np.float32)}, "_cost": (pool_cpu, len(ids), len(pages)), "_forward": cpu}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kb", type=Path, required=True)
@@ -135,13 +197,13 @@ def main() -> int:
             SCALE["on"] = parts[0] == "AS"
             if parts[0] in ("A", "AS"):
                 variant.update(kind="A", n=int(parts[1]), w=float(parts[2]), size=int(parts[3]))
-            elif parts[0] == "B":
+            elif parts[0] in ("B", "L"):
                 size = int(parts[2])
-                if STATE.get("wsize") != size:
-                    STATE["windex"] = build_index(KB, size)
-                    STATE["wsize"] = size
+                if STATE.get("wsize") != (parts[0], size):
+                    STATE["windex"] = (build_index if parts[0] == "B" else build_late_index)(KB, size)
+                    STATE["wsize"] = (parts[0], size)
                     cpu, nw, npages = STATE["windex"]["_cost"]
-                    out.setdefault("_ingest", {})[f"size{size}"] = {"cpu_s": round(cpu, 2), "windows": nw, "pages_with_chunks": npages,
+                    out.setdefault("_ingest", {})[f"{parts[0]}size{size}"] = {"cpu_s": round(cpu, 2), "windows": nw, "pages_with_chunks": npages,
                                                                    "cpu_ms_per_page": round(1000 * cpu / max(npages, 1), 1)}
                 variant.update(kind="B", w=float(parts[1]))
             else:
