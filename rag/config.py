@@ -263,6 +263,10 @@ class AskConfig:
     the question's content words join the BM25 query at 0.3 of a question word's weight
     (:mod:`retrievers.thesaurus`, which lists what was measured; needs ``pip install 'mmrag[thesaurus]'``
     and the BM25 sparse encoder); off by default, as it helped the paraphrased questions only.
+    ``sentences``: the best text chunks rescored by their
+    best window of two sentences (:mod:`retrievers.sentences`): a question about one sentence of a
+    long chunk finds it; off by default, as embedding the windows costs 200-400 CPU ms per
+    question on chunks not met before.
     """
 
     router: Literal["rules", "embedding", "hybrid", "llm", "all"] = "rules"
@@ -282,6 +286,7 @@ class AskConfig:
     requery: bool = False
     documents: bool = True
     thesaurus: bool = False
+    sentences: bool = False
 
     def __post_init__(self) -> None:
         for name in ("abstain_min_similarity", "abstain_min_coverage", "abstain_rare_share"):
@@ -294,6 +299,8 @@ class AskConfig:
             raise ConfigError(f"ask.requery must be true or false, got {self.requery!r}; write requery = true or false")
         if not isinstance(self.thesaurus, bool):
             raise ConfigError(f"ask.thesaurus must be true or false, got {self.thesaurus!r}; write thesaurus = true or false")
+        if not isinstance(self.sentences, bool):
+            raise ConfigError(f"ask.sentences must be true or false, got {self.sentences!r}; write sentences = true or false")
         if not isinstance(self.documents, bool):
             raise ConfigError(f"ask.documents must be true or false, got {self.documents!r}; write documents = true or false")
 

@@ -62,6 +62,7 @@ def evidence_json(ev: Evidence) -> dict[str, Any]:
         "text": ev.text[:EVIDENCE_CHARS],
         "section": list(ev.section),
         **_span(ev.start, ev.end),
+        **({"sentence": ev.sentence} if ev.sentence is not None else {}),
     }
 
 
@@ -73,6 +74,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "label": hit.label,
         "score": hit.score,
         "corpus": hit.corpus,
+        "granularity": hit.granularity,
         "bbox": hit.bbox.as_list() if hit.bbox else None,
         "image_path": str(hit.image_path) if hit.image_path else None,
         **_span(hit.start, hit.end),

@@ -410,6 +410,7 @@ class KnowledgeBase:
                     documents=self._document_index if self.config.ask.documents else None,
                     navigation=self._navigation_pages,
                     thesaurus=shared_thesaurus if self.config.ask.thesaurus else None,
+                    sentences=self.config.ask.sentences,
                 )
             return self._ask_parts[key]
 

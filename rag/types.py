@@ -268,6 +268,9 @@ class Evidence:
     #: seconds into a video or audio file (None elsewhere)
     start: float | None = None
     end: float | None = None
+    #: the sentence window of a chunk that matched the question best, when it moved the chunk up
+    #: its corpus's list (``[ask] sentences``, :mod:`retrievers.sentences`); None otherwise
+    sentence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +294,17 @@ class Hit:
     #: seconds into a video or audio file: its best evidence's time span (None elsewhere)
     start: float | None = None
     end: float | None = None
+
+    @property
+    def granularity(self) -> Literal["sentence", "chunk", "page", "figure"]:
+        """What matched the question best: a text chunk, one of its sentence windows (it moved
+        the chunk up, ``[ask] sentences``), the page as a whole (``pages`` corpus), or a figure or table."""
+        if self.corpus == "pages":
+            return "page"
+        if self.corpus == "figures":
+            return "figure"
+        top = next((e for e in self.evidence if e.corpus == "text"), None)
+        return "sentence" if top is not None and top.sentence else "chunk"
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from retrievers.search import (
     search_corpus,
     search_image_vector,
 )
+from retrievers.sentences import rescore_by_sentences
 
 if TYPE_CHECKING:
     from retrievers.rerank import Reranker
@@ -107,6 +108,7 @@ class Searcher:
         documents: Callable[[], DocumentIndex] | None = None,
         navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
         thesaurus: Callable[[], Thesaurus] | None = None,
+        sentences: bool = False,
     ) -> None:
         self.fusion: Fusion = fusion
         #: The thesaurus whose related words join the sparse query (:mod:`retrievers.thesaurus`); ``None``: off.
@@ -115,6 +117,8 @@ class Searcher:
             raise ConfigError("ask.thesaurus adds related words to the BM25 query, and this knowledge base has no BM25 "
                               f"encoder (models.sparse = {getattr(embedders.sparse, 'name', None)!r}); set models.sparse = \"bm25\" "
                               "or thesaurus = false")
+        #: Rescore the best text chunks by their best sentence window (:mod:`retrievers.sentences`).
+        self.sentences = sentences
         #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
         #: navigation pages among a question's hits are read from the store per question.
         self.navigation = navigation
@@ -187,7 +191,11 @@ class Searcher:
             for c in route.corpora
             if route.weight(c) > 0
         }
-        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE)
+        lifted: dict[str, str] = {}
+        if self.sentences and results.get("text"):
+            rescored = rescore_by_sentences(results["text"], qv.dense, self.embedders.text)
+            results["text"], lifted = rescored.points, rescored.lifted
+        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted)
 
     def _second_vectors(self, how: str, query: str, qv: QueryVectors, hits: Sequence[Hit]) -> QueryVectors:
         """A part is encoded as a question; an expanded question changes the sparse vector only

@@ -356,7 +356,7 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
-def _evidence(corpus: str, point: ScoredPoint, score: float, stored: Payload) -> Evidence:
+def _evidence(corpus: str, point: ScoredPoint, score: float, stored: Payload, sentence: str | None = None) -> Evidence:
     image = stored.image
     return Evidence(
         corpus=corpus,  # type: ignore[arg-type]
@@ -369,6 +369,7 @@ def _evidence(corpus: str, point: ScoredPoint, score: float, stored: Payload) ->
         section=stored.section,
         start=stored.start,
         end=stored.end,
+        sentence=sentence,
     )
 
 
@@ -380,11 +381,13 @@ def fuse_pages(
     k: int = PAGE_RRF_K,
     agreement: float | None = None,
     share: Mapping[str, float] | None = None,
+    sentences: Mapping[str, str] | None = None,
 ) -> list[Hit]:
     """Fuse per-corpus results into page-level hits.
 
     ``share``: a corpus's route weight is multiplied by ``share[corpus]`` (default 1), e.g.
-    :data:`CORPUS_SHARE` for text questions.
+    :data:`CORPUS_SHARE` for text questions. ``sentences``: point id -> the sentence window that
+    moved that chunk up (:mod:`retrievers.sentences`), shown in its evidence.
 
     A corpus contributes to a page the route weight times its best point's score
     (``fusion="score"``) or ``weight / (k + rank)`` of the page in that corpus (``"rrf"``).
@@ -394,6 +397,7 @@ def fuse_pages(
     """
     others = AGREEMENT[fusion] if agreement is None else agreement
     shares = share or {}
+    windows = sentences or {}
     contributions: dict[tuple[str, int], list[tuple[float, str]]] = {}
     # (corpus, point, score) per page; Evidence objects are made only for the pages returned
     evidence: dict[tuple[str, int], list[tuple[str, ScoredPoint, float]]] = {}
@@ -422,7 +426,8 @@ def fuse_pages(
     for key in order:
         # the page's first point is the first of its evidence: each payload is decoded once
         stored = [decode(point.payload) for _, point, _ in evidence[key]]
-        ev = tuple(sorted((_evidence(corpus, point, score, record) for (corpus, point, score), record in zip(evidence[key], stored)),
+        ev = tuple(sorted((_evidence(corpus, point, score, record, windows.get(point.id))
+                           for (corpus, point, score), record in zip(evidence[key], stored)),
                           key=lambda e: -e.score))
         p = stored[0]
         top = next((e for e in ev if e.kind != "page"), ev[0])
