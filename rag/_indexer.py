@@ -8,7 +8,9 @@ run killed mid-way and started again converges on the same points.
 Embedding a batch (onnxruntime releases the GIL) runs in one worker thread while the
 caller's thread extracts the next batch, so extraction and embedding share the cores. At
 most one batch is in flight; the worker has finished (and its error, if any, is raised in
-the caller) before the document is marked complete or rolled back.
+the caller) before the document is marked complete or rolled back. With extraction worker
+processes, several documents are in flight and the batch embedded is one of whichever
+document has pages ready (:mod:`rag._ready_order`); reports still come in input order.
 
 What a file is (checked, hashed once: its doc id) and which of its pages are read is
 ``ingest``'s business (:func:`ingest.identify_file`, ``reader.pages(page_range=...)``); this
