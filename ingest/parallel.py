@@ -34,7 +34,7 @@ import queue
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,13 +227,26 @@ class ExtractionJob:
             kind, payload = self._pool._next(self)
             if kind == "done":
                 return
-            if kind == "info":
-                continue  # a re-run after a worker died sends it again
-            skip = min(len(payload), self._skip)
-            self._skip -= skip
-            self.delivered += len(payload) - skip
-            if payload[skip:]:
-                yield payload[skip:]
+            event = self._accept(kind, payload)
+            if event is not None:
+                yield event[1]
+
+    def _accept(self, kind: str, payload: Any) -> tuple[str, Any] | None:
+        """A message of this job as its consumer sees it, None for one to pass over: the info
+        sent again by a re-run after a worker died, pages a re-run sends again (already handed out)."""
+        if kind == "info":
+            if self._info is not None:
+                return None
+            self._info = payload
+            return kind, payload
+        if kind != "pages":
+            return kind, payload
+        if self._info is None:
+            raise RuntimeError(f"{self.path}: expected the document info first, got {kind!r}")
+        skip = min(len(payload), self._skip)
+        self._skip -= skip
+        self.delivered += len(payload) - skip
+        return (kind, payload[skip:]) if payload[skip:] else None
 
     def pages(self) -> Iterator[PageContent]:
         for batch in self.batches():
@@ -321,28 +334,56 @@ class ExtractionPool:
         if job.job_id not in self._active:
             raise RuntimeError(f"{job.path}: the extraction job was already consumed")
         while not self._buffers[job.job_id]:
-            try:
-                job_id, kind, payload = self._queue().get(timeout=_POLL_S)
-            except queue.Empty:
-                self._check_alive(job)
-                continue
-            if job_id not in self._active:
-                continue  # a job of an executor that broke, since re-run
-            if kind == "start":
-                self._active[job_id].pid = payload
-                self._processes.update(getattr(self._executor, "_processes", None) or {})
-                self._read(self._active[job_id], (0, 0))
-                continue
-            if kind == "read":
-                self._read(self._active[job_id], payload)
-                continue
-            self._buffers[job_id].append((kind, payload))
+            self._receive([job])
         kind, payload = self._buffers[job.job_id].popleft()
         if kind in ("done", "error"):
             self._forget(job)
         if kind == "error":
             raise payload.rebuild()
         return kind, payload
+
+    def next_ready(self, jobs: Sequence[ExtractionJob]) -> tuple[ExtractionJob, str, Any]:
+        """The next message of whichever of ``jobs`` has one (the earliest in ``jobs`` when
+        several have), as ``(job, kind, payload)``: ``("info", DocumentInfo)``, then
+        ``("pages", [PageContent, ...])`` in order, then ``("done", None)`` or ``("error",
+        exception)`` (the file's error, returned, not raised). Messages of other jobs are
+        buffered for their own consumer; a bug in extraction is raised."""
+        for job in jobs:
+            if job.job_id not in self._active:
+                raise RuntimeError(f"{job.path}: the extraction job was already consumed")
+        while True:
+            for job in jobs:
+                buffered = self._buffers[job.job_id]
+                while buffered:
+                    kind, payload = buffered.popleft()
+                    if kind in ("done", "error"):
+                        self._forget(job)
+                        return job, kind, payload.rebuild() if kind == "error" else payload
+                    event = job._accept(kind, payload)
+                    if event is not None:
+                        return job, *event
+            self._receive(jobs)
+
+    def _receive(self, waiting: Sequence[ExtractionJob]) -> None:
+        """Read one message from the workers into its job's buffer (progress messages go to
+        ``on_page``); after a quiet spell, check that the ``waiting`` jobs' workers are alive."""
+        try:
+            job_id, kind, payload = self._queue().get(timeout=_POLL_S)
+        except queue.Empty:
+            for job in waiting:
+                if job.job_id in self._active:
+                    self._check_alive(job)
+            return
+        if job_id not in self._active:
+            return  # a job of an executor that broke, since re-run
+        if kind == "start":
+            self._active[job_id].pid = payload
+            self._processes.update(getattr(self._executor, "_processes", None) or {})
+            self._read(self._active[job_id], (0, 0))
+        elif kind == "read":
+            self._read(self._active[job_id], payload)
+        else:
+            self._buffers[job_id].append((kind, payload))
 
     def _read(self, job: ExtractionJob, progress: tuple[int, int]) -> None:
         """A worker started ``job`` (0 of 0 pages: opening it) or read a page of it: tell

@@ -8,7 +8,9 @@ run killed mid-way and started again converges on the same points.
 Embedding a batch (onnxruntime releases the GIL) runs in one worker thread while the
 caller's thread extracts the next batch, so extraction and embedding share the cores. At
 most one batch is in flight; the worker has finished (and its error, if any, is raised in
-the caller) before the document is marked complete or rolled back.
+the caller) before the document is marked complete or rolled back. With extraction worker
+processes, several documents are in flight and the batch embedded is one of whichever
+document has pages ready (:mod:`rag._ready_order`); reports still come in input order.
 
 What a file is (checked, hashed once: its doc id) and which of its pages are read is
 ``ingest``'s business (:func:`ingest.identify_file`, ``reader.pages(page_range=...)``); this
@@ -90,7 +92,8 @@ class Indexer:
         logger is at INFO or below.
 
         With ``ingest.workers`` above 1 and several files, documents are extracted in worker
-        processes (a few files ahead) while this process embeds and writes them in order; the
+        processes (a few files ahead) while this process embeds and writes whichever of them
+        has pages ready (:mod:`rag._ready_order`); reports still come in input order, and the
         bar hears of each page a worker reads."""
         from rag._ingest_progress import IngestBar
 
@@ -102,20 +105,23 @@ class Indexer:
             show = log.isEnabledFor(logging.INFO) if progress is None else progress
             bar = stack.enter_context(IngestBar(len(todo), show and bool(todo)))
             pages_read = _both(bar.page, on_page) if bar.enabled else on_page
-            ahead = None
             if workers > 1 and len(todo) > 1:
                 from ingest.parallel import ExtractionPool
+                from rag._ready_order import ReadyFirst
 
                 pool = stack.enter_context(
                     ExtractionPool(self.config, self.image_root, workers, self.page_batch, on_page=bar.page if bar.enabled else None)
                 )
-                ahead = _Lookahead(self, pool, todo, depth=workers + 1)
-            for i, (path, page_range) in enumerate(todo):
-                job, identity = ahead.take(i) if ahead is not None else (None, None)
+                ready = ReadyFirst(self, pool, todo, depth=workers + 1, on_page=pages_read,
+                                   progress=False if bar.enabled else progress)
+                try:
+                    return ready.run(lambda report: bar.report(report, on_report), bar.page)
+                finally:
+                    self._claimed.clear()
+            for path, page_range in todo:
                 bar.page(path, 0, 0)  # its name on the bar while it is checked and opened
                 report = self.ingest_one(
-                    path, progress=False if bar.enabled else progress, page_range=page_range, job=job, identity=identity,
-                    on_page=pages_read,
+                    path, progress=False if bar.enabled else progress, page_range=page_range, on_page=pages_read,
                 )
                 reports.append(report)
                 bar.report(report, on_report)
@@ -158,17 +164,19 @@ class Indexer:
     def ingest_one(
         self, path: Path, progress: bool | None = None, page_range: tuple[int, int] | None = None,
         job: ExtractionJob | None = None, identity: FileIdentity | None = None, on_page: PageProgress | None = None,
+        changed: FileChangedError | None = None,
     ) -> FileReport:
         """Index one file; ``job``: its extraction already running in a worker process (under
         ``identity.doc_id``); ``identity``: the file already checked and hashed (by
-        :func:`ingest.identify_file`).
+        :func:`ingest.identify_file`); ``changed``: a first read (by :mod:`rag._ready_order`)
+        found the file changing, this is the second.
 
         A file that changes while it is read (its bytes at the end are not those hashed at the
         start) is rolled back and read again, once; changing again, it fails with
         :class:`~rag.errors.FileChangedError`. Nothing is recorded half old, half new."""
         started = time.perf_counter()
         try:
-            for attempt in (1, 2):
+            for attempt in (1, 2) if changed is None else (2,):
                 try:
                     return self._ingest_file(path, progress, page_range, job, identity, on_page, started)
                 except FileChangedError as exc:
@@ -178,14 +186,9 @@ class Indexer:
                     log.warning("%s: %s; reading it again", path, exc.reason)
                     job, identity = None, None
             raise AssertionError("unreachable")  # pragma: no cover
-        except DocumentError as exc:
-            self._forget_failed(path, job)
-            log.warning("failed %s: %s", path, exc.reason)
-            return FileReport(path, "failed", None, 0, str(exc), type(exc).__name__, time.perf_counter() - started)
         except MmragError as exc:
             self._forget_failed(path, job)
-            log.warning("failed %s: %s", path, exc)
-            return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
+            return self._failure(path, exc, started)
         except Exception:  # a bug: leave nothing half-written behind, then let it surface
             try:
                 self._forget_failed(path, job)
@@ -193,16 +196,21 @@ class Indexer:
                 log.exception("%s: could not roll back after an unexpected error", path)
             raise
 
+    def _failure(self, path: Path, exc: MmragError, started: float) -> FileReport:
+        """The report of a file that failed with ``exc`` (already rolled back)."""
+        if isinstance(exc, DocumentError):
+            log.warning("failed %s: %s", path, exc.reason)
+            return FileReport(path, "failed", None, 0, str(exc), type(exc).__name__, time.perf_counter() - started)
+        log.warning("failed %s: %s", path, exc)
+        return FileReport(path, "failed", None, 0, f"{path}: {exc}", type(exc).__name__, time.perf_counter() - started)
+
     def _ingest_file(
         self, path: Path, progress: bool | None, page_range: tuple[int, int] | None,
         job: ExtractionJob | None, identity: FileIdentity | None, on_page: PageProgress | None, started: float,
     ) -> FileReport:
         if identity is None:
             identity = identify_file(path, self.config)
-        wanted = list(page_range) if page_range is not None else None
-        before = self.registry.by_path(str(path))
-        # a changed file keeps the metadata it had, unless this run gives some
-        metadata = self.metadata if self.metadata or before is None else dict(before.metadata)
+        metadata = self._metadata_of(path)
         if job is None:
             plan = self._plan(identity, page_range)
             if plan.existing is not None:
@@ -211,17 +219,9 @@ class Indexer:
                 return FileReport(path, "unchanged", plan.existing.doc_id, plan.existing.pages, seconds=time.perf_counter() - started)
             identity, previous = plan.identity, plan.replaces
         else:  # planned by the look-ahead, under identity.doc_id (the worker writes its images there)
-            previous = self.registry.by_path(str(path))
-            if previous is not None and previous.sha256 == identity.sha256 and previous.status == "complete" \
-                    and previous.page_range == wanted and (not self.metadata or previous.metadata == self.metadata):
-                # the same file named twice in one batch
-                _drain(job)
-                self._claimed.discard(identity.doc_id)
-                if identity.doc_id != previous.doc_id:
-                    shutil.rmtree(self.image_root / identity.doc_id, ignore_errors=True)
-                return FileReport(path, "unchanged", previous.doc_id, previous.pages, seconds=time.perf_counter() - started)
-            if previous is not None and previous.doc_id == identity.doc_id:
-                previous = None
+            unchanged, previous = self._job_previous(path, identity, page_range, job, started)
+            if unchanged is not None:
+                return unchanged
         if previous is not None:
             log.info("%s changed: replacing %s", path, previous.doc_id[:12])
             self.delete(previous.doc_id)
@@ -231,33 +231,72 @@ class Indexer:
             else:
                 source = _job_source(job)
             with source as (info, pages):
-                record = DocumentRecord(
-                    doc_id=info.doc_id,
-                    name=info.name,
-                    path=str(path),
-                    pages=info.page_count,
-                    kind=info.kind,
-                    status="pending",
-                    size_bytes=info.size_bytes,
-                    title=info.title,
-                    author=info.author,
-                    page_range=wanted,
-                    sha256=identity.sha256,
-                    metadata=dict(metadata),
-                )
-                self.registry.put(record)
-                self._remove_points(info.doc_id)
+                record = self._register(path, identity, info, page_range, metadata)
                 if on_page is not None:
                     pages = _counted(pages, path, pages_in_range(info.page_count, page_range), on_page)
                 notes: list[str] = []
                 counts = self._index_pages(info, _noting(pages, notes), metadata)
         except DocumentError as exc:
-            reason = identity.changed()  # a file rewritten under the reader often reads as corrupt
-            if reason is not None and not isinstance(exc, FileChangedError):
-                raise FileChangedError(path, reason) from exc
+            if (changed := _changed(identity, exc)) is not exc:
+                raise changed from exc
             raise
         finally:
             self._claimed.discard(identity.doc_id)
+        return self._complete(record, identity, counts, page_range, notes, started)
+
+    def _metadata_of(self, path: Path) -> dict[str, Any]:
+        """The metadata a file's points carry: this run's, else (a changed file) what it had."""
+        before = self.registry.by_path(str(path))
+        return dict(self.metadata if self.metadata or before is None else before.metadata)
+
+    def _job_previous(
+        self, path: Path, identity: FileIdentity, page_range: tuple[int, int] | None, job: ExtractionJob, started: float,
+    ) -> tuple[FileReport | None, DocumentRecord | None]:
+        """For a file whose extraction job runs under ``identity.doc_id``: its report when the
+        path's document already holds it (the same file named twice in one batch; the job is
+        drained), else the path's document it replaces (None: none)."""
+        previous = self.registry.by_path(str(path))
+        wanted = list(page_range) if page_range is not None else None
+        if previous is not None and previous.sha256 == identity.sha256 and previous.status == "complete" \
+                and previous.page_range == wanted and (not self.metadata or previous.metadata == self.metadata):
+            _drain(job)
+            self._claimed.discard(identity.doc_id)
+            if identity.doc_id != previous.doc_id:
+                shutil.rmtree(self.image_root / identity.doc_id, ignore_errors=True)
+            return FileReport(path, "unchanged", previous.doc_id, previous.pages, seconds=time.perf_counter() - started), None
+        if previous is not None and previous.doc_id == identity.doc_id:
+            previous = None
+        return None, previous
+
+    def _register(
+        self, path: Path, identity: FileIdentity, info: DocumentInfo, page_range: tuple[int, int] | None,
+        metadata: Mapping[str, Any],
+    ) -> DocumentRecord:
+        """The document's ``pending`` record put, and any points a crash left under its id removed."""
+        record = DocumentRecord(
+            doc_id=info.doc_id,
+            name=info.name,
+            path=str(path),
+            pages=info.page_count,
+            kind=info.kind,
+            status="pending",
+            size_bytes=info.size_bytes,
+            title=info.title,
+            author=info.author,
+            page_range=list(page_range) if page_range is not None else None,
+            sha256=identity.sha256,
+            metadata=dict(metadata),
+        )
+        self.registry.put(record)
+        self._remove_points(info.doc_id)
+        return record
+
+    def _complete(
+        self, record: DocumentRecord, identity: FileIdentity, counts: dict[str, int],
+        page_range: tuple[int, int] | None, notes: Sequence[str], started: float,
+    ) -> FileReport:
+        """Every page written: the record made ``complete`` (unless the file changed meanwhile)."""
+        path = Path(record.path)
         reason = identity.changed()
         if reason is not None:
             raise FileChangedError(path, reason)
@@ -268,11 +307,8 @@ class Indexer:
         record.ingested_at = time.time()
         record.seconds = round(time.perf_counter() - started, 3)
         self.registry.put(record)
-        log.info(
-            "indexed %s: %d pages, %s points in %.1f s",
-            path.name, info.page_count, counts, record.seconds,
-        )
-        return FileReport(path, "indexed", info.doc_id, record.pages, seconds=record.seconds, notes=tuple(notes))
+        log.info("indexed %s: %d pages, %s points in %.1f s", path.name, record.pages, counts, record.seconds)
+        return FileReport(path, "indexed", record.doc_id, record.pages, seconds=record.seconds, notes=tuple(notes))
 
     def _index_pages(
         self, info: DocumentInfo, pages: Iterable[PageContent], metadata: Mapping[str, Any] | None = None
@@ -413,6 +449,14 @@ def _noting(pages: Iterable[PageContent], notes: list[str]) -> Iterator[PageCont
         yield content
 
 
+def _changed(identity: FileIdentity, exc: DocumentError) -> DocumentError:
+    """A file rewritten under the reader often reads as corrupt: its error then says it changed."""
+    reason = identity.changed()
+    if reason is not None and not isinstance(exc, FileChangedError):
+        return FileChangedError(identity.path, reason)
+    return exc
+
+
 def _both(first: PageProgress, second: PageProgress | None) -> PageProgress:
     def both(path: Path, done: int, total: int) -> None:
         first(path, done, total)
@@ -454,48 +498,3 @@ def _drain(job: ExtractionJob) -> None:
             pass
     except DocumentError:
         pass
-
-
-class _Lookahead:
-    """Submits the next few files that need reading to the pool, so workers stay busy while
-    this process embeds; at most ``depth`` jobs are out at a time. Each file is planned
-    (:meth:`Indexer._plan`) here and submitted under the doc id the plan gives it (ids given to
-    jobs not yet indexed are not given again: two copies of one file get two ids).
-
-    Each file is identified (checked and hashed) once, here; its identity goes with the job
-    to the worker and back to :meth:`Indexer.ingest_one`. A file that cannot be identified
-    is left to its turn, where the same check reports it."""
-
-    def __init__(self, indexer: Indexer, pool: ExtractionPool, todo: Sequence[tuple[Path, tuple[int, int] | None]], depth: int) -> None:
-        self.indexer = indexer
-        self.pool = pool
-        self.todo = todo
-        self.depth = depth
-        self.jobs: dict[int, ExtractionJob] = {}
-        self.identities: dict[int, FileIdentity] = {}
-        self.reading: set[str] = set()  # the sha256 of new documents sent to the workers
-        self.next = 0
-
-    def take(self, index: int) -> tuple[ExtractionJob | None, FileIdentity | None]:
-        """The job of file ``index`` (None: read it in-process) and its identity (None: not
-        known yet), after topping up the queue."""
-        while self.next < len(self.todo) and len(self.jobs) < self.depth:
-            i, self.next = self.next, self.next + 1
-            path, page_range = self.todo[i]
-            try:
-                identity = identify_file(path, self.indexer.config)
-            except DocumentError:
-                continue  # reported at its turn
-            plan = self.indexer._plan(identity, page_range)
-            if (plan.existing is None and identity.sha256 in self.reading
-                    and self.indexer.registry.by_path(str(path)) is None):
-                # a copy of a file being read: at its turn that one is indexed and this is unchanged
-                self.identities[i] = identity
-                continue
-            self.identities[i] = plan.identity
-            if plan.existing is None:
-                self.indexer._claimed.add(plan.identity.doc_id)
-                self.reading.add(identity.sha256)
-                self.jobs[i] = self.pool.submit(path, page_range, identity=plan.identity)
-        return self.jobs.pop(index, None), self.identities.pop(index, None)
-
