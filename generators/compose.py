@@ -39,6 +39,7 @@ from generators.spans import (
     defined_term,
     figure_parts,
     is_caption,
+    is_title_run,
     markdown_table,
     named_number,
     numbered_as,
@@ -262,7 +263,7 @@ def supports(unit: Unit) -> bool:
     only repeats what it is about."""
     if unit.is_row:
         return sum(bool(c.strip()) for c in unit.cells) >= 2
-    if unit.flat or unit.heading or is_caption(unit.text):
+    if unit.flat or unit.heading or is_caption(unit.text) or is_title_run(unit.text):
         return False
     # a short line only when it is a sentence ("The pump is grey.") or carries a value
     # ("p-value = 0.008"), not a title ("SolarWatch - Inverter status")

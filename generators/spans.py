@@ -26,6 +26,7 @@ from generators.term_stats import strip_suffix
 __all__ = [
     "tokenize",
     "FUNCTION_WORDS",
+    "is_title_run",
     "Rows",
     "is_flattened",
     "is_numberish",
@@ -217,6 +218,23 @@ def is_flattened(text: str, min_words: int = 8) -> bool:
     function = sum(_bare(w) in FUNCTION_WORDS for w in words)
     numbers = sum(is_numberish(w) for w in words)
     return function * 12 < len(words) or numbers * 2 >= len(words)
+
+
+def is_title_run(text: str, min_words: int = 6) -> bool:
+    """True for a run of title-case words with no closing full stop: a document's title, a
+    running header, an author line or a section name read as a line of text ("Overview of the
+    Technology Acceptance Model: Origins, Developments and Future Directions M Y Chuttur"). At
+    least ``min_words`` words, and at least four in five of those that are not function words
+    start with a capital letter; prose capitalises far fewer."""
+    text = text.strip()
+    if text.endswith((".", "!", "?")):
+        return False
+    words = [w for w in text.split() if any(c.isalpha() for c in w)]
+    content = [w for w in words if _bare(w) not in FUNCTION_WORDS]
+    if len(words) < min_words or not content:
+        return False
+    capital = sum(next(c for c in w if c.isalpha()).isupper() for w in content)
+    return capital * 5 >= 4 * len(content)
 
 
 @dataclass(frozen=True, slots=True)

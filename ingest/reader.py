@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -91,6 +92,17 @@ def _said(exc: BaseException) -> str:
 
 def _progress_enabled(progress: bool | None) -> bool:
     return logger.isEnabledFor(logging.INFO) if progress is None else progress
+
+
+#: a metadata value a generating program wrote by mistake: a Perl or C object reference
+#: ("ARRAY(0x2c7cf020)", TAMReview's author), not a name
+_NOT_A_NAME = re.compile(r"^\w+\(0x[0-9a-fA-F]+\)$")
+
+
+def _name(value: str | None) -> str | None:
+    """A title or author from a file's metadata, ``None`` when empty or not a name."""
+    text = (value or "").strip()
+    return text if text and not _NOT_A_NAME.match(text) else None
 
 
 class DocumentReader:
@@ -176,7 +188,7 @@ class DocumentReader:
                     path, f"PDF has {count:,} pages, above ingest.max_pages={self.config.max_pages:,}"
                 )
             meta = doc.metadata or {}
-            names = ((meta.get("title") or "").strip() or None, (meta.get("author") or "").strip() or None)
+            names = (_name(meta.get("title")), _name(meta.get("author")))
         except MmragError:
             doc.close()
             raise

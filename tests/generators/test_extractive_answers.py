@@ -166,3 +166,22 @@ def test_a_question_for_the_least_takes_the_smallest_and_plain_questions_are_unt
     units = ExtractiveGenerator()._ranked("benchmark aborts", build_context([_table_hit()]), None)[0]
     assert extreme_row("Which benchmark is the most famous?", units) is None
     assert extreme_row("Which benchmark has the most aborts?", units).cells[0] == "access-fannkuch"
+
+
+def test_a_title_or_running_header_read_as_a_line_never_supports_an_answer():
+    """TAMReview's title and author line, repeated on its second page, was quoted as the support
+    of an answer about the review's conclusion."""
+    from generators.spans import is_title_run
+
+    header = ("Overview of the Technology Acceptance Model: Origins, Developments and Future Directions M Y Chuttur "
+              "Overview of the Technology Acceptance Model")  # fmt: skip
+    assert is_title_run(header)
+    assert not is_title_run("Current observations indicate that TAM is a highly cited model in the IS literature")
+    assert not is_title_run("The Technology Acceptance Model Was Proposed By Davis In 1986.")  # a sentence, however capitalised
+    body = "Current observations indicate that although TAM is highly cited, researchers disagree on its validity."
+    answer = ExtractiveGenerator().generate(
+        "What do current observations of the Technology Acceptance Model overview indicate about TAM's validity?",
+        [_hit(1, _chunk(body)), _hit(2, _chunk(header))],
+    )
+    assert "researchers disagree" in answer.text
+    assert "Chuttur" not in answer.text and [c.page for c in answer.citations] == [1]

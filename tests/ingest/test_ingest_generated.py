@@ -555,3 +555,16 @@ def test_a_long_read_gives_the_c_heap_back_every_32_pages(tmp_path, monkeypatch)
     assert len(trims) == 2  # after pages 32 and 64
     if sys.platform.startswith("linux"):
         assert all(trims)  # glibc's malloc_trim was found and called
+
+
+def test_a_metadata_value_that_is_an_object_reference_is_no_name(tmp_path):
+    """A PDF written by a Perl program gave its author as 'ARRAY(0x2c7cf020)': not a name a
+    reader would call the document by."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "A page of text.")
+    doc.set_metadata({"title": "Pump manual", "author": "ARRAY(0x2c7cf020)"})
+    doc.save(tmp_path / "perl.pdf")
+    info, _ = _read(tmp_path / "perl.pdf", IngestConfig(ocr="never"))
+    assert (info.title, info.author) == ("Pump manual", None)
