@@ -291,7 +291,10 @@ def compose(
     lead = chosen[0]
     if asks_about_figure(question) and lead.item.kind != "figure":
         # a figure of the same or a better-ranked hit; a lower hit's figure is another picture
-        lead = next((u for u in candidates if u.item.kind == "figure" and u.item.rank <= lead.item.rank), lead)
+        # (one whose words did not match counts too: a cartoon's OCR'd words, "VIDEORECORDER ON
+        # WHICH ITEM ...", share none with "What question does the cartoon ask?")
+        figures = (u for pool in (candidates, units) for u in pool if u.item.kind == "figure" and u.item.rank <= lead.item.rank)
+        lead = next(figures, lead)
     if not lead.is_row and lead.item.kind == "table":
         # a table's caption matched: its best row whose own cells hold a question word answers
         # (a row that only shares the header's words is just the table's first row)

@@ -185,3 +185,19 @@ def test_a_title_or_running_header_read_as_a_line_never_supports_an_answer():
     )
     assert "researchers disagree" in answer.text
     assert "Chuttur" not in answer.text and [c.page for c in answer.citations] == [1]
+
+
+def test_a_figure_question_answers_from_the_top_hits_figure_even_when_its_words_do_not_match():
+    """Lessig's circle diagram of a book's uses holds only its labels ("give", "read", "resell",
+    "sleep"), none of the question's words: the answer still reads them, from the figure the
+    search found, instead of the page's prose about copyright."""
+    figure = Evidence("figures", "figure", "unregulated\ngive\nread\nresell\nsleep\n$1", 0.9, BBox(100, 100, 400, 400),
+                      image_path=Path("/kb/crops/p140-f1.png"))  # fmt: skip
+    prose = _chunk("Most of these uses are not regulated by copyright law, because these uses of a book do not create a copy.")
+    q = "Which everyday uses of a book appear inside the circle in Lessig's diagram?"
+    answer = ExtractiveGenerator().generate(q, [_hit(140, figure, prose)])
+    assert answer.text.startswith("Labels in the figure: unregulated; give; read; resell; sleep"), answer.text
+    assert answer.citations[0].bbox == BBox(100, 100, 400, 400)
+    # a question that asks for no picture keeps the prose
+    plain = ExtractiveGenerator().generate("Do these uses of a book create a copy under copyright law?", [_hit(140, figure, prose)])
+    assert plain.text.startswith("Most of these uses"), plain.text
