@@ -34,11 +34,13 @@ from generators.furniture import strip_furniture
 from generators.matching import MATCH_CHARS, plain_text
 from generators.spans import (
     ELLIPSIS,
+    LABEL_MAX_WORDS,
     SENTENCE_END,
     best_window,
     defined_term,
     figure_parts,
     is_caption,
+    is_flattened,
     is_title_run,
     markdown_table,
     named_number,
@@ -207,6 +209,14 @@ def _figure(writer: _Writer, lead: Unit, terms: set[str]) -> None:
         said.append(lead.text)
     for text in said:
         writer.sentence(_window(text, terms, LEAD_WORDS), lead.item)
+    if not caption:
+        # a picture without a caption whose text is sentences (a cartoon's speech, a screenshot's
+        # message): those lines are what it says, not labels
+        lines = [ln.strip() for ln in strip_furniture(lead.item.text).splitlines() if ln.strip()]
+        sentences_in = " ".join(ln for ln in lines if len(ln.split()) > LABEL_MAX_WORDS and not is_flattened(ln))
+        if sentences_in:
+            writer.add(f"Text in the figure: {_window(sentences_in, terms, LEAD_WORDS)} [{writer.marker(lead.item)}].",
+                       min(_words(sentences_in), LEAD_WORDS))  # fmt: skip
     if not labels:
         return
     # the labels that share the question's words first, then the others, in reading order

@@ -201,3 +201,15 @@ def test_a_figure_question_answers_from_the_top_hits_figure_even_when_its_words_
     # a question that asks for no picture keeps the prose
     plain = ExtractiveGenerator().generate("Do these uses of a book create a copy under copyright law?", [_hit(140, figure, prose)])
     assert plain.text.startswith("Most of these uses"), plain.text
+
+
+def test_a_captionless_picture_whose_text_is_a_sentence_is_quoted_as_its_text():
+    """Conrad's cartoon asks its question in the picture itself; OCR reads it as long lines, which
+    are what the picture says, not labels (and were dropped as too long for labels)."""
+    cartoon = Evidence("figures", "figure", "VIDEORECORDER\nON WHICH ITEM HAVE THE COURTS RULED THAT MANUFACTURERS AND\n"
+                       "RETAILERS BE HELD RESPONSIBLE FOR HAVING SUPPLIED THE EQUIPMENT?", 0.9, BBox(60, 200, 340, 420))  # fmt: skip
+    prose = _chunk("This led Conrad to draw the cartoon below, which we can adopt to the DMCA.")
+    answer = ExtractiveGenerator().generate("What question does the Paul Conrad cartoon ask?", [_hit(171, cartoon, prose)])
+    assert answer.text.startswith("Text in the figure: ON WHICH ITEM HAVE THE COURTS RULED"), answer.text
+    assert "SUPPLIED THE EQUIPMENT?" in answer.text and "Labels in the figure: VIDEORECORDER" in answer.text
+    assert answer.citations[0].bbox == BBox(60, 200, 340, 420)
