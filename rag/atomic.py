@@ -8,16 +8,19 @@ renaming leaves one behind, which is harmless (``Indexer.recover`` removes those
 knowledge base's JSON files).
 
 :func:`atomic_write` writes bytes or text; :func:`replace_durably` finishes a temporary file
-some other writer produced (an upload received in chunks, a model exported by a library).
+some other writer produced (an upload received in chunks, a model exported by a library);
+:func:`atomic_folder` writes a whole folder (a prepared model or table in the cache) once.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "replace_durably"]
+__all__ = ["atomic_write", "replace_durably", "atomic_folder"]
 
 
 def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> None:
@@ -37,6 +40,33 @@ def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_folder(target: Path, done: str, fill: Callable[[Path], None], unwritable: Callable[[OSError], Exception]) -> bool:
+    """Write the folder ``target`` once: ``fill(tmp)`` writes its files into a fresh folder beside it,
+    which is then renamed into place whole, so a crash or a second process never leaves half of
+    one. ``done``: a file of the folder whose presence means it is there (then nothing is
+    written and the result is False). ``unwritable(error)``: the error raised when the folder's
+    parent cannot be written. When another process renamed its folder into place first, theirs
+    (the same) is kept."""
+    if (target / done).is_file():
+        return False
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        tmp.chmod(0o755)  # a folder like any other in the cache, not mkdtemp's private one
+    except OSError as exc:
+        raise unwritable(exc) from exc
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process wrote it first: theirs is the same
+            if not (target / done).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
 
 
 def replace_durably(tmp: str | Path, path: str | Path) -> None:

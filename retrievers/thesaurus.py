@@ -32,9 +32,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import mmap
-import os
 import shutil
-import tempfile
 import threading
 import time
 from importlib import metadata
@@ -43,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from rag.atomic import atomic_folder
 from rag.errors import ConfigError, MissingDependencyError
 from rag.lru import LRU
 from retrievers.base import SparseVector
@@ -241,26 +240,19 @@ def materialize(cache: Path, senses: int = SENSES, derived: bool = DERIVED) -> P
         return target
     source = wordnet_folder()
     started = time.perf_counter()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        tmp.chmod(0o755)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the thesaurus into {target.parent} ({exc}); point MMRAG_CACHE at a writable folder") from exc
-    try:
+
+    def fill(tmp: Path) -> None:
         wordnet = WordNet.load(source)
         (tmp / "related.tsv").write_bytes(b"".join(table_lines(wordnet, senses, derived)))
         rows = sorted(f"{form}\t{pos}\t{' '.join(bases)}\n" for pos, forms in wordnet.exceptions.items() for form, bases in forms.items())
         (tmp / "exceptions.tsv").write_text("".join(rows), encoding="utf-8")
         shutil.copyfile(source / "LICENSE", tmp / "LICENSE")
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process wrote it first: theirs is the same
-            if not (target / "related.tsv").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("prepared the thesaurus from WordNet 3.0 at %s in %.1f s", target, time.perf_counter() - started)
+
+    def unwritable(exc: OSError) -> ConfigError:
+        return ConfigError(f"cannot write the thesaurus into {target.parent} ({exc}); point MMRAG_CACHE at a writable folder")
+
+    if atomic_folder(target, "related.tsv", fill, unwritable):
+        log.info("prepared the thesaurus from WordNet 3.0 at %s in %.1f s", target, time.perf_counter() - started)
     return target
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from rag.atomic import atomic_folder
 from rag.errors import MissingDependencyError, ModelError
 
 __all__ = ["OnnxBundle", "ONNX_BUNDLES", "materialize"]
@@ -91,17 +90,11 @@ def materialize(name: str, bundle: OnnxBundle, tokenizer_folder: Path, cache: Pa
     if (target / "onnx" / "model.onnx").is_file():
         return target
     started = time.perf_counter()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        tmp.chmod(0o755)  # a model folder like any other, not mkdtemp's private one
-    except OSError as exc:
-        raise ModelError(f"{name}: cannot write its model folder into {target.parent} ({exc}); "
-                         "point MMRAG_CACHE at a writable folder") from exc
-    import onnx
-    from onnx import helper
 
-    try:
+    def fill(tmp: Path) -> None:
+        import onnx
+        from onnx import helper
+
         model = onnx.load(str(source))
         graph = model.graph
         produced = {out for node in graph.node for out in node.output}
@@ -123,12 +116,11 @@ def materialize(name: str, bundle: OnnxBundle, tokenizer_folder: Path, cache: Pa
         }, indent=2))
         (tmp / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": bundle.max_seq_length, "do_lower_case": False}))
         shutil.copyfile(tokenizer_folder / "tokenizer.json", tmp / "tokenizer.json")
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process wrote it first: theirs is the same
-            if not (target / "onnx" / "model.onnx").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("prepared %s from %s %s at %s in %.1f s", name, bundle.distribution, version, target, time.perf_counter() - started)
+
+    def unwritable(exc: OSError) -> ModelError:
+        return ModelError(f"{name}: cannot write its model folder into {target.parent} ({exc}); "
+                          "point MMRAG_CACHE at a writable folder")
+
+    if atomic_folder(target, "onnx/model.onnx", fill, unwritable):
+        logger.info("prepared %s from %s %s at %s in %.1f s", name, bundle.distribution, version, target, time.perf_counter() - started)
     return target
