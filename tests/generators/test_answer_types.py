@@ -1,0 +1,56 @@
+"""Answer types: a question that asks for a unit, a name or a count is answered only by a quote holding one."""
+
+from __future__ import annotations
+
+from generators.abstention import AbstentionJudge
+from generators.answer_types import asked_unit, asks_for_date, asks_for_name, holds_unit, new_names, without_citation_years
+from rag.types import Answer, Citation, Evidence, Hit
+
+
+def judged(question: str, quote: str):
+    """The judge's verdict on an answer quoting ``quote`` as [1] from a page on the question's topic
+    (the page holds every word of the question, so only the quote's answer type can fail it)."""
+    page = f"{question} {quote}"
+    h = Hit("d", "doc.pdf", 3, 0.5, "text", evidence=(Evidence("text", "chunk", page, 0.5),))
+    a = Answer(question, quote + " [1].", (Citation(1, "d", "doc.pdf", 3, None, quote),), (h,), generator="extractive")
+    return AbstentionJudge(None).judge(question, a)
+
+
+def test_a_question_naming_its_unit_is_answered_only_by_a_quote_in_that_unit():
+    q = "How long, in milliseconds, did 3d-raytrace take to run under TraceMonkey?"
+    assert asked_unit(q) == "millisecond"
+    speedup = "3d-raytrace ran 1.18 times faster than the interpreter."
+    assert judged(q, speedup).reason == "no unit"  # a number, but a ratio, not a time
+    assert judged(q, "3d-raytrace ran in 212 ms under TraceMonkey.").answered
+    assert judged(q, "3d-raytrace took 212 milliseconds.").answered
+    assert asked_unit("How large are annual doujinshi sales in Japan, in yen?") == "yen"
+    assert holds_unit("sales of ¥30 billion", "yen") and not holds_unit("33,000 circles of creators", "yen")
+    assert asked_unit("How big is the index in MB?") == "megabyte" and holds_unit("about 12MB on disk", "megabyte")
+    # "in" before an ordinary word is no unit
+    assert asked_unit("What happens in second place?") is None and asked_unit("What changed in recent years?") is None
+    assert not holds_unit("the ms office format", "millisecond")  # an abbreviation counts only after a number
+
+
+def test_a_who_question_is_answered_only_by_a_quote_that_names_someone_new():
+    q = "Who was the RIAA president that Lessig says earned more than $1 million a year?"
+    assert asks_for_name(q)
+    unnamed = "The president of the RIAA is reported to make more than $1 million a year. There are many ways to lobby."
+    assert judged(q, unnamed).reason == "no name"
+    assert judged(q, "Hilary Rosen, the president of the RIAA, is reported to make more than $1 million a year.").answered
+    assert new_names("Hilary Rosen, the president of the RIAA, earns more.", q) == ["Rosen"]  # "Hilary" starts it
+    assert asks_for_name("How many articles did it cover, and who carried it out?")
+    assert asks_for_name("What were the names of the students?") and asks_for_name("How large was it, and by whom?")
+    # a relative "who" and "what is it called" (often a lower-case term) are not name questions
+    assert not asks_for_name("How many women, who had the surgery, were alive after ten years?")
+    assert not asks_for_name("What limit does varchar have, and what is it often called?")
+
+
+def test_a_count_is_not_answered_by_the_year_of_a_reference():
+    q = "How many bank employees took part in Brown and Burkman's study of mandatory system use?"
+    cited = "Brown, Massey and Burkman (2002) carried out a field study to replicate TAM in the banking industry."
+    assert judged(q, cited).reason == "no number"
+    assert judged(q, "Brown and Burkman (2002) surveyed 107 bank employees.").answered
+    assert without_citation_years("as Davis (1989) and (King and He, 2006; Ma, 2004) found") == "as Davis   and   found"
+    # a question for a year is answered by one
+    when = "In which year did Davis publish the TAM?"
+    assert asks_for_date(when) and judged(when, "The model was published by Davis (1989).").answered
