@@ -1,7 +1,9 @@
 """How an extractive answer is written from the units chosen for it.
 
-The answer leads with the shortest span that answers, then adds supporting sentences while
-the word budget (``max_words``, about 60) lasts:
+The answer leads with the shortest span that answers, then adds supporting sentences of the
+lead's own document while the word budget (``max_words``, about 60) lasts (another document's
+sentence, sharing a word or two with the question, reads as a non sequitur after the lead; its
+pages stay among the sources):
 
 - a **table row** leads as a small markdown table: the table's caption, then its header and
   the matching row(s) (up to :data:`MAX_ROWS`, in table order); a question for the most or the
@@ -336,6 +338,8 @@ def compose(
     for unit in chosen:
         if unit is lead or unit in held or not supports(unit) or (lead.item.kind == "figure" and unit.item is lead.item):
             continue
+        if unit.item.doc_id != lead.item.doc_id:
+            continue  # another document's sentence does not go on with this one (its pages are among the sources)
         room = min(max_words - writer.words, LEAD_WORDS)
         if room < MIN_SUPPORT_WORDS:
             break

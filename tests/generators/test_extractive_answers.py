@@ -213,3 +213,15 @@ def test_a_captionless_picture_whose_text_is_a_sentence_is_quoted_as_its_text():
     assert answer.text.startswith("Text in the figure: ON WHICH ITEM HAVE THE COURTS RULED"), answer.text
     assert "SUPPLIED THE EQUIPMENT?" in answer.text and "Labels in the figure: VIDEORECORDER" in answer.text
     assert answer.citations[0].bbox == BBox(60, 200, 340, 420)
+
+
+def test_supporting_sentences_come_from_the_lead_document_not_one_sharing_a_word():
+    # the second document's sentence shares "pump bearing greased" with the question; written after the pump
+    # manual's answer it would read as part of it
+    pump = Hit("d1", "pump.pdf", 3, 1.0, "text", BBox(0, 0, 600, 800), (_chunk(
+        "The pump bearing is greased every 500 hours of running. Use lithium grease for the pump bearing."),))
+    other = Hit("d2", "handbook.pdf", 40, 0.9, "text", BBox(0, 0, 600, 800), (_chunk(
+        "Pulleys on the pump drive turn on a sealed ball bearing that is never greased."),))
+    answer = ExtractiveGenerator(max_sentences=3).generate("How often is the pump bearing greased?", [pump, other])
+    assert answer.text.startswith("The pump bearing is greased every 500 hours")
+    assert "Pulleys" not in answer.text and {c.source for c in answer.citations} == {"pump.pdf"}
