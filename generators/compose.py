@@ -1,9 +1,10 @@
 """How an extractive answer is written from the units chosen for it.
 
-The answer leads with the shortest span that answers, then adds supporting sentences of the
-lead's own document while the word budget (``max_words``, about 60) lasts (another document's
-sentence, sharing a word or two with the question, reads as a non sequitur after the lead; its
-pages stay among the sources):
+The answer leads with the shortest span that answers, then adds supporting sentences while
+the word budget (``max_words``, about 60) lasts; a sentence of another document than the lead's
+only when it adds at least :data:`OTHER_DOCUMENT_TERMS` question words the answer does not hold
+yet (the second half of a two-part question), since one sharing a word with the question reads
+as a non sequitur after the lead (its pages stay among the sources):
 
 - a **table row** leads as a small markdown table: the table's caption, then its header and
   the matching row(s) (up to :data:`MAX_ROWS`, in table order); a question for the most or the
@@ -69,6 +70,8 @@ MAX_ROWS = 3
 LABEL_WORDS = 30
 #: words a whole supporting sentence may run past the budget rather than be cut
 SUPPORT_SLACK = 10
+#: question words a sentence of another document than the lead's must add to be written after it
+OTHER_DOCUMENT_TERMS = 2
 #: a supporting sentence shorter than this after cutting is left out
 MIN_SUPPORT_WORDS = 8
 
@@ -166,6 +169,11 @@ class _Writer:
         sep = "" if not self.pieces else "\n\n" if self.pieces[-1].endswith("|") or "\n|" in piece else " "
         self.pieces.append(sep + piece)
         self.words += words
+
+
+def _said_terms(writer: _Writer) -> set[str]:
+    """The question words the answer holds so far (any word, for comparison with a question's terms)."""
+    return set(tokenize(" ".join(writer.pieces)))
 
 
 def _window(text: str, terms: set[str], max_words: int) -> str:
@@ -338,8 +346,8 @@ def compose(
     for unit in chosen:
         if unit is lead or unit in held or not supports(unit) or (lead.item.kind == "figure" and unit.item is lead.item):
             continue
-        if unit.item.doc_id != lead.item.doc_id:
-            continue  # another document's sentence does not go on with this one (its pages are among the sources)
+        if unit.item.doc_id != lead.item.doc_id and len(terms.intersection(tokenize(unit.text)) - _said_terms(writer)) < OTHER_DOCUMENT_TERMS:
+            continue  # another document's sentence adds to the answer only with more of the question
         room = min(max_words - writer.words, LEAD_WORDS)
         if room < MIN_SUPPORT_WORDS:
             break
