@@ -15,6 +15,16 @@ Two halves:
   milliseconds (the child shares the parent's memory copy-on-write), so only the calls that
   can blow up go there.
 
+A page's budget (``ingest.page_timeout_s``) is counted by a :class:`PageClock` in **CPU
+seconds** — the reading process's and its killable children's — not on the wall clock: on a
+machine busy with other work a page gets the same work done as on an idle one, so a knowledge
+base's content does not depend on the load it was built under (on the wall clock, a table the
+finder needed 20 s of CPU for was skipped when other processes held the cores). The wall clock
+still bounds every page, at :data:`WALL_FACTOR` times the budget, so a page starved of CPU (or a
+child asleep) ends too. The CPU of a process counts all its threads: in a worker process that is
+the page's own work; where pages are read in the main process beside the embedding thread, that
+thread's CPU counts against the page as well (the budget runs out sooner, never later).
+
 The image checks of the same walk live in :mod:`ingest._guards`.
 """
 
@@ -35,7 +45,7 @@ from typing import Any, TypeVar
 
 from ingest import _heap
 
-__all__ = ["Caps", "PageLoad", "Timeout", "measure_page", "run_killable", "CAPS"]
+__all__ = ["Caps", "PageLoad", "PageClock", "Timeout", "measure_page", "run_killable", "CAPS", "WALL_FACTOR"]
 
 logger = logging.getLogger("ingest")
 T = TypeVar("T")
@@ -135,6 +145,45 @@ class Timeout(Exception):
     """A :func:`run_killable` call passed its deadline and its process was killed."""
 
 
+#: how many times its CPU budget a page may last on the wall clock (a busy or starved machine)
+WALL_FACTOR = 3.0
+
+
+class PageClock:
+    """One page's time budget, ``budget_s`` CPU seconds of this process and of the children it
+    runs (:meth:`run`), with a wall-clock bound of :data:`WALL_FACTOR` times the budget."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+        self.children_s = 0.0
+
+    def spent(self) -> float:
+        """CPU seconds the page has used: this process's since the clock started, plus its children's."""
+        return time.process_time() - self._cpu0 + self.children_s
+
+    def remaining(self) -> float:
+        """CPU seconds left of the budget (0 when spent)."""
+        return max(self.budget_s - self.spent(), 0.0)
+
+    def wall_remaining(self) -> float:
+        """Wall-clock seconds left before the page's hard bound."""
+        return max(WALL_FACTOR * self.budget_s - (time.perf_counter() - self._wall0), 0.0)
+
+    def over(self) -> bool:
+        """Whether the budget is spent, in CPU or on the wall clock."""
+        return self.remaining() <= 0 or self.wall_remaining() <= 0
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a killable child (:func:`run_killable`) given what is left of the budget:
+        killed when its CPU passes :meth:`remaining` or the wall clock :meth:`wall_remaining`;
+        its CPU is added to :meth:`spent` either way."""
+        if self.over():
+            raise Timeout(f"{self.budget_s:g} s spent before it")
+        return run_killable(fn, self.remaining(), wall=self.wall_remaining(), clock=self)
+
+
 def inflate_bounded(raw: bytes, filters: list[str], cap: int = _INFLATE_CAP) -> bytes | None:
     """A stream's bytes with at most ``cap`` bytes inflated; ``None`` when it inflates beyond
     ``cap`` or uses a filter other than Flate (the caller then treats it as heavy/unknown)."""
@@ -221,10 +270,22 @@ def measure_page(doc: Any, index: int, caps: Caps = CAPS, walk: Any = None) -> P
     return PageLoad(**load, over=tuple(dict.fromkeys(over)))
 
 
-def run_killable(fn: Callable[[], T], timeout: float) -> T:
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) a live child has used, from ``/proc``; ``None`` where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_killable(fn: Callable[[], T], timeout: float, *, wall: float | None = None, clock: PageClock | None = None) -> T:
     """``fn()`` in a forked child process; its result (pickled) or :class:`Timeout` after
-    ``timeout`` seconds, when the child is killed. An exception in the child is raised here
-    as a ``RuntimeError`` with its text. Where ``fork`` is missing, ``fn`` runs in-process."""
+    ``timeout`` seconds, when the child is killed. With ``wall``, ``timeout`` counts the child's
+    CPU seconds (read from ``/proc``; on the wall clock where that is missing) and ``wall`` bounds
+    the wall clock; the child's CPU is added to ``clock``. An exception in the child is raised
+    here as a ``RuntimeError`` with its text. Where ``fork`` is missing, ``fn`` runs in-process."""
     if not hasattr(os, "fork"):
         return fn()
     read_end, write_end = os.pipe()
@@ -251,17 +312,20 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
     os.close(write_end)
     _register(pid)
     chunks: list[bytes] = []
-    deadline = time.monotonic() + max(timeout, 0.0)
+    cpu_bound = wall is not None and _cpu_seconds(pid) is not None
+    deadline = time.monotonic() + max(wall if cpu_bound and wall is not None else timeout, 0.0)
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Timeout(f"not done within {timeout:g} s")
-            ready, _, _ = select.select([read_end], [], [], min(left, 0.5))
+                raise Timeout(f"not done within {wall:g} s on the wall clock" if cpu_bound else f"not done within {timeout:g} s")
+            ready, _, _ = select.select([read_end], [], [], min(left, 0.25 if cpu_bound else 0.5))
             if not ready:
                 with _PIDS:
                     if pid in _CANCELLED:
                         raise Timeout("cancelled")
+                if cpu_bound and (_cpu_seconds(pid) or 0.0) > timeout:
+                    raise Timeout(f"not done within {timeout:g} CPU s")
                 continue
             chunk = os.read(read_end, 1 << 20)
             if not chunk:
@@ -271,7 +335,9 @@ def run_killable(fn: Callable[[], T], timeout: float) -> T:
         os.close(read_end)
         with _PIDS:
             cancelled = pid in _CANCELLED
-        _reap(pid)
+        used = _reap(pid)
+        if clock is not None:
+            clock.children_s += used
     if cancelled:
         raise Timeout("cancelled")
     try:
@@ -293,18 +359,22 @@ def _register(pid: int) -> None:
         _LIVE.add(pid)
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int) -> float:
+    """Kill and wait for a child; the CPU seconds it used (0 when unknown)."""
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    used = 0.0
     try:
-        os.waitpid(pid, 0)
+        _, _, usage = os.wait4(pid, 0)
+        used = usage.ru_utime + usage.ru_stime
     except ChildProcessError:
         pass
     with _PIDS:
         _LIVE.discard(pid)
         _CANCELLED.discard(pid)
+    return used
 
 
 def cancel_running() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from rag.config import IngestConfig
 from rag.errors import ResourceLimitError
 from rag.types import BBox, Figure, Page, PageContent, TextBlock, TextChunk
 
-from ingest._budget import Timeout, measure_page, run_killable
+from ingest._budget import PageClock, Timeout, measure_page
 from ingest import _tables
 from ingest._figures import Element, cluster_regions, grow_over_labels, inside_share, is_decoration, match_captions
 from ingest._labels import page_labels
@@ -164,8 +163,10 @@ def extract_pdf_page(
     thousands of spans or drawing operators) is read in a child process killed at
     ``page_timeout_s``, with table finding, figure detection and font repair skipped; on other
     pages table detection (only where :func:`ingest._tables.may_have_tables` sees a cue) runs in
-    such a child with what remains of ``page_timeout_s``."""
-    started = time.perf_counter()
+    such a child with what remains of ``page_timeout_s``. The budget is CPU seconds, with a
+    wall-clock bound of a few times it (:class:`ingest._budget.PageClock`): a busy machine reads
+    the same page the same way."""
+    clock = PageClock(config.page_timeout_s)
     n = index + 1
     page = doc.load_page(index)
     rect = page.rect
@@ -192,7 +193,7 @@ def extract_pdf_page(
                      f"detection and font repair skipped, plain text kept")
         for note in notes:
             logger.warning("%s %s", path.name, note)
-        return _heavy_page(page, doc_id, path, config, out_dir, dpi, label, notes, started)
+        return _heavy_page(page, doc_id, path, config, out_dir, dpi, label, notes, clock)
     for note in notes:
         logger.warning("%s %s", path.name, note)
     page_box = (float(rect.x0), float(rect.y0), float(rect.x1), float(rect.y1))
@@ -212,11 +213,8 @@ def extract_pdf_page(
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
     if config.find_tables and ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
-        remaining = config.page_timeout_s - (time.perf_counter() - started)
         try:
-            if remaining <= 0:
-                raise Timeout(f"{config.page_timeout_s:g} s spent before it")
-            tables = run_killable(lambda: _tables.find_tables(page, path, n), remaining)
+            tables = clock.run(lambda: _tables.find_tables(page, path, n))
         except (Timeout, RuntimeError) as exc:
             notes.append(f"page {n}: table detection skipped, stopped by ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")
             logger.warning("%s %s", path.name, notes[-1])
@@ -265,7 +263,7 @@ def extract_pdf_page(
             and box[3] - box[1] >= _MIN_OCR_FIGURE[1]
             and not assess_text(text).usable
         ):
-            if time.perf_counter() - started > config.page_timeout_s:
+            if clock.over():
                 notes.append(f"page {n}: figure OCR skipped (figure {len(figures) + 1}), over ingest.page_timeout_s={config.page_timeout_s:g} s")
                 logger.warning("%s %s", path.name, notes[-1])
             elif _ocr_available(config):
@@ -314,16 +312,13 @@ def _page_image(page: Any, n: int, dpi: int, config: IngestConfig, out_dir: Path
 
 def _heavy_page(
     page: Any, doc_id: str, path: Path, config: IngestConfig, out_dir: Path | None, dpi: int, label: str | None,
-    notes: list[str], started: float,
+    notes: list[str], clock: PageClock,
 ) -> PageContent:
     """A heavy page's bounded read: its plain text in reading order (or OCR), chunks and page
     image, each step in a child process killed when ``page_timeout_s`` runs out (the text is
     kept when only the image is late); no tables, figures, font repair or running-line learning."""
     n = page.number + 1
     width, height = float(page.rect.width), float(page.rect.height)
-
-    def remaining() -> float:
-        return max(config.page_timeout_s - (time.perf_counter() - started), 0.0)
 
     def read() -> tuple[tuple[TextBlock, ...], tuple[TextChunk, ...], bool]:
         layer = read_plain_text(page, config)
@@ -335,8 +330,8 @@ def _heavy_page(
     ocr = False
     image_path = None
     try:
-        text_blocks, chunks, ocr = run_killable(read, remaining())
-        image_path = run_killable(lambda: _page_image(page, n, dpi, config, out_dir), remaining())
+        text_blocks, chunks, ocr = clock.run(read)
+        image_path = clock.run(lambda: _page_image(page, n, dpi, config, out_dir))
     except (Timeout, RuntimeError) as exc:
         what = "page image not rendered" if text_blocks else "text and page image not read"
         notes.append(f"page {n}: {what} within ingest.page_timeout_s={config.page_timeout_s:g} s ({exc})")

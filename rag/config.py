@@ -87,6 +87,8 @@ class IngestConfig:
     #: poster is ~90 Mpx); above this they are refused as decompression bombs.
     max_image_pixels: int = 400_000_000
     max_images_per_page: int = 500
+    #: CPU seconds one page may take (its reading process's and children's), and at most three
+    #: times that on the wall clock (:class:`ingest._budget.PageClock`)
     page_timeout_s: float = 60.0
     password: str | None = None
     #: seconds LibreOffice may take to convert one Office file to PDF before it is stopped

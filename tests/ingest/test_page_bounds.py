@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from ingest import open_document
-from ingest._budget import Timeout, measure_page, run_killable
+from ingest._budget import PageClock, Timeout, measure_page, run_killable
 from ingest._guards import codestream_size, jpeg_size
 from ingest._render import fit_dpi
 from rag.config import IngestConfig
@@ -127,6 +127,42 @@ def test_run_killable_returns_results_and_kills_at_the_deadline():
     assert time.perf_counter() - started < 3
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         run_killable(lambda: 1 / 0, 5)
+
+
+def _burn(seconds: float) -> int:
+    """Spin the CPU for ``seconds`` of this process's CPU time."""
+    end = time.process_time() + seconds
+    n = 0
+    while time.process_time() < end:
+        n += 1
+    return n
+
+
+def test_the_page_budget_counts_cpu_so_waiting_for_a_busy_core_does_not_cut_the_page():
+    # a child that waits (as one does on a machine whose cores other work holds) spends no CPU:
+    # it finishes although its wall time is five times the CPU budget
+    assert run_killable(lambda: (time.sleep(1.0), 7)[1], 0.2, wall=10) == 7
+    # one that computes past the budget is stopped at it, and says it was CPU
+    started = time.perf_counter()
+    with pytest.raises(Timeout, match="CPU"):
+        run_killable(lambda: _burn(30), 0.5, wall=20)
+    assert time.perf_counter() - started < 5
+    # the wall clock still bounds a page that never gets the CPU (or sleeps)
+    started = time.perf_counter()
+    with pytest.raises(Timeout, match="wall clock"):
+        run_killable(lambda: time.sleep(30), 5, wall=1)
+    assert time.perf_counter() - started < 3
+
+
+def test_a_page_clock_adds_its_children_cpu_and_stops_when_spent():
+    clock = PageClock(1.0)
+    assert clock.run(lambda: _burn(0.3) > 0)
+    assert 0.25 <= clock.spent() < 1.0 and clock.remaining() > 0
+    with pytest.raises(Timeout):
+        clock.run(lambda: _burn(30))  # what is left of the second runs out in the child
+    assert clock.over()
+    with pytest.raises(Timeout, match="spent before it"):
+        clock.run(lambda: 1)
 
 
 @pytest.mark.slow
