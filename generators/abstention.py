@@ -73,7 +73,9 @@ The thresholds were chosen on the public and paraphrased answerable questions an
 turns the judge off.
 
 An abstaining answer has ``answered=False``, no citations, the hits it had (the closest pages),
-and the text of :func:`abstention_text`.
+and the text of :func:`abstention_text`, which says why in a reader's words (:func:`explain`, also in
+``Answer.why_unanswered``: "No retrieved page mentions “Google Sheets”.", "The passage that comes
+closest gives no number.").
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ from typing import Any, Literal
 
 from rag.types import Answer, Hit
 
-from generators.answer_types import asked_unit, asks_for_date, asks_for_name, holds_unit, new_names, without_citation_years
+from generators.answer_types import (
+    asked_unit, asks_for_date, asks_for_name, holds_unit, new_names, unit_plural, without_citation_years,
+)
 from generators.extractive import tokenize
 from generators.term_stats import TermStats, terms
 
@@ -102,6 +106,7 @@ __all__ = [
     "has_quantity",
     "lead_quote",
     "abstention_text",
+    "explain",
     "abstain",
 ]
 
@@ -269,18 +274,39 @@ def _closest_pages(hits: Sequence[Hit], limit: int) -> list[str]:
     return seen
 
 
-def abstention_text(hits: Sequence[Hit], *, max_pages: int = 5) -> str:
-    """The plain sentence an unanswered question gets: the documents do not say, and the
-    closest pages (the hits, best first, each once)."""
+def abstention_text(hits: Sequence[Hit], *, max_pages: int = 5, why: str | None = None) -> str:
+    """The plain sentence an unanswered question gets: the documents do not say, why (``why``,
+    see :func:`explain`), and the closest pages (the hits, best first, each once)."""
     pages = _closest_pages(hits, max_pages)
     if not pages:
         return "The documents do not say: nothing in the knowledge base matched the question."
-    return "The documents do not say. The closest pages are: " + ", ".join(pages) + "."
+    return "The documents do not say. " + (f"{why} " if why else "") + "The closest pages are: " + ", ".join(pages) + "."
 
 
-def abstain(answer: Answer) -> Answer:
-    """``answer`` turned into an abstention: the plain sentence, no citations, the same hits."""
-    return replace(answer, text=abstention_text(answer.hits), citations=(), answered=False, unsupported=())
+def explain(judgement: Judgement, question: str) -> str | None:
+    """Why the evidence does not answer, in a reader's words (``None`` when there is nothing to add)."""
+    closest = "The passage that comes closest"
+    if judgement.reason == "weak evidence":
+        return "The closest passages are about something else."
+    if judgement.reason == "missing term" and judgement.missing:
+        return "No retrieved page mentions " + " or ".join(f"\u201c{m}\u201d" for m in judgement.missing) + "."
+    if judgement.reason == "no number":
+        return f"{closest} gives no number."
+    if judgement.reason == "no unit":
+        unit = asked_unit(question)
+        return f"{closest} gives nothing in {unit_plural(unit)}." if unit else f"{closest} gives no amount in the unit asked for."
+    if judgement.reason == "no name":
+        return f"{closest} names no one the question does not already name."
+    if judgement.reason == "generator declined":
+        return "The model found no answer in the evidence it was given."
+    return None
+
+
+def abstain(answer: Answer, why: str | None = None) -> Answer:
+    """``answer`` turned into an abstention: the plain sentence (with ``why``), no citations, the same hits."""
+    return replace(
+        answer, text=abstention_text(answer.hits, why=why), citations=(), answered=False, unsupported=(), why_unanswered=why
+    )
 
 
 class AbstentionJudge:
@@ -352,4 +378,5 @@ class AbstentionJudge:
 
     def apply(self, question: str, answer: Answer) -> Answer:
         """``answer`` unchanged when the evidence answers, else :func:`abstain` of it."""
-        return answer if self.judge(question, answer).answered else abstain(answer)
+        judgement = self.judge(question, answer)
+        return answer if judgement.answered else abstain(answer, explain(judgement, question))

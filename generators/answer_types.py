@@ -24,7 +24,7 @@ import re
 
 from generators.term_stats import STOPWORDS
 
-__all__ = ["UNITS", "asked_unit", "holds_unit", "asks_for_name", "new_names", "asks_for_date", "without_citation_years"]
+__all__ = ["UNITS", "unit_plural", "asked_unit", "holds_unit", "asks_for_name", "new_names", "asks_for_date", "without_citation_years"]
 
 #: unit -> the ways a quote writes it (whole words, case-insensitive; symbols as they are)
 UNITS: dict[str, tuple[str, ...]] = {
@@ -91,6 +91,14 @@ _CITATION_YEAR = re.compile(
     r"\(\s*(?:[^()]*?,\s*)?(?:1[5-9]|20)\d\d[a-z]?(?:\s*[,;]\s*(?:[^()]*?,\s*)?(?:1[5-9]|20)\d\d[a-z]?)*\s*\)"
     r"|(?<=[A-Za-z.]),?\s+(?:1[5-9]|20)\d\d[a-z]?(?=\s*[;)])"
 )
+
+
+_PLURALS = {"yen": "yen", "percent": "percent", "hertz": "hertz", "inch": "inches", "foot": "feet"}
+
+
+def unit_plural(unit: str) -> str:
+    """How a sentence names ``unit`` in the plural ("milliseconds", "yen", "feet")."""
+    return _PLURALS.get(unit, unit + "s")
 
 
 def asked_unit(question: str) -> str | None:

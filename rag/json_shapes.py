@@ -119,6 +119,7 @@ def answer_json(
         "rewritten": answer.rewritten,
         "answer": answer.text,
         "answered": answer.answered,
+        "why_unanswered": answer.why_unanswered,
         "unsupported": list(answer.unsupported),
         "citations": [citation(c) for c in answer.citations],
         "route": route_json(answer.route) if answer.route else None,

@@ -349,6 +349,9 @@ class Answer:
     #: A follow-up rewritten with its conversation (:mod:`rag.conversation`): what retrieval
     #: searched for; ``None`` when the question was searched as asked.
     rewritten: str | None = None
+    #: Why the evidence does not answer, in a reader's words, when ``answered`` is False and the
+    #: judge can say ("No retrieved page mentions “vcovCL”."); ``None`` otherwise.
+    why_unanswered: str | None = None
     #: The related words the thesaurus added to the search (question word -> its related
     #: words; ``[ask] thesaurus``); ``None`` when the thesaurus is off.
     thesaurus: dict[str, tuple[str, ...]] | None = None

@@ -63,7 +63,9 @@ def test_off_topic_evidence_is_withdrawn_and_the_closest_pages_are_named():
     out = judge.apply(q, answer(q, hits, SPREADSHEET, f"{SPREADSHEET} [1]"))
     assert out.answered is False and out.citations == ()
     assert out.hits == tuple(hits)
-    assert out.text == "The documents do not say. The closest pages are: sheets.pdf p.3, sheets.pdf p.7, other.pdf p.2."
+    assert out.text == ("The documents do not say. The closest passages are about something else. "
+                        "The closest pages are: sheets.pdf p.3, sheets.pdf p.7, other.pdf p.2.")
+    assert out.why_unanswered == "The closest passages are about something else."
     assert "spreadsheet" not in out.text.lower()
 
 

@@ -54,3 +54,21 @@ def test_a_count_is_not_answered_by_the_year_of_a_reference():
     # a question for a year is answered by one
     when = "In which year did Davis publish the TAM?"
     assert asks_for_date(when) and judged(when, "The model was published by Davis (1989).").answered
+
+
+def test_an_abstention_says_why_in_a_readers_words():
+    from generators.abstention import explain
+
+    q = "How long, in milliseconds, did 3d-raytrace take to run under TraceMonkey?"
+    h = Hit("d", "tracemonkey.pdf", 12, 0.5, "text", evidence=(Evidence("text", "chunk", q + " It ran 1.18 times faster.", 0.5),))
+    a = Answer(q, "It ran 1.18 times faster [1].", (Citation(1, "d", "tracemonkey.pdf", 12, None, "It ran 1.18 times faster."),), (h,))
+    out = AbstentionJudge(None).apply(q, a)
+    assert not out.answered and out.citations == ()
+    assert out.why_unanswered == "The passage that comes closest gives nothing in milliseconds."
+    assert out.text == ("The documents do not say. The passage that comes closest gives nothing in milliseconds. "
+                        "The closest pages are: tracemonkey.pdf p.12.")
+    from generators.abstention import Judgement
+
+    assert explain(Judgement(False, "missing term", missing=("Google Sheets",)), "x") == "No retrieved page mentions \u201cGoogle Sheets\u201d."
+    assert explain(Judgement(False, "no unit"), "What are sales, in yen?") == "The passage that comes closest gives nothing in yen."
+    assert explain(Judgement(False, "no citations"), "x") is None  # the generator's own "could not find" says enough

@@ -23,12 +23,13 @@ def test_off_topic_question_is_not_answered_in_json(capsys, kb_path):
     assert data["answer"].startswith("The documents do not say.")
     assert data["hits"], "the closest pages are still given"
     assert data["hits"][0]["source"] in data["answer"]
+    assert data["why_unanswered"] is None or data["why_unanswered"] in data["answer"]  # the reason, when given, is said
 
 
 def test_off_topic_question_prints_a_plain_sentence_and_no_sources(capsys, kb_path):
     code, out, _ = run(capsys, "ask", OFF_TOPIC, "--kb", str(kb_path))
     assert code == 0
-    assert out.startswith("The documents do not say. The closest pages are: ")
+    assert out.startswith("The documents do not say. ") and "The closest pages are: " in out
     assert "Sources:" not in out and "[1]" not in out
 
 
