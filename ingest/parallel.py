@@ -53,6 +53,8 @@ __all__ = ["ExtractionPool", "ExtractionJob"]
 
 logger = logging.getLogger("ingest")
 _POLL_S = 0.5  # how often a waiting consumer checks that the job's worker is alive
+#: times a job is run again after the pool broke without a worker seen to crash before the job is blamed
+MAX_RERUNS = 2
 _QUEUE: Any = None  # the worker process's end of the results queue (set by _init_worker)
 
 
@@ -206,6 +208,7 @@ class ExtractionJob:
         self.future = future
         self.pid: int | None = None  # the worker process reading it
         self.delivered = 0  # pages handed out (a re-run skips them)
+        self.reruns = 0  # times run again after the pool broke
         self._skip = 0
         self._info: DocumentInfo | None = None
 
@@ -403,10 +406,13 @@ class ExtractionPool:
         ended = [j.future.exception() for j in self._active.values() if j.future.done() and not self._complete(j)]
         broken = next((e for e in ended if isinstance(e, BrokenProcessPool)), None)
         if broken is None:
-            if job.future.done() and job.future.exception() is not None:
+            if not job.future.done() or job.future.exception() is None:
+                return  # running, or returned with its last messages still on their way
+            failure = job.future.exception()
+            if not isinstance(failure, BrokenProcessPool):
                 self._forget(job)
-                raise job.future.exception()  # type: ignore[misc]  # a bug in extraction
-            return  # running, or returned with its last messages still on their way
+                raise failure  # type: ignore[misc]  # a bug in extraction
+            broken = failure  # the pool broke just after the look above (its futures fail together)
         crashed = self._crashed_jobs()
         logger.warning("an extraction worker process died (reading %s); restarting the pool",
                        ", ".join(j.path.name for j in crashed) or "an unknown file")
@@ -414,12 +420,15 @@ class ExtractionPool:
 
     def _crashed_jobs(self) -> list[ExtractionJob]:
         """Unfinished jobs whose worker ended on its own (a crash), not terminated by the
-        broken executor; when that cannot be told, every unfinished job that had started."""
+        broken executor; when that cannot be told (the pool broke with its workers alive or
+        their exit codes not known yet), the started jobs that were already run again after a
+        break :data:`MAX_RERUNS` times: the others get another run, so a file is blamed only when it keeps
+        breaking the pool."""
         self._drain()
         started = [j for j in self._active.values() if j.pid is not None and not self._complete(j)]
         exitcodes = {pid: proc.exitcode for pid, proc in self._processes.items()}
         crashed = [j for j in started if exitcodes.get(j.pid) not in (None, 0, -signal.SIGTERM)]
-        return crashed or started
+        return crashed or [j for j in started if j.reruns >= MAX_RERUNS]
 
     def _complete(self, job: ExtractionJob) -> bool:
         return any(kind in ("done", "error") for kind, _ in self._buffers.get(job.job_id, ()))
@@ -458,7 +467,7 @@ class ExtractionPool:
                 self._active[old_id] = job
                 self._buffers[old_id].append(("error", _Failure.of(failure)))
                 continue
-            job.pid, job._skip = None, job.delivered
+            job.pid, job._skip, job.reruns = None, job.delivered, job.reruns + 1
             job.job_id, job.future = self._run(job.path, job.page_range, job.identity)
             self._active[job.job_id] = job
 

@@ -302,3 +302,27 @@ def test_a_worker_stays_a_few_batches_ahead_of_a_caller_that_does_not_read(tmp_p
                 read, still_since = now, time.monotonic()
         assert 0 < read <= 30  # about two batches plus what the pipe holds, of 60 pages
         assert [c.page.page for c in job.pages()] == list(range(1, 61))  # then every page, in order
+
+
+def test_a_pool_that_breaks_with_no_worker_seen_dead_runs_its_files_again_before_blaming_one(tmp_path):
+    """The executor can report a broken pool while its workers still run (seen under load, just
+    after a restart): no file is to blame then, so each started file runs again, and only one that
+    keeps breaking the pool (MAX_RERUNS) fails as the crash's file."""
+    from types import SimpleNamespace
+
+    from ingest.parallel import MAX_RERUNS, ExtractionJob
+
+    pool = ExtractionPool(IngestConfig(), None, workers=2)
+    try:
+        jobs = [ExtractionJob(pool, i, tmp_path / f"doc{i}.pdf", None, None) for i in range(2)]
+        for pid, job in zip((101, 102), jobs):
+            job.pid = pid
+            pool._active[job.job_id] = job
+        pool._processes = {101: SimpleNamespace(exitcode=None), 102: SimpleNamespace(exitcode=None)}
+        assert pool._crashed_jobs() == []  # alive workers: nobody to blame, both run again
+        jobs[1].reruns = MAX_RERUNS
+        assert pool._crashed_jobs() == [jobs[1]]  # broke the pool each time it ran
+        pool._processes[101] = SimpleNamespace(exitcode=3)  # a worker seen to die names its file at once
+        assert pool._crashed_jobs() == [jobs[0]]
+    finally:
+        pool.close()
