@@ -2,7 +2,9 @@
 
 A :class:`Router` turns a question into a :class:`rag.types.Route`. Weights sum to 1 and
 the corpora are listed best first. Unless a router is built ``exclusive=True`` every
-corpus keeps some weight, so routing can lower recall but never make it impossible.
+corpus keeps some weight, so routing can lower recall but never make it impossible; and
+fusion (:func:`retrievers.search.fuse_pages`) lets the lean lift pages of one document only,
+the one ranked first with every corpus alike (:func:`retrievers.search.lean_within`).
 
 - :class:`RulesRouter`: a table of cues (the default). A phrase that points at a figure or
   a table ("in the chart", "Table 2") leans the weights toward that intent; a bare cue word

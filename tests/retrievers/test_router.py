@@ -416,3 +416,58 @@ def test_the_default_router_is_the_rules_router() -> None:
     from rag.config import load_config
 
     assert load_config().ask.router == "rules"
+
+
+# ----------------------------------------------------------------------------- the lean stays within a document
+def _point(pid: str, doc: str, page: int, score: float, kind: str):
+    from retrievers.base import ScoredPoint
+
+    return ScoredPoint(pid, score, {"doc_id": doc, "page": page, "kind": kind, "text": "t", "bbox": [0, 0, 1, 1]})
+
+
+@pytest.mark.parametrize("question", ORDINARY_WITH_CUE_WORD)
+def test_a_cue_word_does_not_lift_another_documents_figure_over_the_answer(question: str) -> None:
+    # document a holds the passage that answers; document b a figure that matches a little less.
+    # Leaned toward figures, b's figure would come first; the lean lifts pages of the document
+    # ranked first with every corpus alike only, so a's passage stays first.
+    from retrievers.search import CORPUS_SHARE, fuse_pages
+
+    results = {
+        "text": [_point("a7", "a", 7, 0.9, "chunk"), _point("b2", "b", 2, 0.5, "chunk")],
+        "figures": [_point("b3", "b", 3, 0.85, "figure"), _point("a5", "a", 5, 0.4, "figure")],
+    }
+    routed = RulesRouter().route(question)
+    assert routed.weight("figures") > routed.weight("text")  # the cue word leans the route
+    assert fuse_pages(results, AllRouter().route(question), limit=5, share=CORPUS_SHARE)[0].doc_id == "a"
+    unguarded = fuse_pages(results, routed, limit=5, share=CORPUS_SHARE, guard=False)
+    assert (unguarded[0].doc_id, unguarded[0].page) == ("b", 3)  # what the guard prevents
+    hits = fuse_pages(results, routed, limit=5, share=CORPUS_SHARE)
+    assert (hits[0].doc_id, hits[0].page) == ("a", 7)
+    assert {(h.doc_id, h.page) for h in hits} == {(h.doc_id, h.page) for h in unguarded}  # nothing taken away
+
+
+def test_a_figure_question_still_lifts_the_figure_of_the_document_it_is_about() -> None:
+    # the same scores, one document: the chart question's lean puts the figure above the passage
+    from retrievers.search import CORPUS_SHARE, fuse_pages
+
+    results = {
+        "text": [_point("a7", "a", 7, 0.9, "chunk"), _point("b2", "b", 2, 0.3, "chunk")],
+        "figures": [_point("a3", "a", 3, 0.85, "figure"), _point("b4", "b", 4, 0.3, "figure")],
+    }
+    assert fuse_pages(results, AllRouter().route(CHART_Q), limit=5, share=CORPUS_SHARE)[0].page == 7
+    hits = fuse_pages(results, RulesRouter().route(CHART_Q), limit=5, share=CORPUS_SHARE)
+    assert [(h.doc_id, h.page) for h in hits[:2]] == [("a", 3), ("a", 7)]
+
+
+def test_lean_within_caps_other_documents_at_the_first_pages_ratio() -> None:
+    from retrievers.search import lean_within
+
+    alike = {("a", 1): 0.60, ("a", 2): 0.50, ("b", 1): 0.55, ("b", 2): 0.20}
+    routed = {("a", 1): 0.48, ("a", 2): 0.70, ("b", 1): 0.66, ("b", 2): 0.10}
+    out = lean_within(routed, alike)
+    assert out[("a", 1)] == 0.48 and out[("a", 2)] == 0.70  # the first page's document: routed
+    assert out[("b", 1)] == pytest.approx(0.55 * 0.48 / 0.60)  # lifted by the lean: capped below a/1
+    assert out[("b", 2)] == 0.10  # lowered by the lean: stays lowered
+    assert max(out, key=out.__getitem__) == ("a", 2)
+    assert lean_within(routed, routed) == routed  # equal weights: nothing changes
+    assert lean_within({}, {}) == {}
