@@ -7,11 +7,12 @@ quotes, never a model's verdict, so the shape of the answer is what it can check
   names the unit it wants the answer in is answered only by a quote that holds that unit, as a
   word or its symbol ("ms", "¥"). :func:`asked_unit` finds the unit (:data:`UNITS`),
   :func:`holds_unit` looks for it.
-- **A person or a name.** "Who was ...?", "..., and who carried it out?", "What were the names
+- **A person or a name.** "Who built ...?", "..., and who carried it out?", "What were the names
   of ...?": answered only by a quote that names someone or something the question does not: a
   capitalised word that does not start a sentence and is not one of the question's own words
-  (:func:`asks_for_name`, :func:`new_names`). "What is it called?" is not counted: what
-  something is called is often a lower-case term ("varchar").
+  (:func:`asks_for_name`, :func:`new_names`). "Who is the keeper named Ottoline?" is not
+  counted (it asks what someone already named is), nor "What is it called?" (often a lower-case
+  term, "varchar").
 - **A count, not a citation year.** A count or a measure ("how many bank employees") is not
   answered by the year of a reference ("Brown et al. (2002)", "Davis, 1989"):
   :func:`without_citation_years` removes those years before the judge looks for a number,
@@ -77,9 +78,15 @@ _SPELLING = {
 #: "in milliseconds", "in yen", "as a percentage": the unit a question wants its answer in
 _ASKED_UNIT = re.compile(r"\b(?:in|into|as)\s+(?:a\s+)?(" + "|".join(sorted(map(re.escape, _SPELLING), key=len, reverse=True)) + r")\b", re.IGNORECASE)
 
-#: an interrogative "who" (starting the question or a clause of it) or "the name(s) of"
-#: ("Who was ...?", "..., and who carried it out?", "... and by whom?"; not the relative "women who had")
-_NAME_QUESTION = re.compile(r"^who(?:m|se)?\b|[,;:]\s*(?:and|or)\s+who(?:m|se)?\b|\bby\s+whom\b|\bnames?\s+of\b", re.IGNORECASE)
+#: an interrogative "who" that asks who did something (starting the question or a clause of it) or
+#: "the name(s) of" ("Who built ...?", "Who are listed ...?", "..., and who carried it out?", "... and by
+#: whom?"; not the relative "women who had", nor "Who is the keeper named Ottoline?", which asks what
+#: someone already named is: "who" + a form of "be" + anything but a participle)
+_NAME_QUESTION = re.compile(
+    r"(?:^|[,;:]\s*(?:and|or)\s+)who(?:m|se)?\b(?!\s+(?:is|are|was|were|'s)\s+(?![a-z]+(?:ed|en)\b))"
+    r"|\bby\s+whom\b|\bnames?\s+of\b",
+    re.IGNORECASE,
+)
 _CAPITALISED = re.compile(r"[^\W\d_][\w'’.-]*", re.UNICODE)
 #: words that start with a capital for reasons other than naming (besides the stopwords: "There" after a
 #: footnote mark the sentence split missed)
@@ -121,7 +128,7 @@ def holds_unit(text: str, unit: str) -> bool:
 
 
 def asks_for_name(question: str) -> bool:
-    """Whether the question asks who (a person, a body) or for the name(s) of something."""
+    """Whether the question asks who did something (a person, a body) or for the name(s) of something."""
     return _NAME_QUESTION.search(question.strip()) is not None
 
 

@@ -32,16 +32,19 @@ def test_a_question_naming_its_unit_is_answered_only_by_a_quote_in_that_unit():
 
 
 def test_a_who_question_is_answered_only_by_a_quote_that_names_someone_new():
-    q = "Who was the RIAA president that Lessig says earned more than $1 million a year?"
+    q = "Who built the first machine that turned printed letters into telegraph code?"
     assert asks_for_name(q)
-    unnamed = "The president of the RIAA is reported to make more than $1 million a year. There are many ways to lobby."
+    unnamed = "An early machine turned printed letters into telegraph code. There are many later readers."
     assert judged(q, unnamed).reason == "no name"
-    assert judged(q, "Hilary Rosen, the president of the RIAA, is reported to make more than $1 million a year.").answered
-    assert new_names("Hilary Rosen, the president of the RIAA, earns more.", q) == ["Rosen"]  # "Hilary" starts it
-    assert asks_for_name("How many articles did it cover, and who carried it out?")
+    assert judged(q, "In 1914, Emanuel Goldberg built a machine that turned printed letters into telegraph code.").answered
+    assert new_names("In 1914, Emanuel Goldberg built it.", q) == ["Emanuel", "Goldberg"]
+    assert new_names("There the machine stood.", q) == []  # a capitalised stopword is no name
+    assert asks_for_name("How many articles did it cover, and who carried it out?") and asks_for_name("Who are listed as contributors?")
     assert asks_for_name("What were the names of the students?") and asks_for_name("How large was it, and by whom?")
-    # a relative "who" and "what is it called" (often a lower-case term) are not name questions
+    # a relative "who", "who is <someone named>" (what someone is) and "what is it called"
+    # (often a lower-case term) are not name questions
     assert not asks_for_name("How many women, who had the surgery, were alive after ten years?")
+    assert not asks_for_name("Who is the keeper named Ottoline?")
     assert not asks_for_name("What limit does varchar have, and what is it often called?")
 
 
