@@ -283,6 +283,7 @@ class KnowledgeBase:
                     continue
                 for spec in specs.values():
                     store.set_payload(spec.name, Filter(doc_ids=(current.doc_id,)), meta_payload(values))
+                store.flush()  # on disk before the record says so
                 current = replace(current, metadata=dict(values))
                 self._registry.put(current)
                 updated.append(current)
