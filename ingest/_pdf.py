@@ -211,7 +211,9 @@ def extract_pdf_page(
     # -- tables and figures ------------------------------------------------------------
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
-    if config.find_tables and ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
+    if config.find_tables and ordered and may_have_tables(
+        ordered, elements, width, text_layer=quality.chars > 0, min_cues=config.table_cues,
+    ):
         remaining = config.page_timeout_s - (time.perf_counter() - started)
         try:
             if remaining <= 0:

@@ -379,7 +379,7 @@ class KnowledgeBase:
         ing = self.config.ingest
         return {
             "profile": ing.profile, "ocr": ing.ocr, "figure_ocr": ing.ocr_figures and ing.ocr != "never",
-            "tables": ing.find_tables, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
+            "tables": ing.find_tables, "table_cues": ing.table_cues, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
             "chunk_overlap_chars": ing.chunk_overlap_chars,
         }
 
