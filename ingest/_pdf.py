@@ -212,7 +212,9 @@ def extract_pdf_page(
     # -- tables and figures ------------------------------------------------------------
     elements = _elements(page, config, path, n)
     tables: list[tuple[Box, str]] = []
-    if config.find_tables and ordered and may_have_tables(ordered, elements, width, text_layer=quality.chars > 0):
+    if config.find_tables and ordered and may_have_tables(
+        ordered, elements, width, text_layer=quality.chars > 0, min_cues=config.table_cues,
+    ):
         try:
             tables = clock.run(lambda: _tables.find_tables(page, path, n))
         except (Timeout, RuntimeError) as exc:

@@ -17,7 +17,7 @@ from typing import Any
 from ingest._figures import THIN, Element
 from ingest._layout import RawBlock, is_caption
 
-__all__ = ["find_tables", "may_have_tables", "side_by_side_rows", "split_merged_rows", "unstruck"]
+__all__ = ["find_tables", "may_have_tables", "table_cues", "side_by_side_rows", "split_merged_rows", "unstruck"]
 
 logger = logging.getLogger("ingest")
 Box = tuple[float, float, float, float]
@@ -25,6 +25,9 @@ Box = tuple[float, float, float, float]
 # chart, plate, photo, ...) are a table cue only on a page with side-by-side text
 _TABLE_LABEL = re.compile(r"^\s*(?i:tab(?:le)?s?\.?|exhibit)\s*(?:\d|[IVXLC]+\b)")
 _MIN_ROWS = 3  # rows of a cue: a table has a header and at least two rows under it
+# ruling lines of a grid: three can be a header rule, a footnote rule and a frame; twice as many
+# rule a table's rows or columns (a cue as strong as two)
+_GRID_RULES = 6
 
 
 def _box(b: Any) -> Box:
@@ -104,38 +107,50 @@ def side_by_side_rows(blocks: list[RawBlock], page_width: float) -> int:
     return count
 
 
-def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None, *,
-                    text_layer: bool = True) -> bool:
-    """Cheap test before the (slow) table finder. Any one of these cues is enough:
-
-    - ruling lines: 3 or more thin drawn lines at least 30 pt long;
-    - rows of cells: 3 or more rows where 3 or more separate text lines sit side by side
-      (two-column prose has 2 per row and does not qualify);
-    - a caption that names a table ("Table 2", "Tab. IV", "Exhibit 3");
-    - any other caption ("Figure 13.": papers label tables and code listings as figures) on a
-      page with 3 or more :func:`side_by_side_rows` (checked only when ``page_width`` is given;
-      without it any caption counts).
-
-    ``text_layer=False`` (the PDF page holds no text, e.g. a scan whose ``blocks`` came from
-    OCR): only ruling lines count. The finder reads the PDF's text and drawings, not OCR, so
-    on such a page it finds a table only where lines are drawn.
-
-    What this misses: a table with no ruling lines, no "Table" caption and fewer than three
-    rows that separate into side-by-side text lines (rows whose cells the PDF engine merges
-    into one line because the column gaps are narrow), e.g. a borderless table captioned
-    "Figure 4" whose cells sit a space apart.
-    """
+def table_cues(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None, *,
+               text_layer: bool = True) -> int:
+    """How many table cues of :func:`may_have_tables` a page shows (0..4): ruling lines (two
+    for a ruled grid of :data:`_GRID_RULES` or more, one for fewer); rows of cells; a caption
+    (one naming a table, or any other on a page with side-by-side text). Without a text layer
+    only ruling lines can count."""
     rules = sum(
         1 for e in elements if not e.is_image and min(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) < THIN
         and max(e.bbox[2] - e.bbox[0], e.bbox[3] - e.bbox[1]) >= 30
     )
-    if rules >= 3:
-        return True
+    cues = 2 if rules >= _GRID_RULES else int(rules >= 3)
     if not text_layer:
-        return False
-    if sum(1 for boxes in _rows(blocks).values() if len(boxes) >= 3) >= _MIN_ROWS:
-        return True
+        return cues
+    cues += sum(1 for boxes in _rows(blocks).values() if len(boxes) >= 3) >= _MIN_ROWS
     captions = [b.text for b in blocks if is_caption(b.text)]
     if any(_TABLE_LABEL.match(text) for text in captions):
-        return True
-    return bool(captions) and (page_width is None or side_by_side_rows(blocks, page_width) >= _MIN_ROWS)
+        return cues + 1
+    return cues + (bool(captions) and (page_width is None or side_by_side_rows(blocks, page_width) >= _MIN_ROWS))
+
+
+def may_have_tables(blocks: list[RawBlock], elements: list[Element], page_width: float | None = None, *,
+                    text_layer: bool = True, min_cues: int = 1) -> bool:
+    """Cheap test before the (slow) table finder: at least ``min_cues`` of these cues
+    (:func:`table_cues`; the fast profile asks for two, ``ingest.table_cues``):
+
+    - ruling lines: 3 or more thin drawn lines at least 30 pt long (6 or more, a ruled grid,
+      count as two cues);
+    - rows of cells: 3 or more rows where 3 or more separate text lines sit side by side
+      (two-column prose has 2 per row and does not qualify);
+    - a caption that names a table ("Table 2", "Tab. IV", "Exhibit 3"), or any other caption
+      ("Figure 13.": papers label tables and code listings as figures) on a page with 3 or more
+      :func:`side_by_side_rows` (checked only when ``page_width`` is given; without it any
+      caption counts).
+
+    ``text_layer=False`` (the PDF page holds no text, e.g. a scan whose ``blocks`` came from
+    OCR): only ruling lines count, and they are enough whatever ``min_cues`` says. The finder
+    reads the PDF's text and drawings, not OCR, so on such a page it finds a table only where
+    lines are drawn.
+
+    What this misses: a table with no ruling lines, no "Table" caption and fewer than three
+    rows that separate into side-by-side text lines (rows whose cells the PDF engine merges
+    into one line because the column gaps are narrow), e.g. a borderless table captioned
+    "Figure 4" whose cells sit a space apart. With ``min_cues=2``, also a table that shows a
+    single cue: a table under three to five rules without a caption and with merged rows, a
+    captioned one whose cells the engine merges.
+    """
+    return table_cues(blocks, elements, page_width, text_layer=text_layer) >= (min_cues if text_layer else 1)

@@ -303,6 +303,7 @@ class Indexer:
         record.points = counts
         if page_range is not None:
             record.pages = counts["pages"]
+        self.store.flush()  # the points on disk before the record says complete (not after every batch)
         record.status = "complete"
         record.ingested_at = time.time()
         record.seconds = round(time.perf_counter() - started, 3)
@@ -388,6 +389,7 @@ class Indexer:
         if record is not None and record.status != "pending":
             self.registry.put(replace(record, status="pending"))
         self._remove_points(doc_id)
+        self.store.flush()  # the points gone on disk before the record is
         shutil.rmtree(self.image_root / doc_id, ignore_errors=True)
         self.registry.remove(doc_id)
         return record

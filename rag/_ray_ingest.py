@@ -517,6 +517,7 @@ class RayEngine:
             sha256=job.identity.sha256,
             metadata=dict(job.metadata),
         )
+        self.indexer.store.flush()  # the points on disk before the record says complete
         self.indexer.registry.put(record)
         self.indexer._claimed.discard(job.identity.doc_id)
         log.info("indexed %s on Ray: %d pages, %s points in %.1f s", job.path.name, info.page_count, job.counts, seconds)

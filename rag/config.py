@@ -24,10 +24,15 @@ _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 #: 1,000 and 1,400 to 0.933, 700 keeps 0.967). Glyph repair and page OCR stay: they are what
 #: makes a garbled or scanned page readable at all (glyph repair off: TAMReview.pdf took 212
 #: instead of 21 CPU s, its pages OCR'd whole); table finding stays too (without it, public
-#: recall@5 fell to 0.933: a table question's page lost its table record).
+#: recall@5 fell to 0.933: a table question's page lost its table record), but only on pages
+#: with two table cues (``table_cues``; a ruled grid counts as two): its layout model costs
+#: 0.3-0.9 s a page, and one cue (a figure caption beside a code listing) sent every page of a
+#: paper to it (session 15: extraction 39.7 -> 33.8 CPU s on the public set, 15 of 18 tables kept).
 INGEST_PROFILES: dict[str, dict[str, Any]] = {
-    "default": {"dpi": 110, "ocr_figures": True, "find_tables": True, "chunk_chars": 1000, "chunk_overlap_chars": 100},
-    "fast": {"dpi": 72, "ocr_figures": False, "find_tables": True, "chunk_chars": 700, "chunk_overlap_chars": 0},
+    "default": {"dpi": 110, "ocr_figures": True, "find_tables": True, "table_cues": 1, "chunk_chars": 1000,
+                "chunk_overlap_chars": 100},
+    "fast": {"dpi": 72, "ocr_figures": False, "find_tables": True, "table_cues": 2, "chunk_chars": 700,
+             "chunk_overlap_chars": 0},
 }
 
 #: The ``[models]`` settings each ingest profile gives when they are left unset (``None``), like
@@ -55,7 +60,7 @@ class IngestConfig:
     that still read as garbage are OCR'd. Needs OCR (``ocr`` not ``"never"``).
 
     ``profile``: ``"default"`` or ``"fast"`` (:data:`INGEST_PROFILES`): the values of the
-    settings left unset (``None``) here: ``dpi``, ``ocr_figures``, ``find_tables``,
+    settings left unset (``None``) here: ``dpi``, ``ocr_figures``, ``find_tables``, ``table_cues``,
     ``chunk_chars``, ``chunk_overlap_chars``. After construction they always hold a value; the
     manifest records them and the profile, so ``mmrag info`` says how a knowledge base was read.
     """
@@ -74,6 +79,10 @@ class IngestConfig:
     #: look for tables on pages with table cues (rulings, aligned columns); ``None``: the
     #: profile's (on in both); off, a table's text is read as page text, not as a table record
     find_tables: bool = None  # type: ignore[assignment]
+    #: how many independent table cues (ruling lines, rows of cells, a caption:
+    #: :func:`ingest._tables.table_cues`) send a page to the table finder, whose layout model
+    #: costs 0.3-0.9 s of CPU a page; ``None``: the profile's (1, fast: 2)
+    table_cues: int = None  # type: ignore[assignment]
     repair_text: bool = True
     # about all-MiniLM-L6-v2's 256-token window; measured: same retrieval as 900/150 on the
     # shared evaluation set, 30% less embedding time on a text-heavy paper. ``None``: the profile's
@@ -122,6 +131,8 @@ class IngestConfig:
         for name in ("ocr_figures", "find_tables"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ingest.{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.table_cues, int) or isinstance(self.table_cues, bool) or not 1 <= self.table_cues <= 3:
+            raise ConfigError(f"ingest.table_cues must be 1, 2 or 3, got {self.table_cues!r}")
         if not 18 <= self.dpi <= 600:
             raise ConfigError(f"ingest.dpi must be within 18..600, got {self.dpi}")
         if not 18 <= self.ocr_dpi <= 600:

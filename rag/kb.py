@@ -283,6 +283,7 @@ class KnowledgeBase:
                     continue
                 for spec in specs.values():
                     store.set_payload(spec.name, Filter(doc_ids=(current.doc_id,)), meta_payload(values))
+                store.flush()  # on disk before the record says so
                 current = replace(current, metadata=dict(values))
                 self._registry.put(current)
                 updated.append(current)
@@ -378,7 +379,7 @@ class KnowledgeBase:
         ing = self.config.ingest
         return {
             "profile": ing.profile, "ocr": ing.ocr, "figure_ocr": ing.ocr_figures and ing.ocr != "never",
-            "tables": ing.find_tables, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
+            "tables": ing.find_tables, "table_cues": ing.table_cues, "dpi": ing.dpi, "chunk_chars": ing.chunk_chars,
             "chunk_overlap_chars": ing.chunk_overlap_chars,
         }
 

@@ -134,6 +134,11 @@ class VectorStore(Protocol):
 
     def delete(self, collection: str, flt: Filter) -> None: ...
 
+    def flush(self) -> None:
+        """Make the writes so far durable (on disk, past a crash of the machine). The indexer
+        calls it before it marks a document complete, not after every batch."""
+        ...
+
     def set_payload(self, collection: str, flt: Filter, payload: Mapping[str, Any]) -> None:
         """Set these top-level payload keys (their whole values) on every point ``flt`` matches;
         the vectors and the other keys stay as they are."""

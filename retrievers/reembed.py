@@ -84,6 +84,7 @@ def reembed(
     counts["text"] = _copy(store, source["text"].name, target["text"].name, lambda pts: _chunk_vectors(pts, embed, per_page))
     counts["figures"] = _copy(store, source["figures"].name, target["figures"].name, lambda pts: _figure_vectors(pts, embed))
     counts["pages"] = _copy(store, source["pages"].name, target["pages"].name, lambda pts: _page_vectors(pts, embed, per_page))
+    store.flush()  # the new corpora on disk before the caller switches to them
     report = ReembedReport(counts, texts, time.perf_counter() - started)
     logger.info("re-embedded %d texts into %s in %.1f s", texts, counts, report.seconds)
     return report

@@ -22,7 +22,8 @@ def open_store(config: StoreConfig, kb_path: str | Path) -> EdgeStore | QdrantSe
     taken relative to ``kb_path``).
     """
     if config.backend == "edge":
-        return EdgeStore(Path(kb_path) / "store")
+        # flushed once per document by the indexer (before it is marked complete), not per batch
+        return EdgeStore(Path(kb_path) / "store", flush_each_batch=False)
     if config.backend == "qdrant":
         if config.url is None and config.location is None and config.path is None:
             raise ConfigError(

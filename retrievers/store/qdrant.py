@@ -246,6 +246,9 @@ class QdrantServerStore:
 
     # -- writes ----------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Nothing to do: every write waits for the server (``wait=True``) or local mode's file."""
+
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         client = self._c()
         m = self._models

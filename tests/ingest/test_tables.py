@@ -10,7 +10,7 @@ import pytest
 import _pdfgen as g
 from ingest import _tables, open_document
 from ingest._layout import RawBlock
-from ingest._tables import may_have_tables, side_by_side_rows
+from ingest._tables import may_have_tables, side_by_side_rows, table_cues
 from rag.config import IngestConfig
 
 NO_OCR = IngestConfig(ocr="never")
@@ -162,3 +162,51 @@ def test_a_rule_crossing_a_cell_does_not_strike_its_text_out(tmp_path):
     (table,) = [f for f in _read(path)[0].figures if f.kind == "table"]
     assert "~~" not in table.text
     assert "2 July 2011" in table.text
+
+
+def test_the_fast_profile_sends_a_page_to_the_table_finder_only_on_two_cues():
+    """A figure caption beside side-by-side text (a paper's code listing) is one cue: enough
+    for the default profile's table finder, not for the fast profile's; rows of cells beside
+    it make two, enough for both. A scan keeps its one possible cue, ruling lines."""
+    from ingest._figures import Element
+    from rag.config import IngestConfig
+
+    width = 612.0
+    default, fast = IngestConfig().table_cues, IngestConfig(profile="fast").table_cues
+    caption = RawBlock((54, 300, 300, 310), "Figure 3: LIR snippet for sample program")
+    listing = [_block(*[(54, 400 + 12 * i, 140, 410 + 12 * i) for i in range(4)]),
+               _block(*[(167, 400 + 12 * i, 380, 410 + 12 * i) for i in range(4)])]
+    one = [caption, *listing]
+    assert table_cues(one, [], width) == 1
+    assert may_have_tables(one, [], width, min_cues=default) is True
+    assert may_have_tables(one, [], width, min_cues=fast) is False
+    cells = [_block(*[(54 + 120 * c, 500 + 14 * r, 150 + 120 * c, 510 + 14 * r) for r in range(4)]) for c in range(4)]
+    assert table_cues(one + cells, [], width) == 2
+    assert may_have_tables(one + cells, [], width, min_cues=fast) is True
+    rules = [Element((54.0, 98.0 + 14 * r, 530.0, 98.5 + 14 * r), False) for r in range(6)]
+    assert may_have_tables(cells, rules, width, text_layer=False, min_cues=fast) is True
+    assert may_have_tables(cells, [], width, text_layer=False, min_cues=1) is False
+
+
+def test_table_cues_is_checked_and_the_profile_gives_it():
+    from rag.config import IngestConfig
+    from rag.errors import ConfigError
+
+    assert IngestConfig(profile="fast", table_cues=1).table_cues == 1  # a given value wins
+    for bad in (0, 4, True, "2"):
+        with pytest.raises(ConfigError, match="table_cues"):
+            IngestConfig(table_cues=bad)
+
+
+def test_a_ruled_grid_alone_is_enough_for_the_fast_profile():
+    """Six or more ruling lines (an uncaptioned ruled table, a web page's infobox) count as two
+    cues; three rules (a header rule, a footnote rule, a frame) as one."""
+    from ingest._figures import Element
+
+    width = 612.0
+    prose = [_block(*[(54, 100 + 12 * i, 558, 110 + 12 * i) for i in range(10)])]
+    grid = [Element((54.0, 300.0 + 14 * r, 530.0, 300.5 + 14 * r), False) for r in range(6)]
+    assert table_cues(prose, grid, width) == 2
+    assert may_have_tables(prose, grid, width, min_cues=2) is True
+    assert table_cues(prose, grid[:3], width) == 1
+    assert may_have_tables(prose, grid[:3], width, min_cues=2) is False
