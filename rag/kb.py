@@ -195,7 +195,7 @@ class KnowledgeBase:
     # -- writing ------------------------------------------------------------------------
     def ingest(
         self,
-        paths: Iterable[str | Path],
+        paths: str | Path | Iterable[str | Path],
         *,
         progress: bool | None = None,
         on_report: Callable[[FileReport], None] | None = None,
@@ -203,7 +203,7 @@ class KnowledgeBase:
         on_page: Callable[[Path, int, int], None] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> list[FileReport]:
-        """Index files and folders (folders recurse). Never raises for one bad file: each
+        """Index files and folders (folders recurse; one path or several). Never raises for one bad file: each
         file gets a :class:`FileReport` (indexed / unchanged / failed + reason), and so does
         each entry a folder walk skips (``skipped`` + ``reason``: not a supported format,
         hidden, this knowledge base's own folder, ... see :func:`ingest.scan_paths`); the
@@ -227,7 +227,10 @@ class KnowledgeBase:
         with self._writer() as indexer:
             # checked against the registry as it is under the write lock
             indexer.metadata = check_types(wanted, key_types(r.metadata for r in self._registry.complete()))
-            scan = scan_paths([Path(p) for p in paths], exclude={self.path: "the knowledge base's own folder"})
+            # one path given as a string is one path, not its characters ("docs" is not "d", "o", ...;
+            # "/srv/docs" would otherwise walk "/")
+            given = [paths] if isinstance(paths, (str, Path)) else paths
+            scan = scan_paths([Path(p) for p in given], exclude={self.path: "the knowledge base's own folder"})
             if on_report is not None:
                 for skipped in scan.skipped:
                     on_report(skipped)

@@ -37,6 +37,15 @@ def test_reingesting_unchanged_files_does_nothing(kb, samples):
     assert kb.info()["corpora"] == before
 
 
+def test_one_folder_given_as_a_string_is_that_folder_not_its_characters(kb, samples):
+    # a plain string is iterable: read as a list of paths it was "/", "t", "m", ... and walked the disk
+    folder = samples[0].parent
+    reports = kb.ingest(str(folder), progress=False)
+    assert reports and {r.path.parent for r in reports} == {folder}
+    assert {r.status for r in reports if r.path in set(samples)} == {"unchanged"}
+    assert {r.path for r in kb.ingest(samples[0], progress=False)} == {samples[0]}  # a Path alike
+
+
 def test_search_finds_the_page_that_states_the_fact(kb):
     # Among the three pages shown; not necessarily first: with no figure or table cue every corpus
     # weighs the same (the default router, measured never below --router all), and on these five
