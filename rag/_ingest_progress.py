@@ -57,7 +57,9 @@ class IngestBar:
             return
         before, known = self._reading.get(path, (0, 0))
         self._reading[path] = (max(before, done), total or known)
-        if time.monotonic() - self._drawn >= _REFRESH_S:
+        # a file's first page count is drawn at once: on a small file read within one refresh
+        # interval of another file's redraw, "opening" would otherwise be all the bar ever showed
+        if (total and not known) or time.monotonic() - self._drawn >= _REFRESH_S:
             self._draw()
 
     def report(self, report: FileReport, write: Callable[[FileReport], None] | None = None) -> None:
