@@ -292,6 +292,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     if not rows and not header:
         return ""
     head = list(header) if header else list(rows[0])
+    # PyMuPDF names a header cell it found empty "Col1", "Col2", ...: on the page it is blank
+    head = ["" if re.fullmatch(r"Col\d+", h.strip()) else h for h in head]
     body = rows if header else rows[1:]
     width = max([len(head), *(len(r) for r in body)])
     head += [""] * (width - len(head))

@@ -225,3 +225,10 @@ def test_supporting_sentences_come_from_the_lead_document_not_one_sharing_a_word
     answer = ExtractiveGenerator(max_sentences=3).generate("How often is the pump bearing greased?", [pump, other])
     assert answer.text.startswith("The pump bearing is greased every 500 hours")
     assert "Pulleys" not in answer.text and {c.source for c in answer.citations} == {"pump.pdf"}
+
+
+def test_a_header_cell_pymupdf_found_empty_is_blank_in_the_answer_not_col1():
+    table = markdown_table(["Col1", "Loops", "Speedup"], [["3d-raytrace", "10", "1.18x"]])
+    assert table.splitlines()[0] == "|  | Loops | Speedup |"
+    assert "Col1" not in table
+    assert markdown_table(["Column", "Col 2"], [["a", "b"]]).splitlines()[0] == "| Column | Col 2 |"  # real headers stay
