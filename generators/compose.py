@@ -193,10 +193,14 @@ def _caption_sentence(caption: str) -> str:
 
 
 def _table(writer: _Writer, lead: Unit, candidates: Sequence[Unit], terms: set[str]) -> None:
-    # further rows must match the question by their own cells: every row repeats the header's words
+    # further rows must match the question by their own cells (every row repeats the header's
+    # words), and not by only part of what the lead row matches: "3d-cube" shares "3d" with a
+    # question about "3d-raytrace", whose row holds both words
+    led = terms.intersection(tokenize(" ".join(lead.cells)))
     rows = [
         u for u in candidates
-        if u.item is lead.item and u.is_row and u.header == lead.header and terms.intersection(tokenize(" ".join(u.cells)))
+        if u.item is lead.item and u.is_row and u.header == lead.header
+        and (matched := terms.intersection(tokenize(" ".join(u.cells)))) and not matched < led
     ]
     rows = sorted(([lead] + [u for u in rows if u is not lead])[:MAX_ROWS], key=lambda u: u.position)
     header = lead.header if lead.header else tuple("" for _ in lead.cells)

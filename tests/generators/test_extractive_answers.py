@@ -82,6 +82,21 @@ def test_a_markdown_table_answers_with_the_matching_rows_under_the_header():
     assert "FFFFFF" not in answer.text
 
 
+def test_a_row_matching_only_part_of_what_the_answering_row_matches_is_left_out():
+    table = (
+        "Figure 13. Trace statistics\n|Col1|Loops|Traces|Speedup|\n|---|---|---|---|\n"
+        "|3d-cube|25|29|2.20x|\n|3d-morph|5|8|2.86x|\n|3d-raytrace|10|100|1.18x|\n|access-nbody|8|18|3.99x|"
+    )
+    hits = [_hit(12, Evidence("figures", "table", table, 1.0, BBox(0, 0, 300, 200), Path("/kb/p12-tab01.png")))]
+    answer = ExtractiveGenerator().generate("How many traces were recorded for 3d-raytrace, and its speedup?", hits)
+    assert "| 3d-raytrace | 10 | 100 | 1.18x |" in answer.text
+    assert "3d-cube" not in answer.text and "3d-morph" not in answer.text  # they share only "3d"
+    assert "|  | Loops | Traces | Speedup |" in answer.text  # PyMuPDF's "Col1" is a blank header cell
+    # rows matching the same words as the answering row all answer (one each per benchmark asked)
+    both = ExtractiveGenerator().generate("What speedup did 3d-cube and 3d-morph get?", hits)
+    assert "| 3d-cube | 25 | 29 | 2.20x |" in both.text and "| 3d-morph | 5 | 8 | 2.86x |" in both.text
+
+
 def test_a_figure_question_answers_with_caption_and_labels_citing_the_crop():
     figure_text = "Figure 4. Parts of the pump housing.\nImpeller\nVolute casing\nShaft seal\nThe pump housing is cast iron and holds the impeller in place."
     crop = Path("/kb/p9-fig01.png")
