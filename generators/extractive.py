@@ -68,7 +68,7 @@ _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?$")
 # not hold: "• Ultra-fast 3½" disk drive ..." for a question about mounted disks.)
 _ITEM_INSIDE = re.compile(r"\s+(?=-[A-Za-z0-9],\s+--[A-Za-z])")
 # a list number the sentence rule cut off its item ("2." of "2. Portability")
-_NUMBER_ONLY = re.compile(r"^\(?\d{1,2}[.)]$")
+_NUMBER_ONLY = re.compile(r"^\(?\d{1,2}(?:\.\d{1,2})*[.)]$")
 # a line that starts a list item: a bullet, a command-line option ("-b, --benchmark ..."), or
 # "1." / "a)" numbering; an item is a unit of its own even without a full stop before it
 _LIST_ITEM = re.compile(r"^\s*(?:[•●▪■◦‣∙·*–—-]\s+\S|-{1,2}[A-Za-z0-9][\w-]*(?:[,=\s]|$)|\(?(?:\d{1,2}|[a-z])[.)]\s+\S)")
@@ -185,13 +185,18 @@ def _split(text: str) -> list[_Piece]:
 
 
 def is_heading_line(line: str) -> bool:
-    """A numbered heading line ("2. Inspection schedule", "4.1 Tools"): at most 10 words and no
+    """A numbered heading line ("2. Inspection schedule", "4.1 Tools"): at most :data:`HEADING_WORDS` words and no
     closing punctuation. (Title-case titles were tried too: they also split infobox rows such as
     "Stable release" and lowered the paraphrased answers' gold words, 0.289 -> 0.239.)"""
     text = line.strip()
-    if not text or len(text.split()) > 10 or text.endswith((".", "!", "?", ":", ";", ",")):
+    if not text or len(text.split()) > HEADING_WORDS or text.endswith((".", "!", "?", ":", ";", ",")):
         return False
     return bool(_HEADING.match(text))
+
+
+#: most words of a numbered heading line ("4.3. Testing and dating structural changes in the
+#: presence of heteroskedasticity and autocorrelation" has 13)
+HEADING_WORDS = 16
 
 
 #: most words of an unnumbered heading line

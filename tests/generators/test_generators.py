@@ -68,6 +68,11 @@ def test_a_numbered_heading_line_does_not_open_the_sentence_below_it():
     ]
     # a numbered item whose line wraps onto a lower-case continuation stays one unit
     assert split_units("3. Remove the cover\nand the four screws.") == ["3. Remove the cover and the four screws."]
+    # a long numbered section title is a heading too: glued to the paragraph below, it anchored the
+    # quote at its own words and cut the sentence before its answer
+    long = "4.3. Testing and dating structural changes in the presence of heteroskedasticity and autocorrelation"
+    assert split_units(f"{long}\nTo illustrate this we employ the real interest series.") == [
+        long, "To illustrate this we employ the real interest series."]
     answer = ExtractiveGenerator(max_sentences=1).generate(
         "How often should the inverter be inspected?",
         [Hit("d", "m.pdf", 1, 0.9, "text", evidence=(Evidence("text", "chunk", text, 0.9, BBox(0, 0, 9, 9)),))],
