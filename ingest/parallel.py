@@ -377,6 +377,11 @@ class ExtractionPool:
                 if job.job_id in self._active:
                     self._check_alive(job)
             return
+        self._dispatch(job_id, kind, payload)
+
+    def _dispatch(self, job_id: int, kind: str, payload: Any) -> None:
+        """One message from a worker: "start" records the job's worker (and the pool's processes,
+        to tell later who died), "read" goes to ``on_page``, the rest to the job's buffer."""
         if job_id not in self._active:
             return  # a job of an executor that broke, since re-run
         if kind == "start":
@@ -440,15 +445,7 @@ class ExtractionPool:
                 job_id, kind, payload = self._queue().get(timeout=0.05)
             except queue.Empty:
                 return
-            if job_id not in self._active:
-                continue
-            if kind == "start":
-                self._active[job_id].pid = payload
-                self._read(self._active[job_id], (0, 0))
-            elif kind == "read":
-                self._read(self._active[job_id], payload)
-            else:
-                self._buffers[job_id].append((kind, payload))
+            self._dispatch(job_id, kind, payload)
 
     def _restart(self, crashed: list[ExtractionJob], cause: BaseException) -> None:
         """A broken executor refuses new work: fail the crashed jobs and run the others again
