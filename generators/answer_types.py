@@ -87,7 +87,8 @@ _NAME_QUESTION = re.compile(
     r"|\bby\s+whom\b|\bnames?\s+of\b",
     re.IGNORECASE,
 )
-_CAPITALISED = re.compile(r"[^\W\d_][\w'’.-]*", re.UNICODE)
+#: a word starting with a letter (capitalised or not: callers check)
+_WORD = re.compile(r"[^\W\d_][\w'’.-]*", re.UNICODE)
 #: words that start with a capital for reasons other than naming (besides the stopwords: "There" after a
 #: footnote mark the sentence split missed)
 _NOT_NAMES = frozenset({"i", "he", "she", "we", "you", "his", "her", "its", "our", "us", "him", "them"})
@@ -135,16 +136,21 @@ def asks_for_name(question: str) -> bool:
 def new_names(text: str, question: str) -> list[str]:
     """Capitalised words of ``text`` that do not start a sentence and are not words of
     ``question`` (compared lower-cased, with a possessive "'s" dropped)."""
-    asked = {w.lower().removesuffix("'s").removesuffix("’s") for w in _CAPITALISED.findall(question)}
+    asked = {_name_key(w) for w in _WORD.findall(question)}
     found: list[str] = []
-    for m in _CAPITALISED.finditer(text):
+    for m in _WORD.finditer(text):
         word = m.group(0).rstrip(".")
         before = text[: m.start()].rstrip()
         starts = not before or before.endswith((".", "?", "!", ":", "\n", "|", "[", "(", "“", '"'))
-        key = word.lower().removesuffix("'s").removesuffix("’s")
+        key = _name_key(word)
         if word[:1].isupper() and not starts and key not in asked and key not in _NOT_NAMES and key not in STOPWORDS:
             found.append(word)
     return found
+
+
+def _name_key(word: str) -> str:
+    """A word as names are compared: lower-cased, without a possessive "'s"."""
+    return word.lower().removesuffix("'s").removesuffix("’s")
 
 
 def asks_for_date(question: str) -> bool:
