@@ -53,7 +53,7 @@ from generators.spans import (
 )
 
 if TYPE_CHECKING:
-    from generators.extractive import Unit
+    from generators.units import Unit
 
 __all__ = ["compose", "extreme_row", "lead_passage", "supports", "passage_holding", "asks_about_figure", "MAX_WORDS", "LEAD_WORDS", "FLAT_WORDS", "MAX_ROWS"]
 
