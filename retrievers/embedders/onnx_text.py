@@ -43,6 +43,7 @@ import numpy as np
 
 from rag.atomic import replace_durably
 from rag.vectors import l2_normalize
+from retrievers.embedders import _int8_fidelity
 from retrievers.embedders._provenance import folder_fingerprint
 
 __all__ = ["OnnxTextEncoder", "PRECISIONS", "SHIPPED_ONNX", "cache_root", "plain_pipeline"]
@@ -227,6 +228,27 @@ class OnnxTextEncoder:
         self._session = self._open_session(ort)
         self._inputs = tuple(i.name for i in self._session.get_inputs())  # a shipped graph may take no token types
         self._tokenizer = tokenizer
+        if self.precision == "int8":
+            self._check_int8(ort)
+
+    def _check_int8(self, ort: Any) -> None:
+        """Warn when the int8 copy does not read like the float model (:mod:`._int8_fidelity`)."""
+        def compute() -> _int8_fidelity.Fidelity:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.intra_op_num_threads = 1
+            float_session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            return _int8_fidelity.measure(
+                lambda texts: self._run(float_session, texts, 1), lambda texts: self._run(self._session, texts, 1)
+            )
+
+        fidelity = _int8_fidelity.remembered(self.cache_dir / "model.int8.fidelity.json", compute)
+        if not fidelity.ok:
+            logger.warning(
+                "%s: its int8 copy reads like the float model only at cosine %.2f (mean %.2f, at least %.2f wanted):"
+                " set [models] text_precision = \"fp32\" for this model",
+                self.pipeline.folder, fidelity.min_cosine, fidelity.mean_cosine, _int8_fidelity.FLOOR,
+            )
 
     def _open_session(self, ort: Any) -> Any:
         """The inference session. onnxruntime optimises the graph each time it opens a model
@@ -276,12 +298,14 @@ class OnnxTextEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 ``(len(texts), dimension)``; mean pooling, normalised when the folder says so."""
         self.load()
-        out = np.zeros((len(texts), self.pipeline.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
         # int8 quantises activations with one scale per call: a text goes alone, so its vector
         # does not depend on its neighbours (and a query equals the same text as a document).
         # Alone is also faster here: no padding, and int8 gains nothing from batching on CPU.
-        size = 1 if self.precision == "int8" else self.batch_size
+        return self._run(self._session, texts, 1 if self.precision == "int8" else self.batch_size)
+
+    def _run(self, session: Any, texts: Sequence[str], size: int) -> np.ndarray:
+        out = np.zeros((len(texts), self.pipeline.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
         for start in range(0, len(order), size):
             idx = order[start : start + size]
             encoded = self._tokenizer.encode_batch([texts[i] for i in idx])
@@ -290,7 +314,7 @@ class OnnxTextEncoder:
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
             }
-            hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+            hidden = session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             if self.pipeline.normalize:
