@@ -147,3 +147,70 @@ def test_an_embedding_error_in_one_document_leaves_the_one_in_flight_complete(tm
         monkeypatch.setattr(indexer_mod, "build_points", real_build)
         again = kb.ingest([a, b], progress=False)
         assert [r.status for r in again] == ["unchanged", "indexed"]
+
+
+def test_the_heaviest_files_go_to_the_workers_first_and_reports_keep_input_order(tmp_path, monkeypatch):
+    import ingest.parallel as parallel_mod
+
+    paths = [_pdf(tmp_path, "a_short.pdf", 2), _pdf(tmp_path, "b_long.pdf", 30), _pdf(tmp_path, "c_middle.pdf", 10)]
+    by_size = [p.name for p in sorted(paths, key=lambda p: -p.stat().st_size)]
+    assert by_size != [p.name for p in paths]  # the test means something only if the orders differ
+    sent: list[str] = []
+    real_submit = parallel_mod.ExtractionPool.submit
+
+    def submit(pool: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(Path(path).name)
+        return real_submit(pool, path, *args, **kwargs)
+
+    monkeypatch.setattr(parallel_mod.ExtractionPool, "submit", submit)
+    heard: list[str] = []
+    with KnowledgeBase.open(tmp_path / "kb", _config(), create=True) as kb:
+        reports = kb.ingest(paths, progress=False, on_report=lambda r: heard.append(r.path.name))
+        assert sent == by_size  # the longest file is read first, the shortest last
+        assert [(r.path.name, r.status, r.pages) for r in reports] == [
+            ("a_short.pdf", "indexed", 2), ("b_long.pdf", "indexed", 30), ("c_middle.pdf", "indexed", 10)]
+        assert heard == ["a_short.pdf", "b_long.pdf", "c_middle.pdf"]
+        assert sorted((d.name, d.pages, d.doc_id) for d in kb.documents()) == sorted(
+            (r.path.name, r.pages, r.doc_id) for r in reports)
+        assert kb.search("Marker b_long-30", top_k=1).hits[0].page == 30
+
+
+def test_a_light_file_waits_for_heavier_ones_only_within_the_window(tmp_path):
+    from types import SimpleNamespace
+
+    from rag._indexer import _Plan
+    from rag._ready_order import _Lookahead
+
+    class Indexer:  # what the look-ahead asks of the indexer: every file is new
+        config = IngestConfig()
+        registry = SimpleNamespace(by_path=lambda path: None)
+
+        def __init__(self) -> None:
+            self._claimed: set[str] = set()
+
+        def _plan(self, identity: Any, page_range: Any) -> _Plan:
+            return _Plan(identity, None)
+
+    class Pool:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def submit(self, path: Path, page_range: Any, identity: Any) -> str:
+            self.sent.append(path.name)
+            return path.name
+
+    # input order: light to heavy, so heaviest-first alone would send the first file last
+    files = []
+    for i in range(8):
+        files.append(tmp_path / f"f{i}.pdf")
+        files[-1].write_bytes(b"%PDF-1.4\n" + b"%" * (1000 * (i + 1)) + f"\n{i}".encode())
+    pool = Pool()
+    ahead = _Lookahead(Indexer(), pool, [(f, None) for f in files], depth=3, window=3)  # type: ignore[arg-type]
+    out = 0
+    while ahead.next < len(files) or ahead.waiting:
+        out += len(ahead.top_up(out)) - (1 if out else 0)  # one job ends between calls
+    position = {name: n for n, name in enumerate(pool.sent)}
+    assert sorted(pool.sent) == sorted(f.name for f in files)  # each file sent once
+    assert pool.sent[0] == "f2.pdf"  # the heaviest of the first window first
+    for i in range(len(files)):  # ...but no file goes out after one a window or more past it
+        assert all(position[f"f{i}.pdf"] < position[f"f{j}.pdf"] for j in range(i + 3, len(files)))
