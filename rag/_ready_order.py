@@ -12,9 +12,11 @@ user sees does not move:
   its pages embedded in the batches an in-order run makes, under the same point ids;
 - a document that fails is rolled back alone; the others go on.
 
-Bounds as in order: at most ``depth`` extraction jobs out, one batch being embedded (one
-thread, :class:`_OneBatch`) and one in hand, fewer than ``page_batch`` pages gathered per
-document, and whatever the pool holds for documents not consumed yet.
+Bounds: at most ``depth`` extraction jobs being read or queued for a worker, and at most twice
+that not consumed to their end (a worker that finished a document starts the next one while
+this process still embeds the last batches of the first, instead of waiting for it), one batch
+being embedded (one thread, :class:`_OneBatch`) and one in hand, fewer than ``page_batch`` pages
+gathered per document, and whatever the pool holds for documents not consumed yet.
 
 A file the look-ahead does not send to a worker (already indexed, a copy of a file being
 read, a file that cannot be identified), and a file that shares its path or its bytes with an
@@ -117,7 +119,9 @@ class ReadyFirst:
         return out
 
     def _top_up(self, reported: int, first: int | None = None) -> None:
-        for i, job, identity in self.ahead.top_up(len(self.docs) + len(self.at_turn), first):
+        jobs = [d.job for d in self.docs.values()] + list(self.at_turn.values())
+        reading = sum(not job.future.done() for job in jobs)  # a worker's, or queued for one
+        for i, job, identity in self.ahead.top_up(reading, len(jobs), first):
             path, page_range = self.todo[i]
             earlier = range(reported, i)
             if any(str(self.todo[j][0]) == str(path) or self.ahead.sha.get(j) == identity.sha256 for j in earlier):
@@ -299,7 +303,7 @@ def estimated_cost(identity: FileIdentity) -> int:
 
 class _Lookahead:
     """Submits the files that need reading to the pool, so workers stay busy while this process
-    embeds; at most ``depth`` jobs are out at a time. Files are planned (:meth:`Indexer._plan`)
+    embeds; at most ``depth`` jobs are being read at a time (see :meth:`top_up`). Files are planned (:meth:`Indexer._plan`)
     in input order, up to :data:`WINDOW` files from the earliest one not yet sent, and of those
     the heaviest (:func:`estimated_cost`; the earliest of equals) is sent first: a long document
     started last would leave one worker reading it alone at the end of the run while the other
@@ -332,14 +336,16 @@ class _Lookahead:
         """Whether file ``i`` is to be read by a worker and has not been sent yet."""
         return i in self.waiting
 
-    def top_up(self, out: int, first: int | None = None) -> list[tuple[int, ExtractionJob, FileIdentity]]:
-        """Send the heaviest planned file while fewer than ``depth`` jobs are ``out``, planning
-        the window as it moves; the jobs submitted. ``first``: a waiting file to send now
-        whatever is out (its report is due and nothing else is in flight)."""
+    def top_up(self, reading: int, held: int, first: int | None = None) -> list[tuple[int, ExtractionJob, FileIdentity]]:
+        """Send the heaviest planned file while fewer than ``depth`` jobs are ``reading`` (not
+        finished by their worker) and fewer than twice that are ``held`` (not consumed to their
+        end: a job read to its end holds its last batches until this process has embedded the
+        ones before), planning the window as it moves; the jobs submitted. ``first``: a waiting
+        file to send now whatever is out (its report is due and nothing else is in flight)."""
         submitted = [] if first is None else [self._send(first)]
         while True:
             self._plan_window()
-            if not self.waiting or out + len(submitted) >= self.depth:
+            if not self.waiting or reading + len(submitted) >= self.depth or held + len(submitted) >= 2 * self.depth:
                 return submitted
             submitted.append(self._send(max(self.waiting, key=lambda i: (estimated_cost(self.waiting[i]), -i))))
 
