@@ -303,8 +303,9 @@ def estimated_cost(identity: FileIdentity) -> int:
 
 class _Lookahead:
     """Submits the files that need reading to the pool, so workers stay busy while this process
-    embeds; at most ``depth`` jobs are being read at a time (see :meth:`top_up`). Files are planned (:meth:`Indexer._plan`)
-    in input order, up to :data:`WINDOW` files from the earliest one not yet sent, and of those
+    embeds; at most ``depth`` jobs are being read at a time (see :meth:`top_up`). Files are
+    planned (:meth:`Indexer._plan`) in input order, up to :data:`WINDOW` files from the earliest
+    one not yet sent, and of those
     the heaviest (:func:`estimated_cost`; the earliest of equals) is sent first: a long document
     started last would leave one worker reading it alone at the end of the run while the other
     core waits (longest processing time first). A file waits at most until the
