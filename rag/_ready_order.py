@@ -12,9 +12,11 @@ user sees does not move:
   its pages embedded in the batches an in-order run makes, under the same point ids;
 - a document that fails is rolled back alone; the others go on.
 
-Bounds as in order: at most ``depth`` extraction jobs out, one batch being embedded (one
-thread, :class:`_OneBatch`) and one in hand, fewer than ``page_batch`` pages gathered per
-document, and whatever the pool holds for documents not consumed yet.
+Bounds: at most ``depth`` extraction jobs being read or queued for a worker, and at most twice
+that not consumed to their end (a worker that finished a document starts the next one while
+this process still embeds the last batches of the first, instead of waiting for it), one batch
+being embedded (one thread, :class:`_OneBatch`) and one in hand, fewer than ``page_batch`` pages
+gathered per document, and whatever the pool holds for documents not consumed yet.
 
 A file the look-ahead does not send to a worker (already indexed, a copy of a file being
 read, a file that cannot be identified), and a file that shares its path or its bytes with an
@@ -101,6 +103,11 @@ class ReadyFirst:
                     emit(out[-1])
                 elif i in self.docs:
                     self._step()
+                elif self.ahead.waits(i):  # heavier files went first: its job starts as one of theirs ends
+                    if self.docs:
+                        self._step()
+                    else:
+                        self._top_up(len(out), first=i)
                 else:
                     out.append(self._turn(i, opening))
                     emit(out[-1])
@@ -111,8 +118,10 @@ class ReadyFirst:
             self.embed.close()
         return out
 
-    def _top_up(self, reported: int) -> None:
-        for i, job, identity in self.ahead.top_up(len(self.docs) + len(self.at_turn)):
+    def _top_up(self, reported: int, first: int | None = None) -> None:
+        jobs = [d.job for d in self.docs.values()] + list(self.at_turn.values())
+        reading = sum(not job.future.done() for job in jobs)  # a worker's, or queued for one
+        for i, job, identity in self.ahead.top_up(reading, len(jobs), first):
             path, page_range = self.todo[i]
             earlier = range(reported, i)
             if any(str(self.todo[j][0]) == str(path) or self.ahead.sha.get(j) == identity.sha256 for j in earlier):
@@ -276,47 +285,99 @@ class _OneBatch:
         self._pool.shutdown(wait=True)
 
 
+#: how many files, from the earliest not yet sent, the look-ahead plans and picks the heaviest from
+WINDOW = 16
+
+
+def estimated_cost(identity: FileIdentity) -> int:
+    """How long a worker will take to read a file, as a number to rank files by: its size in bytes.
+
+    Reading time follows what is drawn on the pages more than how many there are (a scanned page
+    needs OCR and holds an image of the page; a page of text costs little and holds few bytes):
+    on the public set the ranking by size sends the two heaviest files (a 352-page book, 12.6
+    worker CPU s, and a paper of 14 pages with large figures, 7.0 s) out first. It needs no
+    look inside the file (the size is known from the check), so it costs nothing in the process
+    that embeds; a page range is not taken into account."""
+    return identity.size
+
+
 class _Lookahead:
-    """Submits the next few files that need reading to the pool, so workers stay busy while
-    this process embeds; at most ``depth`` jobs are out at a time. Each file is planned
-    (:meth:`Indexer._plan`) here and submitted under the doc id the plan gives it (ids given to
-    jobs not yet indexed are not given again: two copies of one file get two ids).
+    """Submits the files that need reading to the pool, so workers stay busy while this process
+    embeds; at most ``depth`` jobs are being read at a time (see :meth:`top_up`). Files are
+    planned (:meth:`Indexer._plan`) in input order, up to :data:`WINDOW` files from the earliest
+    one not yet sent, and of those
+    the heaviest (:func:`estimated_cost`; the earliest of equals) is sent first: a long document
+    started last would leave one worker reading it alone at the end of the run while the other
+    core waits (longest processing time first). A file waits at most until the
+    :data:`WINDOW` - 1 files after it have gone out, so its report (reports come in input
+    order) is not held back for long. Each file is planned under the doc id the plan gives it
+    (ids given to jobs not yet indexed are not given again: two copies of one file get two ids).
 
     Each file is identified (checked and hashed) once, here; its identity goes with the job
     to the worker and back to the indexer. A file that cannot be identified is left to its
     turn, where the same check reports it."""
 
-    def __init__(self, indexer: Indexer, pool: ExtractionPool, todo: Sequence[tuple[Path, tuple[int, int] | None]], depth: int) -> None:
+    def __init__(self, indexer: Indexer, pool: ExtractionPool, todo: Sequence[tuple[Path, tuple[int, int] | None]],
+                 depth: int, window: int | None = None) -> None:
+        window = WINDOW if window is None else window
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
         self.indexer = indexer
         self.pool = pool
         self.todo = todo
         self.depth = depth
+        self.window = window
         self.identities: dict[int, FileIdentity] = {}  # of files not sent to a worker
         self.sha: dict[int, str] = {}  # every identified file's bytes
-        self.reading: set[str] = set()  # the sha256 of new documents sent to the workers
-        self.next = 0
+        self.reading: set[str] = set()  # the sha256 of new documents sent (or to be sent) to the workers
+        self.waiting: dict[int, FileIdentity] = {}  # planned to be read, not sent yet (by input index)
+        self.next = 0  # the next file to plan
 
-    def top_up(self, out: int) -> list[tuple[int, ExtractionJob, FileIdentity]]:
-        """Plan the next files while fewer than ``depth`` jobs are ``out``; the jobs submitted."""
-        submitted = []
-        while self.next < len(self.todo) and out + len(submitted) < self.depth:
-            i, self.next = self.next, self.next + 1
-            path, page_range = self.todo[i]
-            try:
-                identity = identify_file(path, self.indexer.config)
-            except DocumentError:
-                continue  # reported at its turn
-            self.sha[i] = identity.sha256
-            plan = self.indexer._plan(identity, page_range)
-            if (plan.existing is None and identity.sha256 in self.reading
-                    and self.indexer.registry.by_path(str(path)) is None):
-                # a copy of a file being read: at its turn that one is indexed and this is unchanged
-                self.identities[i] = identity
-                continue
-            if plan.existing is not None:
-                self.identities[i] = plan.identity
-                continue
-            self.indexer._claimed.add(plan.identity.doc_id)
-            self.reading.add(identity.sha256)
-            submitted.append((i, self.pool.submit(path, page_range, identity=plan.identity), plan.identity))
-        return submitted
+    def waits(self, i: int) -> bool:
+        """Whether file ``i`` is to be read by a worker and has not been sent yet."""
+        return i in self.waiting
+
+    def top_up(self, reading: int, held: int, first: int | None = None) -> list[tuple[int, ExtractionJob, FileIdentity]]:
+        """Send the heaviest planned file while fewer than ``depth`` jobs are ``reading`` (not
+        finished by their worker) and fewer than twice that are ``held`` (not consumed to their
+        end: a job read to its end holds its last batches until this process has embedded the
+        ones before), planning the window as it moves; the jobs submitted. ``first``: a waiting
+        file to send now whatever is out (its report is due and nothing else is in flight)."""
+        submitted = [] if first is None else [self._send(first)]
+        while True:
+            self._plan_window()
+            if not self.waiting or reading + len(submitted) >= self.depth or held + len(submitted) >= 2 * self.depth:
+                return submitted
+            submitted.append(self._send(max(self.waiting, key=lambda i: (estimated_cost(self.waiting[i]), -i))))
+
+    def _plan_window(self) -> None:
+        """Plan files in input order up to ``window`` files from the earliest one waiting (files
+        not to be read, already indexed or copies, are planned past without counting)."""
+        while self.next < len(self.todo) and self.next < min(self.waiting, default=self.next) + self.window:
+            self._plan(self.next)
+            self.next += 1
+
+    def _plan(self, i: int) -> None:
+        path, page_range = self.todo[i]
+        try:
+            identity = identify_file(path, self.indexer.config)
+        except DocumentError:
+            return  # reported at its turn
+        self.sha[i] = identity.sha256
+        plan = self.indexer._plan(identity, page_range)
+        if (plan.existing is None and identity.sha256 in self.reading
+                and self.indexer.registry.by_path(str(path)) is None):
+            # a copy of a file being read: at its turn that one is indexed and this is unchanged
+            self.identities[i] = identity
+            return
+        if plan.existing is not None:
+            self.identities[i] = plan.identity
+            return
+        self.indexer._claimed.add(plan.identity.doc_id)
+        self.reading.add(identity.sha256)
+        self.waiting[i] = plan.identity
+
+    def _send(self, i: int) -> tuple[int, ExtractionJob, FileIdentity]:
+        identity = self.waiting.pop(i)
+        path, page_range = self.todo[i]
+        return i, self.pool.submit(path, page_range, identity=identity), identity

@@ -19,6 +19,7 @@ import _pdfgen as g
 import ingest.reader as reader_mod
 import rag._indexer as indexer_mod
 from rag import KnowledgeBase
+from rag._ready_order import _Lookahead
 from rag.config import Config, IngestConfig
 from rag.errors import CorruptDocumentError, ModelError
 
@@ -147,3 +148,92 @@ def test_an_embedding_error_in_one_document_leaves_the_one_in_flight_complete(tm
         monkeypatch.setattr(indexer_mod, "build_points", real_build)
         again = kb.ingest([a, b], progress=False)
         assert [r.status for r in again] == ["unchanged", "indexed"]
+
+
+class _NewFiles:
+    """What the look-ahead asks of the indexer, for files that are all new."""
+
+    config = IngestConfig()
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self._claimed: set[str] = set()
+        self.registry = SimpleNamespace(by_path=lambda path: None)
+
+    def _plan(self, identity: Any, page_range: Any) -> Any:
+        from rag._indexer import _Plan
+
+        return _Plan(identity, None)
+
+
+class _Pool:
+    """Records what the look-ahead sends to the workers."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def submit(self, path: Path, page_range: Any, identity: Any) -> str:
+        self.sent.append(path.name)
+        return path.name
+
+
+def _growing_files(folder: Path, n: int) -> list[Path]:
+    """``n`` files that pass the format check, each larger than the one before."""
+    files = [folder / f"f{i}.pdf" for i in range(n)]
+    for i, f in enumerate(files):
+        f.write_bytes(b"%PDF-1.4\n" + b"%" * (1000 * (i + 1)) + f"\n{i}".encode())
+    return files
+
+
+def test_the_heaviest_files_go_to_the_workers_first_and_reports_keep_input_order(tmp_path, monkeypatch):
+    import ingest.parallel as parallel_mod
+
+    paths = [_pdf(tmp_path, "a_short.pdf", 2), _pdf(tmp_path, "b_long.pdf", 30), _pdf(tmp_path, "c_middle.pdf", 10)]
+    by_size = [p.name for p in sorted(paths, key=lambda p: -p.stat().st_size)]
+    assert by_size != [p.name for p in paths]  # the test means something only if the orders differ
+    sent: list[str] = []
+    real_submit = parallel_mod.ExtractionPool.submit
+
+    def submit(pool: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(Path(path).name)
+        return real_submit(pool, path, *args, **kwargs)
+
+    monkeypatch.setattr(parallel_mod.ExtractionPool, "submit", submit)
+    heard: list[str] = []
+    with KnowledgeBase.open(tmp_path / "kb", _config(), create=True) as kb:
+        reports = kb.ingest(paths, progress=False, on_report=lambda r: heard.append(r.path.name))
+        assert sent == by_size  # the longest file is read first, the shortest last
+        assert [(r.path.name, r.status, r.pages) for r in reports] == [
+            ("a_short.pdf", "indexed", 2), ("b_long.pdf", "indexed", 30), ("c_middle.pdf", "indexed", 10)]
+        assert heard == ["a_short.pdf", "b_long.pdf", "c_middle.pdf"]
+        assert sorted((d.name, d.pages, d.doc_id) for d in kb.documents()) == sorted(
+            (r.path.name, r.pages, r.doc_id) for r in reports)
+        assert kb.search("Marker b_long-30", top_k=1).hits[0].page == 30
+
+
+def test_a_light_file_waits_for_heavier_ones_only_within_the_window(tmp_path):
+    # input order: light to heavy, so heaviest-first alone would send the first file last
+    files = _growing_files(tmp_path, 8)
+    pool = _Pool()
+    ahead = _Lookahead(_NewFiles(), pool, [(f, None) for f in files], depth=3, window=3)  # type: ignore[arg-type]
+    out = 0
+    while ahead.next < len(files) or ahead.waiting:
+        out += len(ahead.top_up(out, out)) - (1 if out else 0)  # one job ends between calls
+    position = {name: n for n, name in enumerate(pool.sent)}
+    assert sorted(pool.sent) == sorted(f.name for f in files)  # each file sent once
+    assert pool.sent[0] == "f2.pdf"  # the heaviest of the first window first
+    for i in range(len(files)):  # ...but no file goes out after one a window or more past it
+        assert all(position[f"f{i}.pdf"] < position[f"f{j}.pdf"] for j in range(i + 3, len(files)))
+
+
+def test_a_worker_that_finished_a_file_gets_the_next_before_its_last_batches_are_embedded(tmp_path):
+    pool = _Pool()
+    ahead = _Lookahead(_NewFiles(), pool, [(f, None) for f in _growing_files(tmp_path, 8)], depth=2)  # type: ignore[arg-type]
+    assert len(ahead.top_up(reading=0, held=0)) == 2
+    # one of the two was read to its end, its last batches not embedded yet: its worker gets another file
+    assert len(ahead.top_up(reading=1, held=2)) == 1
+    # ...but no more than twice ``depth`` files are held unconsumed, however fast the workers are
+    assert len(ahead.top_up(reading=0, held=3)) == 1
+    assert ahead.top_up(reading=0, held=4) == []
+    assert pool.sent == ["f7.pdf", "f6.pdf", "f5.pdf", "f4.pdf"]
