@@ -32,6 +32,7 @@ from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import DENSE, Embedders
 from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
+from retrievers.point_cache import PointCache
 from retrievers import requery as requery_module
 from retrievers.pointers import apply_lending, lend
 from retrievers.thesaurus import Terms, Thesaurus, expand_query
@@ -109,6 +110,7 @@ class Searcher:
         navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
         thesaurus: Callable[[], Thesaurus] | None = None,
         sentences: bool = False,
+        points: Callable[[], PointCache] | None = None,
     ) -> None:
         self.fusion: Fusion = fusion
         #: The thesaurus whose related words join the sparse query (:mod:`retrievers.thesaurus`); ``None``: off.
@@ -122,6 +124,9 @@ class Searcher:
         #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
         #: navigation pages among a question's hits are read from the store per question.
         self.navigation = navigation
+        #: The payloads of points earlier questions kept, current (:mod:`retrievers.point_cache`);
+        #: ``None``: every question reads those it keeps from the store.
+        self.points = points
         #: The knowledge base's document profiles, current (:mod:`retrievers.documents`); ``None``: no document stage.
         self.documents = documents
         #: Search again when the first round is weak (:mod:`retrievers.requery`).
@@ -150,12 +155,13 @@ class Searcher:
         t2 = time.perf_counter()
         depth = max(top_k * 4, route.top_k)
         limit = max(top_k * 3, 20)
-        hits = self._round(qv, route, depth, limit, flt)
+        cache = self.points() if self.points is not None else None
+        hits = self._round(qv, route, depth, limit, flt, cache)
         stage = None
         if self.documents is not None:
             hits, stage = self.documents().stage(hits, qv.dense, qv.sparse)
         t_again = time.perf_counter()
-        again = self._requery(question, qv, hits, route, depth, limit, flt) if self.requery else None
+        again = self._requery(question, qv, hits, route, depth, limit, flt, cache) if self.requery else None
         requery = None
         if again is not None:
             hits, requery = again
@@ -184,10 +190,11 @@ class Searcher:
         expansion = expand_query(question, qv.sparse, sparse, self.thesaurus().related)
         return replace(qv, sparse=expansion.sparse), expansion.added
 
-    def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None) -> list[Hit]:
+    def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None,
+               cache: PointCache | None = None) -> list[Hit]:
         """One retrieval round: each routed corpus searched, fused into page hits."""
         results = {
-            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)
+            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion, cache=cache)
             for c in route.corpora
             if route.weight(c) > 0
         }
@@ -195,7 +202,7 @@ class Searcher:
         if self.sentences and results.get("text"):
             rescored = rescore_by_sentences(results["text"], qv.dense, self.embedders.text)
             results["text"], lifted = rescored.points, rescored.lifted
-        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted)
+        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted, cache=cache)
 
     def _second_vectors(self, how: str, query: str, qv: QueryVectors, hits: Sequence[Hit]) -> QueryVectors:
         """A part is encoded as a question; an expanded question changes the sparse vector only
@@ -223,7 +230,7 @@ class Searcher:
         return found
 
     def _requery(self, question: str, qv: QueryVectors, hits: list[Hit], route: Route, depth: int, limit: int,
-                 flt: Filter | None) -> tuple[list[Hit], Requery] | None:
+                 flt: Filter | None, cache: PointCache | None = None) -> tuple[list[Hit], Requery] | None:
         """When the first round is weak (:func:`retrievers.requery.is_weak`), search the two
         parts of a two-part question, or else the question with expansion terms from the top
         pages, and fuse the rounds (:func:`retrievers.requery.fuse_rounds`); ``None`` when the
@@ -240,7 +247,7 @@ class Searcher:
             if not terms:
                 return None
             how, queries = "expansion", (f"{question} {' '.join(terms)}",)
-        rounds = [self._round(self._second_vectors(how, q, qv, hits), route, depth, limit, flt) for q in queries]
+        rounds = [self._round(self._second_vectors(how, q, qv, hits), route, depth, limit, flt, cache) for q in queries]
         log.debug("requery %r (%s): %s", question[:60], how, queries)
         return fuse_rounds(hits, rounds, limit, requery_module.SECOND_WEIGHT), Requery(round(margin(hits), 4), how, queries)
 

@@ -55,6 +55,7 @@ from retrievers.base import (
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 from retrievers.exact_terms import exact_terms
 from retrievers.payloads import Payload, decode, page_key
+from retrievers.point_cache import PointCache
 from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
@@ -223,6 +224,7 @@ def search_corpus(
     flt: Filter | None = None,
     prefetch_depth: int = 200,
     fusion: Fusion = "score",
+    cache: PointCache | None = None,
 ) -> list[ScoredPoint]:
     """Hybrid search of one collection, best first, with payloads.
 
@@ -233,7 +235,8 @@ def search_corpus(
 
     Score fusion needs only ids and scores: the lists come without payloads (one batched
     request), and only the ``limit`` fused points fetch theirs (reading a payload costs about
-    as much per point as searching, whatever its size)."""
+    as much per point as searching, whatever its size). ``cache``: the payloads of points kept
+    by earlier questions, read from it instead (:mod:`retrievers.point_cache`)."""
     depth = max(limit, 40)
     queries = _queries(spec, qv, depth)
     exact_queries = _exact_queries(spec, qv)
@@ -254,7 +257,8 @@ def search_corpus(
         if late is not None:
             lists.append((MULTI, late))
         exact = exact_list(found[len(queries) :])
-        return _with_payloads(store, spec, _score_fuse(lists, limit, exact))
+        kept = _score_fuse(lists, limit, exact)
+        return _with_payloads(store, spec, kept) if cache is None else cache.with_payloads(store, spec.name, kept)
     if len(queries) == 1:
         results = store.search(spec.name, VectorQuery(DENSE, qv.dense, limit), flt)
     else:
@@ -383,6 +387,7 @@ def fuse_pages(
     share: Mapping[str, float] | None = None,
     sentences: Mapping[str, str] | None = None,
     guard: bool = True,
+    cache: PointCache | None = None,
 ) -> list[Hit]:
     """Fuse per-corpus results into page-level hits.
 
@@ -401,6 +406,8 @@ def fuse_pages(
     cue says which kind of evidence to prefer (a figure, a passage), not which document
     answers: a cue word in an ordinary question must not lift another document's figure above
     the passage that answers. A route of equal weights is left as it is (nothing to guard).
+
+    ``cache``: the decoded records of points kept by earlier questions (:mod:`retrievers.point_cache`).
     """
     others = AGREEMENT[fusion] if agreement is None else agreement
     shares = share or {}
@@ -434,7 +441,7 @@ def fuse_pages(
     hits = []
     for key in order:
         # the page's first point is the first of its evidence: each payload is decoded once
-        stored = [decode(point.payload) for _, point, _ in evidence[key]]
+        stored = [decode(point.payload) if cache is None else cache.record(point) for _, point, _ in evidence[key]]
         ev = tuple(sorted((_evidence(corpus, point, score, record, windows.get(point.id))
                            for (corpus, point, score), record in zip(evidence[key], stored)),
                           key=lambda e: -e.score))
