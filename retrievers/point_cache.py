@@ -59,7 +59,7 @@ class PointCache:
     def record(self, point: ScoredPoint) -> Payload:
         """The decoded record of ``point``'s payload (:func:`retrievers.payloads.decode`), decoded
         once while the cache keeps the point."""
-        kept = self._items.get(point.id)
+        kept = self._items.peek(point.id)  # with_payloads has just refreshed it
         if kept is not None and kept[1] is not None and kept[0] is point.payload:
             return kept[1]
         record = decode(point.payload)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -332,14 +333,18 @@ def normalise(scores: Sequence[float], standout: float | None = None) -> list[fl
     z-score alone cost a held-out question."""
     k = STANDOUT if standout is None else standout
     values = np.asarray(scores, dtype=np.float64)
-    if values.size == 0:
+    n = values.size
+    if n == 0:
         return []
     top = float(values.max())
     norm = values / top if top > 0 else np.zeros_like(values)
-    spread = float(values.std())
-    if k > 0 and values.size > 1 and spread > 0:
-        norm = norm + k * (values - values.mean()) / spread
-    return [float(v) for v in norm]
+    # the mean and standard deviation as ndarray.mean() and .std() compute them (the same sums
+    # in the same order, bit for bit), without their per-call overhead: this runs per list
+    deviations = values - np.add.reduce(values) / n
+    spread = math.sqrt(float(np.add.reduce(deviations * deviations)) / n)
+    if k > 0 and n > 1 and spread > 0:
+        norm = norm + k * deviations / spread
+    return norm.tolist()
 
 
 def _give_place(scores: dict[str, float], first: dict[str, ScoredPoint], exact: Sequence[ScoredPoint]) -> None:
@@ -476,6 +481,11 @@ def _page_scores(
     scores: dict[tuple[str, int], float] = {}
     best: dict[tuple[str, int], tuple[float, str]] = {}
     for key, values in raw.items():
+        if len(values) == 1:  # most pages are found by one corpus: nothing to sort
+            ((c, v),) = values.items()
+            best[key] = (weights[c] * v, c)
+            scores[key] = best[key][0]
+            continue
         parts = sorted(((weights[c] * v, c) for c, v in values.items()), reverse=True)
         best[key] = parts[0]
         scores[key] = parts[0][0] + others * sum(c for c, _ in parts[1:])
