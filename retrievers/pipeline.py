@@ -28,7 +28,7 @@ from rag.ids import point_id
 from rag.json_shapes import hit_json, requery_json, route_json, thesaurus_json, timings_json
 from rag.phrases import holds, quoted_phrases
 from rag.types import BBox, Hit, NavKind, Route
-from retrievers.base import CollectionSpec, Filter, VectorStore
+from retrievers.base import CollectionSpec, Filter, ScoredPoint, VectorStore
 from retrievers.corpora import DENSE, Embedders
 from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
@@ -166,9 +166,9 @@ class Searcher:
         if again is not None:
             hits, requery = again
             timings["requery"] = time.perf_counter() - t_again
-        hits = self._follow_pointers(question, hits)
+        hits = self._follow_pointers(question, hits, cache)
         phrases = quoted_phrases(question)
-        texts = page_texts(self.store, self.specs, hits) if phrases else {}
+        texts = page_texts(self.store, self.specs, hits, cache) if phrases else {}
         counted: dict[tuple[str, int], int] = {}  # both promotions count a page's phrases once
         hits = promote(hits, phrases, texts, counted)
         timings["retrieve"] = time.perf_counter() - t2
@@ -241,7 +241,7 @@ class Searcher:
         if parts:
             how, queries = "parts", tuple(parts)
         else:
-            texts = page_texts(self.store, self.specs, hits)
+            texts = page_texts(self.store, self.specs, hits, cache)
             pool = [texts[(h.doc_id, h.page)] for h in hits if (h.doc_id, h.page) in texts]
             terms = expansion_terms(question, pool[: requery_module.FEEDBACK_PAGES], pool, requery_module.EXPANSION_TERMS)
             if not terms:
@@ -251,7 +251,7 @@ class Searcher:
         log.debug("requery %r (%s): %s", question[:60], how, queries)
         return fuse_rounds(hits, rounds, limit, requery_module.SECOND_WEIGHT), Requery(round(margin(hits), 4), how, queries)
 
-    def _follow_pointers(self, question: str, hits: list[Hit]) -> list[Hit]:
+    def _follow_pointers(self, question: str, hits: list[Hit], cache: PointCache | None = None) -> list[Hit]:
         """Navigation pages among ``hits`` lend score to the pages their matching entries point
         to and step back (:func:`retrievers.pointers.follow_pointers`)."""
         spec = self.specs.get("pages")
@@ -261,7 +261,7 @@ class Searcher:
             # read once per knowledge-base generation (few pages): no store read per question
             known = self.navigation()
             navigation = {key: known[key] for h in hits if (key := (h.doc_id, h.page)) in known}
-            return self._lend(question, hits, navigation)
+            return self._lend(question, hits, navigation, cache)
         # Most questions meet no navigation page: ask the store for the one field that says so
         # (whole page records, text and all, cost about half of a warm search), and read the
         # records of navigation pages only when there are some.
@@ -270,10 +270,11 @@ class Searcher:
         marked = [keys[p.id] for p in flagged if p.payload.get("navigation")]
         if not marked:
             return hits
-        records = page_payloads(self.store, spec, marked)
-        return self._lend(question, hits, {key: r for key, r in records.items() if r.navigation is not None and r.entries})
+        records = page_payloads(self.store, spec, marked, cache)
+        return self._lend(question, hits, {key: r for key, r in records.items() if r.navigation is not None and r.entries}, cache)
 
-    def _lend(self, question: str, hits: list[Hit], navigation: Mapping[tuple[str, int], PagePayload]) -> list[Hit]:
+    def _lend(self, question: str, hits: list[Hit], navigation: Mapping[tuple[str, int], PagePayload],
+              cache: PointCache | None = None) -> list[Hit]:
         """:func:`retrievers.pointers.follow_pointers` in its two halves, reading the records of only
         the pages the matching entries point to (an index page holds hundreds of entries; a
         question matches a few)."""
@@ -281,7 +282,7 @@ class Searcher:
             return hits
         spec = self.specs["pages"]
         lending = lend(hits, navigation, question)
-        return apply_lending(hits, lending, page_payloads(self.store, spec, lending.missing))
+        return apply_lending(hits, lending, page_payloads(self.store, spec, lending.missing, cache))
 
     def search_image(
         self,
@@ -353,13 +354,19 @@ def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tup
     return [hits[i] for i in order]
 
 
-def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]]) -> dict[tuple[str, int], PagePayload]:
+def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]],
+                  cache: PointCache | None = None) -> dict[tuple[str, int], PagePayload]:
     """The ``pages`` corpus records (page text with figure captions and OCR, size, image path) of
-    the given (doc_id, page) pairs, read by point id in one request; pages not indexed are absent."""
+    the given (doc_id, page) pairs, read by point id in one request (``cache``: those it does not
+    keep, :mod:`retrievers.point_cache`); pages not indexed are absent."""
     if not pages:
         return {}
-    found = store.retrieve(spec.name, [point_id(doc, page, PagePayload.kind) for doc, page in pages])
-    records = (PagePayload.from_payload(p.payload) for p in found)
+    ids = [point_id(doc, page, PagePayload.kind) for doc, page in pages]
+    if cache is None:
+        records = [PagePayload.from_payload(p.payload) for p in store.retrieve(spec.name, ids)]
+    else:
+        found = cache.with_payloads(store, spec.name, [ScoredPoint(pid, 0.0) for pid in ids])
+        records = [r if isinstance(r := cache.record(p), PagePayload) else PagePayload.from_payload(p.payload) for p in found]
     return {(r.doc_id, r.page): r for r in records}
 
 
@@ -375,12 +382,13 @@ def navigation_pages(store: VectorStore, specs: Mapping[str, CollectionSpec]) ->
     return {(r.doc_id, r.page): r for r in records if r.navigation is not None and r.entries}
 
 
-def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit]) -> dict[tuple[str, int], str]:
+def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit],
+               cache: PointCache | None = None) -> dict[tuple[str, int], str]:
     """The indexed text of each hit's page (page text plus figure captions and OCR)."""
     spec = specs.get("pages")
     if spec is None:
         return {}
-    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits]).items()}
+    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits], cache).items()}
 
 
 def page_size(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> tuple[float, float] | None:
