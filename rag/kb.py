@@ -413,6 +413,7 @@ class KnowledgeBase:
                     requery=self.config.ask.requery,
                     documents=self._document_index if self.config.ask.documents else None,
                     navigation=self._navigation_pages,
+                    points=self._point_cache,
                     thesaurus=shared_thesaurus if self.config.ask.thesaurus else None,
                     sentences=self.config.ask.sentences,
                 )
@@ -623,6 +624,13 @@ class KnowledgeBase:
         from retrievers.pipeline import navigation_pages
 
         return self._per_generation("navigation", navigation_pages)
+
+    def _point_cache(self) -> Any:
+        """The payloads of the points searches kept (:class:`retrievers.point_cache.PointCache`),
+        a new cache for each generation of the registry: what a write changed is read again."""
+        from retrievers.point_cache import PointCache
+
+        return self._per_generation("points", lambda store, specs: PointCache())
 
     def _per_generation(self, name: str, build: Callable[[Any, dict[str, Any]], Any]) -> Any:
         """``build(store, specs)``, kept under ``name`` while the registry's generation (which every

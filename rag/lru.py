@@ -28,6 +28,10 @@ class LRU(Generic[K, V]):
                 self._items.move_to_end(key)
             return value
 
+    def peek(self, key: K) -> V | None:
+        """The entry of ``key`` without refreshing it (a read that says nothing about use)."""
+        return self._items.get(key)
+
     def put(self, key: K, value: V) -> None:
         with self._lock:
             self._items[key] = value

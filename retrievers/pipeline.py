@@ -28,10 +28,11 @@ from rag.ids import point_id
 from rag.json_shapes import hit_json, requery_json, route_json, thesaurus_json, timings_json
 from rag.phrases import holds, quoted_phrases
 from rag.types import BBox, Hit, NavKind, Route
-from retrievers.base import CollectionSpec, Filter, VectorStore
+from retrievers.base import CollectionSpec, Filter, ScoredPoint, VectorStore
 from retrievers.corpora import DENSE, Embedders
 from retrievers.documents import DocumentIndex, DocumentStage
 from retrievers.payloads import PagePayload, decode
+from retrievers.point_cache import PointCache
 from retrievers import requery as requery_module
 from retrievers.pointers import apply_lending, lend
 from retrievers.thesaurus import Terms, Thesaurus, expand_query
@@ -109,6 +110,7 @@ class Searcher:
         navigation: Callable[[], Mapping[tuple[str, int], PagePayload]] | None = None,
         thesaurus: Callable[[], Thesaurus] | None = None,
         sentences: bool = False,
+        points: Callable[[], PointCache] | None = None,
     ) -> None:
         self.fusion: Fusion = fusion
         #: The thesaurus whose related words join the sparse query (:mod:`retrievers.thesaurus`); ``None``: off.
@@ -122,6 +124,9 @@ class Searcher:
         #: The knowledge base's navigation pages, current (:func:`navigation_pages`); ``None``: the
         #: navigation pages among a question's hits are read from the store per question.
         self.navigation = navigation
+        #: The payloads of points earlier questions kept, current (:mod:`retrievers.point_cache`);
+        #: ``None``: every question reads those it keeps from the store.
+        self.points = points
         #: The knowledge base's document profiles, current (:mod:`retrievers.documents`); ``None``: no document stage.
         self.documents = documents
         #: Search again when the first round is weak (:mod:`retrievers.requery`).
@@ -150,19 +155,20 @@ class Searcher:
         t2 = time.perf_counter()
         depth = max(top_k * 4, route.top_k)
         limit = max(top_k * 3, 20)
-        hits = self._round(qv, route, depth, limit, flt)
+        cache = self.points() if self.points is not None else None
+        hits = self._round(qv, route, depth, limit, flt, cache)
         stage = None
         if self.documents is not None:
             hits, stage = self.documents().stage(hits, qv.dense, qv.sparse)
         t_again = time.perf_counter()
-        again = self._requery(question, qv, hits, route, depth, limit, flt) if self.requery else None
+        again = self._requery(question, qv, hits, route, depth, limit, flt, cache) if self.requery else None
         requery = None
         if again is not None:
             hits, requery = again
             timings["requery"] = time.perf_counter() - t_again
-        hits = self._follow_pointers(question, hits)
+        hits = self._follow_pointers(question, hits, cache)
         phrases = quoted_phrases(question)
-        texts = page_texts(self.store, self.specs, hits) if phrases else {}
+        texts = page_texts(self.store, self.specs, hits, cache) if phrases else {}
         counted: dict[tuple[str, int], int] = {}  # both promotions count a page's phrases once
         hits = promote(hits, phrases, texts, counted)
         timings["retrieve"] = time.perf_counter() - t2
@@ -184,10 +190,11 @@ class Searcher:
         expansion = expand_query(question, qv.sparse, sparse, self.thesaurus().related)
         return replace(qv, sparse=expansion.sparse), expansion.added
 
-    def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None) -> list[Hit]:
+    def _round(self, qv: QueryVectors, route: Route, depth: int, limit: int, flt: Filter | None,
+               cache: PointCache | None = None) -> list[Hit]:
         """One retrieval round: each routed corpus searched, fused into page hits."""
         results = {
-            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion)
+            c: search_corpus(self.store, self.specs[c], qv, depth, flt, fusion=self.fusion, cache=cache)
             for c in route.corpora
             if route.weight(c) > 0
         }
@@ -195,7 +202,7 @@ class Searcher:
         if self.sentences and results.get("text"):
             rescored = rescore_by_sentences(results["text"], qv.dense, self.embedders.text)
             results["text"], lifted = rescored.points, rescored.lifted
-        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted)
+        return fuse_pages(results, route, limit=limit, fusion=self.fusion, share=CORPUS_SHARE, sentences=lifted, cache=cache)
 
     def _second_vectors(self, how: str, query: str, qv: QueryVectors, hits: Sequence[Hit]) -> QueryVectors:
         """A part is encoded as a question; an expanded question changes the sparse vector only
@@ -223,7 +230,7 @@ class Searcher:
         return found
 
     def _requery(self, question: str, qv: QueryVectors, hits: list[Hit], route: Route, depth: int, limit: int,
-                 flt: Filter | None) -> tuple[list[Hit], Requery] | None:
+                 flt: Filter | None, cache: PointCache | None = None) -> tuple[list[Hit], Requery] | None:
         """When the first round is weak (:func:`retrievers.requery.is_weak`), search the two
         parts of a two-part question, or else the question with expansion terms from the top
         pages, and fuse the rounds (:func:`retrievers.requery.fuse_rounds`); ``None`` when the
@@ -234,17 +241,17 @@ class Searcher:
         if parts:
             how, queries = "parts", tuple(parts)
         else:
-            texts = page_texts(self.store, self.specs, hits)
+            texts = page_texts(self.store, self.specs, hits, cache)
             pool = [texts[(h.doc_id, h.page)] for h in hits if (h.doc_id, h.page) in texts]
             terms = expansion_terms(question, pool[: requery_module.FEEDBACK_PAGES], pool, requery_module.EXPANSION_TERMS)
             if not terms:
                 return None
             how, queries = "expansion", (f"{question} {' '.join(terms)}",)
-        rounds = [self._round(self._second_vectors(how, q, qv, hits), route, depth, limit, flt) for q in queries]
+        rounds = [self._round(self._second_vectors(how, q, qv, hits), route, depth, limit, flt, cache) for q in queries]
         log.debug("requery %r (%s): %s", question[:60], how, queries)
         return fuse_rounds(hits, rounds, limit, requery_module.SECOND_WEIGHT), Requery(round(margin(hits), 4), how, queries)
 
-    def _follow_pointers(self, question: str, hits: list[Hit]) -> list[Hit]:
+    def _follow_pointers(self, question: str, hits: list[Hit], cache: PointCache | None = None) -> list[Hit]:
         """Navigation pages among ``hits`` lend score to the pages their matching entries point
         to and step back (:func:`retrievers.pointers.follow_pointers`)."""
         spec = self.specs.get("pages")
@@ -254,7 +261,7 @@ class Searcher:
             # read once per knowledge-base generation (few pages): no store read per question
             known = self.navigation()
             navigation = {key: known[key] for h in hits if (key := (h.doc_id, h.page)) in known}
-            return self._lend(question, hits, navigation)
+            return self._lend(question, hits, navigation, cache)
         # Most questions meet no navigation page: ask the store for the one field that says so
         # (whole page records, text and all, cost about half of a warm search), and read the
         # records of navigation pages only when there are some.
@@ -263,10 +270,11 @@ class Searcher:
         marked = [keys[p.id] for p in flagged if p.payload.get("navigation")]
         if not marked:
             return hits
-        records = page_payloads(self.store, spec, marked)
-        return self._lend(question, hits, {key: r for key, r in records.items() if r.navigation is not None and r.entries})
+        records = page_payloads(self.store, spec, marked, cache)
+        return self._lend(question, hits, {key: r for key, r in records.items() if r.navigation is not None and r.entries}, cache)
 
-    def _lend(self, question: str, hits: list[Hit], navigation: Mapping[tuple[str, int], PagePayload]) -> list[Hit]:
+    def _lend(self, question: str, hits: list[Hit], navigation: Mapping[tuple[str, int], PagePayload],
+              cache: PointCache | None = None) -> list[Hit]:
         """:func:`retrievers.pointers.follow_pointers` in its two halves, reading the records of only
         the pages the matching entries point to (an index page holds hundreds of entries; a
         question matches a few)."""
@@ -274,7 +282,7 @@ class Searcher:
             return hits
         spec = self.specs["pages"]
         lending = lend(hits, navigation, question)
-        return apply_lending(hits, lending, page_payloads(self.store, spec, lending.missing))
+        return apply_lending(hits, lending, page_payloads(self.store, spec, lending.missing, cache))
 
     def search_image(
         self,
@@ -346,13 +354,19 @@ def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tup
     return [hits[i] for i in order]
 
 
-def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]]) -> dict[tuple[str, int], PagePayload]:
+def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]],
+                  cache: PointCache | None = None) -> dict[tuple[str, int], PagePayload]:
     """The ``pages`` corpus records (page text with figure captions and OCR, size, image path) of
-    the given (doc_id, page) pairs, read by point id in one request; pages not indexed are absent."""
+    the given (doc_id, page) pairs, read by point id in one request (``cache``: those it does not
+    keep, :mod:`retrievers.point_cache`); pages not indexed are absent."""
     if not pages:
         return {}
-    found = store.retrieve(spec.name, [point_id(doc, page, PagePayload.kind) for doc, page in pages])
-    records = (PagePayload.from_payload(p.payload) for p in found)
+    ids = [point_id(doc, page, PagePayload.kind) for doc, page in pages]
+    if cache is None:
+        records = [PagePayload.from_payload(p.payload) for p in store.retrieve(spec.name, ids)]
+    else:
+        found = cache.with_payloads(store, spec.name, [ScoredPoint(pid, 0.0) for pid in ids])
+        records = [r if isinstance(r := cache.record(p), PagePayload) else PagePayload.from_payload(p.payload) for p in found]
     return {(r.doc_id, r.page): r for r in records}
 
 
@@ -368,12 +382,13 @@ def navigation_pages(store: VectorStore, specs: Mapping[str, CollectionSpec]) ->
     return {(r.doc_id, r.page): r for r in records if r.navigation is not None and r.entries}
 
 
-def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit]) -> dict[tuple[str, int], str]:
+def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit],
+               cache: PointCache | None = None) -> dict[tuple[str, int], str]:
     """The indexed text of each hit's page (page text plus figure captions and OCR)."""
     spec = specs.get("pages")
     if spec is None:
         return {}
-    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits]).items()}
+    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits], cache).items()}
 
 
 def page_size(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> tuple[float, float] | None:

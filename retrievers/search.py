@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +56,7 @@ from retrievers.base import (
 from retrievers.corpora import DENSE, IMAGE, MEAN, MULTI, SPARSE, Embedders
 from retrievers.exact_terms import exact_terms
 from retrievers.payloads import Payload, decode, page_key
+from retrievers.point_cache import PointCache
 from retrievers.scoring import rrf
 
 __all__ = ["QueryVectors", "encode_query", "search_corpus", "fuse_pages", "Fusion", "VECTOR_WEIGHTS", "CORPUS_SHARE", "RRF_K",
@@ -100,7 +102,8 @@ class QueryVectors:
 
 def encode_query(question: str, emb: Embedders) -> QueryVectors:
     # image-only encoders (DINOv2, ViT) have no text side: their vectors answer image queries only
-    image = emb.image if isinstance(emb.image, ImageEmbedder) else None
+    # (a protocol isinstance costs ~40 us, so none is asked of a knowledge base without images)
+    image = emb.image if emb.image is not None and isinstance(emb.image, ImageEmbedder) else None
     exact: tuple[SparseVector, ...] = ()
     if emb.sparse is not None:
         encoded = (_exact_vector(emb.sparse, term) for term in exact_terms(question))
@@ -223,6 +226,7 @@ def search_corpus(
     flt: Filter | None = None,
     prefetch_depth: int = 200,
     fusion: Fusion = "score",
+    cache: PointCache | None = None,
 ) -> list[ScoredPoint]:
     """Hybrid search of one collection, best first, with payloads.
 
@@ -233,7 +237,8 @@ def search_corpus(
 
     Score fusion needs only ids and scores: the lists come without payloads (one batched
     request), and only the ``limit`` fused points fetch theirs (reading a payload costs about
-    as much per point as searching, whatever its size)."""
+    as much per point as searching, whatever its size). ``cache``: the payloads of points kept
+    by earlier questions, read from it instead (:mod:`retrievers.point_cache`)."""
     depth = max(limit, 40)
     queries = _queries(spec, qv, depth)
     exact_queries = _exact_queries(spec, qv)
@@ -254,7 +259,8 @@ def search_corpus(
         if late is not None:
             lists.append((MULTI, late))
         exact = exact_list(found[len(queries) :])
-        return _with_payloads(store, spec, _score_fuse(lists, limit, exact))
+        kept = _score_fuse(lists, limit, exact)
+        return _with_payloads(store, spec, kept) if cache is None else cache.with_payloads(store, spec.name, kept)
     if len(queries) == 1:
         results = store.search(spec.name, VectorQuery(DENSE, qv.dense, limit), flt)
     else:
@@ -328,14 +334,18 @@ def normalise(scores: Sequence[float], standout: float | None = None) -> list[fl
     z-score alone cost a held-out question."""
     k = STANDOUT if standout is None else standout
     values = np.asarray(scores, dtype=np.float64)
-    if values.size == 0:
+    n = values.size
+    if n == 0:
         return []
     top = float(values.max())
     norm = values / top if top > 0 else np.zeros_like(values)
-    spread = float(values.std())
-    if k > 0 and values.size > 1 and spread > 0:
-        norm = norm + k * (values - values.mean()) / spread
-    return [float(v) for v in norm]
+    # the mean and standard deviation as ndarray.mean() and .std() compute them (the same sums
+    # in the same order, bit for bit), without their per-call overhead: this runs per list
+    deviations = values - np.add.reduce(values) / n
+    spread = math.sqrt(float(np.add.reduce(deviations * deviations)) / n)
+    if k > 0 and n > 1 and spread > 0:
+        norm = norm + k * deviations / spread
+    return norm.tolist()
 
 
 def _give_place(scores: dict[str, float], first: dict[str, ScoredPoint], exact: Sequence[ScoredPoint]) -> None:
@@ -383,6 +393,7 @@ def fuse_pages(
     share: Mapping[str, float] | None = None,
     sentences: Mapping[str, str] | None = None,
     guard: bool = True,
+    cache: PointCache | None = None,
 ) -> list[Hit]:
     """Fuse per-corpus results into page-level hits.
 
@@ -401,6 +412,8 @@ def fuse_pages(
     cue says which kind of evidence to prefer (a figure, a passage), not which document
     answers: a cue word in an ordinary question must not lift another document's figure above
     the passage that answers. A route of equal weights is left as it is (nothing to guard).
+
+    ``cache``: the decoded records of points kept by earlier questions (:mod:`retrievers.point_cache`).
     """
     others = AGREEMENT[fusion] if agreement is None else agreement
     shares = share or {}
@@ -434,7 +447,7 @@ def fuse_pages(
     hits = []
     for key in order:
         # the page's first point is the first of its evidence: each payload is decoded once
-        stored = [decode(point.payload) for _, point, _ in evidence[key]]
+        stored = [decode(point.payload) if cache is None else cache.record(point) for _, point, _ in evidence[key]]
         ev = tuple(sorted((_evidence(corpus, point, score, record, windows.get(point.id))
                            for (corpus, point, score), record in zip(evidence[key], stored)),
                           key=lambda e: -e.score))
@@ -469,6 +482,11 @@ def _page_scores(
     scores: dict[tuple[str, int], float] = {}
     best: dict[tuple[str, int], tuple[float, str]] = {}
     for key, values in raw.items():
+        if len(values) == 1:  # most pages are found by one corpus: nothing to sort
+            ((c, v),) = values.items()
+            best[key] = (weights[c] * v, c)
+            scores[key] = best[key][0]
+            continue
         parts = sorted(((weights[c] * v, c) for c, v in values.items()), reverse=True)
         best[key] = parts[0]
         scores[key] = parts[0][0] + others * sum(c for c, _ in parts[1:])
