@@ -521,7 +521,7 @@ class KnowledgeBase:
         restricts the search to documents whose metadata matches (see :meth:`search`)."""
         from generators.abstention import AbstentionJudge
         from generators.matching import narrow_page_citations
-        from retrievers.pipeline import page_passages
+        from retrievers.page_records import page_passages
 
         result = self.search(question, top_k=top_k, router=router, reranker=reranker, history=history, where=where)
         # the rewrite found the pages; the answer, and the judgement of it, are to the question as
@@ -618,10 +618,10 @@ class KnowledgeBase:
         return self._per_generation("documents", build)
 
     def _navigation_pages(self) -> Any:
-        """The records of the navigation pages (:func:`retrievers.pipeline.navigation_pages`), read
+        """The records of the navigation pages (:func:`retrievers.page_records.navigation_pages`), read
         from the store once and kept while the registry's generation stays the same: a question
         then reads only the pages their matching entries point to."""
-        from retrievers.pipeline import navigation_pages
+        from retrievers.page_records import navigation_pages
 
         return self._per_generation("navigation", navigation_pages)
 
@@ -649,7 +649,7 @@ class KnowledgeBase:
     def page_size(self, doc_id: str, page: int) -> tuple[float, float] | None:
         """A page's width and height in PDF points (pixels for an image file), as indexed;
         ``None`` when the knowledge base holds no such page."""
-        from retrievers.pipeline import page_size
+        from retrievers.page_records import page_size
 
         store, specs = self._open_store()
         return page_size(store, specs, doc_id, page)

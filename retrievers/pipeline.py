@@ -8,10 +8,7 @@ several documents among them, each page's score follows its document's (the docu
 the quoted phrases decide first again. The :class:`SearchResult` carries the route, the hits,
 the timings and the phrases, parsed once (:func:`rag.phrases.quoted_phrases`), so a generator
 is handed them rather than reading the question again.
-
-Also here: the reads of stored pages a question's answer needs (:func:`page_texts`,
-:func:`page_passages`, :func:`page_size`), through the payload codec
-(:mod:`retrievers.payloads`).
+The reads of stored pages a question's answer needs are :mod:`retrievers.page_records`.
 """
 
 from __future__ import annotations
@@ -21,17 +18,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import ConfigError
 from rag.ids import point_id
 from rag.json_shapes import hit_json, requery_json, route_json, thesaurus_json, timings_json
 from rag.phrases import holds, quoted_phrases
-from rag.types import BBox, Hit, NavKind, Route
-from retrievers.base import CollectionSpec, Filter, ScoredPoint, VectorStore
+from rag.types import Hit, Route
+from retrievers.base import CollectionSpec, Filter, VectorStore
 from retrievers.corpora import DENSE, Embedders
 from retrievers.documents import DocumentIndex, DocumentStage
-from retrievers.payloads import PagePayload, decode
+from retrievers.payloads import PagePayload
+from retrievers.page_records import page_payloads, page_texts
 from retrievers.point_cache import PointCache
 from retrievers import requery as requery_module
 from retrievers.pointers import apply_lending, lend
@@ -54,7 +52,7 @@ if TYPE_CHECKING:
     from retrievers.rerank import Reranker
     from retrievers.router import Router
 
-__all__ = ["SearchResult", "Searcher", "promote", "page_payloads", "page_texts", "page_passages", "page_size", "navigation_pages"]
+__all__ = ["SearchResult", "Searcher", "promote"]
 
 log = logging.getLogger("mmrag.search")
 
@@ -352,61 +350,3 @@ def promote(hits: Sequence[Hit], phrases: Sequence[str], page_texts: Mapping[tup
         return list(hits)
     order = sorted(range(len(hits)), key=lambda i: -counts[i])
     return [hits[i] for i in order]
-
-
-def page_payloads(store: VectorStore, spec: CollectionSpec, pages: Sequence[tuple[str, int]],
-                  cache: PointCache | None = None) -> dict[tuple[str, int], PagePayload]:
-    """The ``pages`` corpus records (page text with figure captions and OCR, size, image path) of
-    the given (doc_id, page) pairs, read by point id in one request (``cache``: those it does not
-    keep, :mod:`retrievers.point_cache`); pages not indexed are absent."""
-    if not pages:
-        return {}
-    ids = [point_id(doc, page, PagePayload.kind) for doc, page in pages]
-    if cache is None:
-        records = [PagePayload.from_payload(p.payload) for p in store.retrieve(spec.name, ids)]
-    else:
-        found = cache.with_payloads(store, spec.name, [ScoredPoint(pid, 0.0) for pid in ids])
-        records = [r if isinstance(r := cache.record(p), PagePayload) else PagePayload.from_payload(p.payload) for p in found]
-    return {(r.doc_id, r.page): r for r in records}
-
-
-def navigation_pages(store: VectorStore, specs: Mapping[str, CollectionSpec]) -> dict[tuple[str, int], PagePayload]:
-    """The records of every navigation page with entries (contents, index, list of figures) of the
-    ``pages`` corpus, by (doc_id, page): one filtered read of a few pages, for
-    :func:`retrievers.pointers.follow_pointers` to consult per question without reading the store."""
-    spec = specs.get("pages")
-    if spec is None:
-        return {}
-    found = store.scroll(spec.name, Filter(equals={"navigation": list(get_args(NavKind))}))
-    records = (PagePayload.from_payload(p.payload) for p in found)
-    return {(r.doc_id, r.page): r for r in records if r.navigation is not None and r.entries}
-
-
-def page_texts(store: VectorStore, specs: Mapping[str, CollectionSpec], hits: Sequence[Hit],
-               cache: PointCache | None = None) -> dict[tuple[str, int], str]:
-    """The indexed text of each hit's page (page text plus figure captions and OCR)."""
-    spec = specs.get("pages")
-    if spec is None:
-        return {}
-    return {key: record.text for key, record in page_payloads(store, spec, [(h.doc_id, h.page) for h in hits], cache).items()}
-
-
-def page_size(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> tuple[float, float] | None:
-    """A page's width and height in PDF points (pixels for an image file), as indexed; ``None``
-    when the knowledge base holds no such page."""
-    spec = specs.get("pages")
-    if spec is None:
-        return None
-    record = page_payloads(store, spec, [(doc_id, page)]).get((doc_id, page))
-    if record is None or not record.page_width:
-        return None
-    return float(record.page_width), float(record.page_height or 0.0)
-
-
-def page_passages(store: VectorStore, specs: Mapping[str, CollectionSpec], doc_id: str, page: int) -> list[tuple[str, BBox]]:
-    """The text chunks of one page with their boxes (to narrow a whole-page citation to a passage)."""
-    spec = specs.get("text")
-    if spec is None:
-        return []
-    records = (decode(p.payload) for p in store.scroll(spec.name, Filter(doc_ids=(doc_id,), page_range=(page, page))))
-    return [(r.text, r.bbox) for r in records if r.bbox is not None]

@@ -283,7 +283,7 @@ def test_cluster_options_are_fields_of_qdrant_clients_create_collection():
 
 
 def test_a_strict_mode_server_serves_every_filter_and_an_older_collection_gets_the_indexes_it_lacks():
-    from retrievers.pipeline import navigation_pages
+    from retrievers.page_records import navigation_pages
 
     client = _Recording(strict=True)
     store = _server_store(client)
