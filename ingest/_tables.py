@@ -64,6 +64,20 @@ def split_merged_rows(markdown: str) -> str:
     return "\n".join(out)
 
 
+def blank_unnamed_header(markdown: str) -> str:
+    """``markdown`` with the header cells PyMuPDF found empty left blank: it names the i-th such
+    cell ``Coli`` ("|Col1|Loops|Trees|"), a word that is on no page and was embedded and indexed
+    with the table, and quoted in its sources."""
+    first, sep, rest = markdown.partition("\n")
+    cells = first.strip().strip("|").split("|")
+    # a space, not nothing: readers split a row by stripping its outer pipes ("||Loops|" would
+    # lose its first cell and the header its alignment with the rows)
+    blanked = [" " if c.strip() == f"Col{i}" else c for i, c in enumerate(cells, start=1)]
+    if blanked == cells:
+        return markdown
+    return "|" + "|".join(blanked) + "|" + sep + rest
+
+
 def find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
     """Tables as (box, markdown); a failure of the table finder costs the tables, not the page."""
     try:
@@ -78,7 +92,7 @@ def find_tables(page: Any, path: Path, n: int) -> list[tuple[Box, str]]:
         try:
             if tab.row_count < 2 or tab.col_count < 2:
                 continue
-            out.append((_box(tab.bbox), split_merged_rows(unstruck(tab.to_markdown(clean=False)))))
+            out.append((_box(tab.bbox), blank_unnamed_header(split_merged_rows(unstruck(tab.to_markdown(clean=False))))))
         except Exception as exc:  # noqa: BLE001 - same reason as above
             logger.debug("%s page %d: skipping a table (%s)", path.name, n, exc)
     return out

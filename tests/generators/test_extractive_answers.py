@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from generators.base import ContextItem
 from generators.extractive import ExtractiveGenerator
 from generators.furniture import furniture_lines, is_furniture_line, strip_furniture
@@ -247,3 +249,15 @@ def test_a_header_cell_pymupdf_found_empty_is_blank_in_the_answer_not_col1():
     assert table.splitlines()[0] == "|  | Loops | Speedup |"
     assert "Col1" not in table
     assert markdown_table(["Column", "Col 2"], [["a", "b"]]).splitlines()[0] == "| Column | Col 2 |"  # real headers stay
+
+
+@pytest.mark.parametrize("corner", ["Col1", " "])  # as PyMuPDF names it; as ingest stores it now
+def test_a_table_whose_corner_cell_is_blank_answers_with_its_header(corner):
+    table = (
+        f"Figure 13. Trace statistics\n|{corner}|Loops|Aborts|Speedup|\n|---|---|---|---|\n"
+        "|3d-cube|25|3|2.20x|\n|access-fannkuch|10|24|2.20x|"
+    )
+    hits = [_hit(12, Evidence("figures", "table", table, 1.0, BBox(0, 0, 300, 200), Path("/kb/p12-tab01.png")))]
+    answer = ExtractiveGenerator().generate("How many trace aborts did access-fannkuch have?", hits)
+    assert "|  | Loops | Aborts | Speedup |" in answer.text
+    assert "| access-fannkuch | 10 | 24 | 2.20x |" in answer.text

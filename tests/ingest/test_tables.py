@@ -210,3 +210,22 @@ def test_a_ruled_grid_alone_is_enough_for_the_fast_profile():
     assert may_have_tables(prose, grid, width, min_cues=2) is True
     assert table_cues(prose, grid[:3], width) == 1
     assert may_have_tables(prose, grid[:3], width, min_cues=2) is False
+
+
+def test_a_header_cell_left_empty_on_the_page_is_blank_in_the_table_text(tmp_path):
+    """PyMuPDF names an empty header cell "Col1"; the stored table (embedded, indexed, quoted in
+    its sources) leaves it blank, as the page does."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    g.table_page(page, 80, 100, (("", "Loops", "Aborts"), ("access-fannkuch", "10", "24"), ("3d-raytrace", "10", "2")),
+                 caption="Table 2: Trace aborts by benchmark.")
+    path = g.save(doc, tmp_path / "corner.pdf")
+    (table,) = [f for f in _read(path)[0].figures if f.kind == "table"]
+    assert "Col1" not in table.text
+    assert table.text.startswith("| |Loops|Aborts|")
+    assert "|access-fannkuch|10|24|" in table.text.replace(" ", "")
+
+
+def test_only_the_names_pymupdf_gives_empty_header_cells_are_blanked():
+    assert _tables.blank_unnamed_header("|Col1|Loops|Col3|\n|---|---|---|\n|a|1|2|") == "| |Loops| |\n|---|---|---|\n|a|1|2|"
+    assert _tables.blank_unnamed_header("|Name|Col1|\n|---|---|") == "|Name|Col1|\n|---|---|"  # a real heading "Col1"
