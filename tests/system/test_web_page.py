@@ -173,7 +173,8 @@ def test_table_answers_render_as_tables_and_abstentions_as_a_plain_sentence(page
         hits = http.post("/api/search", json={"question": "inverter fault codes table"}).json()["hits"]
     hit = hits[0]
     cite = {"marker": 1, "source": hit["source"], "doc_id": hit["doc_id"], "page": hit["page"], "label": "iv",
-            "bbox": hit["bbox"], "text": "E01 grid fault", "image_url": hit["image_url"], "crop_url": None,
+            "bbox": hit["bbox"], "text": "Fault codes:\n| Code | Meaning |\n|---|---|\n| E01 | grid fault |",
+            "image_url": hit["image_url"], "crop_url": None,
             "highlight_url": None}
     table = ("Fault codes:\n| Code | Meaning |\n|---|---|\n| E01 | grid fault [1] |\n"
              "| E02 | <img src=x onerror=alert(1)> |\nCheck the fuse first [1].")
@@ -210,6 +211,9 @@ def test_table_answers_render_as_tables_and_abstentions_as_a_plain_sentence(page
             assert page.locator("#answer img").count() == 0  # text, not markup
             assert "<img src=x" in page.inner_text("#answer tbody")
             assert f"page {hit['page']} (printed iv)" in page.inner_text("#citations")
+            # the cited table's text in its source reads as rows of cells, not markdown
+            quoted = page.inner_text("#citations blockquote")
+            assert "Code, Meaning; E01, grid fault;" in quoted and "|" not in quoted and "---" not in quoted
             # a sentence the grounding check uncited is shown apart, as not found in its evidence
             assert "The fuse is rated 40 A." in page.inner_text("#answer .unsupported")
             page.screenshot(path=str(shots / "web-table.png"), full_page=True)

@@ -176,10 +176,18 @@ function answerBlocks(text, byMarker) {
   return blocks;
 }
 
+// a cited table's markdown read as rows of cells ("Code, Meaning; E01, grid fault"), not as
+// pipes and rules; other lines as they are
+function quoteText(text) {
+  return text.split("\n").filter((line) => !isRule(line))
+    .map((line) => (isRow(line) ? cells(line).filter(Boolean).join(", ") + ";" : line)).join("\n");
+}
+
 function sourceItem(c) {
   const crop = el("img", { class: "crop", alt: c.crop_url ? `figure on ${pageName(c)}` : `cited passage on ${pageName(c)}` });
   if (c.crop_url || c.image_url) loadImage(crop, c.crop_url || c.highlight_url || c.image_url);
-  const quote = c.text ? el("blockquote", {}, c.text.length > 280 ? c.text.slice(0, 280) + "…" : c.text) : "";
+  const text = c.text ? quoteText(c.text) : "";
+  const quote = text ? el("blockquote", {}, text.length > 280 ? text.slice(0, 280) + "…" : text) : "";
   return el("li", { id: `source-${c.marker}`, value: String(c.marker) },
     el("button", { type: "button", class: "link", onclick: () => focusCitation(c) }, pageName(c)),
     // an audio file's transcript has no image to show (nor to highlight)
