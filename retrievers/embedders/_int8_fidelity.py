@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rag.atomic import replace_durably
+from rag.atomic import atomic_write
 
 __all__ = ["FLOOR", "PROBES", "Fidelity", "measure", "remembered"]
 
@@ -80,10 +78,7 @@ def remembered(path: Path, compute: Callable[[], Fidelity]) -> Fidelity:
         pass
     fidelity = compute()
     try:
-        fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(fidelity), f)
-        replace_durably(tmp, path)
+        atomic_write(path, json.dumps(asdict(fidelity)))
     except OSError as exc:  # a read-only cache measures again next time
         logger.debug("could not keep the int8 fidelity at %s: %s", path, exc)
     return fidelity
