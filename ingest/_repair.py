@@ -9,7 +9,9 @@ text layer's exact boxes and reading order. Instead, per document:
    font's full name, so two subsets of one family are kept apart) and *glyph id* (a broken
    map can give two glyphs the same character: the glyph tells them apart);
 2. a few lines whose codes are not yet known are rendered and read by the OCR recogniser
-   alone (no text detection: the line boxes come from the text layer);
+   alone (no text detection: the line boxes come from the text layer); a long level line is
+   read in pieces of whole words (:data:`_SEGMENT_CHARS`), so the recogniser reads the words
+   that hold unknown codes, not the full width of the line around them;
 3. each line's codes are aligned with the recognised characters (whole line, or word by
    word when the lengths disagree) and every alignment is a vote for code -> character;
 4. a font whose codes mostly read as themselves is *sound* (its characters are kept); the
@@ -44,6 +46,10 @@ _SOUND = 0.8  # share of a font's aligned characters that read as themselves
 _MIN_EVIDENCE = 8  # aligned characters before a font is judged
 _MAX_TRIES = 4  # a glyph in this many recognised lines without being learned is given up on
 _CONSISTENT = 0.75  # an alignment must read this share of confidently known glyphs as learned
+#: a level line of more characters (spaces aside) is learned from in pieces of whole words of
+#: about this many: the recogniser's CPU grows with the rendered width, and most of a long
+#: line's glyphs are already known after its first page (measured in BENCHMARKS.md, session 17)
+_SEGMENT_CHARS = 24
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -51,13 +57,15 @@ class _Line:
     bbox: Box
     symbols: tuple[Symbol, ...]
     turns: int | None  # quarter turns (np.rot90) that make the line read left to right; None: slanted
+    #: the pieces of whole words it is learned from (:func:`_segments`); empty: the line itself
+    pieces: tuple[_Line, ...] = ()
 
 
 @dataclass
 class GlyphRepair:
     """Per-document state: votes per symbol and per-font evidence, kept across pages."""
 
-    lines_per_page: int = 16
+    lines_per_page: int = 32
     votes: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)  # (font, glyph) -> characters read
     _same: Counter[str] = field(default_factory=Counter)  # font -> aligned chars read as themselves
     _seen: Counter[str] = field(default_factory=Counter)  # font -> aligned chars
@@ -72,7 +80,7 @@ class GlyphRepair:
 
         :attr:`decoded` tells afterwards how many characters of broken fonts were decoded."""
         blocks = _raw_blocks(page)
-        self._learn(page, [ln for block in blocks for ln in block])
+        self._learn(page, [piece for block in blocks for ln in block for piece in (ln.pieces or (ln,))])
         self.decoded = sum(
             1 for block in blocks for ln in block for sym in ln.symbols if sym[2] not in _SPACES and self.sound(sym[0]) is False
         )
@@ -143,9 +151,11 @@ class GlyphRepair:
         return line.symbols, line.turns, round(size, 1)
 
     def _pick(self, lines: list[_Line], limit: int) -> list[_Line]:
-        """Lines that cover the most still-unknown glyphs, each glyph counted once."""
+        """Lines that cover the most still-unknown glyphs, each glyph counted once; a run already
+        read in this document is not read again (its votes are in: reading it would only spend
+        a try of each of its glyphs)."""
         todo = {ln: {s[:2] for s in ln.symbols if not self._known(s) and self._tries[s[:2]] < _MAX_TRIES}
-                for ln in lines if ln.turns is not None}
+                for ln in lines if ln.turns is not None and self._run(ln) not in self._read}
         picked: list[_Line] = []
         covered: set[tuple[str, str]] = set()
         while len(picked) < limit:
@@ -238,6 +248,39 @@ def _render_line(page: Any, bbox: Box, turns: int = 0) -> Any:
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
+def _segments(chars: list[tuple[Symbol, Any]], bbox: Box, limit: int = _SEGMENT_CHARS) -> tuple[_Line, ...]:
+    """A level line of more than ``limit`` characters (spaces aside) cut at its spaces into
+    pieces of whole words of at most ``limit`` (a longer word is a piece of its own), each
+    boxed from its characters' left and right and the line's top and bottom; () for a
+    shorter line or one with no space to cut at (a font that draws its spaces as glyphs)."""
+    if sum(1 for sym, _ in chars if sym[2] not in _SPACES) <= limit:
+        return ()
+    words: list[tuple[int, int]] = []  # [first, last] indices of each word's characters
+    for i, (sym, _) in enumerate(chars):
+        if sym[2] in _SPACES:
+            continue
+        if words and words[-1][1] == i - 1:
+            words[-1] = (words[-1][0], i)
+        else:
+            words.append((i, i))
+    if len(words) < 2:
+        return ()
+    groups: list[list[tuple[int, int]]] = [[]]
+    for word in words:
+        size = sum(last - first + 1 for first, last in groups[-1])
+        if groups[-1] and size + word[1] - word[0] + 1 > limit:
+            groups.append([])
+        groups[-1].append(word)
+    pieces = []
+    for group in groups:
+        first, last = group[0][0], group[-1][1]
+        span = chars[first : last + 1]  # the words and the spaces between them, as the line has them
+        boxes = [box for sym, box in span if sym[2] not in _SPACES]
+        piece = (min(float(b[0]) for b in boxes), bbox[1], max(float(b[2]) for b in boxes), bbox[3])
+        pieces.append(_Line(piece, tuple(sym for sym, _ in span), 0))
+    return tuple(pieces)
+
+
 def _turns(direction: tuple[float, float]) -> int | None:
     """Quarter turns for a line's writing direction: (1, 0) none, (0, -1) up, (0, 1) down."""
     dx, dy = direction
@@ -275,10 +318,12 @@ def _raw_blocks(page: Any) -> list[list[_Line]]:
             continue
         lines = []
         for line in b.get("lines", ()):
-            symbols = tuple(symbol(span["font"], ch) for span in line.get("spans", ()) for ch in span.get("chars", ()))
+            chars = [(symbol(span["font"], ch), ch["bbox"]) for span in line.get("spans", ()) for ch in span.get("chars", ())]
+            symbols = tuple(sym for sym, _ in chars)
             if any(c not in _SPACES for _, _, c in symbols):
-                bbox = tuple(float(v) for v in line["bbox"])
-                lines.append(_Line(bbox, symbols, _turns(tuple(line.get("dir", (1.0, 0.0))))))  # type: ignore[arg-type]
+                bbox: Box = tuple(float(v) for v in line["bbox"])  # type: ignore[assignment]
+                turns = _turns(tuple(line.get("dir", (1.0, 0.0))))  # type: ignore[arg-type]
+                lines.append(_Line(bbox, symbols, turns, _segments(chars, bbox) if turns == 0 else ()))
         if lines:
             blocks.append(lines)
     return blocks
