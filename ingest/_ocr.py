@@ -158,6 +158,11 @@ def _resession(holder: Any) -> None:
 
 
 _MAX_UPSCALED_SIDE = 1280  # upscaling for the detector stops when the longer side reaches this (px)
+#: a larger image (a page rendered at ``ocr_dpi``: an A4 page at 144 dpi is 1,684 px high) is
+#: shrunk towards this longer side for the detector, by at most :data:`_MAX_SHRINK` (a page
+#: then reads as at >= 108 dpi; the recogniser still reads each line from the full image)
+_MAX_DETECTED_SIDE = 1280
+_MAX_SHRINK = 0.75
 
 
 class _DetInput:
@@ -198,12 +203,17 @@ class _DetInput:
 def detector_size(height: int, width: int, limit_side_len: int = 736) -> tuple[int, int]:
     """The (height, width) the detector sees an image of ``height`` x ``width`` pixels at:
     rapidocr's upscaling of the shorter side to ``limit_side_len``, stopped where the longer
-    side reaches :data:`_MAX_UPSCALED_SIDE` (an image already larger is not scaled), each side
-    rounded to a multiple of 32 (at least 32)."""
+    side reaches :data:`_MAX_UPSCALED_SIDE`; an image whose longer side is over
+    :data:`_MAX_DETECTED_SIDE` is shrunk towards it by at most :data:`_MAX_SHRINK` (the
+    detector's CPU grows with its pixels: 25 % less OCR CPU on the evaluation sets' page scans,
+    the same lines found; BENCHMARKS.md, session 17); each side rounded to a multiple of 32
+    (at least 32)."""
     short, long = min(height, width), max(height, width)
     ratio = limit_side_len / short if 0 < short < limit_side_len else 1.0
     if ratio > 1.0 and long * ratio > _MAX_UPSCALED_SIDE:
         ratio = max(1.0, _MAX_UPSCALED_SIDE / long)
+    elif ratio == 1.0 and long > _MAX_DETECTED_SIDE:
+        ratio = max(_MAX_SHRINK, _MAX_DETECTED_SIDE / long)
     return (max(32, round(int(height * ratio) / 32) * 32), max(32, round(int(width * ratio) / 32) * 32))
 
 

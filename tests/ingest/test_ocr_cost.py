@@ -169,12 +169,36 @@ def test_a_figure_whose_words_are_in_the_text_layer_is_not_sent_to_the_recognise
     assert stages == {"det": 0, "cls": 0, "rec": 0}
 
 
-@pytest.mark.parametrize("height, width", [(364, 589), (180, 300), (900, 1400), (40, 30), (736, 2000)])
+@pytest.mark.parametrize("height, width", [(364, 589), (180, 300), (900, 1200), (40, 30), (736, 1280)])
 def test_an_image_of_ordinary_shape_is_detected_at_rapidocrs_own_size(height, width):
     from rapidocr.ch_ppocr_det.utils import DetPreProcess
 
     theirs = DetPreProcess(736, "min").resize(np.zeros((height, width, 3), np.uint8)).shape[:2]
     assert ocr.detector_size(height, width) == theirs
+
+
+@pytest.mark.parametrize("height, width", [(1684, 1191), (1469, 980), (3508, 2480)])
+def test_a_page_rendered_for_ocr_is_shrunk_for_the_detector_by_at_most_a_quarter(height, width):
+    # rapidocr detects an image whose shorter side is over 736 px at its own size: an A4 page
+    # at 144 dpi (1,684 x 1,191 px) went to the detector whole
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    theirs = DetPreProcess(736, "min").resize(np.zeros((height, width, 3), np.uint8)).shape[:2]
+    ours = ocr.detector_size(height, width)
+    assert ours[0] * ours[1] < theirs[0] * theirs[1]
+    assert max(ours) >= min(ocr._MAX_DETECTED_SIDE, 0.75 * max(height, width) - 32)
+
+
+def test_a_page_shrunk_for_the_detector_reads_the_same_words(tmp_path):
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)  # A4
+    page.insert_textbox(pymupdf.Rect(60, 60, 535, 780), g.LOREM * 3, fontsize=10)
+    pix = page.get_pixmap(dpi=144)
+    image = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width, pix.n)[..., :3].copy()
+    assert max(image.shape[:2]) > ocr._MAX_DETECTED_SIDE
+    read = " ".join(line.text for line in ocr.ocr_array(image))
+    words = set(g.LOREM.split())
+    assert sum(w in read for w in words) / len(words) >= 0.95
 
 
 def test_a_thin_logo_is_not_upscaled_past_the_longest_side_the_detector_needs():
