@@ -23,7 +23,7 @@ from ingest._quality import assess_text
 from ingest._repair import GlyphRepair
 from ingest._sections import SectionTracker, section_at
 from ingest._tables import may_have_tables, split_merged_rows
-from ingest._render import fit_dpi, max_side_for, pixmap_to_pil, save_pil, suffix_for
+from ingest._render import fit_dpi, max_side_for, pixmap_to_pil, render, save_pil, suffix_for
 from ingest._textlayer import _ocr_available, group_ocr_lines, ocr_region, read_plain_text, read_text_layer
 
 __all__ = ["extract_pdf_page", "group_ocr_lines", "ocr_region", "may_have_tables", "split_merged_rows", "caption_from_ocr_block",
@@ -275,7 +275,7 @@ def extract_pdf_page(
         if out_dir is not None:
             tag = "fig" if kind == "figure" else "tab"
             image_path = out_dir / f"p{n:04d}-{tag}{counters[kind]:02d}{suffix_for(config)}"
-            pix = page.get_pixmap(dpi=dpi, clip=box, alpha=False)
+            pix = render(page, dpi, box)
             save_pil(pixmap_to_pil(pix), image_path, config)
             del pix
         cap = captions.get(i)
@@ -306,7 +306,7 @@ def _page_image(page: Any, n: int, dpi: int, config: IngestConfig, out_dir: Path
     if out_dir is None:
         return None
     image_path = out_dir / f"page-{n:04d}{suffix_for(config)}"
-    pix = page.get_pixmap(dpi=dpi, alpha=False)
+    pix = render(page, dpi)
     save_pil(pixmap_to_pil(pix), image_path, config)
     del pix
     return image_path

@@ -8,12 +8,33 @@ from typing import Any
 
 from rag.config import IngestConfig
 
-__all__ = ["suffix_for", "save_pil", "pixmap_to_pil", "pixmap_to_array", "fit_dpi", "max_side_for"]
+__all__ = ["suffix_for", "save_pil", "pixmap_to_pil", "pixmap_to_array", "fit_dpi", "max_side_for", "render"]
 
 logger = logging.getLogger("ingest")
 _SUFFIX = {"webp": ".webp", "png": ".png", "jpeg": ".jpg"}
 #: the longest side each format can encode (WebP: 14-bit sizes; JPEG: 16-bit); PNG has no such limit
 _MAX_SIDE = {"webp": 16_383, "jpeg": 65_535, "png": None}
+
+
+def render(page: Any, dpi: int, clip: Any = None, gray: bool = False) -> Any:
+    """``page.get_pixmap(dpi=dpi, clip=clip, alpha=False)`` in RGB (or gray), from one display
+    list per page: PyMuPDF's ``get_pixmap`` interprets the page's content into a new display
+    list at every call, and a page is rendered several times (its image, each figure crop,
+    each line glyph repair reads). The list is kept on the page object while it lives."""
+    import pymupdf
+
+    dl = getattr(page, "_mmrag_display_list", None)
+    if dl is None:
+        dl = page.get_displaylist(annots=True)
+        try:
+            page._mmrag_display_list = dl
+        except AttributeError:  # a page object that takes no attributes: a list per call
+            pass
+    zoom = dpi / 72
+    pix = dl.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY if gray else pymupdf.csRGB,
+                        alpha=False, clip=clip)
+    pix.set_dpi(dpi, dpi)
+    return pix
 
 
 def max_side_for(config: IngestConfig) -> int | None:

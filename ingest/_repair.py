@@ -44,12 +44,13 @@ _LINE_PX = 48  # the recogniser's input height
 _MIN_SCORE = 0.8  # recognised lines below this confidence teach nothing
 _SOUND = 0.8  # share of a font's aligned characters that read as themselves
 _MIN_EVIDENCE = 8  # aligned characters before a font is judged
-_MAX_TRIES = 4  # a glyph in this many recognised lines without being learned is given up on
+_MAX_TRIES = 4  # a glyph read in this many rounds of recognition without being learned is given up on
 _CONSISTENT = 0.75  # an alignment must read this share of confidently known glyphs as learned
 #: a level line of more characters (spaces aside) is learned from in pieces of whole words of
 #: about this many: the recogniser's CPU grows with the rendered width, and most of a long
 #: line's glyphs are already known after its first page (measured in BENCHMARKS.md, session 17)
 _SEGMENT_CHARS = 24
+_PER_ROUND = 8  # lines read together; what they teach steers the next round's choice
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -71,7 +72,7 @@ class GlyphRepair:
     _seen: Counter[str] = field(default_factory=Counter)  # font -> aligned chars
     recognised_lines: int = 0
     decoded: int = 0  # characters of broken fonts decoded on the last page
-    _tries: Counter[tuple[str, str]] = field(default_factory=Counter)  # glyph -> lines recognised with it
+    _tries: Counter[tuple[str, str]] = field(default_factory=Counter)  # glyph -> rounds it was read in
     # what the recogniser read for a run of glyphs (a running header, a repeated label): once per document
     _read: dict[tuple[tuple[Symbol, ...], int | None, float], tuple[str, float]] = field(default_factory=dict)
 
@@ -124,23 +125,27 @@ class GlyphRepair:
 
     # -- learning -------------------------------------------------------------------------
     def _learn(self, page: Any, lines: list[_Line]) -> None:
-        """Up to two rounds of recognition, each picking lines greedily by the unknown glyphs
-        they would add (so a chart's labels get their turn after the body font is learned)."""
+        """Rounds of recognition of :data:`_PER_ROUND` lines, up to ``lines_per_page`` lines,
+        each round picking lines greedily by the unknown glyphs they would add (so a chart's
+        labels get their turn once the body font is learned)."""
         from ingest._ocr import recognize_lines
 
-        per_round = max(1, self.lines_per_page // 2)
-        for _ in range(2):
-            wanted = self._pick(lines, per_round)
+        budget = self.lines_per_page
+        while budget > 0:
+            wanted = self._pick(lines, min(_PER_ROUND, budget))
+            budget -= len(wanted)
             if not wanted:
                 return
             fresh = list({self._run(ln): ln for ln in wanted if self._run(ln) not in self._read}.values())
             results = recognize_lines([_render_line(page, ln.bbox, ln.turns or 0) for ln in fresh])
             self._read.update(zip((self._run(ln) for ln in fresh), results))
             self.recognised_lines += len(fresh)
+            # a try is a round a glyph was read in: with many lines a round, a glyph in several
+            # lines that do not align (a ligature, a misread) would otherwise be given up on
+            # before the line that teaches it is counted
+            self._tries.update({sym[:2] for line in wanted for sym in line.symbols})
             for line in wanted:
                 text, score = self._read[self._run(line)]
-                for sym in line.symbols:
-                    self._tries[sym[:2]] += 1
                 if score >= _MIN_SCORE and text.strip():
                     self._vote(line.symbols, text)
 
@@ -236,15 +241,14 @@ def _render_line(page: Any, bbox: Box, turns: int = 0) -> Any:
     import numpy as np
     import pymupdf
 
-    from ingest._render import pixmap_to_array
+    from ingest._render import pixmap_to_array, render
 
     x0, y0, x1, y1 = bbox
     size = (y1 - y0) if turns % 2 == 0 else (x1 - x0)
     pad = 0.15 * size
     rect = pymupdf.Rect(x0 - pad, y0 - pad, x1 + pad, y1 + pad) & page.rect
     dpi = int(max(72, min(600, _LINE_PX * 72 / max(size + 2 * pad, 1.0))))
-    pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
-    array = pixmap_to_array(pix)
+    array = pixmap_to_array(render(page, dpi, rect))
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 

@@ -16,7 +16,7 @@ from rag.lazy import require
 
 from ingest._layout import RawBlock, block_from_lines, join_lines, keep_lines
 from ingest._quality import TextQuality, assess_text
-from ingest._render import fit_dpi, pixmap_to_array
+from ingest._render import fit_dpi, pixmap_to_array, render
 from ingest._repair import GlyphRepair
 
 __all__ = ["TextLayer", "read_text_layer", "read_plain_text", "group_ocr_lines", "ocr_region"]
@@ -221,7 +221,7 @@ def _ocr_clip(page: Any, clip: Box | None, config: IngestConfig) -> tuple[list[t
     native = native_dpi(page, rect)
     if native is not None and native < dpi:
         dpi = max(native, min(dpi, _MIN_OCR_DPI))
-    pix = page.get_pixmap(dpi=dpi, clip=rect, alpha=False, colorspace=pymupdf.csRGB)
+    pix = render(page, dpi, rect)
     array = pixmap_to_array(pix)
     del pix
     scale = 72.0 / dpi
