@@ -63,6 +63,22 @@ def _rendered_px(box) -> float:
     return (x1 - x0 + 0.3 * (y1 - y0)) * 48 / (1.3 * (y1 - y0))
 
 
+@pytest.fixture
+def recognised_widths(monkeypatch) -> list[int]:
+    """The width in pixels of each image the recogniser is given, as the test goes."""
+    import ingest._ocr as ocr
+
+    widths: list[int] = []
+    real = ocr.recognize_lines
+
+    def measured(images):
+        widths.extend(image.shape[1] for image in images)
+        return real(images)
+
+    monkeypatch.setattr(ocr, "recognize_lines", measured)
+    return widths
+
+
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory) -> Path:
     return garbled_pdf(tmp_path_factory.mktemp("repair") / "broken_map.pdf")
@@ -75,17 +91,8 @@ def test_the_generated_text_layer_is_garbled(broken):
     assert assess_text(raw).verdict == "garbled"
 
 
-def test_garbled_pages_are_decoded_from_a_few_ocr_lines(broken, monkeypatch):
-    import ingest._ocr as ocr
-
-    widths: list[int] = []
-    real = ocr.recognize_lines
-
-    def measured(images):
-        widths.extend(image.shape[1] for image in images)
-        return real(images)
-
-    monkeypatch.setattr(ocr, "recognize_lines", measured)
+def test_garbled_pages_are_decoded_from_a_few_ocr_lines(broken, recognised_widths):
+    widths = recognised_widths
     with open_document(broken, IngestConfig(ocr_figures=False)) as reader:
         pages, learned = [], []
         for page in reader.pages(progress=False):
@@ -160,20 +167,12 @@ def test_a_garbled_line_repeated_on_every_page_is_recognised_once(tmp_path, monk
     assert read == [2] and repair.recognised_lines == 2
 
 
-def test_long_lines_are_read_in_pieces_of_whole_words_and_the_page_still_decodes(broken, monkeypatch):
+def test_long_lines_are_read_in_pieces_of_whole_words_and_the_page_still_decodes(broken, recognised_widths):
     """The recogniser's CPU grows with the width it reads: a long garbled line is learned from
     pieces of a few whole words (each narrower than the line), and the page reads as before."""
-    import ingest._ocr as ocr
     from ingest._repair import _SEGMENT_CHARS, GlyphRepair
 
-    widths: list[int] = []
-    real = ocr.recognize_lines
-
-    def measured(images):
-        widths.extend(image.shape[1] for image in images)
-        return real(images)
-
-    monkeypatch.setattr(ocr, "recognize_lines", measured)
+    widths = recognised_widths
     repair = GlyphRepair()
     with pymupdf.open(broken) as doc:
         blocks = repair.repair(doc[0])
