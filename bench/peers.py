@@ -2,6 +2,13 @@
 
     .venv/bin/python bench/peers.py [--set public|paraphrased|heldout|blind] [--systems mmrag,bm25,llamaindex]
     .venv/bin/python bench/peers.py --questions Q.jsonl --docs DIR      # any other set
+    .venv/bin/python bench/peers.py --systems mmrag,llamaindex --profile fast --repeat 3
+
+``--repeat N``: N rounds, each running every system once in turn; the table gives each measure's
+median, each ratio row the median of the rounds' own ratios (two systems that ran back to back),
+and the pages/s ratio of every round is printed (and kept in ``--json`` as the mmrag row's
+``ratio_per_round``). llama-index's own speed moved between 10 and 14 pages/s from run to run on
+the development machine (session 17), so one round's ratio is a sample, not the measure.
 
 Question sets (``--set``, default ``public``): ``public`` (the 30 questions of ../shared/eval),
 ``paraphrased`` (the same needs in other words, same documents), ``heldout`` (21 questions on six
@@ -36,6 +43,7 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,6 +211,10 @@ def main() -> None:
     ap.add_argument("--ocr", choices=["auto", "never"], default="auto", help="mmrag's OCR setting (default auto)")
     ap.add_argument("--profile", choices=["default", "fast"], default="default",
                     help="mmrag's ingest profile (ingest.profile; default 'default')")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds, each running every system once in turn; the table gives each measure's median and "
+                         "each ratio's median over the rounds' own ratios (the machine is shared: a peer's speed moves "
+                         "between runs)")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.questions is None:
@@ -213,51 +225,72 @@ def main() -> None:
         child(args.child[0], args.docs, args.questions, Path(args.child[1]))
         return
 
-    from rag.eval import evaluate, load_questions, summarize
+    from rag.eval import load_questions
 
     questions = load_questions(args.questions)
-    rows = {}
-    for system in args.systems.split(","):
-        with tempfile.NamedTemporaryFile(suffix=".json") as fh:
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr,
-                   "MMRAG_PEERS_PROFILE": args.profile}
-            cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
-            proc = subprocess.Popen(cmd, env=env)
-            with TreePss(proc.pid) as pss:
-                if proc.wait() != 0:
-                    raise subprocess.CalledProcessError(proc.returncode, cmd)
-            raw = json.loads(Path(fh.name).read_text())
-        answers = iter(zip(raw["ranked"], raw["latency_s"]))
-
-        def search(_q: str, answers=answers) -> tuple[list, None]:
-            ranked, _ = next(answers)
-            return [tuple(r) for r in ranked], None
-
-        results = evaluate(questions, search)
-        summary = summarize(results)
-        lat = sorted(raw["latency_s"])
-        rows[system] = {
-            **summary["overall"],
-            "ingest_pages_s": round(raw["pages"] / raw["ingest_s"], 2),
-            "ingest_cpu_ms_page": round(raw["ingest_cpu_s"] / raw["pages"] * 1000, 1),
-            "query_p50_ms": round(lat[len(lat) // 2] * 1000, 2),
-            "peak_pss_mb": round(pss.peak_mb, 1),
-            "peak_rss_mb": round(raw["peak_rss_mb"], 1),
-        }
-    cols = ["recall@1", "recall@5", "mrr@10", "ndcg@5", "ingest_pages_s", "ingest_cpu_ms_page", "query_p50_ms",
-            "peak_pss_mb", "peak_rss_mb"]
-    print(f"{'system':12s}" + "".join(f"{c:>19s}" for c in cols))
+    systems = args.systems.split(",")
+    rounds = [{system: run_system(system, args, questions) for system in systems} for _ in range(args.repeat)]
+    rows = {system: _median_row([r[system] for r in rounds]) for system in systems}
+    print(f"{'system':12s}" + "".join(f"{c:>19s}" for c in COLS))
     for system, row in rows.items():
-        print(f"{system:12s}" + "".join(f"{row[c]:>19}" for c in cols))
+        print(f"{system:12s}" + "".join(f"{row[c]:>19}" for c in COLS))
     if "mmrag" in rows:
-        for system, row in rows.items():
+        for system in systems:
             if system == "mmrag":
                 continue
-            ratios = [f"{(rows['mmrag'][c] / row[c]) if row[c] else float('inf'):.2f}x" for c in cols]
+            # each round's ratio, then their median: both systems ran back to back in the round
+            per_round = [{c: _ratio(r["mmrag"][c], r[system][c]) for c in COLS} for r in rounds]
+            ratios = [f"{statistics.median(pr[c] for pr in per_round):.2f}x" for c in COLS]
             print(f"{'mmrag/' + system:12s}" + "".join(f"{r:>19s}" for r in ratios))
+            if args.repeat > 1:
+                print("  ingest_pages_s ratio per round: " + ", ".join(f"{pr['ingest_pages_s']:.2f}x" for pr in per_round))
+                rows["mmrag"].setdefault("ratio_per_round", {})[system] = [pr["ingest_pages_s"] for pr in per_round]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
+
+COLS = ["recall@1", "recall@5", "mrr@10", "ndcg@5", "ingest_pages_s", "ingest_cpu_ms_page", "query_p50_ms",
+        "peak_pss_mb", "peak_rss_mb"]
+
+
+def run_system(system: str, args: argparse.Namespace, questions: list) -> dict:
+    """One system in its own subprocess: ingest, answer every question, scored here."""
+    from rag.eval import evaluate, summarize
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as fh:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "MMRAG_PEERS_OCR": args.ocr,
+               "MMRAG_PEERS_PROFILE": args.profile}
+        cmd = [sys.executable, __file__, "--docs", str(args.docs), "--questions", str(args.questions), "--child", system, fh.name]
+        proc = subprocess.Popen(cmd, env=env)
+        with TreePss(proc.pid) as pss:
+            if proc.wait() != 0:
+                raise subprocess.CalledProcessError(proc.returncode, cmd)
+        raw = json.loads(Path(fh.name).read_text())
+    answers = iter(zip(raw["ranked"], raw["latency_s"]))
+
+    def search(_q: str) -> tuple[list, None]:
+        ranked, _ = next(answers)
+        return [tuple(r) for r in ranked], None
+
+    summary = summarize(evaluate(questions, search))
+    lat = sorted(raw["latency_s"])
+    return {
+        **summary["overall"],
+        "ingest_pages_s": round(raw["pages"] / raw["ingest_s"], 2),
+        "ingest_cpu_ms_page": round(raw["ingest_cpu_s"] / raw["pages"] * 1000, 1),
+        "query_p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+        "peak_pss_mb": round(pss.peak_mb, 1),
+        "peak_rss_mb": round(raw["peak_rss_mb"], 1),
+    }
+
+
+def _median_row(runs: list[dict]) -> dict:
+    """Each measure's median over the rounds (a single round: that round's row)."""
+    return {key: runs[0][key] if len(runs) == 1 else round(statistics.median(r[key] for r in runs), 4) for key in runs[0]}
+
+
+def _ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs else float("inf")
 
 if __name__ == "__main__":
     main()

@@ -52,9 +52,13 @@ def test_peers_scores_mmrag_and_bm25_side_by_side(sample_docs: Path, tmp_path: P
     ))
     table = tmp_path / "peers.json"
     out = run("peers.py", "--docs", str(sample_docs), "--questions", str(questions), "--systems", "mmrag,bm25",
-              "--json", str(table))
+              "--repeat", "2", "--json", str(table))
     result = json.loads(table.read_text())
     assert set(result) == {"mmrag", "bm25"}
+    # two rounds, each with its own pages/s ratio; the table's ratio is their median
+    per_round = result["mmrag"]["ratio_per_round"]["bm25"]
+    assert len(per_round) == 2 and all(r > 0 for r in per_round)
+    assert "ingest_pages_s ratio per round: " in out
     mmrag, bm25 = result["mmrag"], result["bm25"]
     assert mmrag["recall@5"] == 1.0  # four pages, three plain questions: every gold page in the top 5
     for row in (mmrag, bm25):
