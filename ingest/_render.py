@@ -16,8 +16,8 @@ _SUFFIX = {"webp": ".webp", "png": ".png", "jpeg": ".jpg"}
 _MAX_SIDE = {"webp": 16_383, "jpeg": 65_535, "png": None}
 
 
-def render(page: Any, dpi: int, clip: Any = None, gray: bool = False) -> Any:
-    """``page.get_pixmap(dpi=dpi, clip=clip, alpha=False)`` in RGB (or gray), from one display
+def render(page: Any, dpi: int, clip: Any = None) -> Any:
+    """``page.get_pixmap(dpi=dpi, clip=clip, alpha=False)`` in RGB, from one display
     list per page: PyMuPDF's ``get_pixmap`` interprets the page's content into a new display
     list at every call, and a page is rendered several times (its image, each figure crop,
     each line glyph repair reads). The list is kept on the page object while it lives."""
@@ -31,8 +31,7 @@ def render(page: Any, dpi: int, clip: Any = None, gray: bool = False) -> Any:
         except AttributeError:  # a page object that takes no attributes: a list per call
             pass
     zoom = dpi / 72
-    pix = dl.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY if gray else pymupdf.csRGB,
-                        alpha=False, clip=clip)
+    pix = dl.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB, alpha=False, clip=clip)
     pix.set_dpi(dpi, dpi)
     return pix
 

@@ -270,11 +270,13 @@ def _segments(chars: list[tuple[Symbol, Any]], bbox: Box, limit: int = _SEGMENT_
     if len(words) < 2:
         return ()
     groups: list[list[tuple[int, int]]] = [[]]
-    for word in words:
-        size = sum(last - first + 1 for first, last in groups[-1])
-        if groups[-1] and size + word[1] - word[0] + 1 > limit:
+    size = 0  # letters in the last group
+    for first, last in words:
+        if groups[-1] and size + last - first + 1 > limit:
             groups.append([])
-        groups[-1].append(word)
+            size = 0
+        groups[-1].append((first, last))
+        size += last - first + 1
     pieces = []
     for group in groups:
         first, last = group[0][0], group[-1][1]
