@@ -15,7 +15,7 @@ Identical images are OCR'd once per process (:func:`ocr_array` remembers the las
 by a digest of their pixels): a logo on every page, a blank scanned page, a repeated frame.
 
 Less work per image than rapidocr's own pipeline, for the same or better words
-(:func:`_upright_read`, :class:`_DetInput`): the angle classifier only on lines that may be
+(:func:`_upright_read`, :class:`ingest._det_input._DetInput`): the angle classifier only on lines that may be
 upside down, and no upscaling for the detector past a 1,280-px longer side.
 
 Tried and rejected: detection at the rendered size instead of rapidocr's upscaling of small
@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest._det_input import _MAX_DETECTED_SIDE, _MAX_UPSCALED_SIDE, cap_upscale, detector_size  # noqa: F401  (sizes: tests)
 from rag.lazy import require
 from rag.lru import LRU
 
@@ -109,7 +110,7 @@ _MODELS = ("_load_det_model", "_load_cls_model", "_load_rec_model")
 def _as_loaded(engine: Any) -> None:
     """Each of ``engine``'s models, as rapidocr loads it on first use, gets an onnxruntime
     session whose idle threads sleep instead of spinning, and the detector gets
-    :class:`_DetInput` (no upscaling past a 1,280-px longer side).
+    :class:`ingest._det_input._DetInput` (no upscaling past a 1,280-px longer side).
 
     rapidocr does not expose onnxruntime's ``session.intra_op.allow_spinning``; its default
     keeps the second thread busy-waiting between operators. On freeculture.pdf's 20 raster
@@ -132,7 +133,7 @@ def _as_loaded(engine: Any) -> None:
                 with lock:
                     if id(model) not in done:
                         _resession(holder)
-                        _cap_upscale(model)
+                        cap_upscale(model)
                         done.add(id(model))
             return model
 
@@ -155,82 +156,6 @@ def _resession(holder: Any) -> None:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     holder.session = ort.InferenceSession(path, sess_options=options, providers=session.get_providers())
-
-
-_MAX_UPSCALED_SIDE = 1280  # upscaling for the detector stops when the longer side reaches this (px)
-#: a larger image (a page rendered at ``ocr_dpi``: an A4 page at 144 dpi is 1,684 px high) is
-#: shrunk towards this longer side for the detector, by at most :data:`_MAX_SHRINK` (a page
-#: then reads as at >= 108 dpi; the recogniser still reads each line from the full image)
-_MAX_DETECTED_SIDE = 1280
-_MAX_SHRINK = 0.75
-
-
-class _DetInput:
-    """The detector's input: rapidocr's resize (:func:`detector_size`) and normalisation, in
-    float32 (rapidocr normalises in float64 and casts after: 4 % of detection's CPU).
-
-    rapidocr upscales every image whose shorter side is under 736 px to 736: freeculture.pdf's
-    66-px-high logo went to the detector at 2,112 x 736 px (11x its pixels per side, ~1 s of
-    CPU for two words) and its wide charts at 1,845 x 736. Upscaling now stops where the
-    longer side reaches 1,280 px: on freeculture's 18 OCR'd figures the same lines are found
-    (the 4 figures it touches: 9.4 -> 8.1 s of detection CPU in one run; the logo 0.98 ->
-    0.35 s) and the words differ in one ("Diotionary" -> "Dictionary"). Tried and rejected: at
-    most 2x per side (a noise photograph rendered at its own 72 dpi then showed the detector
-    a text box that is not there) and a 1,024-px longer side (figures 589 px wide lost or
-    gained lines)."""
-
-    __slots__ = ("limit", "mean", "scale")
-
-    def __init__(self, limit_side_len: int, mean: Sequence[float], std: Sequence[float]) -> None:
-        import numpy as np
-
-        self.limit = int(limit_side_len)
-        self.scale = (1.0 / (255.0 * np.asarray(std, dtype=np.float32))).astype(np.float32)
-        self.mean = (np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)).astype(np.float32)
-
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        import cv2
-        import numpy as np
-
-        h, w = img.shape[:2]
-        height, width = detector_size(h, w, self.limit)
-        if (height, width) != (h, w):
-            img = cv2.resize(img, (width, height))
-        out = img.astype(np.float32) * self.scale - self.mean
-        return np.ascontiguousarray(out.transpose((2, 0, 1))[np.newaxis])
-
-
-def detector_size(height: int, width: int, limit_side_len: int = 736) -> tuple[int, int]:
-    """The (height, width) the detector sees an image of ``height`` x ``width`` pixels at:
-    rapidocr's upscaling of the shorter side to ``limit_side_len``, stopped where the longer
-    side reaches :data:`_MAX_UPSCALED_SIDE`; an image whose longer side is over
-    :data:`_MAX_DETECTED_SIDE` is shrunk towards it by at most :data:`_MAX_SHRINK` (the
-    detector's CPU grows with its pixels: 25 % less OCR CPU on the evaluation sets' page scans,
-    the same lines found; BENCHMARKS.md, session 17); each side rounded to a multiple of 32
-    (at least 32)."""
-    short, long = min(height, width), max(height, width)
-    ratio = limit_side_len / short if 0 < short < limit_side_len else 1.0
-    if ratio > 1.0 and long * ratio > _MAX_UPSCALED_SIDE:
-        ratio = max(1.0, _MAX_UPSCALED_SIDE / long)
-    elif ratio == 1.0 and long > _MAX_DETECTED_SIDE:
-        ratio = max(_MAX_SHRINK, _MAX_DETECTED_SIDE / long)
-    return (max(32, round(int(height * ratio) / 32) * 32), max(32, round(int(width * ratio) / 32) * 32))
-
-
-def _cap_upscale(model: Any) -> None:
-    """Give rapidocr's text detector :class:`_DetInput` (any other model: unchanged). A
-    detector without rapidocr's ``get_preprocess``/``limit_side_len``/``mean``/``std`` keeps
-    its own resize (said at debug level)."""
-    if not hasattr(model, "get_preprocess"):
-        return
-    limit_type = getattr(model, "limit_type", None)
-    if getattr(limit_type, "value", limit_type) != "min" or not all(
-        hasattr(model, a) for a in ("limit_side_len", "mean", "std")
-    ):
-        logger.debug("rapidocr's detector is not the one known here: its own input size kept")
-        return
-    det_input = _DetInput(model.limit_side_len, list(model.mean), list(model.std))
-    model.get_preprocess = lambda: det_input
 
 
 _READ_SIZE = 256  # images whose OCR is remembered, by pixel digest (a few kB of lines each)
